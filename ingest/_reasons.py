@@ -1,0 +1,85 @@
+"""Why a file was rejected, in English (CLI, logs) and Chinese (web app).
+
+One table so the CLI and the UI never disagree, and every rejection carries a specific reason.
+"""
+
+from __future__ import annotations
+
+REASONS: dict[str, tuple[str, str]] = {
+    "unsupported": (
+        "unsupported file type {suffix!r} (supported: {supported})",
+        "不支持的文件类型 {suffix!r}(支持:{supported})",
+    ),
+    "empty": ("empty file (0 bytes)", "空文件(0 字节)"),
+    "blank": ("the file contains no text", "文件中没有文字内容"),
+    "too_large": (
+        "file is {size_mb:.1f} MB, over the {limit_mb:.0f} MB limit",
+        "文件大小 {size_mb:.1f} MB,超过 {limit_mb:.0f} MB 的上限",
+    ),
+    "unreadable": ("cannot read the file: {detail}", "无法读取文件:{detail}"),
+    "encrypted": (
+        "PDF is encrypted and needs a password",
+        "PDF 已加密,需要密码才能打开",
+    ),
+    "broken_pdf": ("damaged PDF that cannot be parsed: {detail}", "PDF 已损坏,无法解析:{detail}"),
+    "too_many_pages": (
+        "PDF has {pages} pages, over the {limit} page limit",
+        "PDF 共 {pages} 页,超过 {limit} 页的上限",
+    ),
+    "no_text": (
+        "no extractable text (scanned or broken fonts)",
+        "没有可提取的文字(可能是扫描件或字体损坏)",
+    ),
+    "binary": (
+        "not a text file (binary content)",
+        "不是文本文件(内容为二进制)",
+    ),
+    "encoding": (
+        "cannot detect the text encoding",
+        "无法识别文本编码",
+    ),
+    "bad_docx": ("not a valid DOCX file: {detail}", "不是有效的 DOCX 文件:{detail}"),
+    "bad_jsonl": (
+        "line {line}: {detail}",
+        "第 {line} 行:{detail}",
+    ),
+    "duplicate_id": (
+        "document id {doc_id!r} already belongs to {other}",
+        "文档编号 {doc_id!r} 已被 {other} 使用",
+    ),
+    "duplicate_content": (
+        "same content as {other}, already in the knowledge base",
+        "内容与已入库的 {other} 相同",
+    ),
+    "bad_name": ("unusable file name: {detail}", "文件名不可用:{detail}"),
+    "upload_too_large": (
+        "upload is {size_mb:.1f} MB in all, over the {limit_mb:.0f} MB limit per upload",
+        "本次上传共 {size_mb:.1f} MB,超过每次 {limit_mb:.0f} MB 的上限",
+    ),
+    "model_mismatch": (
+        "knowledge base {kb!r} was built with {indexed}, not {current}; "
+        "rebuild it with `zhiku ingest --reindex --kb {kb}` or set EMBEDDING_MODEL back",
+        "知识库 {kb!r} 使用 {indexed} 构建,当前模型是 {current};"
+        "请运行 `zhiku ingest --reindex --kb {kb}` 重建,或把 EMBEDDING_MODEL 改回原值",
+    ),
+    "internal": ("unexpected error: {detail}", "意外错误:{detail}"),
+}
+
+
+class Rejection(Exception):
+    """A file (or one record of it) that cannot be ingested, with a reason a user can act on."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        if code not in REASONS:
+            raise ValueError(f"unknown rejection code {code!r}")
+        self.code = code
+        self.params = params
+        super().__init__(self.en)
+
+    @property
+    def en(self) -> str:
+        return REASONS[self.code][0].format(**self.params)
+
+    @property
+    def zh(self) -> str:
+        return REASONS[self.code][1].format(**self.params)

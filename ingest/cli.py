@@ -1,0 +1,246 @@
+"""`zhiku ingest` and `zhiku kb …`: the ingestion half of the command line.
+
+The `zhiku` entry point lives in `app.cli`, which adds `ask` and `eval` to this Typer app
+(app may import ingest, never the reverse).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+from ingest._embed import EmbeddingError
+from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
+from ingest._store import KnowledgeBase, StoreError, delete_kb, list_kbs
+from ingest.settings import Settings, get_settings
+
+cli = typer.Typer(
+    name="zhiku",
+    help="知库 zhiku: a local knowledge base that answers from your documents, with citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kb_cli = typer.Typer(help="List, inspect and manage knowledge bases.", no_args_is_help=True)
+cli.add_typer(kb_cli, name="kb")
+
+console = Console()
+err_console = Console(stderr=True)
+
+KbOption = Annotated[
+    str | None, typer.Option("--kb", help="knowledge base name [default: default]")
+]
+
+_STATUS_STYLE = {
+    "added": "green",
+    "updated": "cyan",
+    "skipped": "dim",
+    "failed": "red",
+    "removed": "yellow",
+}
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
+
+
+class _RichProgress(Progress):
+    def __init__(self, progress: RichProgress) -> None:
+        self.progress = progress
+        self.files: TaskID = progress.add_task("files", total=None)
+        self.chunks: TaskID = progress.add_task("chunks", total=0)
+
+    def start(self, files: int) -> None:
+        self.progress.update(self.files, total=files)
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        if outcome.status != "removed":
+            self.progress.advance(self.files)
+
+    def chunks_planned(self, chunks: int) -> None:
+        task = self.progress.tasks[self.chunks]
+        self.progress.update(self.chunks, total=(task.total or 0) + chunks)
+
+    def chunks_embedded(self, chunks: int) -> None:
+        self.progress.advance(self.chunks, chunks)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"[dim]{escape(text)}[/dim]")
+
+
+def report_table(report: IngestReport) -> Table:
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("file", overflow="fold")
+    table.add_column("result")
+    table.add_column("docs", justify="right")
+    table.add_column("chunks", justify="right")
+    table.add_column("reason / note", overflow="fold")
+    for outcome in report.outcomes:
+        style = _STATUS_STYLE[outcome.status]
+        table.add_row(
+            escape(outcome.path),
+            f"[{style}]{outcome.status}[/{style}]",
+            str(outcome.documents) if outcome.documents else "",
+            str(outcome.chunks) if outcome.chunks else "",
+            escape(outcome.reason_en),
+        )
+    return table
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders (searched recursively)")],
+    kb: KbOption = None,
+    prune: Annotated[bool, typer.Option(help="remove documents whose files are gone")] = False,
+    reindex: Annotated[
+        bool, typer.Option(help="re-chunk and re-embed everything with the current settings")
+    ] = False,
+) -> None:
+    """Add files to a knowledge base; unchanged files are skipped, changed ones replaced."""
+    settings = get_settings()
+    columns = (
+        TextColumn("{task.description:>6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with RichProgress(*columns, console=err_console, transient=True) as bar:
+            report = ingest_paths(
+                settings, paths, kb, prune=prune, reindex=reindex, progress=_RichProgress(bar)
+            )
+    except (StoreError, EmbeddingError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(report_table(report))
+    totals = report.totals()
+    console.print(
+        f"added {totals['added']}, updated {totals['updated']}, skipped {totals['skipped']}, "
+        f"failed {totals['failed']}, removed {totals['removed']}; {totals['chunks']} chunks "
+        f"stored in {report.seconds:.1f} s"
+    )
+    name = kb or settings.default_kb
+    if totals["added"] + totals["updated"]:
+        console.print(
+            f'Ask with: [bold]zhiku ask "你的问题" --kb {name}[/bold] or [bold]make run[/bold]'
+        )
+    raise typer.Exit(report.exit_code)
+
+
+def _open(settings: Settings, kb: str | None) -> KnowledgeBase:
+    try:
+        return KnowledgeBase.open(settings, kb)
+    except StoreError as exc:
+        raise fail(str(exc)) from exc
+
+
+@kb_cli.command("list")
+def kb_list() -> None:
+    """Knowledge bases with their document and chunk counts."""
+    settings = get_settings()
+    table = Table(header_style="bold")
+    for column in ("name", "documents", "chunks", "embedding model"):
+        table.add_column(column)
+    for name in list_kbs(settings):
+        with _open(settings, name) as base:
+            counts = base.counts()
+            spec = base.embedding_spec()
+        table.add_row(
+            escape(name),
+            str(counts["documents"]),
+            str(counts["chunks"]),
+            spec.name if spec else "-",
+        )
+    console.print(table if table.row_count else f"no knowledge bases yet under {settings.kbs_dir}")
+
+
+@kb_cli.command("docs")
+def kb_docs(kb: KbOption = None) -> None:
+    """Documents in a knowledge base."""
+    settings = get_settings()
+    with _open(settings, kb) as base:
+        docs = base.documents()
+    table = Table(header_style="bold")
+    for column in ("doc id", "title", "type", "pages", "chunks", "size", "ingested", "source"):
+        table.add_column(column, overflow="fold")
+    for d in docs:
+        table.add_row(
+            d.doc_id,
+            escape(d.title),
+            d.doc_type,
+            str(d.pages),
+            str(d.chunks),
+            f"{d.size / 1024:.1f} KB",
+            d.ingested_at,
+            escape(d.source),
+        )
+    console.print(table)
+    console.print(f"{len(docs)} documents")
+
+
+@kb_cli.command("remove")
+def kb_remove(
+    docs: Annotated[list[str], typer.Argument(help="doc ids, paths or file names")],
+    kb: KbOption = None,
+) -> None:
+    """Remove documents from a knowledge base."""
+    try:
+        removed, unmatched = remove_documents(get_settings(), kb, docs)
+    except StoreError as exc:
+        raise fail(str(exc)) from exc
+    for selector in unmatched:
+        err_console.print(f"[yellow]no document matches[/yellow] {escape(selector)}")
+    console.print(f"removed {len(removed)} documents")
+    raise typer.Exit(2 if unmatched else 0)
+
+
+@kb_cli.command("check")
+def kb_check(
+    kb: KbOption = None,
+    repair: Annotated[
+        bool, typer.Option(help="rebuild what is derived (keyword and vector indexes)")
+    ] = False,
+) -> None:
+    """Verify that documents, chunks, vectors and the keyword index agree; exit 1 if not."""
+    settings = get_settings()
+    with _open(settings, kb) as base:
+        try:
+            problems = base.check()
+            if problems and repair:
+                for line in base.repair():
+                    console.print(f"[cyan]repaired:[/cyan] {escape(line)}")
+                problems = base.check()
+        except StoreError as exc:
+            raise fail(str(exc)) from exc
+        counts = base.counts()
+    for problem in problems:
+        err_console.print(f"[red]problem:[/red] {escape(problem)}")
+    if problems:
+        hint = "" if repair else f" Run `zhiku kb check --repair --kb {base.name}`."
+        raise fail(f"knowledge base {base.name!r} is inconsistent.{hint}")
+    console.print(
+        f"[green]ok[/green]: {base.name!r} is consistent "
+        f"({counts['documents']} documents, {counts['chunks']} chunks)"
+    )
+
+
+@kb_cli.command("delete")
+def kb_delete(
+    name: Annotated[str, typer.Argument(help="the knowledge base to delete")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete a knowledge base and everything in it."""
+    if not yes and not typer.confirm(f"Delete knowledge base {name!r} and all its documents?"):
+        raise typer.Exit(1)
+    try:
+        delete_kb(get_settings(), name)
+    except StoreError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"deleted {name!r}")

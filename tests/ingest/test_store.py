@@ -1,0 +1,279 @@
+"""The store: SQLite rows, FTS5 keyword index and FAISS vectors stay consistent through writes,
+stale or damaged index files, and competing writers. Vectors here are synthetic unit vectors:
+the store's behaviour does not depend on the embedding model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest._chunk import chunk_document
+from ingest._embed import EmbeddingSpec
+from ingest._load import LoadedDoc, Page
+from ingest._store import (
+    KnowledgeBase,
+    ModelMismatch,
+    PreparedChunk,
+    StoreError,
+    delete_kb,
+    list_kbs,
+)
+from ingest._tokenize import keyword_query
+from ingest.settings import Settings
+
+SPEC = EmbeddingSpec("test-model", 8, "query: ", "passage: ")
+RNG = np.random.default_rng(7)
+
+
+def unit(seed_text: str) -> np.ndarray:
+    vector = np.random.default_rng(abs(hash(seed_text)) % 2**32).normal(size=8).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def make_doc(doc_id: str, text: str, source: str | None = None) -> LoadedDoc:
+    return LoadedDoc(
+        doc_id=doc_id,
+        title=f"标题{doc_id}",
+        source=source or f"/data/{doc_id}.txt",
+        doc_type="txt",
+        sha256=str(hash(text)),
+        size=len(text),
+        pages=(Page(None, text),),
+        structure="plain",
+    )
+
+
+def prepared(doc: LoadedDoc, size: int = 60) -> list[PreparedChunk]:
+    return [PreparedChunk(c, c.chunk_id, unit(c.text)) for c in chunk_document(doc, size, 0)]
+
+
+def put(kb: KnowledgeBase, doc: LoadedDoc, save: bool = True) -> dict[str, str]:
+    with kb.writer(SPEC, save_vectors=save) as writer:
+        return writer.put_file(doc.source, doc.sha256, doc.size, [(doc, prepared(doc))])
+
+
+TEXT_A = "大模型的训练分为预训练和微调两个阶段。预训练使用海量文本。微调使用标注数据。" * 3
+TEXT_B = "向量数据库保存文本的嵌入向量，用于语义检索。关键词检索使用倒排索引。" * 3
+
+
+@pytest.fixture
+def kb(settings: Settings) -> KnowledgeBase:
+    base = KnowledgeBase.open(settings, "test", create=True)
+    yield base
+    base.close()
+
+
+def chunk_ids(kb: KnowledgeBase, doc_id: str) -> list[int]:
+    return [c.id for c in kb.document_chunks(doc_id)]
+
+
+def test_put_search_and_check(kb: KnowledgeBase) -> None:
+    status = put(kb, make_doc("a", TEXT_A))
+    put(kb, make_doc("b", TEXT_B))
+    assert status == {"a": "added"}
+    assert kb.counts()["documents"] == 2
+    assert kb.check() == []
+    target = kb.document_chunks("b")[1]
+    found = kb.dense_search(unit(target.text), 3)
+    assert found[0][0] == target.id
+    assert found[0][1] == pytest.approx(1.0, abs=1e-5)
+    keyword = kb.keyword_search(keyword_query("倒排索引"), 5)
+    assert keyword and all(kb.chunks([i])[i].doc_id == "b" for i, _ in keyword)
+
+
+def test_replacing_a_document_leaves_no_trace_of_the_old_chunks(kb: KnowledgeBase) -> None:
+    put(kb, make_doc("a", TEXT_A))
+    old = set(chunk_ids(kb, "a"))
+    assert put(kb, make_doc("a", TEXT_B)) == {"a": "updated"}
+    new = set(chunk_ids(kb, "a"))
+    assert old.isdisjoint(new)
+    assert set(kb.vector_index().ids()) == new
+    assert kb.chunks(old) == {}
+    assert kb.keyword_search(keyword_query("预训练"), 5) == []
+    assert kb.check() == []
+
+
+def test_an_old_index_file_is_caught_up_from_the_journal(settings: Settings) -> None:
+    with KnowledgeBase.open(settings, "journal", create=True) as kb:
+        put(kb, make_doc("a", TEXT_A))  # saved: the FAISS file reflects "a"
+        put(kb, make_doc("b", TEXT_B), save=False)  # committed, file not rewritten
+        with kb.writer(SPEC, save_vectors=False) as writer:
+            writer.remove_documents(["a"])
+        expected = set(chunk_ids(kb, "b"))
+    files = list((settings.kbs_dir / "journal").glob("vectors-*.faiss"))
+    assert len(files) == 1
+    with KnowledgeBase.open(settings, "journal") as again:  # a fresh process would do the same
+        assert again.vectors_stale()
+        assert set(again.vector_index().ids()) == expected
+        assert again.check() == []
+
+
+def test_a_missing_index_file_is_rebuilt_from_stored_vectors(settings: Settings) -> None:
+    with KnowledgeBase.open(settings, "gone", create=True) as kb:
+        put(kb, make_doc("a", TEXT_A))
+        ids = set(chunk_ids(kb, "a"))
+    for path in (settings.kbs_dir / "gone").glob("vectors-*.faiss"):
+        path.unlink()
+    with KnowledgeBase.open(settings, "gone") as again:
+        assert set(again.vector_index().ids()) == ids
+        assert again.check() == []
+
+
+def test_a_corrupted_index_file_is_reported_and_repaired(settings: Settings) -> None:
+    with KnowledgeBase.open(settings, "bad", create=True) as kb:
+        put(kb, make_doc("a", TEXT_A))
+    [index_file] = (settings.kbs_dir / "bad").glob("vectors-*.faiss")
+    index_file.write_bytes(b"garbage" * 10)
+    with KnowledgeBase.open(settings, "bad") as again:
+        hits = again.dense_search(unit(again.document_chunks("a")[0].text), 1)
+        assert hits, "search keeps working from the database while the file is damaged"
+        problems = again.check()
+        assert any(index_file.name in p and "--repair" in p for p in problems)
+        repaired = again.repair()
+        assert any("vector index" in line for line in repaired)
+        assert again.check() == []
+
+
+def test_check_finds_a_keyword_index_out_of_step_and_repair_fixes_it(kb: KnowledgeBase) -> None:
+    put(kb, make_doc("a", TEXT_A))
+    victim = chunk_ids(kb, "a")[0]
+    kb.conn.execute("DELETE FROM chunks_fts WHERE rowid = ?", (victim,))
+    assert any("missing from the keyword index" in p for p in kb.check())
+    kb.repair()
+    assert kb.check() == []
+    assert kb.keyword_search(keyword_query("预训练"), 5)
+
+
+def test_another_model_is_refused_with_a_rebuild_hint(kb: KnowledgeBase) -> None:
+    put(kb, make_doc("a", TEXT_A))
+    other = EmbeddingSpec("other-model", 8, "", "")
+    with pytest.raises(ModelMismatch) as raised:
+        kb.ensure_compatible(other)
+    assert "zhiku ingest --reindex --kb test" in str(raised.value)
+    assert "重建" in raised.value.rejection.zh
+    with pytest.raises(ModelMismatch), kb.writer(other) as writer:
+        doc = make_doc("c", TEXT_B)
+        writer.put_file(doc.source, doc.sha256, doc.size, [(doc, prepared(doc))])
+    assert kb.document("c") is None
+
+
+def test_a_failed_transaction_changes_nothing(kb: KnowledgeBase) -> None:
+    put(kb, make_doc("a", TEXT_A))
+    before = (kb.counts(), kb.generation, chunk_ids(kb, "a"))
+    doc = make_doc("a", TEXT_B)
+    chunks = prepared(doc)
+    broken = [*chunks[:-1], PreparedChunk(chunks[-1].chunk, "x", np.zeros(3, np.float32))]
+    with pytest.raises(ValueError, match="vector of shape"), kb.writer(SPEC) as writer:
+        writer.put_file(doc.source, doc.sha256, doc.size, [(doc, broken)])
+    assert (kb.counts(), kb.generation, chunk_ids(kb, "a")) == before
+    assert kb.check() == []
+
+
+def test_check_finds_damaged_vectors_and_orphans(kb: KnowledgeBase) -> None:
+    put(kb, make_doc("a", TEXT_A))
+    put(kb, make_doc("b", TEXT_B))
+    first = chunk_ids(kb, "a")[0]
+    kb.conn.execute("UPDATE chunks SET vector = x'00' WHERE id = ?", (first,))
+    kb.conn.execute("PRAGMA foreign_keys=OFF")
+    kb.conn.execute("DELETE FROM documents WHERE doc_id = 'b'")
+    kb.conn.execute("PRAGMA foreign_keys=ON")
+    problems = kb.check()
+    assert any("vectors of the wrong size" in p for p in problems)
+    assert any("chunks without a document" in p for p in problems)
+    kb.repair()
+    assert kb.check() == []
+    assert first not in kb.vector_index().ids()
+    assert kb.document("b") is None and kb.document("a") is not None
+
+
+_HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_second_writer_waits_and_then_fails_clearly(settings: Settings) -> None:
+    fast = settings.model_copy(update={"lock_timeout_s": 0.5})
+    with KnowledgeBase.open(fast, "locked", create=True) as kb:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(kb.path / "write.lock"), "30"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+            started = time.monotonic()
+            with pytest.raises(StoreError, match="being written by another process"):
+                put(kb, make_doc("a", TEXT_A))
+            assert time.monotonic() - started >= 0.4
+        finally:
+            holder.kill()
+            holder.wait()
+        put(kb, make_doc("a", TEXT_A))  # the lock died with its holder
+        assert kb.check() == []
+
+
+def test_names_listing_and_deletion(settings: Settings) -> None:
+    for name in ("默认", "work-2"):
+        KnowledgeBase.open(settings, name, create=True).close()
+    assert list_kbs(settings) == sorted(["默认", "work-2"])
+    for bad in ("../x", "a/b", "", ".hidden", "x" * 65):
+        with pytest.raises(StoreError):
+            KnowledgeBase.open(settings, bad, create=True)
+    with pytest.raises(StoreError, match="does not exist"):
+        KnowledgeBase.open(settings, "missing")
+    delete_kb(settings, "work-2")
+    assert list_kbs(settings) == ["默认"]
+
+
+def test_a_damaged_database_gives_a_clear_error(settings: Settings) -> None:
+    path = settings.kbs_dir / "broken"
+    path.mkdir(parents=True)
+    (path / "kb.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError) as raised:
+        KnowledgeBase.open(settings, "broken")
+    message = str(raised.value)
+    assert str(path / "kb.sqlite") in message and "zhiku kb check --repair" in message
+
+
+def test_neighbours_and_page_text(kb: KnowledgeBase) -> None:
+    doc = make_doc("a", TEXT_A * 2)
+    put(kb, doc)
+    chunks = kb.document_chunks("a")
+    middle = chunks[1]
+    around = kb.neighbours(middle)
+    assert [c.ordinal for c in around] == [0, 1, 2]
+    page = kb.page_text("a", middle.page_seq)
+    assert page is not None and page[middle.start : middle.end] == middle.text
+
+
+def test_unit_vectors_are_stored_exactly(kb: KnowledgeBase) -> None:
+    doc = make_doc("a", TEXT_A)
+    rows = prepared(doc)
+    with kb.writer(SPEC) as writer:
+        writer.put_file(doc.source, doc.sha256, doc.size, [(doc, rows)])
+    stored = kb.vectors_by_embed_hash([r.embed_hash for r in rows])
+    for row in rows:
+        np.testing.assert_array_equal(stored[row.embed_hash], row.vector)
+
+
+def test_index_files_are_replaced_atomically(kb: KnowledgeBase) -> None:
+    put(kb, make_doc("a", TEXT_A))
+    put(kb, make_doc("b", TEXT_B))
+    files = sorted(p.name for p in kb.path.iterdir() if p.suffix == ".faiss" or ".tmp" in p.name)
+    assert files == [f"vectors-{kb.epoch}-{kb.generation}.faiss"]
+
+
+def test_paths_are_kept_out_of_the_data_home(settings: Settings) -> None:
+    KnowledgeBase.open(settings, "x", create=True).close()
+    assert (settings.zhiku_home / "kbs" / "x" / "kb.sqlite").is_file()
+    assert not Path("kbs").exists()
