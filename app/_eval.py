@@ -1,0 +1,243 @@
+"""`zhiku eval`: retrieval and answer metrics on a dataset in the format of
+`../shared/eval/README.md`, side by side with a plain LangChain recipe on the same model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest._embed import Embedder
+from ingest._insert import ingest_paths
+from ingest._store import KnowledgeBase
+from ingest.settings import Settings
+
+# Bump when chunking, embedding text or indexing changes, so cached eval indexes are rebuilt.
+PIPELINE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    question: str
+    answerable: bool
+    gold_ids: tuple[str, ...]
+    gold_spans: tuple[str, ...]
+    answer_groups: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    corpus: Path
+    questions: tuple[Question, ...]
+
+
+def squash(text: str) -> str:
+    """NFKC, lower case, no whitespace: how answers and spans are compared."""
+    return "".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def load_dataset(folder: Path, limit: int | None = None, seed: int = 0) -> Dataset:
+    corpus = folder / "corpus.jsonl"
+    questions_path = folder / "questions.jsonl"
+    if not corpus.is_file() or not questions_path.is_file():
+        raise FileNotFoundError(f"{folder} needs corpus.jsonl and questions.jsonl")
+    questions = []
+    for line in questions_path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        raw = json.loads(line)
+        questions.append(
+            Question(
+                qid=str(raw["qid"]),
+                question=raw["question"],
+                answerable=bool(raw["answerable"]),
+                gold_ids=tuple(str(g) for g in raw.get("gold_ids") or ()),
+                gold_spans=tuple(raw.get("gold_spans") or ()),
+                answer_groups=tuple(tuple(g) for g in raw.get("answer_groups") or ()),
+            )
+        )
+    if limit is not None and limit < len(questions):
+        # a fixed sample (same seed, same questions) keeps runs comparable
+        questions = random.Random(seed).sample(questions, limit)
+    return Dataset(folder.name, corpus, tuple(questions))
+
+
+def is_hit(question: Question, doc_id: str, text: str) -> bool:
+    if doc_id not in question.gold_ids:
+        return False
+    if not question.gold_spans:
+        return True
+    haystack = squash(text)
+    return any(squash(span) in haystack for span in question.gold_spans)
+
+
+def answer_correct(question: Question, answer: str) -> bool:
+    got = squash(answer)
+    return all(any(squash(alt) in got for alt in group) for group in question.answer_groups)
+
+
+def first_hit_rank(question: Question, retrieved: list[tuple[str, str]]) -> int | None:
+    """1-based rank of the first hit among (doc_id, text) pairs, or None."""
+    for rank, (doc_id, text) in enumerate(retrieved, start=1):
+        if is_hit(question, doc_id, text):
+            return rank
+    return None
+
+
+def retrieval_summary(ranks: list[int | None]) -> dict[str, float]:
+    n = len(ranks) or 1
+    return {
+        "recall@1": sum(1 for r in ranks if r is not None and r <= 1) / n,
+        "recall@5": sum(1 for r in ranks if r is not None and r <= 5) / n,
+        "recall@10": sum(1 for r in ranks if r is not None and r <= 10) / n,
+        "mrr@10": sum(1 / r for r in ranks if r is not None and r <= 10) / n,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def eval_settings(settings: Settings) -> Settings:
+    """Evaluation indexes live apart from the user's knowledge bases."""
+    return settings.model_copy(
+        update={
+            "zhiku_home": settings.zhiku_home / "eval-cache",
+            "zhiku_models_dir": settings.models_dir,
+        }
+    )
+
+
+def build_eval_kb(
+    settings: Settings, dataset: Dataset, embedder: Embedder, message: Callable[[str], None]
+) -> tuple[KnowledgeBase, float, bool]:
+    """The dataset's corpus as a knowledge base, cached by content and pipeline settings.
+    Returns (kb, seconds spent building, whether it came from the cache)."""
+    key = hashlib.sha256()
+    key.update(dataset.corpus.read_bytes())
+    key.update(
+        json.dumps(
+            [
+                PIPELINE_VERSION,
+                settings.embedding_model,
+                settings.chunk_size,
+                settings.chunk_overlap,
+            ]
+        ).encode()
+    )
+    name = f"{dataset.name}-{key.hexdigest()[:12]}"
+    local = eval_settings(settings)
+    try:
+        kb = KnowledgeBase.open(local, name)
+        if kb.counts()["chunks"] and not kb.check():
+            return kb, 0.0, True
+        kb.close()
+    except Exception:
+        pass
+    message(f"indexing {dataset.corpus} into {name}")
+    started = time.perf_counter()
+    report = ingest_paths(local, [dataset.corpus], name, embedder=embedder)
+    if report.exit_code:
+        failed = [o.reason_en for o in report.outcomes if o.status == "failed"]
+        raise RuntimeError(f"could not index {dataset.corpus}: {failed}")
+    return KnowledgeBase.open(local, name), time.perf_counter() - started, False
+
+
+def plain_langchain_recipe(
+    dataset: Dataset, embedder: Embedder, k: int = 10
+) -> tuple[dict[str, float], dict[str, float]]:
+    """What a user writes in an afternoon: RecursiveCharacterTextSplitter(1000, 200) and
+    LangChain's FAISS store, dense only, same embedding model. Returns (metrics, timings)."""
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    started = time.perf_counter()
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    docs = []
+    for line in dataset.corpus.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            docs.append(Document(record["text"], metadata={"doc_id": str(record["id"])}))
+    chunks = splitter.split_documents(docs)
+    store = FAISS.from_documents(chunks, embedder)
+    ingest_s = time.perf_counter() - started
+    ranks: list[int | None] = []
+    latencies: list[float] = []
+    for question in dataset.questions:
+        if not question.answerable:
+            continue
+        t0 = time.perf_counter()
+        found = store.similarity_search(question.question, k=k)
+        latencies.append(time.perf_counter() - t0)
+        ranks.append(
+            first_hit_rank(question, [(d.metadata["doc_id"], d.page_content) for d in found])
+        )
+    return retrieval_summary(ranks), {
+        "ingest_s": ingest_s,
+        "chunks": len(chunks),
+        "query_p50_ms": 1000 * percentile(latencies, 0.5),
+    }
+
+
+@dataclass
+class RetrievalRow:
+    qid: str
+    question: str
+    answerable: bool
+    first_hit: int | None
+    retrieved: list[dict[str, object]]
+    latency_s: float
+
+
+def evaluate_retrieval(
+    settings: Settings, dataset: Dataset, kb: KnowledgeBase, embedder: Embedder, k: int = 10
+) -> Iterator[RetrievalRow]:
+    from app._search import search
+
+    for question in dataset.questions:
+        started = time.perf_counter()
+        hits = search(kb, embedder, question.question, settings, k=max(k, 10))
+        latency = time.perf_counter() - started
+        pairs = [(h.chunk.doc_id, h.chunk.text) for h in hits]
+        yield RetrievalRow(
+            qid=question.qid,
+            question=question.question,
+            answerable=question.answerable,
+            first_hit=first_hit_rank(question, pairs) if question.answerable else None,
+            retrieved=[
+                {
+                    "doc_id": h.chunk.doc_id,
+                    "chunk_id": h.chunk.id,
+                    "score": round(h.score, 5),
+                    "dense": round(h.dense, 4),
+                    "keyword": round(h.keyword, 3),
+                    "dense_rank": h.dense_rank,
+                    "keyword_rank": h.keyword_rank,
+                    "hit": question.answerable and is_hit(question, h.chunk.doc_id, h.chunk.text),
+                }
+                for h in hits[:10]
+            ],
+            latency_s=latency,
+        )
+
+
+def summarize_retrieval(rows: list[RetrievalRow]) -> dict[str, float]:
+    answerable = [r for r in rows if r.answerable]
+    summary = retrieval_summary([r.first_hit for r in answerable])
+    latencies = [r.latency_s for r in rows]
+    summary["retrieval_p50_ms"] = 1000 * percentile(latencies, 0.5)
+    summary["retrieval_p95_ms"] = 1000 * percentile(latencies, 0.95)
+    summary["answerable"] = len(answerable)
+    return summary

@@ -1,0 +1,276 @@
+"""Answering: question → (standalone question) → retrieval → prompt → LLM → verified citations.
+
+`answer()` is the one interface the CLI and the web app use: an iterator of events, so a UI can
+show the passages as soon as retrieval is done and the answer token by token.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from app._cite import repair
+from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
+from app._passages import Passage, build_passages, fit_context
+from app._prompt import (
+    REFUSAL_EN,
+    REFUSAL_ZH,
+    PromptPassage,
+    build_condense_messages,
+    build_messages,
+    refusal_sentence,
+)
+from app._search import search
+from ingest._embed import Embedder
+from ingest._store import KnowledgeBase
+from ingest.settings import Settings
+
+
+@dataclass
+class Citation:
+    number: int  # the marker in the final answer
+    passage: Passage
+    span_start: int  # the supporting span, as offsets into the page
+    span_end: int
+    quote: str  # the supporting span's text
+
+
+@dataclass
+class AnswerResult:
+    question: str
+    standalone_question: str
+    answer: str
+    citations: list[Citation]
+    passages: list[Passage]  # everything retrieved, cited or not; the first ones were in the prompt
+    refused: bool
+    refusal_reason: str | None  # "empty_question", "no_relevant_passage", "model_refused"
+    backend: BackendInfo
+    timings: dict[str, float]
+    error_en: str | None = None
+    error_zh: str | None = None
+    partial: bool = False  # generation stopped early; the text so far is kept
+    repairs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["backend"] = {"kind": self.backend.kind, "model": self.backend.model}
+        return data
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    standalone_question: str
+    passages: list[Passage]
+    seconds: float
+    backend: BackendInfo
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    en: str
+    zh: str
+
+
+@dataclass(frozen=True)
+class Final:
+    result: AnswerResult
+
+
+Event = Retrieved | Token | Notice | Final
+
+_LEANING = re.compile(
+    r"^(它|他|她|它们|他们|这|那|其|该|此|上述|前者|后者)|^(it|they|this|that|these|those)\b",
+    re.IGNORECASE,
+)
+
+
+def carry_over(question: str, history: Sequence[tuple[str, str]]) -> str:
+    """Without an LLM: a follow-up that leans on the previous question gets its words."""
+    if not history:
+        return question
+    previous = history[-1][0].strip()
+    short = len(re.sub(r"\W", "", question)) <= 8
+    if short or _LEANING.search(question.strip()):
+        return f"{previous} {question.strip()}"
+    return question
+
+
+def _to_langchain(messages: list[dict[str, str]]) -> list[SystemMessage | HumanMessage | AIMessage]:
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[m["role"]](content=m["content"]) for m in messages]
+
+
+def condense(question: str, history: Sequence[tuple[str, str]], backend: ResolvedBackend) -> str:
+    """A standalone question: rewritten by the LLM when there is one, else carried over."""
+    if not history:
+        return question
+    if backend.chat is None:
+        return carry_over(question, history)
+    try:
+        reply = backend.chat.invoke(
+            _to_langchain(build_condense_messages(question, list(history))), stop=["\n"]
+        )
+    except Exception:  # rewriting is an aid; the question itself still works
+        return carry_over(question, history)
+    lines = str(reply.content).strip().splitlines()
+    text = re.sub(r"^(改写后的问题|问题)[:：]\s*", "", lines[0].strip()) if lines else ""
+    return text if 2 <= len(text) <= 200 else carry_over(question, history)
+
+
+def is_refusal(text: str) -> bool:
+    """The model gave the fixed refusal sentence (alone, or leading a short reply)."""
+    squashed = re.sub(r"[\W\d_]", "", re.sub(r"\[\d+\]", "", text)).lower()
+    for sentence in (REFUSAL_ZH, REFUSAL_EN):
+        key = re.sub(r"[\W_]", "", sentence).lower()
+        if squashed.startswith(key) or (key in squashed and len(squashed) < 2 * len(key)):
+            return True
+    return False
+
+
+def _citations(context: list[Passage], text: str) -> tuple[str, list[Citation], list[str]]:
+    repaired = repair(text, [p.prompt_text for p in context], (REFUSAL_ZH, REFUSAL_EN))
+    citations = []
+    for new_number, original in enumerate(repaired.cited, start=1):
+        passage = context[original - 1]
+        lo, hi = (passage.text_index(i) for i in repaired.spans[original])
+        span = (passage.page_offset(lo), passage.page_offset(hi))
+        citations.append(Citation(new_number, passage, *span, passage.text[lo:hi]))
+    return repaired.text, citations, repaired.changes
+
+
+def answer(
+    question: str,
+    history: Sequence[tuple[str, str]],
+    kb: KnowledgeBase,
+    settings: Settings,
+    embedder: Embedder,
+    backend: ResolvedBackend | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+) -> Iterator[Event]:
+    """Answer `question` from `kb`; `history` holds the earlier (question, answer) turns."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if backend is None:
+        try:
+            backend = resolve_backend(settings, progress=progress)
+        except LlmError as exc:
+            yield Notice(exc.en, exc.zh)
+            backend = ResolvedBackend(None, BackendInfo("none", ""))
+    if backend.notice is not None:
+        yield Notice(backend.notice.en, backend.notice.zh)
+    info = backend.info
+
+    def final(**values: object) -> Final:
+        timings["total_s"] = time.perf_counter() - started
+        fields: dict[str, object] = {
+            "question": question,
+            "standalone_question": question,
+            "answer": "",
+            "citations": [],
+            "passages": [],
+            "refused": False,
+            "refusal_reason": None,
+            "backend": info,
+            "timings": timings,
+        }
+        fields.update(values)
+        return Final(AnswerResult(**fields))  # type: ignore[arg-type]
+
+    if not question.strip():
+        yield final(refused=True, refusal_reason="empty_question", answer=refusal_sentence("?"))
+        return
+
+    standalone = condense(question.strip(), history, backend)
+    timings["condense_s"] = time.perf_counter() - started
+    retrieval_started = time.perf_counter()
+    hits = search(kb, embedder, standalone, settings, k=settings.top_k)
+    passages = build_passages(kb, hits, settings.merge_neighbors)
+    relevant = [p for p in passages if p.dense >= settings.relevance_floor]
+    context = relevant[: settings.context_passages]
+    # the passages in the prompt are [1]..[n] in prompt order; the others follow
+    passages = [*context, *(p for p in passages if p not in context)]
+    for number, passage in enumerate(passages, start=1):
+        passage.number = number
+    timings["retrieval_s"] = time.perf_counter() - retrieval_started
+    yield Retrieved(standalone, passages, timings["retrieval_s"], info)
+
+    def refuse(reason: str) -> Final:
+        answer_text = refusal_sentence(question)
+        return final(
+            standalone_question=standalone,
+            passages=passages,
+            refused=True,
+            refusal_reason=reason,
+            answer=answer_text,
+        )
+
+    if not context:
+        yield refuse("no_relevant_passage")  # nothing clears the floor: the LLM is not asked
+        return
+    if backend.chat is None:
+        # retrieval only: the best passages are the result, each its own source
+        citations = [Citation(p.number, p, p.start, p.end, p.text) for p in context]
+        yield final(standalone_question=standalone, passages=passages, citations=citations)
+        return
+
+    fit_context(context, settings.context_chars, standalone)
+    messages = build_messages(
+        standalone,
+        [PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context],
+    )
+    parts: list[str] = []
+    error: LlmError | None = None
+    generation_started = time.perf_counter()
+    try:
+        for chunk in backend.chat.stream(_to_langchain(messages)):
+            piece = str(chunk.content)
+            if not piece:
+                continue
+            if not parts:
+                timings["first_token_s"] = time.perf_counter() - started
+            parts.append(piece)
+            yield Token(piece)
+    except Exception as exc:  # any backend failure keeps the partial answer
+        error = _as_llm_error(exc, settings)
+    timings["generation_s"] = time.perf_counter() - generation_started
+    timings["tokens"] = float(len(parts))
+    raw = "".join(parts).strip()
+    failure = {"error_en": error.en, "error_zh": error.zh} if error else {}
+    if error is not None and not raw:
+        yield final(standalone_question=standalone, passages=passages, **failure)
+        return
+    if is_refusal(raw):
+        yield refuse("model_refused")
+        return
+    text, citations, repairs = _citations(context, raw)
+    yield final(
+        standalone_question=standalone,
+        passages=passages,
+        answer=text,
+        citations=citations,
+        repairs=repairs,
+        partial=error is not None,
+        **failure,
+    )
+
+
+def _as_llm_error(exc: BaseException, settings: Settings) -> LlmError:
+    if isinstance(exc, LlmError):
+        return exc
+    if type(exc).__module__.startswith(("ollama", "httpx", "langchain_ollama")):
+        from app._llm_ollama import ollama_error
+
+        return ollama_error(exc, settings)
+    return LlmError(
+        f"the LLM failed while answering: {type(exc).__name__}: {exc}",
+        f"大模型生成回答时出错：{type(exc).__name__}: {exc}",
+    )

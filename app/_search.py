@@ -1,0 +1,149 @@
+"""Hybrid retrieval: dense (FAISS) and keyword (FTS5 BM25 over jieba tokens) candidates fused by
+reciprocal rank fusion, exposed as a LangChain `BaseRetriever`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from ingest._embed import Embedder
+from ingest._store import ChunkRecord, KnowledgeBase
+from ingest._tokenize import keyword_query
+from ingest.settings import Settings
+
+
+@dataclass
+class Hit:
+    chunk: ChunkRecord
+    score: float  # fused score in [0, 1]: only comparable within one query
+    dense: float  # cosine similarity to the query
+    keyword: float  # BM25 (0 when no query word occurs in the chunk)
+    dense_rank: int | None = None  # rank in the dense candidate list, if it was there
+    keyword_rank: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_document(self) -> Document:
+        c = self.chunk
+        return Document(
+            page_content=c.text,
+            id=str(c.id),
+            metadata={
+                "chunk_id": c.id,
+                "doc_id": c.doc_id,
+                "title": c.title,
+                "source": c.source,
+                "doc_type": c.doc_type,
+                "page": c.page,
+                "page_seq": c.page_seq,
+                "start": c.start,
+                "end": c.end,
+                "headings": list(c.headings),
+                "kind": c.kind,
+                "score": self.score,
+                "dense_score": self.dense,
+                "keyword_score": self.keyword,
+                "dense_rank": self.dense_rank,
+                "keyword_rank": self.keyword_rank,
+            },
+        )
+
+
+def fuse(
+    cosine: dict[int, float], bm25: dict[int, float], dense_weight: float
+) -> list[tuple[int, float]]:
+    """Convex combination of both scores over the union of candidates, best first.
+
+    Every candidate carries both scores (its cosine from its stored vector, its BM25 from a
+    targeted FTS5 lookup), so a passage that one side missed is not punished with a default.
+    Cosines are min-max scaled within the candidates (e5's cosines crowd into a narrow band);
+    BM25 is divided by the best BM25 (0 stays 0: no query word at all). Measured on cmrc2018
+    and seed_dev, this beat reciprocal rank fusion at every weight between 0.3 and 0.6
+    (`make eval`).
+    """
+    ids = list(cosine)
+    if not ids:
+        return []
+    dense = np.array([cosine[i] for i in ids], dtype=np.float64)
+    keyword = np.array([bm25.get(i, 0.0) for i in ids], dtype=np.float64)
+    spread = dense.max() - dense.min()
+    dense_scaled = (dense - dense.min()) / spread if spread > 0 else np.ones_like(dense)
+    keyword_scaled = keyword / keyword.max() if keyword.max() > 0 else keyword
+    fused = dense_weight * dense_scaled + (1 - dense_weight) * keyword_scaled
+    order = np.argsort(-fused, kind="stable")
+    return [(ids[j], float(fused[j])) for j in order]
+
+
+def search(
+    kb: KnowledgeBase,
+    embedder: Embedder,
+    query: str,
+    settings: Settings,
+    k: int | None = None,
+) -> list[Hit]:
+    """The top-k chunks for `query`, best first."""
+    k = k or settings.top_k
+    kb.ensure_compatible(embedder.spec)
+    started = time.perf_counter()
+    vector = embedder.encode_queries([query])[0]
+    embedded = time.perf_counter()
+    dense = kb.dense_search(vector, settings.dense_candidates)
+    dense_done = time.perf_counter()
+    expression = keyword_query(query)
+    keyword = kb.keyword_search(expression, settings.keyword_candidates)
+    keyword_done = time.perf_counter()
+
+    candidates = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in keyword]))
+    cosine = dict(dense)
+    stored = kb.vectors_of([i for i in candidates if i not in cosine])
+    cosine.update({i: float(np.dot(v, vector)) for i, v in stored.items()})
+    bm25 = dict(keyword)
+    bm25.update(kb.keyword_scores(expression, [i for i in cosine if i not in bm25]))
+    fused = fuse(cosine, bm25, settings.dense_weight)
+    top = fused[: max(k, 1) * 2]  # spare candidates for chunks deleted since the index was read
+    records = kb.chunks(i for i, _ in top)
+    dense_ranks = {i: rank for rank, (i, _) in enumerate(dense, start=1)}
+    keyword_ranks = {i: rank for rank, (i, _) in enumerate(keyword, start=1)}
+    timings = {
+        "embed_s": embedded - started,
+        "dense_s": dense_done - embedded,
+        "keyword_s": keyword_done - dense_done,
+        "total_s": time.perf_counter() - started,
+    }
+    hits = [
+        Hit(
+            records[i],
+            score,
+            cosine[i],
+            bm25.get(i, 0.0),
+            dense_ranks.get(i),
+            keyword_ranks.get(i),
+            timings,
+        )
+        for i, score in top
+        if i in records
+    ]
+    return hits[:k]
+
+
+class HybridRetriever(BaseRetriever):
+    """LangChain face of `search`: Documents with every chunk field and score in metadata."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    kb: KnowledgeBase
+    embedder: Embedder
+    settings: Settings
+    k: int | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            h.to_document() for h in search(self.kb, self.embedder, query, self.settings, self.k)
+        ]

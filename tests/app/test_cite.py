@@ -1,0 +1,83 @@
+"""Citation verification and repair: what a user reads must point at the passage that says it."""
+
+from __future__ import annotations
+
+import re
+
+from app._cite import repair, support
+from app._prompt import REFUSAL_ZH
+
+PASSAGES = [
+    "GPT 系列由 OpenAI 推出。从 GPT-1 到 GPT-4，模型参数量从 1.17 亿增长到千亿级。",
+    "BERT 由谷歌提出，采用双向编码，通过 Masked Language Modeling 学习上下文语义。",
+    "量化把 FP32 权重压缩为 INT8，显存占用减少约 4 倍，推理速度更快。",
+]
+
+
+def test_valid_markers_are_kept_and_renumbered_by_appearance() -> None:
+    result = repair("BERT 采用双向编码[2]。GPT-1 有 1.17 亿参数[1]。", PASSAGES)
+    assert result.text == "BERT 采用双向编码[1]。GPT-1 有 1.17 亿参数[2]。"
+    assert result.cited == [2, 1]  # new [1] is old passage 2
+    assert result.changes == []
+
+
+def test_markers_pointing_at_no_passage_are_removed() -> None:
+    result = repair("量化能减少显存[7]。量化把权重压缩为 INT8[3][9]。", PASSAGES)
+    assert "[7]" not in result.text and "[9]" not in result.text
+    assert result.cited == [3]
+    assert all(0 < int(n) <= 3 for n in re.findall(r"\[(\d+)\]", result.text))
+    assert any("[7]" in change for change in result.changes)
+
+
+def test_other_marker_styles_are_understood() -> None:
+    result = repair("GPT-1 有 1.17 亿参数【1】，BERT 双向编码[资料2]。量化[1, 3]。", PASSAGES)
+    assert result.cited == [1, 2, 3]
+    assert "【" not in result.text and "资料" not in result.text
+
+
+def test_an_uncited_sentence_gets_the_passage_that_clearly_supports_it() -> None:
+    result = repair("从 GPT-1 到 GPT-4，模型参数量从 1.17 亿增长到千亿级。", PASSAGES)
+    assert result.text == "从 GPT-1 到 GPT-4，模型参数量从 1.17 亿增长到千亿级[1]。"
+    assert result.cited == [1]
+    assert any("added" in change for change in result.changes)
+
+
+def test_no_citation_is_invented_when_support_is_unclear() -> None:
+    result = repair("这是一个与资料无关的句子，讨论天气和旅行。", PASSAGES)
+    assert result.cited == []
+    assert "[" not in result.text
+
+
+def test_a_citation_of_the_wrong_passage_is_replaced() -> None:
+    result = repair("量化把 FP32 权重压缩为 INT8，显存占用减少约 4 倍[2]。", PASSAGES)
+    assert result.cited == [3]
+    assert result.text.endswith("[1]。")
+
+
+def test_the_refusal_sentence_is_never_cited() -> None:
+    result = repair(REFUSAL_ZH, PASSAGES, (REFUSAL_ZH,))
+    assert result.text == REFUSAL_ZH and result.cited == []
+
+
+def test_the_supporting_span_is_the_right_sentence_of_the_passage() -> None:
+    result = repair("参数量从 1.17 亿增长到千亿级[1]。", PASSAGES)
+    start, end = result.spans[1]
+    assert PASSAGES[0][start:end].startswith("从 GPT-1 到 GPT-4")
+    assert "1.17 亿" in PASSAGES[0][start:end]
+
+
+def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
+    result = repair("BERT 采用双向编码。[2] 量化减少显存。[3]", PASSAGES)
+    assert result.cited == [2, 3]
+    assert result.text == "BERT 采用双向编码。[1] 量化减少显存。[2]"
+
+
+def test_repeated_markers_collapse() -> None:
+    result = repair("GPT-1 有 1.17 亿参数[1][1]。", PASSAGES)
+    assert result.text == "GPT-1 有 1.17 亿参数[1]。"
+
+
+def test_support_counts_chinese_bigrams_and_words() -> None:
+    assert support("1.17 亿参数", PASSAGES[0]) > 0.5
+    assert support("1.17 亿参数", PASSAGES[1]) < 0.3
+    assert support("", PASSAGES[0]) == 0.0
