@@ -37,16 +37,16 @@ class FileOutcome:
     status: Status
     documents: int = 0
     chunks: int = 0
-    reason: Rejection | None = None  # why it failed
-    note: str = ""  # why it was skipped, or which records inside it were skipped
+    # why it failed, was skipped or removed; for an added file, the records skipped inside it
+    reason: Rejection | None = None
 
     @property
     def reason_en(self) -> str:
-        return self.reason.en if self.reason else self.note
+        return self.reason.en if self.reason else ""
 
     @property
     def reason_zh(self) -> str:
-        return self.reason.zh if self.reason else self.note
+        return self.reason.zh if self.reason else ""
 
 
 @dataclass
@@ -177,16 +177,23 @@ def prepare_chunks(
 
 class _Run:
     def __init__(
-        self, settings: Settings, kb: KnowledgeBase, embedder: Embedder | None, progress: Progress
+        self,
+        settings: Settings,
+        kb: KnowledgeBase,
+        embedder: Embedder | None,
+        progress: Progress,
+        force: bool = False,
     ) -> None:
         self.settings = settings
         self.kb = kb
         self._embedder = embedder
         self.progress = progress
+        self.force = force  # re-process files even when their content is unchanged
         self.report = IngestReport()
         self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
         self.pending: list[_Pending] = []
         self.pending_chunks = 0
+        self.planned: dict[str, str] = {}  # sha256 -> source of documents planned in this run
 
     def embedder(self) -> Embedder:
         """Loaded on first need: an unchanged corpus is re-checked without loading the model."""
@@ -230,8 +237,8 @@ class _Run:
         except Rejection as rejection:
             self.record(FileOutcome(origin, "failed", reason=rejection))
             return
-        if self.kb.source_sha256(origin) == sha256:
-            self.record(FileOutcome(origin, "skipped", note="unchanged"))
+        if self.kb.source_sha256(origin) == sha256 and not self.force:
+            self.record(FileOutcome(origin, "skipped", reason=Rejection("unchanged")))
             return
         try:
             loaded = load_file(path, self.max_bytes, self.settings.max_pdf_pages)
@@ -253,8 +260,11 @@ class _Run:
             if owner is not None and owner.origin != origin:
                 skipped.append(Rejection("duplicate_id", doc_id=doc.doc_id, other=owner.origin))
                 continue
-            if owner is not None and owner.sha256 == doc.sha256:
+            if owner is not None and owner.sha256 == doc.sha256 and not self.force:
                 continue  # an unchanged record of a changed JSONL file
+            if doc.sha256 in self.planned:
+                skipped.append(Rejection("duplicate_content", other=self.planned[doc.sha256]))
+                continue
             twin = next(
                 (d for d in self.kb.documents_with_sha256(doc.sha256) if d.doc_id != doc.doc_id),
                 None,
@@ -270,9 +280,11 @@ class _Run:
                 continue
             texts = [embedding_text(doc.title, c.headings, c.text) for c in chunks]
             docs.append((doc, chunks, texts))
-        if not docs and skipped and not any(self.kb.document(d.doc_id) for d in loaded.docs):
+            self.planned[doc.sha256] = doc.source
+        problems = [r for r in skipped if r.code != "duplicate_content"]
+        if not docs and problems and not any(self.kb.document(d.doc_id) for d in loaded.docs):
             # nothing of this file is or will be in the knowledge base
-            self.record(FileOutcome(origin, "failed", reason=skipped[0], note=_skip_note(skipped)))
+            self.record(FileOutcome(origin, "failed", reason=problems[0]))
             return
         self.pending.append(_Pending(path, sha256, size, docs, skipped, drop))
         n = sum(len(c) for _, c, _ in docs)
@@ -294,15 +306,17 @@ class _Run:
                 docs = [(doc, next(prepared)) for doc, _, _ in pending.docs]
                 origin = str(pending.path)
                 # checked again under the lock: another process may have stored it meanwhile
-                if self.kb.source_sha256(origin) == pending.sha256:
-                    self.record(FileOutcome(origin, "skipped", note="unchanged"))
+                if self.kb.source_sha256(origin) == pending.sha256 and not self.force:
+                    self.record(FileOutcome(origin, "skipped", reason=Rejection("unchanged")))
                     continue
                 status = writer.put_file(
                     origin, pending.sha256, pending.size, docs, pending.drop_doc_ids
                 )
                 note = _skip_note(pending.skipped_records)
                 if not docs and not pending.drop_doc_ids:
-                    self.record(FileOutcome(origin, "skipped", note=note or "unchanged"))
+                    self.record(
+                        FileOutcome(origin, "skipped", reason=note or Rejection("unchanged"))
+                    )
                     continue
                 updated = "updated" in status.values() or bool(pending.drop_doc_ids)
                 self.record(
@@ -311,17 +325,20 @@ class _Run:
                         "updated" if updated else "added",
                         len(docs),
                         sum(len(p) for _, p in docs),
-                        note=note,
+                        reason=note,
                     )
                 )
 
 
-def _skip_note(skipped: Sequence[Rejection]) -> str:
+def _skip_note(skipped: Sequence[Rejection]) -> Rejection | None:
+    """One reason for the records skipped inside a file: the reason itself when there is one."""
+    if len(skipped) == 1:
+        return skipped[0]
     if not skipped:
-        return ""
-    shown = "; ".join(r.en for r in skipped[:3])
-    more = f" (+{len(skipped) - 3} more)" if len(skipped) > 3 else ""
-    return f"{len(skipped)} records skipped: {shown}{more}"
+        return None
+    return Rejection(
+        "records_skipped", count=len(skipped), first=skipped[0].en, first_zh=skipped[0].zh
+    )
 
 
 def ingest_paths(
@@ -332,15 +349,17 @@ def ingest_paths(
     reindex: bool = False,
     progress: Progress | None = None,
     embedder: Embedder | None = None,
+    force: bool = False,
 ) -> IngestReport:
     """Ingest files and folders into a knowledge base. Raises StoreError on a fatal problem
-    (the knowledge base cannot be opened or written, the embedding model does not match)."""
+    (the knowledge base cannot be opened or written, the embedding model does not match).
+    `force` re-processes files whose content is unchanged (a per-document re-ingest)."""
     started = time.perf_counter()
     progress = progress or Progress()
     files, missing = discover(paths)
     kb = KnowledgeBase.open(settings, kb_name, create=True)
     try:
-        run = _Run(settings, kb, embedder, progress)
+        run = _Run(settings, kb, embedder, progress, force=force)
         if reindex:
             reindex_kb(kb, run.embedder(), settings, progress)
         else:
@@ -357,7 +376,7 @@ def ingest_paths(
                 with kb.writer(None, save_vectors=False) as writer:
                     writer.remove_origins(gone)
                 for origin in gone:
-                    run.record(FileOutcome(origin, "removed", note="file is gone"))
+                    run.record(FileOutcome(origin, "removed", reason=Rejection("gone")))
         if kb.vectors_stale():
             with kb.writer(None):
                 kb.save_vectors()

@@ -62,6 +62,12 @@ REASONS: dict[str, tuple[str, str]] = {
         "知识库 {kb!r} 使用 {indexed} 构建,当前模型是 {current};"
         "请运行 `zhiku ingest --reindex --kb {kb}` 重建,或把 EMBEDDING_MODEL 改回原值",
     ),
+    "unchanged": ("unchanged since it was ingested", "内容未变化，已跳过"),
+    "gone": ("the file is gone", "文件已不存在，已移除"),
+    "records_skipped": (
+        "{count} records skipped: {first}",
+        "跳过 {count} 条记录：{first_zh}",
+    ),
     "internal": ("unexpected error: {detail}", "意外错误:{detail}"),
 }
 

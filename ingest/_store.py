@@ -426,21 +426,22 @@ class KnowledgeBase:
             chunks = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return {"documents": docs, "chunks": chunks}
 
-    def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
-        """Chunk rows by id; ids that no longer exist are simply absent."""
-        wanted = [int(i) for i in ids]
-        found: dict[int, ChunkRecord] = {}
+    def _rows_where_in(self, sql: str, values: Iterable[object]) -> Iterator[Sequence]:
+        """Rows of `sql` (with one `{marks}` placeholder for an IN list) for many values,
+        queried in slices: SQLite limits the number of bound parameters."""
+        wanted = list(dict.fromkeys(values))
         with self._lock:
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for row in self.conn.execute(
-                    f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d USING (doc_id) "
-                    f"WHERE c.id IN ({marks})",
-                    part,
-                ):
-                    found[row[0]] = _chunk_record(row)
-        return found
+                yield from self.conn.execute(sql.format(marks=",".join("?" * len(part))), part)
+
+    def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
+        """Chunk rows by id; ids that no longer exist are simply absent."""
+        sql = (
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d USING (doc_id) "
+            "WHERE c.id IN ({marks})"
+        )
+        return {row[0]: _chunk_record(row) for row in self._rows_where_in(sql, map(int, ids))}
 
     def document_chunks(self, doc_id: str) -> list[ChunkRecord]:
         with self._lock:
@@ -448,17 +449,6 @@ class KnowledgeBase:
                 f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d USING (doc_id) "
                 "WHERE c.doc_id = ? ORDER BY c.ordinal",
                 (doc_id,),
-            ).fetchall()
-        return [_chunk_record(row) for row in rows]
-
-    def neighbours(self, chunk: ChunkRecord, before: int = 1, after: int = 1) -> list[ChunkRecord]:
-        """The chunks around `chunk` on the same page, in reading order (itself included)."""
-        with self._lock:
-            rows = self.conn.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d USING (doc_id) "
-                "WHERE c.doc_id = ? AND c.page_seq = ? AND c.ordinal BETWEEN ? AND ? "
-                "ORDER BY c.ordinal",
-                (chunk.doc_id, chunk.page_seq, chunk.ordinal - before, chunk.ordinal + after),
             ).fetchall()
         return [_chunk_record(row) for row in rows]
 
@@ -471,30 +461,14 @@ class KnowledgeBase:
 
     def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors of identical embedded texts, so unchanged chunks are not re-embedded."""
-        wanted = list(dict.fromkeys(hashes))
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for key, blob in self.conn.execute(
-                    f"SELECT embed_hash, vector FROM chunks WHERE embed_hash IN ({marks})", part
-                ):
-                    found[key] = np.frombuffer(blob, dtype="<f4")
-        return found
+        sql = "SELECT embed_hash, vector FROM chunks WHERE embed_hash IN ({marks})"
+        return {key: np.frombuffer(blob, "<f4") for key, blob in self._rows_where_in(sql, hashes)}
 
     def vectors_of(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        wanted = [int(i) for i in ids]
-        found: dict[int, np.ndarray] = {}
-        with self._lock:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for chunk_id, blob in self.conn.execute(
-                    f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part
-                ):
-                    found[chunk_id] = np.frombuffer(blob, dtype="<f4")
-        return found
+        sql = "SELECT id, vector FROM chunks WHERE id IN ({marks})"
+        return {
+            i: np.frombuffer(blob, "<f4") for i, blob in self._rows_where_in(sql, map(int, ids))
+        }
 
     def keyword_search(self, query: str, k: int) -> list[tuple[int, float]]:
         """BM25 over jieba tokens for an FTS5 query (see `keyword_query`): (chunk id, score),

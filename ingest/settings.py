@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         description="cosine a passage must reach to be given to the LLM; below it, a refusal "
         "without calling the LLM (calibrated for multilingual-e5-small)",
     )
+    relevance_floor_cross_lingual: float = Field(
+        0.76, description="the same floor when question and passage are in different languages"
+    )
 
     # --- generation ---
     llm_backend: LlmBackend = "auto"
