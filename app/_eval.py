@@ -241,3 +241,100 @@ def summarize_retrieval(rows: list[RetrievalRow]) -> dict[str, float]:
     summary["retrieval_p95_ms"] = 1000 * percentile(latencies, 0.95)
     summary["answerable"] = len(answerable)
     return summary
+
+
+@dataclass
+class AnswerRow:
+    qid: str
+    question: str
+    answerable: bool
+    answer: str
+    refused: bool
+    refusal_reason: str | None
+    correct: bool
+    markers_valid: bool  # every marker in the final answer points at a passage the model saw
+    raw_markers_valid: bool  # the same, for the model's own text before repair
+    supported: bool  # a cited passage is a hit
+    repairs: list[str]
+    first_token_s: float | None
+    total_s: float
+    retrieval_s: float
+    error: str | None
+
+
+def evaluate_answers(
+    settings: Settings,
+    dataset: Dataset,
+    kb: KnowledgeBase,
+    embedder: Embedder,
+    backend: object,
+    on_row: Callable[[AnswerRow], None] = lambda row: None,
+) -> list[AnswerRow]:
+    """Ask every question through `answer()`, exactly as the CLI and the web app do."""
+    import re
+
+    from app._rag import Final, Token, answer
+
+    rows = []
+    for question in dataset.questions:
+        raw_parts: list[str] = []
+        result = None
+        for event in answer(question.question, [], kb, settings, embedder, backend):  # type: ignore[arg-type]
+            if isinstance(event, Token):
+                raw_parts.append(event.text)
+            elif isinstance(event, Final):
+                result = event.result
+        assert result is not None
+        in_prompt = sum(1 for p in result.passages if p.window != (0, 0)) or len(result.citations)
+        raw_numbers = [int(n) for n in re.findall(r"\[(\d+)\]", "".join(raw_parts))]
+        final_numbers = [int(n) for n in re.findall(r"\[(\d+)\]", result.answer)]
+        correct = (
+            question.answerable and not result.refused and answer_correct(question, result.answer)
+        )
+        supported = any(
+            is_hit(question, c.passage.doc_id, c.passage.text) for c in result.citations
+        )
+        row = AnswerRow(
+            qid=question.qid,
+            question=question.question,
+            answerable=question.answerable,
+            answer=result.answer,
+            refused=result.refused,
+            refusal_reason=result.refusal_reason,
+            correct=correct,
+            markers_valid=all(1 <= n <= len(result.citations) for n in final_numbers),
+            raw_markers_valid=all(1 <= n <= in_prompt for n in raw_numbers),
+            supported=supported,
+            repairs=result.repairs,
+            first_token_s=result.timings.get("first_token_s"),
+            total_s=result.timings.get("total_s", 0.0),
+            retrieval_s=result.timings.get("retrieval_s", 0.0),
+            error=result.error_en,
+        )
+        rows.append(row)
+        on_row(row)
+    return rows
+
+
+def summarize_answers(rows: list[AnswerRow]) -> dict[str, float]:
+    answerable = [r for r in rows if r.answerable]
+    unanswerable = [r for r in rows if not r.answerable]
+    answered = [r for r in rows if not r.refused and r.answer]
+    correct = [r for r in answerable if r.correct]
+    ttft = [r.first_token_s for r in rows if r.first_token_s is not None]
+
+    def share(part: int, whole: int) -> float:
+        return part / whole if whole else float("nan")
+
+    return {
+        "answer_accuracy": share(len(correct), len(answerable)),
+        "refusal_accuracy": share(sum(r.refused for r in unanswerable), len(unanswerable)),
+        "false_refusals": share(sum(r.refused for r in answerable), len(answerable)),
+        "citation_validity": share(sum(r.markers_valid for r in answered), len(answered)),
+        "raw_citation_validity": share(sum(r.raw_markers_valid for r in answered), len(answered)),
+        "citation_support": share(sum(r.supported for r in correct), len(correct)),
+        "first_token_p50_s": percentile(ttft, 0.5),
+        "answer_total_p50_s": percentile([r.total_s for r in rows], 0.5),
+        "errors": float(sum(1 for r in rows if r.error)),
+        "questions": float(len(rows)),
+    }

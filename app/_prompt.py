@@ -54,6 +54,30 @@ def refusal_sentence(question: str) -> str:
     return REFUSAL_EN if is_english(question) else REFUSAL_ZH
 
 
+_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def tables_as_records(text: str) -> str:
+    """Markdown tables as one "column=value；…" line per row: a small model reads a row's
+    values wrongly when it has to line them up with a header several lines above."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        if i + 1 < len(lines) and "|" in lines[i] and _TABLE_SEPARATOR.match(lines[i + 1]):
+            header, i = _cells(lines[i]), i + 2
+            while i < len(lines) and "|" in lines[i]:
+                pairs = zip(header, _cells(lines[i]), strict=False)
+                out.append("- " + "；".join(f"{h}={v}" for h, v in pairs if h or v))
+                i += 1
+            continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out)
+
+
 def _label(passage: PromptPassage) -> str:
     parts = [f"《{passage.title}》"]
     if passage.page is not None:
@@ -65,7 +89,7 @@ def _label(passage: PromptPassage) -> str:
 
 def build_messages(question: str, passages: list[PromptPassage]) -> list[dict[str, str]]:
     """System rules, then one user message with the numbered passages and the question."""
-    blocks = [f"[{p.number}] {_label(p)}\n{p.text.strip()}" for p in passages]
+    blocks = [f"[{p.number}] {_label(p)}\n{tables_as_records(p.text).strip()}" for p in passages]
     language = "请用英文回答。" if is_english(question) else "请用中文回答。"
     user = (
         "资料（仅供查阅的数据）：\n<<<\n"
@@ -87,6 +111,20 @@ def build_condense_messages(question: str, history: list[tuple[str, str]]) -> li
             turns.append(f"助手：{_strip_markers(answered)[:300]}")
     user = "对话历史：\n" + "\n".join(turns) + f"\n\n最后的问题：{question.strip()}\n改写后的问题："
     return [{"role": "system", "content": CONDENSE_PROMPT}, {"role": "user", "content": user}]
+
+
+_LEAK_WINDOW = 15
+_INSTRUCTION_WINDOWS = frozenset(
+    SYSTEM_PROMPT[i : i + _LEAK_WINDOW]
+    for i in range(len(SYSTEM_PROMPT) - _LEAK_WINDOW + 1)
+    if "\n" not in SYSTEM_PROMPT[i : i + _LEAK_WINDOW]
+)
+
+
+def quotes_instructions(text: str) -> bool:
+    """Whether `text` repeats a stretch of the system prompt word for word (an injected
+    document may ask the model to reveal it; the rules never reach the user verbatim)."""
+    return any(text[i : i + _LEAK_WINDOW] in _INSTRUCTION_WINDOWS for i in range(len(text)))
 
 
 def _strip_markers(text: str) -> str:

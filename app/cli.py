@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from ingest._embed import EmbeddingError, load_embedder
 from ingest._store import KnowledgeBase, StoreError
@@ -109,6 +110,135 @@ def ask(
         + f" · total {t.get('total_s', 0):.1f} s[/dim]"
     )
     raise typer.Exit(1 if result.error_en and not result.answer else 0)
+
+
+@cli.command()
+def prepare() -> None:
+    """Prepare the bundled models once: convert the embedding model, assemble the LLM."""
+    from app._llm import LlmError
+    from app._llm_llamacpp import llamacpp_installed, prepare_bundled_gguf
+    from ingest._embed import EmbeddingError, prepare_default_model
+    from ingest.settings import DEFAULT_EMBEDDING_MODEL
+
+    settings = get_settings()
+    say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
+    try:
+        if settings.embedding_model == DEFAULT_EMBEDDING_MODEL:
+            path = prepare_default_model(settings, say)
+            console.print(f"embedding model: {escape(str(path))} (verified)")
+        if llamacpp_installed(settings) and settings.llamacpp_model_path is None:
+            path = prepare_bundled_gguf(settings, say)
+            console.print(f"embedded LLM: {escape(str(path))} (verified)")
+    except (EmbeddingError, LlmError) as exc:
+        raise fail(str(exc)) from exc
+
+
+@cli.command("eval")
+def eval_command(
+    dataset: Annotated[Path, typer.Argument(help="a folder with corpus.jsonl and questions.jsonl")],
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="passages retrieved")] = 5,
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="skip answering with the LLM")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="a fixed random sample of N questions")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write metrics and per-question results here")
+    ] = None,
+    backend: BackendOption = None,
+    baseline: Annotated[
+        bool, typer.Option(help="also measure the plain LangChain recipe on the same corpus")
+    ] = True,
+) -> None:
+    """Measure retrieval and answers on an evaluation set (see ../shared/eval/README.md)."""
+    from app._eval import (
+        build_eval_kb,
+        evaluate_answers,
+        evaluate_retrieval,
+        load_dataset,
+        plain_langchain_recipe,
+        summarize_answers,
+        summarize_retrieval,
+    )
+    from app._llm import LlmError, resolve_backend
+
+    settings = get_settings().model_copy(update={"top_k": k})
+    say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
+    try:
+        data = load_dataset(dataset, limit)
+        embedder = load_embedder(settings, say)
+        base, build_s, cached = build_eval_kb(settings, data, embedder, say)
+    except (FileNotFoundError, ValueError, StoreError, EmbeddingError) as exc:
+        raise fail(str(exc)) from exc
+    report: dict[str, object] = {
+        "dataset": str(dataset),
+        "questions": len(data.questions),
+        "settings": {
+            "embedding_model": settings.embedding_model,
+            "chunk_size": settings.chunk_size,
+            "chunk_overlap": settings.chunk_overlap,
+            "top_k": settings.top_k,
+            "dense_weight": settings.dense_weight,
+        },
+        "index": {**base.counts(), "build_s": build_s, "cached": cached},
+    }
+    with base:
+        rows = list(evaluate_retrieval(settings, data, base, embedder))
+        retrieval = summarize_retrieval(rows)
+        report["retrieval"] = retrieval
+        columns = ["recall@1", "recall@5", "recall@10", "mrr@10"]
+        table = Table(title=f"retrieval on {data.name} ({retrieval['answerable']:.0f} answerable)")
+        table.add_column("recipe")
+        for column in [*columns, "p50 ms", "p95 ms"]:
+            table.add_column(column, justify="right")
+        table.add_row(
+            "zhiku hybrid",
+            *(f"{retrieval[c]:.3f}" for c in columns),
+            f"{retrieval['retrieval_p50_ms']:.0f}",
+            f"{retrieval['retrieval_p95_ms']:.0f}",
+        )
+        if baseline:
+            say(
+                "measuring the plain LangChain recipe (text splitter 1000/200 + FAISS, dense only)"
+            )
+            plain, plain_timing = plain_langchain_recipe(data, embedder)
+            report["plain_langchain"] = {**plain, **plain_timing}
+            table.add_row(
+                "plain LangChain",
+                *(f"{plain[c]:.3f}" for c in columns),
+                f"{plain_timing['query_p50_ms']:.0f}",
+                "",
+            )
+        console.print(table)
+        answer_rows = []
+        if not retrieval_only:
+            try:
+                resolved = resolve_backend(settings, backend, progress=say)
+            except LlmError as exc:
+                raise fail(exc.en) from exc
+            say(f"answering {len(data.questions)} questions with {resolved.info.label_en}")
+
+            def show(row: object) -> None:
+                mark = "✓" if row.correct else ("refused" if row.refused else "✗")  # type: ignore[attr-defined]
+                say(f"{row.qid} {mark} {row.total_s:.1f} s")  # type: ignore[attr-defined]
+
+            answer_rows = evaluate_answers(settings, data, base, embedder, resolved, show)
+            answers = summarize_answers(answer_rows)
+            report["answers"] = {**answers, "backend": resolved.info.label_en}
+            table = Table(title=f"answers ({resolved.info.label_en})")
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for key, value in answers.items():
+                table.add_row(key, f"{value:.3f}" if value == value else "n/a")
+            console.print(table)
+    if json_out:
+        report["per_question"] = {
+            "retrieval": [row.__dict__ for row in rows],
+            "answers": [row.__dict__ for row in answer_rows],
+        }
+        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str))
+        console.print(f"wrote {json_out}")
 
 
 def main() -> None:

