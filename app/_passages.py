@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from app._cite import ngrams as _grams
 from app._search import Hit
 from ingest._store import KnowledgeBase
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
+_CJK_GRAM = re.compile(r"^[\u3400-\u9fff]{1,2}$")
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 
 
@@ -123,8 +125,13 @@ def best_window(
     text: str, limit: int, question: str, within: tuple[int, int] = (0, 0)
 ) -> tuple[int, int]:
     """The span of at most `limit` characters inside `within` (all of `text` if empty), cut at
-    line and sentence ends where possible, whose words cover the question best (the
-    earliest among equals). Coverage counts Chinese bigrams and Latin/number words ("1.5b")."""
+    line and sentence ends where possible, that best matches the question.
+
+    Each sentence (or table row) scores the square of what it shares with the question
+    (Chinese bigrams count 1, Latin and number words such as "1.5b" count 2): a sentence that
+    matches several question words at once is where an answer usually is. A window scores the
+    sum of its sentences; the earliest wins ties.
+    """
     lo_bound, hi_bound = within if within != (0, 0) else (0, len(text))
     if hi_bound - lo_bound <= limit:
         return lo_bound, hi_bound
@@ -132,11 +139,17 @@ def best_window(
         {lo_bound, hi_bound} | {m.end() for m in _SENTENCE_END.finditer(text, lo_bound, hi_bound)}
     )
     wanted = _grams(question)
+    unit_scores = [
+        sum(1 if _CJK_GRAM.match(g) else 2 for g in wanted & _grams(text[lo:hi])) ** 2
+        for lo, hi in pairwise(cuts)
+    ]
     best, best_score = (lo_bound, lo_bound + limit), -1
     for i, lo in enumerate(cuts[:-1]):
-        fitting = [c for c in cuts[i + 1 :] if c - lo <= limit]
-        hi = fitting[-1] if fitting else lo + limit
-        score = len(wanted & _grams(text[lo:hi]))
+        j = i + 1
+        while j + 1 < len(cuts) and cuts[j + 1] - lo <= limit:
+            j += 1
+        hi = cuts[j] if cuts[j] - lo <= limit else lo + limit
+        score = sum(unit_scores[i:j])
         if score > best_score:
             best, best_score = (lo, hi), score
     return best

@@ -76,6 +76,14 @@ class _RichProgress(Progress):
         self.progress.console.print(f"[dim]{escape(text)}[/dim]")
 
 
+def _shown(path: str) -> str:
+    """Paths under the working folder are shown relative to it: tables stay readable."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def report_table(report: IngestReport) -> Table:
     table = Table(show_lines=False, header_style="bold")
     table.add_column("file", overflow="fold")
@@ -86,7 +94,7 @@ def report_table(report: IngestReport) -> Table:
     for outcome in report.outcomes:
         style = _STATUS_STYLE[outcome.status]
         table.add_row(
-            escape(outcome.path),
+            escape(_shown(outcome.path)),
             f"[{style}]{outcome.status}[/{style}]",
             str(outcome.documents) if outcome.documents else "",
             str(outcome.chunks) if outcome.chunks else "",

