@@ -42,10 +42,12 @@ run: ingest ## set everything up and open the web app on http://localhost:$(PORT
 	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 
-browser: ## install Debian's chromium for the real-browser test, where possible
-	@if [ -x /usr/bin/chromium ]; then echo "chromium: present"; \
+browser: ## install Debian's chromium (and CJK fonts) for the real-browser test, where possible
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+		echo "chromium: present"; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium fonts-noto-cjk; \
 	else echo "chromium: not installed and cannot be installed here; the browser test will skip"; fi
 
 lint: $(STAMP) ## ruff

@@ -199,9 +199,7 @@ def eval_command(
             f"{retrieval['retrieval_p95_ms']:.0f}",
         )
         if baseline:
-            say(
-                "measuring the plain LangChain recipe (text splitter 1000/200 + FAISS, dense only)"
-            )
+            say("measuring the plain LangChain recipe (text splitter 1000/200 + FAISS, dense only)")
             plain, plain_timing = plain_langchain_recipe(data, embedder)
             report["plain_langchain"] = {**plain, **plain_timing}
             table.add_row(

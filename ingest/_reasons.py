@@ -51,6 +51,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "same content as {other}, already in the knowledge base",
         "内容与已入库的 {other} 相同",
     ),
+    "save_failed": (
+        "cannot save the uploaded file: {detail}",
+        "无法保存上传的文件：{detail}",
+    ),
     "bad_name": ("unusable file name: {detail}", "文件名不可用:{detail}"),
     "upload_too_large": (
         "upload is {size_mb:.1f} MB in all, over the {limit_mb:.0f} MB limit per upload",

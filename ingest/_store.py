@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 DB_FILE = "kb.sqlite"
 LOCK_FILE = "write.lock"
-UPLOADS_DIR = "files"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

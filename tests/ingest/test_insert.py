@@ -3,6 +3,7 @@ bad files fail with a reason while the rest goes on, model mismatch, reindex."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -169,8 +170,8 @@ def test_jsonl_records_are_documents_and_follow_their_file(
 ) -> None:
     corpus = tmp_path / "corpus.jsonl"
     lines = [
-        '{"id": "r1", "title": "甲", "text": "%s"}' % B,
-        '{"id": "r2", "title": "乙", "text": "%s"}' % C,
+        json.dumps({"id": "r1", "title": "甲", "text": B}, ensure_ascii=False),
+        json.dumps({"id": "r2", "title": "乙", "text": C}, ensure_ascii=False),
     ]
     corpus.write_text("\n".join(lines) + "\nnot json\n", encoding="utf-8")
     report = ingest_paths(settings, [corpus], embedder=embedder)

@@ -10,16 +10,11 @@ all. Between rounds files are edited, added and deleted, so updates and pruning 
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
+from zygote_client import KB, MODELS, Zygote
 
 from app.cli import cli
 from ingest._chunk import chunk_document
@@ -27,10 +22,6 @@ from ingest._load import load_file
 from ingest._store import KnowledgeBase
 from ingest.settings import Settings, get_settings
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-MODELS = REPO / ".zhiku" / "models"
-KB = "crash"
 TRIGGERS = ["start", "chunks_planned", "chunks_embedded", "file_done"]
 
 SENTENCES = [
@@ -41,57 +32,6 @@ SENTENCES = [
     "写入采用事务，提交之前的修改在崩溃后会被回滚。",
     "引用必须指向给模型看过的段落。",
 ]
-
-
-class Zygote:
-    def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-u", str(HERE / "zygote.py"), str(MODELS)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert json.loads(self._read()) == {"ready": True}
-
-    def _read(self) -> str:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the zygote died")
-        return line
-
-    def ask(self, request: dict) -> dict:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return json.loads(self._read())
-
-    def run(self, home: Path, paths: list[Path], **kill: object) -> dict:
-        # small batches: more commits per run, so more kills land inside one
-        request = {"op": "spawn", "home": str(home), "models": str(MODELS), "kb": KB, "batch": 3}
-        request["prune"] = True
-        request.update({"paths": [str(p) for p in paths], **kill})
-        pid = self.ask(request)["pid"]
-        return self.ask({"op": "wait", "pid": pid})
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.ask_nowait({"op": "quit"})
-            self.process.wait(timeout=30)
-
-    def ask_nowait(self, request: dict) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-
-
-@pytest.fixture(scope="module")
-def zygote(embedder: object) -> Iterator[Zygote]:  # the fixture converts the model if needed
-    spawner = Zygote()
-    yield spawner
-    spawner.close()
 
 
 def write_corpus(folder: Path, rng: random.Random, names: list[str]) -> None:

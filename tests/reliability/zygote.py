@@ -71,9 +71,16 @@ def _child(request: dict) -> None:
         threading.Timer(
             request.get("delay_ms", 0) / 1000, os.kill, (os.getpid(), signal.SIGKILL)
         ).start()
+    paths = [Path(p) for p in request["paths"]]
+    if request.get("via_uploads"):
+        # the web app's code path: files arrive as (name, bytes) and are saved first
+        from ingest._upload import save_uploads
+
+        saved = save_uploads(settings, request["kb"], [(p.name, p.read_bytes()) for p in paths])
+        paths = [s.path for s in saved if s.path is not None]
     report = ingest_paths(
         settings,
-        [Path(p) for p in request["paths"]],
+        paths,
         request["kb"],
         prune=bool(request.get("prune")),
         progress=switch,

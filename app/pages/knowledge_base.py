@@ -1,0 +1,389 @@
+"""The knowledge-base page: upload documents, see and manage what a knowledge base holds, and
+create, switch or delete knowledge bases. Saving and ingesting are library calls
+(`import_uploads` → `save_uploads` + `ingest_paths`); this page only shows them.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+
+import streamlit as st
+
+from app._ui import (
+    KB_KEY,
+    RETURN_TO_KB_KEY,
+    STATUS_ZH,
+    ImportRow,
+    StreamlitProgress,
+    current_settings,
+    file_name,
+    forget_kb,
+    get_embedder,
+    get_kb,
+    hero,
+    import_uploads,
+    outcome_reason_zh,
+    request_kb_switch,
+    store_error_zh,
+)
+from app._ui import (
+    escape_markdown as md,
+)
+from ingest._insert import ingest_paths, remove_documents
+from ingest._load import SUPPORTED_SUFFIXES
+from ingest._store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
+from ingest._upload import delete_kb_uploads, discard_upload, uploads_dir
+from ingest.settings import Settings
+
+_FLASH = "kb_flash"
+_LAST_IMPORT = "kb_last_import"
+_UPLOADER_ROUND = "kb_uploader_round"
+_CONFIRM_DOC = "kb_confirm_doc"
+_CONFIRM_KB = "kb_confirm_kb"
+_TYPE_LABELS = {
+    "pdf": "PDF",
+    "txt": "文本",
+    "md": "Markdown",
+    "docx": "Word",
+    "html": "网页",
+    "jsonl": "JSONL",
+}
+
+
+# ----- small helpers ------------------------------------------------------------------------
+
+
+def flash(kind: str, text: str) -> None:
+    """A message that survives the rerun that follows an action."""
+    st.session_state[_FLASH] = (kind, text)
+
+
+def show_flash() -> None:
+    kind, text = st.session_state.pop(_FLASH, (None, ""))
+    if kind == "success":
+        st.success(text, icon=":material/check_circle:")
+    elif kind == "error":
+        st.error(text, icon=":material/error:")
+    elif kind == "info":
+        st.info(text, icon=":material/info:")
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024**2:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024**2:.1f} MB"
+
+
+def local_time(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def limit_text(value: float) -> str:
+    return f"{value:g} MB"
+
+
+# ----- upload -------------------------------------------------------------------------------
+
+
+def upload_section(settings: Settings, kb_name: str) -> None:
+    st.subheader("上传文档")
+    round_ = st.session_state.setdefault(_UPLOADER_ROUND, 0)
+    kinds = "、".join(dict.fromkeys(_TYPE_LABELS[t] for t in SUPPORTED_SUFFIXES.values()))
+    files = st.file_uploader(
+        "拖入文件,或点击选择(可多选)",
+        type=[suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES],
+        accept_multiple_files=True,
+        key=f"uploader-{round_}",
+        max_upload_size=max(1, math.ceil(settings.max_file_mb)),
+        help="文件会复制到本机的数据目录,不会上传到任何外部服务。",
+    )
+    st.caption(
+        f"支持 {kinds} · 单个文件不超过 {limit_text(settings.max_file_mb)} · "
+        f"每次上传合计不超过 {limit_text(settings.max_upload_mb)} · "
+        f"文件保存在 {md(str(uploads_dir(settings, kb_name).resolve()))}"
+    )
+    label = f"导入 {len(files)} 个文件到「{md(kb_name)}」" if files else "导入到知识库"
+    if st.button(label, type="primary", disabled=not files, icon=":material/upload:"):
+        run_import(settings, kb_name, [(f.name, f.getvalue()) for f in files or []])
+    show_last_import()
+
+
+def run_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]]) -> None:
+    bar = st.progress(0.0, text="准备中…")
+    status = st.status(f"正在导入 {len(files)} 个文件…", expanded=True)
+    progress = StreamlitProgress(bar, status)
+    try:
+        rows = import_uploads(settings, kb_name, files, get_embedder(settings), progress)
+    except StoreError as exc:
+        status.update(label="导入失败", state="error")
+        st.error(store_error_zh(exc), icon=":material/error:")
+        return
+    st.session_state[_LAST_IMPORT] = (rows, progress.lines)
+    # A fresh uploader: the files are in; leaving them listed invites importing them twice.
+    st.session_state[_UPLOADER_ROUND] = st.session_state.get(_UPLOADER_ROUND, 0) + 1
+    st.rerun()
+
+
+def import_summary(rows: list[ImportRow]) -> str:
+    counts = {status: 0 for status in ("added", "updated", "skipped", "failed")}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return " · ".join(f"{STATUS_ZH[s]} {n}" for s, n in counts.items())
+
+
+def show_last_import() -> None:
+    last = st.session_state.get(_LAST_IMPORT)
+    if not last:
+        return
+    rows, lines = last
+    failed = any(row.status == "failed" for row in rows)
+    with st.status(
+        f"导入完成:{import_summary(rows)}",
+        state="error" if failed else "complete",
+        expanded=False,
+    ):
+        for line in lines:
+            st.write(line)
+    st.dataframe(
+        [row.as_table_row() for row in rows],
+        hide_index=True,
+        width="stretch",
+        column_config={"说明": st.column_config.TextColumn(width="large")},
+    )
+    if st.button("清除导入结果", type="tertiary", icon=":material/close:"):
+        st.session_state.pop(_LAST_IMPORT, None)
+        st.rerun()
+
+
+# ----- documents ----------------------------------------------------------------------------
+
+
+def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
+    return [
+        {
+            "标题": doc.title,
+            "文件": file_name(doc.origin),
+            "类型": _TYPE_LABELS.get(doc.doc_type, doc.doc_type),
+            "页数": doc.pages,
+            "段落": doc.chunks,
+            "大小": human_size(doc.size),
+            "导入时间": local_time(doc.ingested_at),
+            "原文件": "存在" if Path(doc.origin).exists() else "已不存在",
+        }
+        for doc in docs
+    ]
+
+
+def documents_section(settings: Settings, kb_name: str, docs: list[DocumentRecord]) -> None:
+    st.subheader("文档列表")
+    if not docs:
+        st.caption("这个知识库还没有文档。")
+        return
+    st.dataframe(
+        document_rows(docs),
+        hide_index=True,
+        width="stretch",
+        # widths in pixels: all eight columns fit a 1280-pixel window with the sidebar open
+        column_config={
+            "标题": st.column_config.TextColumn(width=190),
+            "文件": st.column_config.TextColumn(width=150),
+            "类型": st.column_config.TextColumn(width=80),
+            "页数": st.column_config.NumberColumn(width=50),
+            "段落": st.column_config.NumberColumn(width=50),
+            "大小": st.column_config.TextColumn(width=70),
+            "导入时间": st.column_config.TextColumn(width=130),
+            "原文件": st.column_config.TextColumn(width=70),
+        },
+    )
+    by_id = {doc.doc_id: doc for doc in docs}
+    left, middle, right = st.columns([4, 1, 1], vertical_alignment="bottom")
+    chosen = left.selectbox(
+        "选择文档进行操作",
+        list(by_id),
+        format_func=lambda doc_id: f"{by_id[doc_id].title} · {file_name(by_id[doc_id].origin)}",
+        key="kb_doc_choice",
+    )
+    doc = by_id[chosen]
+    if middle.button("重新导入", icon=":material/refresh:", width="stretch"):
+        reingest(settings, kb_name, doc)
+    if right.button("删除", icon=":material/delete:", width="stretch"):
+        st.session_state[_CONFIRM_DOC] = doc.doc_id
+        st.rerun()
+    pending = by_id.get(st.session_state.get(_CONFIRM_DOC, ""))
+    if pending is not None:
+        confirm_document_deletion(settings, kb_name, pending)
+
+
+def reingest(settings: Settings, kb_name: str, doc: DocumentRecord) -> None:
+    origin = Path(doc.origin)
+    if not origin.is_file():
+        st.error(
+            f"原文件已不存在:{md(doc.origin)}。无法重新导入;可以删除这篇文档后重新上传。",
+            icon=":material/error:",
+        )
+        return
+    bar = st.progress(0.0, text="准备中…")
+    status = st.status(f"正在重新导入「{md(doc.title)}」…", expanded=True)
+    try:
+        report = ingest_paths(
+            settings,
+            [origin],
+            kb_name,
+            force=True,
+            progress=StreamlitProgress(bar, status),
+            embedder=get_embedder(settings),
+        )
+    except StoreError as exc:
+        status.update(label="重新导入失败", state="error")
+        st.error(store_error_zh(exc), icon=":material/error:")
+        return
+    outcome = report.outcomes[0] if report.outcomes else None
+    if outcome is None or outcome.status == "failed":
+        reason = outcome_reason_zh(outcome) if outcome else "没有结果"
+        flash("error", f"重新导入「{md(doc.title)}」失败:{md(reason)}")
+    else:
+        flash(
+            "success",
+            f"已重新导入「{md(doc.title)}」:{STATUS_ZH[outcome.status]},{outcome.chunks} 个段落。",
+        )
+    st.rerun()
+
+
+def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRecord) -> None:
+    with st.container(border=True):
+        st.warning(
+            f"确定从知识库「{md(kb_name)}」删除「{md(doc.title)}」吗?"
+            "它的段落将不再参与问答;通过本页上传的文件副本也会一并删除。",
+            icon=":material/warning:",
+        )
+        row = st.container(horizontal=True)
+        yes, no = row, row
+        if yes.button("确认删除", type="primary", key="kb_doc_delete_yes"):
+            st.session_state.pop(_CONFIRM_DOC, None)
+            try:
+                removed, _ = remove_documents(settings, kb_name, [doc.doc_id])
+                discard_upload(settings, kb_name, doc.origin)
+            except StoreError as exc:
+                flash("error", store_error_zh(exc))
+            else:
+                if removed:
+                    flash("success", f"已删除「{md(doc.title)}」。")
+                else:
+                    flash("info", f"「{md(doc.title)}」已不在知识库中。")
+            st.rerun()
+        if no.button("取消", key="kb_doc_delete_no"):
+            st.session_state.pop(_CONFIRM_DOC, None)
+            st.rerun()
+
+
+# ----- knowledge bases ----------------------------------------------------------------------
+
+
+def manage_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -> None:
+    st.subheader("管理知识库")
+    create_col, delete_col = st.columns(2, gap="large")
+    with create_col, st.form("kb_create", clear_on_submit=True, border=False):
+        name = st.text_input(
+            "新建知识库",
+            placeholder="例如:产品手册",
+            max_chars=64,
+            help="1-64 个字符:汉字、字母、数字、“-”或“_”。",
+        )
+        if st.form_submit_button("新建并切换", icon=":material/add:"):
+            create_kb(settings, name)
+    with delete_col:
+        st.markdown("删除知识库")
+        st.caption("删除当前知识库的全部文档、索引和上传的文件副本,无法恢复。")
+        if st.button(
+            f"删除「{md(kb_name)}」",
+            icon=":material/delete_forever:",
+            disabled=kb is None,
+            key="kb_delete",
+        ):
+            st.session_state[_CONFIRM_KB] = kb_name
+            st.rerun()
+        if st.session_state.get(_CONFIRM_KB) == kb_name and kb is not None:
+            confirm_kb_deletion(settings, kb_name, kb)
+
+
+def create_kb(settings: Settings, raw_name: str) -> None:
+    name = raw_name.strip()
+    if not name:
+        st.error("请输入知识库名称。", icon=":material/error:")
+        return
+    try:
+        KnowledgeBase.open(settings, name, create=True).close()
+    except StoreError:
+        st.error(
+            f"无法用「{md(name)}」作为知识库名称:请使用 1-64 个汉字、字母、数字、“-”或“_”,"
+            '不要以“.”开头,不要包含 / \\ : * ? " < > |。',
+            icon=":material/error:",
+        )
+        return
+    request_kb_switch(name)
+    flash("success", f"已切换到知识库「{md(name)}」,现在可以上传文档了。")
+    st.rerun()
+
+
+def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> None:
+    documents = kb.counts().get("documents", 0)
+    st.error(
+        f"确定永久删除知识库「{md(kb_name)}」吗?其中的 {documents} 篇文档都会被删除。",
+        icon=":material/warning:",
+    )
+    row = st.container(horizontal=True)
+    yes, no = row, row
+    if yes.button("确认删除", type="primary", key="kb_delete_yes"):
+        st.session_state.pop(_CONFIRM_KB, None)
+        try:
+            delete_kb(settings, kb_name)
+        except StoreError as exc:
+            flash("error", store_error_zh(exc))
+            st.rerun()
+        forget_kb(settings, kb_name)
+        delete_kb_uploads(settings, kb_name)
+        st.session_state.get("conversations", {}).pop(kb_name, None)
+        request_kb_switch(settings.default_kb)
+        flash("success", f"已删除知识库「{md(kb_name)}」。")
+        st.rerun()
+    if no.button("取消", key="kb_delete_no"):
+        st.session_state.pop(_CONFIRM_KB, None)
+        st.rerun()
+
+
+# ----- the page -----------------------------------------------------------------------------
+
+
+def page() -> None:
+    if KB_KEY not in st.session_state:
+        # Run on its own, as Streamlit does with `pages/` files until st.navigation has run once
+        # (see KB_PAGE in app/main.py): go through the router, which comes back here.
+        st.session_state[RETURN_TO_KB_KEY] = True
+        st.switch_page("main.py")
+    settings = current_settings()
+    kb_name: str = st.session_state[KB_KEY]
+    kb = get_kb(settings, kb_name)
+    counts = kb.counts() if kb is not None else {"documents": 0, "chunks": 0}
+    # Read on every run, never cached: the CLI may have changed the knowledge base.
+    docs = kb.documents() if kb is not None else []
+    hero(f"知识库 · {kb_name}", "上传、查看和管理文档;文件只保存在本机的数据目录")
+    show_flash()
+    latest = max((doc.updated_at for doc in docs), default="")
+    with st.container(border=True):
+        cols = st.columns(3)
+        cols[0].metric("文档", counts["documents"])
+        cols[1].metric("段落", counts["chunks"])
+        cols[2].metric("最近更新", local_time(latest)[5:] if latest else "—")
+    upload_section(settings, kb_name)
+    documents_section(settings, kb_name, docs)
+    manage_section(settings, kb_name, kb)
+
+
+page()

@@ -1,0 +1,397 @@
+"""The web app through Streamlit's `AppTest`: both pages run their real code against a small
+knowledge base ingested with the real embedding model.
+
+The app reads its settings from the environment on every run, so each test points it at its own
+data home with `ZHIKU_HOME` and friends. Generation uses either no LLM (`LLM_BACKEND=none`) or
+`FakeOllama` (`tests/app/ollama_server.py`): the real Ollama server cannot be installed where
+these tests run, so the Ollama path is exercised against that fake speaking Ollama's HTTP API.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import MODELS_DIR, REPO, make_settings
+
+# tests/app has no __init__.py (it would shadow the real `app`): the helper is top-level
+from ollama_server import FakeOllama
+from streamlit.testing.v1 import AppTest
+
+from ingest._embed import Embedder
+from ingest._insert import ingest_paths
+from ingest._store import DocumentRecord, KnowledgeBase, list_kbs
+from ingest._upload import uploads_dir
+from ingest.settings import Settings
+
+APP = REPO / "app" / "main.py"
+KB_PAGE = "pages/knowledge_base.py"
+TIMEOUT = 60  # the first run may load the embedding model
+
+DOCS = {
+    "年假制度.md": "# 员工年假制度\n\n员工每年享有十五天带薪年假。"
+    "年假需要提前两周在系统中申请。\n\n未休完的年假可以顺延到次年三月底。",
+    "报销规定.txt": "差旅报销规定\n\n出差结束后三十天内提交报销单,逾期不予报销。"
+    "住宿标准为每晚不超过五百元。",
+    "网页安全.txt": "网页安全说明\n\n示例代码 <script>alert('xss')</script> 与 "
+    "<img src=x onerror=alert(1)> 都应当原样显示为文字,不能被浏览器执行。",
+}
+ANSWER_TOKENS = ["员工每年", "享有十五天", "带薪年假", "[1]", "。"]
+
+
+# ----- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data home the app is pointed at (cwd moves too, so no `.env` applies)."""
+    data = tmp_path / "home"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZHIKU_HOME", str(data))
+    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(MODELS_DIR))
+    monkeypatch.setenv("LLM_BACKEND", "none")
+    return data
+
+
+@pytest.fixture
+def settings_for(home: Path) -> Settings:
+    return make_settings(home)
+
+
+@pytest.fixture(scope="module")
+def template_home(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """The three documents in DOCS ingested once; tests get a copy (ingesting costs seconds).
+    The copies' documents still come from this template's files: tests must not change them."""
+    root = tmp_path_factory.mktemp("ui-template")
+    folder = root / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    report = ingest_paths(make_settings(root / "home"), [folder], "default", embedder=embedder)
+    assert [o.status for o in report.outcomes] == ["added"] * 3
+    return root / "home"
+
+
+@pytest.fixture
+def filled(home: Path, template_home: Path) -> Path:
+    """The default knowledge base with the three small documents in DOCS."""
+    shutil.copytree(template_home, home)
+    return home
+
+
+def answering_responder(body: dict[str, Any]) -> Sequence[str]:
+    """Follow-up rewriting gets the question back; anything else gets the fixed answer."""
+    last = body["messages"][-1]["content"]
+    if "改写后的问题" in last:
+        return [last.rsplit("最后的问题:", 1)[-1].split("\n")[0] or "年假有几天?"]
+    return ANSWER_TOKENS
+
+
+@pytest.fixture
+def ollama(monkeypatch: pytest.MonkeyPatch, home: Path) -> Iterator[FakeOllama]:
+    with FakeOllama(models=["qwen2.5:3b"], responder=answering_responder) as server:
+        monkeypatch.setenv("LLM_BACKEND", "ollama")
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        yield server
+
+
+# ----- helpers ------------------------------------------------------------------------------
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_kb_page(at: AppTest) -> AppTest:
+    at.switch_page(KB_PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    buttons = [b for b in (*at.button, *at.form_submit_button) if b.label == label]
+    assert buttons, f"no button {label!r} in {[b.label for b in at.button]}"
+    buttons[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def documents(settings: Settings) -> list[DocumentRecord]:
+    with KnowledgeBase.open(settings) as kb:
+        return kb.documents()
+
+
+def html_of(at: AppTest) -> str:
+    return "\n".join(h.value for h in at.html)
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def no_traceback(at: AppTest) -> None:
+    assert not at.exception
+    shown = texts(at.error) + texts(at.markdown) + texts(at.warning)
+    assert "Traceback" not in shown
+
+
+# ----- the chat page ------------------------------------------------------------------------
+
+
+def test_opens_on_the_default_kb_ready_to_answer(filled: Path) -> None:
+    at = start()
+    assert at.selectbox(key="kb").value == "default"
+    assert not at.chat_input[0].disabled
+    assert "知库" in html_of(at)
+    assert "回答方式:仅检索" in texts(at.markdown)  # st.badge is Markdown underneath
+    no_traceback(at)
+
+
+def test_an_empty_kb_invites_an_upload(home: Path) -> None:
+    at = start()
+    assert "还没有文档" in texts(at.info)
+    assert at.chat_input[0].disabled
+
+
+def test_answer_streams_with_citation_linked_to_a_source_card(
+    filled: Path, ollama: FakeOllama
+) -> None:
+    at = ask(start(), "每年有几天年假?")
+    answer = texts(at.markdown)
+    assert "带薪年假" in answer
+    assert "(#zk-src-0-1)" in answer  # the [1] marker links to the first card
+    cards = html_of(at)
+    assert 'id="zk-src-0-1"' in cards
+    assert "员工年假制度" in cards and "年假制度.md" in cards
+    assert "<mark>" in cards  # the supporting span is highlighted
+    assert "相关度" in cards
+    assert any(e.label == "展开原文段落" for e in at.expander)
+    assert any(s.label.startswith("完成") and "秒" in s.label for s in at.status)
+    assert "回答方式:Ollama · qwen2.5:3b" in texts(at.markdown)
+    exported = texts(at.code)
+    assert "**来源**" in exported and "[1] 《员工年假制度》 年假制度.md" in exported
+    assert at.download_button  # the same Markdown as a file
+
+
+def test_follow_up_questions_carry_the_conversation(filled: Path, ollama: FakeOllama) -> None:
+    at = ask(start(), "每年有几天年假?")
+    at = ask(at, "没休完的怎么办?")
+    assert len(at.chat_message) == 4  # two questions, two answers
+    condensing = [
+        r["messages"][-1]["content"]
+        for r in ollama.chat_requests
+        if "改写后的问题" in r["messages"][-1]["content"]
+    ]
+    assert condensing and "每年有几天年假" in condensing[-1]
+    click(at, "新对话")
+    assert len(at.chat_message) == 0
+
+
+def test_retrieval_only_shows_passages_and_how_to_enable_generation(filled: Path) -> None:
+    at = ask(start(), "出差报销要在多久内提交?")
+    guidance = texts(at.info)
+    assert "仅检索" in guidance
+    assert "ollama serve" in guidance and "ollama pull qwen2.5:3b" in guidance
+    assert "make install" in guidance
+    assert "报销规定.txt" in html_of(at)
+
+
+def test_an_unrelated_question_is_refused_with_possibly_related_passages(filled: Path) -> None:
+    at = ask(start(), "火星上的天气怎么样?")
+    assert "知识库中没有找到相关内容" in texts(at.warning)
+    assert "可能相关" in html_of(at)
+    assert "可能相关的段落" in texts(at.markdown)
+
+
+def test_ollama_down_gives_an_actionable_chinese_message(
+    filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("LLM_BACKEND", "ollama")
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{port}")
+    at = start()
+    message = texts(at.error)
+    assert "无法连接到 Ollama" in message and "ollama serve" in message
+    at = ask(at, "每年有几天年假?")
+    no_traceback(at)
+    # it still answers from retrieval, and says why
+    assert "年假制度.md" in html_of(at)
+    assert "仅检索" in texts(at.info)
+
+
+def test_a_missing_ollama_model_says_how_to_pull_it(
+    filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeOllama(models=["llama3:latest"]) as server:
+        monkeypatch.setenv("LLM_BACKEND", "ollama")
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        at = start()
+    message = texts(at.error)
+    assert "ollama pull qwen2.5:3b" in message
+    assert "llama3:latest" in message
+    no_traceback(at)
+
+
+def test_html_in_documents_and_answers_is_shown_as_text(
+    filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo = ["示例代码 ", "<img src=x onerror=alert(1)>", " 会显示为文字", "[1]。"]
+    with FakeOllama(models=["qwen2.5:3b"], reply_tokens=echo) as server:
+        monkeypatch.setenv("LLM_BACKEND", "ollama")
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        at = ask(start(), "网页安全说明里的示例代码是什么?")
+    cards = html_of(at)
+    assert "&lt;script&gt;alert(&#x27;xss&#x27;)&lt;/script&gt;" in cards
+    assert "&lt;img src=x onerror=alert(1)&gt;" in cards
+    assert "<script" not in cards and "<img" not in cards
+    answer = texts(at.markdown)
+    assert r"\<img src=x onerror=alert(1)\>" in answer  # Markdown-escaped: shown, not parsed
+    assert "<img" not in answer.replace(r"\<img", "")
+
+
+# ----- the knowledge-base page --------------------------------------------------------------
+
+
+def test_upload_saves_ingests_and_reports_every_file(home: Path, settings_for: Settings) -> None:
+    at = open_kb_page(start())
+    assert "单个文件不超过 100 MB" in texts(at.caption)
+    assert "每次上传合计不超过 500 MB" in texts(at.caption)
+    uploader = at.file_uploader[0]
+    assert uploader.accept_multiple_files
+    files = [
+        ("年假制度.md", DOCS["年假制度.md"].encode(), "text/markdown"),
+        ("../../etc/报销规定.txt", DOCS["报销规定.txt"].encode(), "text/plain"),
+        ("空.txt", b"", "text/plain"),
+        ("年假制度.md", "# 另一份\n\n不同的内容:加班可以调休。".encode(), "text/markdown"),
+    ]
+    uploader.set_value(files).run()
+    click(at, "导入 4 个文件到「default」")
+    (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
+    results = dict(zip(table["文件"], table["结果"], strict=False))
+    assert results["../../etc/报销规定.txt"] == "新增"
+    assert results["空.txt"] == "失败"
+    reasons = " ".join(table["说明"])
+    assert "空文件" in reasons
+    assert "另存为「年假制度 (2).md」" in reasons
+    assert any(s.label.startswith("导入完成") for s in at.status)
+    stored = sorted(
+        p.name for p in uploads_dir(settings_for, "default").iterdir() if not p.name.startswith(".")
+    )
+    assert stored == ["年假制度 (2).md", "年假制度.md", "报销规定.txt"]
+    assert not (home / "etc").exists()
+    # the document list reads the store: three documents, nothing cached
+    (docs,) = [d.value for d in at.dataframe if "标题" in d.value.columns]
+    assert len(docs) == 3
+    # the same files again: nothing changes, and the table says so
+    at.file_uploader[0].set_value(files[:2]).run()
+    click(at, "导入 2 个文件到「default」")
+    (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
+    assert list(table["结果"]) == ["跳过", "跳过"]
+    assert "内容未变化" in " ".join(table["说明"])  # the ingester's reason, in Chinese
+
+
+def test_the_page_sees_what_the_cli_ingested(
+    filled: Path, settings_for: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    at = open_kb_page(start())
+    assert at.metric[0].value == "3"
+    extra = tmp_path / "加班.txt"
+    extra.write_text("加班规定\n\n工作日加班可以申请调休。", encoding="utf-8")
+    ingest_paths(settings_for, [extra], "default", embedder=embedder)  # as `zhiku ingest` does
+    at.run()
+    assert at.metric[0].value == "4"
+
+
+def test_deleting_a_document_asks_first(filled: Path, settings_for: Settings) -> None:
+    at = open_kb_page(start())
+    doc = next(d for d in documents(settings_for) if d.title == "差旅报销规定")
+    at.selectbox(key="kb_doc_choice").set_value(doc.doc_id).run()
+    click(at, "删除")
+    assert "确定从知识库「default」删除「差旅报销规定」吗" in texts(at.warning)
+    click(at, "取消")
+    assert len(documents(settings_for)) == 3
+    at.selectbox(key="kb_doc_choice").set_value(doc.doc_id).run()
+    click(at, "删除")
+    click(at, "确认删除")
+    assert "已删除「差旅报销规定」" in texts(at.success)
+    titles = [d.title for d in documents(settings_for)]
+    assert "差旅报销规定" not in titles and len(titles) == 2
+    # the file came from the command line, not an upload: it is the user's and stays
+    assert Path(doc.origin).exists()
+
+
+def test_reingest_a_document_and_when_its_file_is_gone(
+    filled: Path, settings_for: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    own = tmp_path / "加班.txt"  # a file of this test's own, since it deletes it
+    own.write_text("加班规定\n\n工作日加班可以申请调休。", encoding="utf-8")
+    ingest_paths(settings_for, [own], "default", embedder=embedder)
+    at = open_kb_page(start())
+    doc = next(d for d in documents(settings_for) if d.title == "加班规定")
+    at.selectbox(key="kb_doc_choice").set_value(doc.doc_id).run()
+    click(at, "重新导入")
+    assert "已重新导入「加班规定」" in texts(at.success)
+    Path(doc.origin).unlink()
+    at.selectbox(key="kb_doc_choice").set_value(doc.doc_id).run()
+    click(at, "重新导入")
+    assert "原文件已不存在" in texts(at.error)
+    assert "已不存在" in list(at.dataframe[-1].value["原文件"])
+
+
+def test_create_switch_and_delete_a_kb_with_confirmation(
+    filled: Path, settings_for: Settings
+) -> None:
+    at = open_kb_page(start())
+    at.text_input[0].input("项目资料")
+    click(at, "新建并切换")
+    assert at.selectbox(key="kb").value == "项目资料"
+    assert "项目资料" in list_kbs(settings_for)
+    note = "# 项目\n\n项目代号是青鸟。".encode()
+    at.file_uploader[0].set_value([("说明.md", note, "text/markdown")])
+    at.run()
+    click(at, "导入 1 个文件到「项目资料」")
+    assert uploads_dir(settings_for, "项目资料").is_dir()
+    click(at, "删除「项目资料」")
+    assert "确定永久删除知识库「项目资料」吗" in texts(at.error)
+    click(at, "取消")
+    assert "项目资料" in list_kbs(settings_for)
+    click(at, "删除「项目资料」")
+    click(at, "确认删除")
+    assert "项目资料" not in list_kbs(settings_for)
+    assert not uploads_dir(settings_for, "项目资料").exists()
+    assert at.selectbox(key="kb").value == "default"
+    # switching back and forth through the sidebar keeps each knowledge base's view
+    assert at.metric[0].value == "3"
+
+
+def test_an_invalid_kb_name_is_explained_in_chinese(filled: Path) -> None:
+    at = open_kb_page(start())
+    at.text_input[0].input("../坏名字")
+    click(at, "新建并切换")
+    assert "无法用「../坏名字」作为知识库名称" in texts(at.error)
+    assert at.selectbox(key="kb").value == "default"
+
+
+def test_sidebar_settings_apply_to_the_next_answer(filled: Path, ollama: FakeOllama) -> None:
+    at = start()
+    at.selectbox(key="backend").set_value("none").run()
+    at.slider(key="top_k").set_value(1).run()
+    at = ask(at, "出差报销要在多久内提交?")
+    assert "仅检索" in texts(at.info)
+    assert ollama.chat_requests == []  # the LLM was not asked
+    assert html_of(at).count('class="zk-card-head"') == 1
