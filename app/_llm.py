@@ -11,6 +11,7 @@ none.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,3 +151,33 @@ def resolve_backend(
             "下面列出最相关的段落",
         ),
     )
+
+
+_warmed: set[str] = set()
+_warm_lock = threading.Lock()
+
+
+def warm_up(backend: ResolvedBackend) -> None:
+    """Have llama.cpp process the fixed system prompt once, in the background: its KV cache is
+    reused by every later prompt (they all start the same), so the first question no longer
+    waits ~15 s for it. A no-op for other backends and after the first call."""
+    if backend.info.kind != "llamacpp" or backend.chat is None:
+        return
+    with _warm_lock:
+        if backend.info.model in _warmed:
+            return
+        _warmed.add(backend.info.model)
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from app._prompt import SYSTEM_PROMPT
+
+    chat = backend.chat
+
+    def run() -> None:
+        try:
+            chat.invoke([SystemMessage(SYSTEM_PROMPT), HumanMessage("你好")], max_tokens=1)
+        except Exception:  # a failed warm-up only means the first question is slower
+            with _warm_lock:
+                _warmed.discard(backend.info.model)
+
+    threading.Thread(target=run, name="llamacpp-warm-up", daemon=True).start()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
+from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend, warm_up
 from ingest._embed import Embedder, load_embedder
 from ingest._insert import FileOutcome, Progress
 from ingest._reasons import Rejection
@@ -182,7 +182,9 @@ def _cached_backend(
 ) -> ResolvedBackend:
     # Expires after a few minutes so that "auto" notices an Ollama started meanwhile; the
     # llama.cpp weights themselves stay loaded in their own per-process cache.
-    return resolve_backend(_settings, kind)  # type: ignore[arg-type]
+    resolved = resolve_backend(_settings, kind)  # type: ignore[arg-type]
+    warm_up(resolved)
+    return resolved
 
 
 def get_backend(settings: Settings) -> tuple[ResolvedBackend, LlmError | None]:
@@ -205,6 +207,8 @@ def store_error_zh(exc: Exception) -> str:
     """A Chinese message for a knowledge-base problem; the English detail stays for searching."""
     if isinstance(exc, ModelMismatch):
         return escape_markdown(exc.rejection.zh)
+    if isinstance(exc, StoreError):
+        return escape_markdown(exc.zh)
     return f"知识库操作失败:{escape_markdown(str(exc))}"
 
 

@@ -13,6 +13,7 @@ lock serialises writers across processes; readers never block.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -20,10 +21,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -32,8 +34,8 @@ from ingest._chunk import Chunk
 from ingest._embed import EmbeddingSpec
 from ingest._load import LoadedDoc
 from ingest._reasons import Rejection
-from ingest._tokenize import index_text
-from ingest._vectors import IVF_THRESHOLD, VectorIndex, latest_index_file
+from ingest._tokenize import fts_tokens, index_text, keyword_expression, keyword_items
+from ingest._vectors import IVF_THRESHOLD, VectorIndex, index_file_name, latest_index_file
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,41 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'uni
 
 
 class StoreError(RuntimeError):
-    """A knowledge-base problem a user must act on; the message says what to do."""
+    """A knowledge-base problem a user must act on; the message says what to do, in English
+    (CLI) and Chinese (web app)."""
+
+    def __init__(self, en: str, zh: str | None = None) -> None:
+        super().__init__(en)
+        self.en = en
+        self.zh = zh or en
+
+
+def _write_error(path: Path, exc: BaseException, kb: str) -> StoreError:
+    """A failed write as something a user can act on, naming the file."""
+    text = str(exc).lower()
+    code = getattr(exc, "errno", None)
+    if "full" in text or "no space" in text or code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return StoreError(
+            f"cannot write {path}: the disk is full. Free some space and run the same command "
+            "again; what was committed before is intact and nothing is half-written.",
+            f"无法写入 {path}：磁盘已满。请释放空间后重新运行同一命令；"
+            "之前提交的内容完好，不会有写了一半的数据。",
+        )
+    if (
+        "readonly" in text
+        or "read-only" in text
+        or code in (errno.EROFS, errno.EACCES, errno.EPERM)
+    ):
+        return StoreError(
+            f"cannot write {path}: the data home is read-only. Make {path.parent} writable or "
+            "set ZHIKU_HOME to a writable folder; reading and asking still work.",
+            f"无法写入 {path}：数据目录是只读的。请让 {path.parent} 可写，"
+            "或把 ZHIKU_HOME 设为可写的目录；查阅和提问仍然可用。",
+        )
+    return StoreError(
+        f"cannot write {path}: {exc}. Nothing is half-written; run `zhiku kb check --kb {kb}`.",
+        f"无法写入 {path}：{exc}。不会有写了一半的数据；请运行 `zhiku kb check --kb {kb}`。",
+    )
 
 
 class ModelMismatch(StoreError):
@@ -194,7 +230,8 @@ def validate_kb_name(name: str) -> str:
         or cleaned.startswith(".")
     ):
         raise StoreError(
-            f"invalid knowledge base name {name!r}: use 1-64 letters, digits, Chinese, '-' or '_'"
+            f"invalid knowledge base name {name!r}: use 1-64 letters, digits, Chinese, '-' or '_'",
+            f"知识库名称 {name!r} 无效：请使用 1-64 个字母、数字、汉字、'-' 或 '_'",
         )
     return cleaned
 
@@ -213,45 +250,72 @@ def delete_kb(settings: Settings, name: str) -> None:
     """Remove a knowledge base; waits for any writer first so no ingest is cut in half."""
     path = kb_path(settings, name)
     if not (path / DB_FILE).is_file():
-        raise StoreError(f"knowledge base {name!r} does not exist")
+        raise StoreError(f"knowledge base {name!r} does not exist", f"知识库 {name!r} 不存在")
     lock = FileLock(str(path / LOCK_FILE), timeout=settings.lock_timeout_s)
     try:
         with lock:
             trash = path.with_name(f".deleted-{path.name}-{time.time_ns()}")
             path.rename(trash)
     except Timeout as exc:
-        raise StoreError(f"knowledge base {name!r} is being written by another process") from exc
+        raise StoreError(
+            f"knowledge base {name!r} is being written by another process",
+            f"知识库 {name!r} 正在被另一个进程写入",
+        ) from exc
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _connect(db_path: Path) -> sqlite3.Connection:
+def _connect(db_path: Path) -> tuple[sqlite3.Connection, bool]:
+    """A connection, and whether it is read-only (a read-only data home can still be read)."""
     try:
         conn = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        return conn, False
+    except sqlite3.OperationalError as exc:
+        read_only = "readonly" in str(exc) or "unable to open" in str(exc)
+        if not (db_path.is_file() and read_only):
+            raise _damaged(db_path, exc) from exc
     except sqlite3.DatabaseError as exc:
-        raise StoreError(_damaged_message(db_path, exc)) from exc
-    return conn
+        raise _damaged(db_path, exc) from exc
+    # immutable: no locks, no WAL (writers checkpoint it into the main file when they finish)
+    uri = f"file:{quote(str(db_path.resolve()))}?immutable=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(db_path, exc) from exc
+    return conn, True
 
 
-def _damaged_message(db_path: Path, exc: Exception) -> str:
+def _damaged(db_path: Path, exc: Exception) -> StoreError:
     kb = db_path.parent.name
-    return (
+    return StoreError(
         f"{db_path} cannot be read ({exc}). Run `zhiku kb check --repair --kb {kb}` to salvage "
-        f"what is readable, or delete the knowledge base and ingest the files again."
+        "what is readable (the damaged file is kept), or delete the knowledge base and ingest "
+        "the files again.",
+        f"无法读取 {db_path}（{exc}）。请运行 `zhiku kb check --repair --kb {kb}` "
+        "挽救可读的内容（损坏的文件会保留），或删除该知识库后重新导入文件。",
     )
 
 
 class KnowledgeBase:
     """One named knowledge base. Thread-safe; share one instance per process."""
 
-    def __init__(self, settings: Settings, name: str, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        path: Path,
+        conn: sqlite3.Connection,
+        read_only: bool = False,
+    ) -> None:
         self.settings = settings
         self.name = name
         self.path = path
         self.conn = conn
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._vectors: VectorIndex | None = None
         self._vectors_problem: str | None = None
@@ -269,19 +333,24 @@ class KnowledgeBase:
             if not create:
                 raise StoreError(
                     f"knowledge base {name!r} does not exist yet: "
-                    f"create it with `zhiku ingest PATH --kb {name}`"
+                    f"create it with `zhiku ingest PATH --kb {name}`",
+                    f"知识库 {name!r} 还不存在：请先在“知识库”页面上传文件，"
+                    f"或运行 `zhiku ingest PATH --kb {name}`",
                 )
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create {path}: {exc.strerror}") from exc
-        conn = _connect(db_path)
-        kb = cls(settings, name, path, conn)
+                raise _write_error(path, exc, name) from exc
+        conn, read_only = _connect(db_path)
+        kb = cls(settings, name, path, conn, read_only)
         try:
             kb._ensure_schema(create)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise _write_error(db_path, exc, name) from exc
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(_damaged_message(db_path, exc)) from exc
+            raise _damaged(db_path, exc) from exc
         return kb
 
     def _ensure_schema(self, create: bool) -> None:
@@ -469,17 +538,28 @@ class KnowledgeBase:
             i: np.frombuffer(blob, "<f4") for i, blob in self._rows_where_in(sql, map(int, ids))
         }
 
+    # Keyword search cost: FTS5 computes BM25 for every row that holds any query term before it
+    # sorts (5-10 µs a row on a busy 2-core machine), so over a large collection a question
+    # with everyday words visits most of it: 100k synthetic chunks, p50 ~300 ms; 1M, seconds
+    # (bench/results.md). Past this many rows, estimated from the terms' document frequencies
+    # (`fts5vocab`), a query keeps its rarest terms and phrases, rarest first, and leaves out the
+    # commonest: they carry the least IDF, so BM25's top ranks barely move, while the words that
+    # single a passage out stay. A query whose terms all fit searches exactly as before (every
+    # query of the eval sets: they are far below the budget).
+    KEYWORD_ROW_BUDGET = 8_000
+
     def keyword_search(self, query: str, k: int) -> list[tuple[int, float]]:
         """BM25 over jieba tokens for an FTS5 query (see `keyword_query`): (chunk id, score),
         best first, higher is better."""
         if not query:
             return []
         with self._lock:
+            expression = self._within_budget(query)
             try:
                 rows = self.conn.execute(
                     "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
                     "ORDER BY rank LIMIT ?",
-                    (query, k),
+                    (expression, k),
                 ).fetchall()
             except sqlite3.OperationalError as exc:
                 log.warning("keyword search failed for %r: %s", query, exc)
@@ -492,16 +572,78 @@ class KnowledgeBase:
             return {}
         marks = ",".join("?" * len(ids))
         with self._lock:
+            expression = self._within_budget(query)  # the same terms as `keyword_search`
             try:
+                # `+rowid`: the IN list is checked on the matching rows of ONE scan. A plain
+                # `rowid IN` is handed to FTS5 as one lookup per id, and each lookup recomputes
+                # the query's IDFs over the full doclists: 10-40x slower for 40 ids (bench/).
                 rows = self.conn.execute(
                     f"SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                    f"AND rowid IN ({marks})",
-                    (query, *ids),
+                    f"AND +rowid IN ({marks})",
+                    (expression, *ids),
                 ).fetchall()
             except sqlite3.OperationalError as exc:
                 log.warning("keyword scoring failed for %r: %s", query, exc)
                 return {}
         return {rowid: -score for rowid, score in rows}
+
+    def _within_budget(self, query: str) -> str:
+        """`query` without its commonest terms when together they hold more rows than
+        `KEYWORD_ROW_BUDGET`; unchanged otherwise, and for anything but `keyword_query` output."""
+        items = keyword_items(query)
+        if items is None or len(items) < 2:
+            return query
+        stats = self._keyword_stats()
+        if stats is None or stats["rows"] * len(items) <= self.KEYWORD_ROW_BUDGET:
+            return query  # small collections never reach the budget: no lookups at all
+        words = {item: fts_tokens(item) for item in items}
+        frequencies = self._document_frequencies(stats, {w for ws in words.values() for w in ws})
+        if frequencies is None:
+            return query
+        # rows FTS5 visits for an item: a word's own; a phrase is found through its rarest word
+        cost = {item: min((frequencies[w] for w in ws), default=0) for item, ws in words.items()}
+        if sum(cost.values()) <= self.KEYWORD_ROW_BUDGET:
+            return query
+        kept: set[str] = set()
+        spent = 0
+        for item in sorted(items, key=cost.__getitem__):
+            if kept and spent + cost[item] > self.KEYWORD_ROW_BUDGET:
+                break
+            kept.add(item)  # the rarest item always stays, whatever it costs
+            spent += cost[item]
+        return keyword_expression([item for item in items if item in kept])
+
+    def _keyword_stats(self) -> dict | None:
+        """Chunk count and a document-frequency cache, valid until the next commit."""
+        key = (self._meta("epoch"), self._meta("generation"))
+        stats = self.__dict__.get("_keyword_cache")
+        if stats is None or stats["key"] != key:
+            try:
+                rows = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            except sqlite3.Error:
+                return None
+            stats = {"key": key, "rows": rows, "df": {}}
+            self.__dict__["_keyword_cache"] = stats
+        return stats
+
+    def _document_frequencies(self, stats: dict, words: set[str]) -> dict[str, int] | None:
+        known: dict[str, int] = stats["df"]
+        try:
+            missing = [w for w in words if w not in known]
+            if missing:
+                self.conn.execute(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_vocab "
+                    "USING fts5vocab(main, chunks_fts, row)"
+                )
+            for word in missing:
+                row = self.conn.execute(
+                    "SELECT doc FROM temp.chunks_fts_vocab WHERE term = ?", (word,)
+                ).fetchone()
+                known[word] = row[0] if row else 0
+        except sqlite3.Error as exc:  # no pruning is slower, never wrong
+            log.warning("keyword statistics unavailable: %s", exc)
+            return None
+        return {w: known[w] for w in words}
 
     # ----- the vector index ----------------------------------------------------------------
 
@@ -601,6 +743,8 @@ class KnowledgeBase:
         """Exclusive write access across processes. Hold it briefly (for commits, not while
         embedding) so concurrent ingests interleave instead of timing out; the FAISS file is
         saved on the way out unless `save_vectors` is off."""
+        if self.read_only:
+            raise _write_error(self.path / DB_FILE, OSError(errno.EROFS, "read-only"), self.name)
         lock = FileLock(str(self.path / LOCK_FILE), timeout=self.settings.lock_timeout_s)
         try:
             lock.acquire()
@@ -608,8 +752,12 @@ class KnowledgeBase:
             raise StoreError(
                 f"knowledge base {self.name!r} is being written by another process "
                 f"(waited {self.settings.lock_timeout_s:.0f} s for {self.path / LOCK_FILE}); "
-                "try again when it has finished"
+                "try again when it has finished",
+                f"知识库 {self.name!r} 正被另一个进程写入（已等待 "
+                f"{self.settings.lock_timeout_s:.0f} 秒）；请在它完成后重试",
             ) from exc
+        except OSError as exc:  # after Timeout, which is an OSError too
+            raise _write_error(self.path / LOCK_FILE, exc, self.name) from exc
         try:
             if spec is not None:
                 self.ensure_compatible(spec)
@@ -619,6 +767,10 @@ class KnowledgeBase:
             finally:
                 if writer.changed and save_vectors:
                     self.save_vectors()
+                if writer.changed:
+                    # the main file then holds everything, readable even where the WAL is not
+                    with suppress(sqlite3.Error):
+                        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             lock.release()
 
@@ -633,7 +785,14 @@ class KnowledgeBase:
                 finally:
                     self.conn.execute("COMMIT")
                 self._vectors = index
-            index.write(self.path)
+            try:
+                index.write(self.path)
+            except (RuntimeError, OSError) as exc:  # faiss reports I/O failures as RuntimeError
+                for partial in self.path.glob(".vectors-*.tmp-*"):
+                    partial.unlink(missing_ok=True)
+                raise _write_error(
+                    self.path / index_file_name(index.epoch, index.generation), exc, self.name
+                ) from exc
             self.conn.execute("DELETE FROM removed WHERE gen <= ?", (index.generation,))
         for stale in self.path.glob(".vectors-*.tmp-*"):
             stale.unlink(missing_ok=True)
@@ -647,7 +806,7 @@ class KnowledgeBase:
             try:
                 result = self.conn.execute("PRAGMA quick_check").fetchall()
             except sqlite3.DatabaseError as exc:
-                return [_damaged_message(self.path / DB_FILE, exc)]
+                return [str(_damaged(self.path / DB_FILE, exc))]
             if result != [("ok",)]:
                 problems.append(f"SQLite quick_check: {'; '.join(r[0] for r in result[:5])}")
             self.conn.execute("BEGIN")
@@ -764,6 +923,72 @@ class KnowledgeBase:
         return generation
 
 
+_SALVAGED_TABLES = ("meta", "documents", "pages", "chunks", "sources")
+
+
+def salvage_kb(settings: Settings, name: str) -> list[str]:
+    """Rebuild a knowledge base whose database cannot be opened: the damaged file is moved
+    aside (never deleted), every row that can still be read is copied into a fresh database,
+    and the keyword and vector indexes are rebuilt. Returns what was done."""
+    path = kb_path(settings, name)
+    db = path / DB_FILE
+    with FileLock(str(path / LOCK_FILE), timeout=settings.lock_timeout_s):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        damaged = db.with_name(f"{DB_FILE}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = db.with_name(DB_FILE + suffix)
+            if source.exists():
+                source.rename(damaged.with_name(damaged.name + suffix))
+        for stale in path.glob("vectors-*.faiss"):
+            stale.unlink()
+        done = [f"moved the damaged database to {damaged}"]
+        recovered: dict[str, int] = {}
+        with KnowledgeBase.open(settings, name, create=True) as fresh:
+            try:
+                old = sqlite3.connect(f"file:{quote(str(damaged))}?mode=ro", uri=True)
+                for table in _SALVAGED_TABLES:
+                    recovered[table] = _copy_rows(old, fresh.conn, table)
+                old.close()
+            except sqlite3.DatabaseError as exc:
+                done.append(f"nothing more could be read from it ({exc})")
+        if any(recovered.values()):
+            with KnowledgeBase.open(settings, name) as rebuilt:
+                done += rebuilt.repair()
+        count = recovered.get("documents", 0)
+        done.append(
+            f"recovered {count} documents and {recovered.get('chunks', 0)} chunks; ingest the "
+            f"rest again with `zhiku ingest PATH --kb {name}` (unchanged files are skipped)"
+        )
+        return done
+
+
+def _copy_rows(old: sqlite3.Connection, new: sqlite3.Connection, table: str) -> int:
+    """Copy what can be read of `table`, row by row (a damaged page loses only its rows)."""
+    copied = 0
+    try:
+        columns = [row[1] for row in old.execute(f"PRAGMA table_info({table})")]
+        rows = old.execute(f"SELECT {', '.join(columns)} FROM {table}")
+        marks = ", ".join("?" * len(columns))
+        new.execute("BEGIN")
+        while True:
+            try:
+                row = rows.fetchone()
+            except sqlite3.DatabaseError:
+                break
+            if row is None:
+                break
+            with suppress(sqlite3.Error):
+                new.execute(
+                    f"INSERT OR REPLACE INTO {table}({', '.join(columns)}) VALUES ({marks})", row
+                )
+                copied += 1
+        new.execute("COMMIT")
+    except sqlite3.DatabaseError:
+        with suppress(sqlite3.Error):
+            new.execute("COMMIT")
+    return copied
+
+
 def _generation_of(path: Path) -> int:
     from ingest._vectors import parse_index_file_name
 
@@ -787,13 +1012,20 @@ class Writer:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self.kb.conn
+        db = self.kb.path / DB_FILE
         with self.kb._lock:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _write_error(db, exc, self.kb.name) from exc
             try:
                 yield conn
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError | OSError):
+                    raise _write_error(db, exc, self.kb.name) from exc
                 raise
         self.changed = True
 

@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import unicodedata
+from collections.abc import Sequence
 from itertools import pairwise
 
 import jieba
@@ -89,4 +90,28 @@ def keyword_query(text: str) -> str:
         if w.strip() and _WORD.search(w) and w.strip() not in QUERY_STOPWORDS
     ]
     pairs = [f"{a} {b}" for a, b in pairwise(words)]
-    return " OR ".join(_quote(t) for t in dict.fromkeys([*terms, *pairs]))
+    return keyword_expression(list(dict.fromkeys([*terms, *pairs])))
+
+
+def keyword_expression(items: Sequence[str]) -> str:
+    """Quoted items joined by OR: the FTS5 syntax `keyword_query` produces."""
+    return " OR ".join(_quote(t) for t in items)
+
+
+_FTS_ITEM = re.compile(r'"((?:[^"]|"")*)"')
+# FTS5's unicode61 tokenizer: letters and digits make tokens, everything else separates them
+_FTS_TOKEN = re.compile(r"[^\W_]+")
+
+
+def keyword_items(expression: str) -> list[str] | None:
+    """The items of a `keyword_query` expression, unquoted; None for any other FTS5 syntax."""
+    items = _FTS_ITEM.findall(expression)
+    if not items or " OR ".join(f'"{i}"' for i in items) != expression:
+        return None
+    return [i.replace('""', '"') for i in items]
+
+
+def fts_tokens(item: str) -> list[str]:
+    """The FTS5 tokens of one query item (a phrase has several): what its document frequency is
+    looked up by in `fts5vocab`."""
+    return _FTS_TOKEN.findall(item.lower())

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ingest._embed import EmbeddingError
 from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
-from ingest._store import KnowledgeBase, StoreError, delete_kb, list_kbs
+from ingest._store import KnowledgeBase, StoreError, delete_kb, kb_path, list_kbs, salvage_kb
 from ingest.settings import Settings, get_settings
 
 cli = typer.Typer(
@@ -48,7 +48,8 @@ _STATUS_STYLE = {
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {escape(message)}")
+    # soft wrap: a path in the message stays one piece a user can copy
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -213,12 +214,21 @@ def kb_remove(
 def kb_check(
     kb: KbOption = None,
     repair: Annotated[
-        bool, typer.Option(help="rebuild what is derived (keyword and vector indexes)")
+        bool, typer.Option(help="rebuild what is derived; salvage a damaged database")
     ] = False,
 ) -> None:
     """Verify that documents, chunks, vectors and the keyword index agree; exit 1 if not."""
     settings = get_settings()
-    with _open(settings, kb) as base:
+    name = kb or settings.default_kb
+    try:
+        base = KnowledgeBase.open(settings, name)
+    except StoreError as exc:
+        if not (repair and (kb_path(settings, name) / "kb.sqlite").is_file()):
+            raise fail(str(exc)) from exc
+        for line in salvage_kb(settings, name):
+            console.print(f"[cyan]repaired:[/cyan] {escape(line)}")
+        base = KnowledgeBase.open(settings, name)
+    with base:
         try:
             problems = base.check()
             if problems and repair:
@@ -229,12 +239,12 @@ def kb_check(
             raise fail(str(exc)) from exc
         counts = base.counts()
     for problem in problems:
-        err_console.print(f"[red]problem:[/red] {escape(problem)}")
+        err_console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True)
     if problems:
-        hint = "" if repair else f" Run `zhiku kb check --repair --kb {base.name}`."
-        raise fail(f"knowledge base {base.name!r} is inconsistent.{hint}")
+        hint = "" if repair else f" Run `zhiku kb check --repair --kb {name}`."
+        raise fail(f"knowledge base {name!r} is inconsistent.{hint}")
     console.print(
-        f"[green]ok[/green]: {base.name!r} is consistent "
+        f"[green]ok[/green]: {name!r} is consistent "
         f"({counts['documents']} documents, {counts['chunks']} chunks)"
     )
 
