@@ -556,9 +556,11 @@ class KnowledgeBase:
         with self._lock:
             expression = self._within_budget(query)
             try:
+                # ORDER BY the bm25() column, not FTS5's `rank`: the same order, but SQLite keeps
+                # only the top k while FTS5's rank sorter sorts every match (~45% faster, bench/)
                 rows = self.conn.execute(
-                    "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                    "ORDER BY rank LIMIT ?",
+                    "SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts "
+                    "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?",
                     (expression, k),
                 ).fetchall()
             except sqlite3.OperationalError as exc:

@@ -10,25 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import REPO, SHARED, SMALL_CORPUS, build_kb, make_settings
 
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
-MODELS_DIR = REPO / ".zhiku" / "models"
-SHARED = REPO.parent / "shared"
-
-
-def make_settings(home: Path, **overrides: object) -> Settings:
-    """Settings that ignore the developer's .env and environment-specific defaults."""
-    values: dict[str, object] = {
-        "zhiku_home": home,
-        "zhiku_models_dir": MODELS_DIR,
-        "llm_backend": "none",
-        "lock_timeout_s": 10.0,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -47,50 +32,6 @@ def shared_dir() -> Iterator[Path]:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present (it only exists on the development machines)")
     yield SHARED
-
-
-def build_kb(
-    settings: Settings, embedder: Embedder, files: dict[str, str], name: str = "t"
-) -> Path:
-    """Write `files` into a folder and ingest them for real; returns the folder."""
-    from ingest._insert import ingest_paths
-
-    folder = settings.zhiku_home.parent / f"docs-{name}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for file_name, text in files.items():
-        (folder / file_name).write_text(text, encoding="utf-8")
-    report = ingest_paths(settings, [folder], name, embedder=embedder)
-    assert report.exit_code == 0, [o.reason_en for o in report.outcomes]
-    return folder
-
-
-QUANT_DOC = """# 大模型显存估算
-
-量化把模型参数从高精度浮点数压缩为低比特整数，显存占用随之下降。
-
-| 大小(billion) | 模型位数 | 显存占用(GB) |
-|---|---|---|
-| 1.5B | 4 | 0.9 |
-| 1.5B | 8 | 1.8 |
-| 7B | 4 | 4.2 |
-| 7B | 8 | 8.4 |
-
-估算公式：显存 = 参数量 × 4 字节 × 1.2 / (32 / 位数)。
-"""
-
-CITY_DOC = """杭州概况
-杭州是浙江省省会，位于中国东南沿海，京杭大运河的南端。西湖文化景观于 2011 年列入世界遗产名录。
-杭州地铁 1 号线于 2012 年开通，全长 53.6 公里；2 号线于 2014 年开通，全长 43.3 公里。
-杭州的市树是香樟，市花是桂花。每年秋季满城桂花飘香。
-"""
-
-GPT_DOC = """GPT 系列由 OpenAI 推出，采用 Decoder-only 架构，基于自回归生成模式。
-从 GPT-1 到 GPT-4，模型参数量从 1.17 亿增长到千亿级，训练数据规模也不断扩大。
-BERT 由谷歌提出，采用双向编码，通过 Masked Language Modeling 学习上下文语义，
-并使用 NSP 任务判断两个句子是否连续。
-"""
-
-SMALL_CORPUS = {"quant.md": QUANT_DOC, "city.txt": CITY_DOC, "gpt.txt": GPT_DOC}
 
 
 @pytest.fixture(scope="session")

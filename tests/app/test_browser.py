@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODELS_DIR, REPO
 from ollama_server import FakeOllama
+from support import MODELS_DIR, REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"

@@ -127,7 +127,7 @@ def test_english_questions_get_english_instructions_and_refusals(
 def test_document_text_stays_data_inside_the_user_message(
     small_kb_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from conftest import build_kb, make_settings
+    from support import build_kb, make_settings
 
     settings = make_settings(tmp_path_factory.mktemp("inject") / "home")
     injection = (

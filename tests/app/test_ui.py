@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODELS_DIR, REPO, make_settings
 
 # tests/app has no __init__.py (it would shadow the real `app`): the helper is top-level
 from ollama_server import FakeOllama
 from streamlit.testing.v1 import AppTest
+from support import MODELS_DIR, REPO, make_settings
 
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths

@@ -1,0 +1,61 @@
+"""End to end with the embedded LLM, for real: default documents in, seed_dev questions asked
+through `answer()` with the bundled Qwen2.5-Coder-1.5B in llama.cpp, verified citations out.
+
+Slow by nature (prompt processing runs at ~20 tokens/s on two cores), so it asks two questions."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+from support import REPO, SHARED, make_settings
+
+from app._eval import answer_correct, load_dataset
+from app._llm import resolve_backend
+from app._rag import Final, Token, answer
+from ingest._embed import Embedder
+from ingest._insert import ingest_paths
+from ingest._store import KnowledgeBase
+
+QUESTIONS = ("d12", "d13")  # from ../shared/eval/seed_dev; their documents are 002 and 004
+DOCUMENTS = ("002_4b290eeb383b72e8.txt", "004_68a3e9db62489fbe.txt")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="the embedded LLM is not installed"
+)
+def test_the_embedded_model_answers_seed_questions_with_valid_citations(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    if not (SHARED / "eval" / "seed_dev").is_dir():
+        pytest.skip("../shared/eval is not present (it only exists on the development machines)")
+    settings = make_settings(tmp_path / "home", llm_backend="llamacpp", llm_temperature=0.0)
+    paths = [REPO / "knowledge" / name for name in DOCUMENTS]
+    assert ingest_paths(settings, paths, embedder=embedder).exit_code == 0
+    questions = {q.qid: q for q in load_dataset(SHARED / "eval" / "seed_dev").questions}
+    backend = resolve_backend(settings)
+    assert backend.info.kind == "llamacpp"
+    with KnowledgeBase.open(settings) as kb:
+        for qid in QUESTIONS:
+            question = questions[qid]
+            events = list(answer(question.question, [], kb, settings, embedder, backend))
+            result = events[-1].result
+            assert isinstance(events[-1], Final)
+            streamed = "".join(e.text for e in events if isinstance(e, Token))
+            detail = json.dumps({"q": question.question, "streamed": streamed}, ensure_ascii=False)
+            assert len([e for e in events if isinstance(e, Token)]) > 1, detail
+            assert not result.refused, detail
+            assert answer_correct(question, result.answer), detail
+            markers = {int(n) for n in re.findall(r"\[(\d+)\]", result.answer)}
+            assert markers and markers == {c.number for c in result.citations}, detail
+            gold = question.gold_ids[0]  # seed_dev names documents by their file name
+            assert any(c.passage.source.endswith(gold) for c in result.citations), detail
+            for citation in result.citations:
+                page = kb.page_text(citation.passage.doc_id, citation.passage.page_seq)
+                span = page[citation.span_start : citation.span_end] if page else None
+                assert span == citation.quote
