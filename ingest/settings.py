@@ -22,7 +22,11 @@ LlmBackend = Literal["auto", "ollama", "llamacpp", "none"]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `NAME=` in .env means "the default"
+        extra="ignore",
+        frozen=True,
     )
 
     # --- storage ---
@@ -37,6 +41,9 @@ class Settings(BaseSettings):
 
     # --- ingestion ---
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    hf_hub_offline: bool = Field(
+        True, description="set to false to let a named EMBEDDING_MODEL download from the hub"
+    )
     embedding_batch_size: int = 32
     chunk_size: int = Field(400, description="target chunk length in characters")
     chunk_overlap: int = Field(60, description="characters repeated between neighbouring chunks")

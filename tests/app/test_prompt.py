@@ -1,5 +1,6 @@
 """Prompt building: numbered passages as data, tables a small model can read, the language of
-the question, and a system prompt that never changes (llama.cpp reuses its KV cache)."""
+the question, and a fixed prefix (rules, worked examples) that never changes, so llama.cpp
+reuses its KV cache for it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from app._prompt import (
     build_condense_messages,
     build_messages,
     is_english,
+    prefix_messages,
     quotes_instructions,
     refusal_sentence,
     tables_as_records,
@@ -32,21 +34,33 @@ def passages() -> list[PromptPassage]:
 
 
 def test_messages_number_and_label_every_passage_inside_data_markers() -> None:
-    system, user = build_messages("1.5B 模型 4 位量化需要多少显存？", passages())
-    assert system == {"role": "system", "content": SYSTEM_PROMPT}
+    messages = build_messages("1.5B 模型 4 位量化需要多少显存？", passages())
+    assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    user = messages[-1]
     text = user["content"]
     assert user["role"] == "user"
     assert "[1] 《量化指南》 第3页 第二章 > 显存" in text
     assert "[2] 《杭州概况》\n杭州的市花是桂花。" in text
     assert text.index("<<<") < text.index("[1]") < text.index("[2]") < text.index(">>>")
     assert text.index(">>>") < text.index("问题：1.5B 模型 4 位量化需要多少显存？")
-    assert REFUSAL_ZH in text and "请用中文回答" in text
+    assert REFUSAL_ZH in text and "请用英文回答" not in text
 
 
-def test_the_system_prompt_is_the_same_for_every_question() -> None:
-    first = build_messages("问题一？", passages())[0]
-    second = build_messages("Question two?", passages()[:1])[0]
-    assert first == second
+def test_everything_before_the_question_is_the_same_for_every_question() -> None:
+    first = build_messages("问题一？", passages())
+    second = build_messages("Question two?", passages()[:1])
+    assert first[:-1] == second[:-1] == prefix_messages()
+    assert [m["role"] for m in first] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    # the worked examples show both shapes: a cited answer and the bare refusal sentence
+    answers = [m["content"] for m in first if m["role"] == "assistant"]
+    assert any("[" in a and a != REFUSAL_ZH for a in answers) and REFUSAL_ZH in answers
 
 
 def test_tables_become_one_record_per_row() -> None:
@@ -66,7 +80,7 @@ def test_english_questions_are_answered_in_english() -> None:
     assert not is_english("12345?")
     assert refusal_sentence("What is RAG?") == REFUSAL_EN
     assert refusal_sentence("什么是 RAG?") == REFUSAL_ZH
-    user = build_messages("What is RAG?", passages())[1]["content"]
+    user = build_messages("What is RAG?", passages())[-1]["content"]
     assert "请用英文回答" in user and REFUSAL_EN in user
 
 
