@@ -7,9 +7,11 @@ Sections (choose with --only, comma-separated):
   scale    hybrid search(), dense and keyword parts, memory and IVF recall at --sizes chunks
            (synthetic knowledge bases cached in .zhiku/bench-cache/, built on first use)
   llm      end to end answers with the embedded LLM on seed_dev (slow: ~20-40 s an answer)
+  injection  the 22 prompt-injection questions of bench/data/injection with the embedded LLM
   sweep    IVF nlist/nprobe sweep at --sweep-size (the tuning input of ingest/_vectors.py)
 
-Default: ingest,compare,scale,llm with --llm-questions 8 (see README in results.md for times).
+Default: ingest,compare,scale,llm,injection with --llm-questions 8 (about two hours on two cores
+when the 1M-chunk cache has to be built first, which alone takes over an hour).
 Examples:
   .venv/bin/python bench/run.py --only ingest,scale --sizes 10000,100000
   .venv/bin/python bench/run.py --only llm --llm-questions 0      # all 24 seed_dev questions
@@ -46,8 +48,8 @@ from bench._common import (  # noqa: E402
     table,
 )
 
-SECTIONS = ("ingest", "compare", "scale", "llm", "sweep")
-DEFAULT = ("ingest", "compare", "scale", "llm")
+SECTIONS = ("ingest", "compare", "scale", "llm", "injection", "sweep")
+DEFAULT = ("ingest", "compare", "scale", "llm", "injection")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -141,7 +143,7 @@ def render(
     args: argparse.Namespace,
     durations: dict[str, float],
 ) -> str:
-    from bench import compare_bench, ingest_bench, llm_bench, scale_bench
+    from bench import compare_bench, ingest_bench, injection, llm_bench, scale_bench
 
     parts = ["# zhiku benchmarks", ""]
     parts.append(table(["machine", ""], machine.items()))
@@ -163,8 +165,9 @@ def render(
         "sweep": ("2b. IVF sweep", lambda r: scale_bench.render_sweep(args.sweep_size, r)),
         "compare": ("3. Side by side: plain LangChain recipe vs zhiku", compare_bench.render),
         "llm": ("4. End to end with the embedded LLM (seed_dev)", llm_bench.render),
+        "injection": ("5. Prompt injection (embedded LLM)", injection.render),
     }
-    for key in ("ingest", "scale", "sweep", "compare", "llm"):
+    for key in ("ingest", "scale", "sweep", "compare", "llm", "injection"):
         if key not in results:
             continue
         title, renderer = renderers[key]
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             embedder = load_model(say)
         return embedder
 
-    from bench import compare_bench, ingest_bench, llm_bench
+    from bench import compare_bench, ingest_bench, injection, llm_bench
 
     jobs: dict[str, Callable[[], Any]] = {
         "ingest": lambda: ingest_bench.run(model(), args.repeats, keep),
@@ -205,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.size_list
         ],
         "llm": lambda: llm_bench.run(model(), keep, args.llm_questions or None),
+        "injection": lambda: injection.run(model()),
         "sweep": lambda: _worker(
             [
                 "--size",

@@ -1,0 +1,173 @@
+"""`zhiku eval`'s parts: the dataset format, the metric definitions of ../shared/eval/README.md,
+fixed samples, and retrieval measured for real on a small corpus (cached by content)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app._eval import (
+    AnswerRow,
+    Question,
+    answer_correct,
+    build_eval_kb,
+    evaluate_retrieval,
+    first_hit_rank,
+    is_hit,
+    load_dataset,
+    retrieval_summary,
+    summarize_answers,
+    summarize_retrieval,
+)
+from ingest._embed import Embedder
+from ingest.settings import Settings
+
+CORPUS = [
+    {"id": "hz", "title": "杭州", "text": "杭州是浙江省省会。杭州的市花是桂花，市树是香樟。"},
+    {"id": "gz", "title": "广州", "text": "广州是广东省省会，别称羊城、花城，市花是木棉花。"},
+    {"id": "q4", "title": "量化", "text": "4 位量化每个权重 4 比特，1.5B 模型约需 0.9 GB 显存。"},
+]
+QUESTIONS = [
+    {
+        "qid": f"q{i}",
+        "question": question,
+        "answerable": gold is not None,
+        "gold_ids": [gold] if gold else [],
+        "gold_spans": [span] if span else [],
+        "answer_groups": [[answer]] if answer else [],
+    }
+    for i, (question, gold, span, answer) in enumerate(
+        [
+            ("杭州的市花是什么？", "hz", "市花是桂花", "桂花"),
+            ("广州的别称是什么？", "gz", "别称羊城", "羊城"),
+            ("1.5B 模型 4 位量化需要多少显存？", "q4", "0.9 GB", "0.9"),
+            ("火星的首都在哪里？", None, None, None),
+            ("广州的市花？", "gz", "木棉花", "木棉"),
+            ("杭州的市树？", "hz", "香樟", "香樟"),
+        ]
+    )
+]
+
+
+def write_dataset(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name, rows in (("corpus.jsonl", CORPUS), ("questions.jsonl", QUESTIONS)):
+        lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def question(**overrides: object) -> Question:
+    values: dict[str, object] = {
+        "qid": "q",
+        "question": "杭州的市花是什么？",
+        "answerable": True,
+        "gold_ids": ("hz",),
+        "gold_spans": ("市花是桂花",),
+        "answer_groups": (("桂花", "木樨"), ("杭州",)),
+    }
+    values.update(overrides)
+    return Question(**values)  # type: ignore[arg-type]
+
+
+def test_samples_are_fixed_and_a_smaller_one_starts_the_larger(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path / "set")
+    everything = load_dataset(folder)
+    assert [q.qid for q in everything.questions] == [f"q{i}" for i in range(6)]
+    assert everything.questions[3].answerable is False
+    small, large = load_dataset(folder, limit=2), load_dataset(folder, limit=5)
+    assert [q.qid for q in small.questions] == [q.qid for q in large.questions[:2]]
+    assert small.questions == load_dataset(folder, limit=2).questions
+    assert len({q.qid for q in large.questions}) == 5
+    with pytest.raises(FileNotFoundError):
+        load_dataset(tmp_path)
+
+
+def test_a_hit_needs_the_gold_document_and_its_span() -> None:
+    q = question()
+    assert is_hit(q, "hz", "杭州的 市花是桂花，市树是香樟。")  # whitespace does not matter
+    assert not is_hit(q, "hz", "杭州是浙江省省会。")  # the right document, not the passage
+    assert not is_hit(q, "gz", "市花是桂花")
+    assert is_hit(question(gold_spans=()), "hz", "anything")
+    assert first_hit_rank(q, [("gz", "x"), ("hz", "省会"), ("hz", "市花是桂花")]) == 3
+    assert first_hit_rank(q, [("gz", "x")]) is None
+
+
+def test_an_answer_is_correct_when_every_group_is_matched() -> None:
+    q = question()
+    assert answer_correct(q, "杭州的市花是桂花 [1]。")
+    assert answer_correct(q, "杭州：木樨（桂花）")
+    assert not answer_correct(q, "市花是桂花。")  # the second group is missing
+    assert answer_correct(question(answer_groups=(("ＧＰＴ－１",),)), "gpt-1 有 1.17 亿参数")
+
+
+def test_recall_and_mrr_follow_the_definitions() -> None:
+    summary = retrieval_summary([1, 3, None, 7, 12])
+    assert summary["recall@1"] == pytest.approx(1 / 5)
+    assert summary["recall@5"] == pytest.approx(2 / 5)
+    assert summary["recall@10"] == pytest.approx(3 / 5)
+    assert summary["mrr@10"] == pytest.approx((1 + 1 / 3 + 1 / 7) / 5)
+
+
+def answer_row(answerable: bool, refused: bool, correct: bool, valid: bool = True) -> AnswerRow:
+    return AnswerRow(
+        qid="q",
+        question="?",
+        answerable=answerable,
+        answer="知识库中没有找到相关内容。" if refused else "答案 [1]",
+        refused=refused,
+        refusal_reason="model" if refused else None,
+        correct=correct,
+        markers_valid=valid,
+        raw_markers_valid=valid,
+        supported=correct,
+        repairs=[],
+        first_token_s=1.0,
+        total_s=2.0,
+        retrieval_s=0.1,
+        error=None,
+    )
+
+
+def test_answer_metrics_follow_the_definitions() -> None:
+    rows = [
+        answer_row(True, False, True),
+        answer_row(True, False, False, valid=False),
+        answer_row(True, True, False),  # a false refusal
+        answer_row(True, False, True),
+        answer_row(False, True, False),
+        answer_row(False, False, False),  # answered what is not there
+    ]
+    summary = summarize_answers(rows)
+    assert summary["answer_accuracy"] == pytest.approx(2 / 4)
+    assert summary["false_refusals"] == pytest.approx(1 / 4)
+    assert summary["refusal_accuracy"] == pytest.approx(1 / 2)
+    assert summary["citation_validity"] == pytest.approx(3 / 4)  # of the 4 non-refusals
+    assert summary["citation_support"] == 1.0
+
+
+def test_retrieval_is_measured_on_a_cached_throwaway_index(
+    tmp_path: Path, settings: Settings, embedder: Embedder
+) -> None:
+    dataset = load_dataset(write_dataset(tmp_path / "set"))
+    kb, _, cached = build_eval_kb(settings, dataset, embedder, lambda message: None)
+    with kb:
+        rows = list(evaluate_retrieval(settings, dataset, kb, embedder))
+    assert not cached
+    assert {r.qid: r.first_hit for r in rows if r.answerable} == {
+        "q0": 1,
+        "q1": 1,
+        "q2": 1,
+        "q4": 1,
+        "q5": 1,
+    }
+    summary = summarize_retrieval(rows)
+    assert summary["recall@1"] == 1.0 and summary["answerable"] == 5
+    assert summary["retrieval_p50_ms"] > 0
+    # the user's knowledge bases are untouched; a rerun reuses the index
+    assert not (settings.zhiku_home / "kbs").exists()
+    again, _, cached = build_eval_kb(settings, dataset, embedder, lambda message: None)
+    again.close()
+    assert cached
