@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 # [1] [1,2] [1、2] 【1】 [^1] [资料1] — all mean "passage 1"
 _MARKER = re.compile(r"[\[【]\s*(?:\^|资料\s*)?(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]】]")
 _SENTENCE_END = re.compile(r"[。！？!?；;]|\.(?=\s|$)|\n")
+# small models often write "…能力。 [1]" or put the marker on the next line: it still closes the
+# sentence before it
+_TRAILING_MARKER = re.compile(r"\s*" + _MARKER.pattern)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _WORD = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
 
@@ -59,7 +62,7 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
     for match in _SENTENCE_END.finditer(text):
         end = match.end()
         while True:
-            trailing = _MARKER.match(text, end)
+            trailing = _TRAILING_MARKER.match(text, end)
             if not trailing:
                 break
             end = trailing.end()

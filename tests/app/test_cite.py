@@ -72,6 +72,15 @@ def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
     assert result.text == "BERT 采用双向编码。[1] 量化减少显存。[2]"
 
 
+def test_a_marker_after_a_space_or_on_the_next_line_is_not_doubled() -> None:
+    # seen from the bundled model: "…语义。 [2]" used to come back as "…语义[2]。 [2]"
+    spaced = repair("BERT 通过 Masked Language Modeling 学习上下文语义。 [2]", PASSAGES)
+    assert spaced.text == "BERT 通过 Masked Language Modeling 学习上下文语义。 [1]"
+    assert spaced.changes == []
+    next_line = repair("BERT 采用双向编码。\n[2]\n量化把 FP32 权重压缩为 INT8。", PASSAGES)
+    assert next_line.text == "BERT 采用双向编码。\n[1]\n量化把 FP32 权重压缩为 INT8[2]。"
+
+
 def test_repeated_markers_collapse() -> None:
     result = repair("GPT-1 有 1.17 亿参数[1][1]。", PASSAGES)
     assert result.text == "GPT-1 有 1.17 亿参数[1]。"
