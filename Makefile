@@ -37,7 +37,7 @@ models: $(STAMP) ## prepare the bundled models (convert the embedding model, ass
 ingest: models ## ingest knowledge/ into the default knowledge base (unchanged files are skipped)
 	$(BIN)/zhiku ingest knowledge --kb $(KB)
 
-run: ingest ## set everything up and open the web app on http://localhost:$(PORT)
+run: ingest ## set everything up and open the web app on http://localhost:8501 (or PORT)
 	@echo "知库 is starting: open http://localhost:$(PORT) (Ctrl+C to stop)"
 	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false

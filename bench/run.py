@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nlists", default="1024,2048,4096,8192")
     parser.add_argument("--nprobes", default="8,16,24,32,48,64,96,128,192,256")
     parser.add_argument("--out", type=Path, default=RESULTS_MD)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other sections of the last run (bench/.cache/results.json) in the report",
+    )
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
@@ -142,6 +147,7 @@ def render(
     machine: dict[str, str],
     args: argparse.Namespace,
     durations: dict[str, float],
+    commands: list[str],
 ) -> str:
     from bench import compare_bench, ingest_bench, injection, llm_bench, scale_bench
 
@@ -149,8 +155,9 @@ def render(
     parts.append(table(["machine", ""], machine.items()))
     parts.append("")
     parts.append(
-        f"Command: `.venv/bin/python bench/run.py {' '.join(sys.argv[1:])}`".replace("  ", " ")
-        + f" — sections {', '.join(args.sections)}; durations "
+        "Commands: "
+        + ", then ".join(f"`.venv/bin/python {c}`" for c in commands)
+        + f" — sections {', '.join(results)}; durations "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in durations.items())
         + ". Cache: `.zhiku/bench-cache/` "
         + f"({dir_bytes(CACHE_DIR) / 2**30:.1f} GiB now). Shared 2-core machine: medians and "
@@ -186,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
+    commands: list[str] = []
+    raw = RAW_DIR / "results.json"
+    if args.merge and raw.is_file():
+        # one slow section can be rerun alone without losing the others' figures
+        previous = json.loads(raw.read_text(encoding="utf-8"))
+        results.update(previous["results"])
+        durations.update(previous["durations"])
+        commands += previous.get("commands", [])
+    commands.append(f"bench/run.py {' '.join(sys.argv[1:] if argv is None else argv)}".strip())
     keep: dict[str, tuple[Path, float]] = {}  # corpus path -> (knowledge base home, ingest s)
     embedder = None
 
@@ -239,12 +255,14 @@ def main(argv: list[str] | None = None) -> int:
 
         for home, _ in keep.values():
             shutil.rmtree(home, ignore_errors=True)
-    report = render(results, machine, args, durations)
+    report = render(results, machine, args, durations, commands)
     args.out.write_text(report, encoding="utf-8")
     RAW_DIR.mkdir(parents=True, exist_ok=True)
-    (RAW_DIR / "results.json").write_text(
+    raw.write_text(
         json.dumps(
-            {"machine": machine, "results": results, "durations": durations}, indent=1, default=str
+            {"machine": machine, "results": results, "durations": durations, "commands": commands},
+            indent=1,
+            default=str,
         ),
         encoding="utf-8",
     )
