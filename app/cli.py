@@ -153,6 +153,8 @@ def eval_command(
 ) -> None:
     """Measure retrieval and answers on an evaluation set (see ../shared/eval/README.md)."""
     from app._eval import (
+        AnswerRow,
+        RetrievalRow,
         build_eval_kb,
         evaluate_answers,
         evaluate_retrieval,
@@ -183,6 +185,17 @@ def eval_command(
         },
         "index": {**base.counts(), "build_s": build_s, "cached": cached},
     }
+    rows: list[RetrievalRow] = []
+    answered: list[AnswerRow] = []
+
+    def write_report(answer_rows: list[AnswerRow]) -> None:
+        assert json_out is not None
+        report["per_question"] = {
+            "retrieval": [row.__dict__ for row in rows],
+            "answers": [row.__dict__ for row in answer_rows],
+        }
+        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str))
+
     with base:
         rows = list(evaluate_retrieval(settings, data, base, embedder))
         retrieval = summarize_retrieval(rows)
@@ -217,13 +230,21 @@ def eval_command(
                 raise fail(exc.en) from exc
             say(f"answering {len(data.questions)} questions with {resolved.info.label_en}")
 
-            def show(row: object) -> None:
-                mark = "✓" if row.correct else ("refused" if row.refused else "✗")  # type: ignore[attr-defined]
-                say(f"{row.qid} {mark} {row.total_s:.1f} s")  # type: ignore[attr-defined]
+            def show(row: AnswerRow) -> None:
+                mark = "✓" if row.correct else ("refused" if row.refused else "✗")
+                say(f"{row.qid} {mark} {row.total_s:.1f} s")
+                answered.append(row)
+                if json_out:  # answers are slow: an interrupted run keeps what it measured
+                    report["answers"] = {
+                        **summarize_answers(answered),
+                        "backend": resolved.info.label_en,
+                        "complete": False,
+                    }
+                    write_report(answered)
 
             answer_rows = evaluate_answers(settings, data, base, embedder, resolved, show)
             answers = summarize_answers(answer_rows)
-            report["answers"] = {**answers, "backend": resolved.info.label_en}
+            report["answers"] = {**answers, "backend": resolved.info.label_en, "complete": True}
             table = Table(title=f"answers ({resolved.info.label_en})")
             table.add_column("metric")
             table.add_column("value", justify="right")
@@ -231,11 +252,7 @@ def eval_command(
                 table.add_row(key, f"{value:.3f}" if value == value else "n/a")
             console.print(table)
     if json_out:
-        report["per_question"] = {
-            "retrieval": [row.__dict__ for row in rows],
-            "answers": [row.__dict__ for row in answer_rows],
-        }
-        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str))
+        write_report(answer_rows)
         console.print(f"wrote {json_out}")
 
 

@@ -117,3 +117,18 @@ def test_delete_asks_for_confirmation(zhiku: object, docs: Path) -> None:
     assert "temp" in zhiku("kb", "list").output
     assert zhiku("kb", "delete", "temp", "--yes").exit_code == 0
     assert "temp" not in zhiku("kb", "list").output
+
+
+def test_eval_prints_the_metrics_and_writes_every_question(zhiku: object, tmp_path: Path) -> None:
+    from test_eval import write_dataset
+
+    dataset = write_dataset(tmp_path / "set")
+    out = tmp_path / "out.json"
+    # retrieval only as the `none` backend answers: the LLM path itself is tested in test_rag
+    result = zhiku("eval", str(dataset), "--no-baseline", "--backend", "none", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "recall@1" in result.output and "answer_accuracy" in result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["retrieval"]["recall@1"] == 1.0
+    assert report["answers"]["complete"] is True
+    assert [r["qid"] for r in report["per_question"]["answers"]] == [f"q{i}" for i in range(6)]
