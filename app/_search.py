@@ -3,6 +3,8 @@ reciprocal rank fusion, exposed as a LangChain `BaseRetriever`."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -80,7 +82,18 @@ def fuse(
     return [(ids[j], float(fused[j])) for j in order]
 
 
-_keyword_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zhiku-keyword")
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _keyword_pool() -> ThreadPoolExecutor:
+    """One small pool per process: a pool inherited through fork has no live threads and would
+    never run the job (the reliability tests and servers fork)."""
+    with _pools_lock:
+        pool = _pools.get(os.getpid())
+        if pool is None:
+            pool = _pools[os.getpid()] = ThreadPoolExecutor(2, thread_name_prefix="zhiku-keyword")
+        return pool
 
 
 def search(
@@ -103,7 +116,7 @@ def search(
 
     # The keyword search needs no query vector: it runs while the model embeds the query (the
     # largest single cost, ~65 ms on two cores), which takes ~15 ms off a search at 1M chunks.
-    keyword_job = _keyword_pool.submit(keyword_side)
+    keyword_job = _keyword_pool().submit(keyword_side)
     vector = embedder.encode_queries([query])[0]
     embedded = time.perf_counter()
     dense = kb.dense_search(vector, settings.dense_candidates)
