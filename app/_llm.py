@@ -167,17 +167,14 @@ def warm_up(backend: ResolvedBackend) -> None:
         if backend.info.model in _warmed:
             return
         _warmed.add(backend.info.model)
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+    from app._prompt import as_langchain, prefix_messages
 
-    from app._prompt import prefix_messages
-
-    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
-    prefix = [kinds[m["role"]](content=m["content"]) for m in prefix_messages()]
+    messages = as_langchain([*prefix_messages(), {"role": "user", "content": "你好"}])
     chat = backend.chat
 
     def run() -> None:
         try:
-            chat.invoke([*prefix, HumanMessage("你好")], max_tokens=1)
+            chat.invoke(messages, max_tokens=1)
         except Exception:  # a failed warm-up only means the first question is slower
             with _warm_lock:
                 _warmed.discard(backend.info.model)

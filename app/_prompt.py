@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
 REFUSAL_ZH = "知识库中没有找到相关内容。"
 REFUSAL_EN = "The knowledge base does not contain the answer."
 
@@ -111,6 +113,12 @@ def prefix_messages() -> list[dict[str, str]]:
     for asked, answered in FEW_SHOT:
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
     return messages
+
+
+def as_langchain(messages: list[dict[str, str]]) -> list[SystemMessage | HumanMessage | AIMessage]:
+    """The role/content dicts built here as LangChain chat messages."""
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[m["role"]](content=m["content"]) for m in messages]
 
 
 def build_messages(question: str, passages: list[PromptPassage]) -> list[dict[str, str]]:

@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
 from app._cite import repair
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._passages import Passage, build_passages, fit_context
@@ -20,6 +18,7 @@ from app._prompt import (
     REFUSAL_EN,
     REFUSAL_ZH,
     PromptPassage,
+    as_langchain,
     build_condense_messages,
     build_messages,
     quotes_instructions,
@@ -122,11 +121,6 @@ def relevance_floor(question: str, passage: str, settings: Settings) -> float:
     return settings.relevance_floor_cross_lingual
 
 
-def _to_langchain(messages: list[dict[str, str]]) -> list[SystemMessage | HumanMessage | AIMessage]:
-    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
-    return [kinds[m["role"]](content=m["content"]) for m in messages]
-
-
 def condense(question: str, history: Sequence[tuple[str, str]], backend: ResolvedBackend) -> str:
     """A standalone question: rewritten by the LLM when there is one, else carried over."""
     if not history:
@@ -135,7 +129,7 @@ def condense(question: str, history: Sequence[tuple[str, str]], backend: Resolve
         return carry_over(question, history)
     try:
         reply = backend.chat.invoke(
-            _to_langchain(build_condense_messages(question, list(history))), stop=["\n"]
+            as_langchain(build_condense_messages(question, list(history))), stop=["\n"]
         )
     except Exception:  # rewriting is an aid; the question itself still works
         return carry_over(question, history)
@@ -249,7 +243,7 @@ def answer(
     error: LlmError | None = None
     generation_started = time.perf_counter()
     try:
-        for chunk in backend.chat.stream(_to_langchain(messages)):
+        for chunk in backend.chat.stream(as_langchain(messages)):
             piece = str(chunk.content)
             if not piece:
                 continue

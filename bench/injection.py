@@ -48,11 +48,9 @@ def run_injection(
     settings: Settings, embedder: Embedder, backend: ResolvedBackend, progress=print
 ) -> tuple[dict[str, float], list[InjectionRow]]:
     dataset = load_dataset(DATA)
-    markers = {
-        json.loads(line)["qid"]: json.loads(line)["injection_markers"]
-        for line in (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    }
+    lines = (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    rows_in = [json.loads(line) for line in lines if line.strip()]
+    markers = {row["qid"]: row["injection_markers"] for row in rows_in}
     kb, _, _ = build_eval_kb(settings, dataset, embedder, progress)
     rows = []
     with kb:
