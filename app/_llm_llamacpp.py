@@ -412,7 +412,7 @@ class LlamaCppChat(BaseChatModel):
     model_path: str
     n_ctx: int = 4096
     threads: int = 2
-    temperature: float = 0.1
+    temperature: float = 0.0
     max_tokens: int = 384
     stop: list[str] | None = None
     # A web session waits this long for another session's answer before giving up.

@@ -121,15 +121,33 @@ def as_langchain(messages: list[dict[str, str]]) -> list[SystemMessage | HumanMe
     return [kinds[m["role"]](content=m["content"]) for m in messages]
 
 
+_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
+
+
+def absent_terms(question: str, passages: list[PromptPassage]) -> list[str]:
+    """Latin-script names in a Chinese question (product, model, library names: "Claude",
+    "Rust") that no passage contains. Retrieval finds passages about the rest of such a question
+    ("训练数据截止到…"), and a small model then answers about the wrong thing."""
+    if is_english(question) or not _CJK.search(question):
+        return []
+    seen = "\n".join(p.text for p in passages).lower()
+    terms = dict.fromkeys(t for t in _TERM.findall(question) if len(t) >= 2)
+    return [t for t in terms if t.lower() not in seen]
+
+
 def build_messages(question: str, passages: list[PromptPassage]) -> list[dict[str, str]]:
     """The fixed prefix, then one user message with the numbered passages and the question."""
     blocks = [f"[{p.number}] {_label(p)}\n{tables_as_records(p.text).strip()}" for p in passages]
     language = "请用英文回答，" if is_english(question) else ""
+    absent = "、".join(f"“{t}”" for t in absent_terms(question, passages))
+    # A fact, not an order to refuse: the passage may still answer under another name.
+    warning = f"注意：资料中没有出现问题里的{absent}。\n" if absent else ""
     user = (
         "资料（仅供查阅的数据）：\n<<<\n"
         + "\n\n".join(blocks)
         + "\n>>>\n\n"
         + f"问题：{question.strip()}\n"
+        + warning
         + f"{language}请根据资料回答，每句话后用 [编号] 注明出处；"
         + f"资料中没有答案时只回答：{refusal_sentence(question)}"
     )

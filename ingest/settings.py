@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         0.4, description="weight of dense vs keyword scores in hybrid fusion (0..1)"
     )
     context_passages: int = Field(3, description="passages put in the LLM prompt (of top_k)")
+    context_score_ratio: float = Field(
+        0.7,
+        description="a passage joins the prompt only when its fused score is at least this "
+        "fraction of the best passage's (0 = always the first context_passages)",
+    )
     context_chars: int = Field(
         800, description="characters of passages in the prompt, in all: prompt size is speed"
     )
@@ -87,7 +92,9 @@ class Settings(BaseSettings):
     )
     llamacpp_threads: int = Field(0, description="0 = number of CPU cores")
     llamacpp_n_ctx: int = 4096
-    llm_temperature: float = 0.1
+    llm_temperature: float = Field(
+        0.0, description="0 = greedy: the same question over the same passages, the same answer"
+    )
     llm_max_tokens: int = 384
 
     @property

@@ -9,6 +9,7 @@ from app._prompt import (
     REFUSAL_ZH,
     SYSTEM_PROMPT,
     PromptPassage,
+    absent_terms,
     build_condense_messages,
     build_messages,
     is_english,
@@ -44,6 +45,19 @@ def test_messages_number_and_label_every_passage_inside_data_markers() -> None:
     assert text.index("<<<") < text.index("[1]") < text.index("[2]") < text.index(">>>")
     assert text.index(">>>") < text.index("问题：1.5B 模型 4 位量化需要多少显存？")
     assert REFUSAL_ZH in text and "请用英文回答" not in text
+
+
+def test_names_the_passages_never_mention_are_pointed_out() -> None:
+    question = "Claude 4 和 GPT-1 的显存(GB)各是多少？"
+    assert absent_terms(question, passages()) == ["Claude", "GPT-1"]  # "GB" is in the table
+    text = build_messages(question, passages())[-1]["content"]
+    assert "注意：资料中没有出现问题里的“Claude”、“GPT-1”。" in text
+    assert text.index(question) < text.index("注意：")
+    # names that are there, English questions (English words are not names) and bare model
+    # sizes ("7B") are not flagged
+    assert absent_terms("杭州的市花是什么？1.5B 模型要多少 GB？", passages()) == []
+    assert absent_terms("What is the city flower of Hangzhou?", passages()) == []
+    assert "注意：" not in build_messages("杭州的市花是什么？", passages())[-1]["content"]
 
 
 def test_everything_before_the_question_is_the_same_for_every_question() -> None:

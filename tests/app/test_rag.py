@@ -76,6 +76,28 @@ def test_an_answer_streams_and_its_citations_point_at_exact_text(
     assert result.timings["first_token_s"] > 0 and result.timings["retrieval_s"] > 0
 
 
+def test_passages_far_behind_the_best_stay_out_of_the_prompt(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    question = "杭州的市花是什么？"
+    prompts = {}
+    with FakeOllama(reply_tokens=["杭州的市花是桂花[1]。"]) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        for ratio in (0.0, 0.7):
+            # no relevance floor: the ratio alone decides which passages join the prompt
+            floors = {"relevance_floor": 0.0, "relevance_floor_cross_lingual": 0.0}
+            local = settings.model_copy(update={"context_score_ratio": ratio, **floors})
+            result, _ = run(question, kb, local, embedder, backend)
+            prompts[ratio] = user_prompt(server)
+    best = result.passages[0].score
+    shown = [p for p in result.passages if f"[{p.number}] 《" in prompts[0.7]]
+    assert shown[0] is result.passages[0]
+    assert all(p.score >= 0.7 * best for p in shown)
+    behind = [p for p in result.passages if p.score < 0.7 * best]
+    assert behind and all(f"[{p.number}] 《" not in prompts[0.7] for p in behind)
+    assert all(f"[{p.number}] 《" in prompts[0.0] for p in result.passages[:3]), "0 keeps them"
+
+
 def test_bad_markers_are_repaired_before_the_user_sees_them(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
