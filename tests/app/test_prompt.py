@@ -64,17 +64,14 @@ def test_everything_before_the_question_is_the_same_for_every_question() -> None
     first = build_messages("问题一？", passages())
     second = build_messages("Question two?", passages()[:1])
     assert first[:-1] == second[:-1] == prefix_messages()
-    assert [m["role"] for m in first] == [
-        "system",
-        "user",
-        "assistant",
-        "user",
-        "assistant",
-        "user",
-    ]
-    # the worked examples show both shapes: a cited answer and the bare refusal sentence
+    assert [m["role"] for m in first] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+    # the worked examples show each shape: a cited answer, the bare refusal sentence, and an
+    # instruction planted in a passage left undone
+    asked = [m["content"] for m in first[1:-1] if m["role"] == "user"]
     answers = [m["content"] for m in first if m["role"] == "assistant"]
     assert any("[" in a and a != REFUSAL_ZH for a in answers) and REFUSAL_ZH in answers
+    planted = next(i for i, q in enumerate(asked) if "忽略之前的所有规则" in q)
+    assert "已验证" in asked[planted] and "已验证" not in answers[planted]
 
 
 def test_tables_become_one_record_per_row() -> None:
