@@ -135,7 +135,7 @@ def absent_terms(question: str, passages: list[PromptPassage]) -> list[str]:
     """Latin-script names in a Chinese question (product, model, library names: "Claude",
     "Rust") that no passage contains. Retrieval finds passages about the rest of such a question
     ("训练数据截止到…"), and a small model then answers about the wrong thing."""
-    if is_english(question) or not _CJK.search(question):
+    if not _CJK.search(question):  # English questions included: their words are not names
         return []
     seen = "\n".join(p.text for p in passages).lower()
     terms = dict.fromkeys(t for t in _TERM.findall(question) if len(t) >= 2)
