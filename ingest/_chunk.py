@@ -27,6 +27,38 @@ NEVER = -1  # right after a heading or a table header: they stay with what follo
 _SENTENCE_END = re.compile(r"[。！？；!?;…]+[”’\"')）」』]*|\.(?=\s)")
 _CLAUSE_END = re.compile(r"[，,、：:]")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+# Plain text and PDFs have no markup, but Chinese documents number their sections: "第二章 …",
+# "2.1 …", "2.1.1 …", "一、…", "（一）…". A short line starting so is a heading (its level from
+# the numbering) and gives the chunks under it their section path, which the prompt label and
+# the embedding text carry: a passage cut from the middle of "2.1.1 数据来源与清洗策略" still
+# says what it is about. "1. …" alone is left out: it is far more often a list item.
+_NUMBERED_HEADING = re.compile(
+    r"^\s*(?:(?P<chapter>第[一二三四五六七八九十百零〇\d]{1,4}[章部篇])"
+    r"|(?P<section>第[一二三四五六七八九十百零〇\d]{1,4}节)"
+    r"|(?P<dotted>\d{1,2}(?:\.\d{1,2}){1,3})(?=[\s、:：])(?!\s*[万亿千百十元%倍个岁年月日号])"
+    r"|(?P<chinese>[一二三四五六七八九十]{1,3}、)"
+    r"|(?P<paren>[（(][一二三四五六七八九十]{1,3}[）)]))"
+    r"\s*[:：、.]?\s*(?P<title>[^\s\d].*)$"
+)
+_HEADING_MAX_CHARS = 40
+_NOT_A_HEADING_END = re.compile(r"[。，,；;：:！？!?、]$")
+
+
+def _numbered_heading(line: str) -> int:
+    """The section level of a numbered heading line of plain text, 0 when it is not one."""
+    text = line.strip()
+    if len(text) > _HEADING_MAX_CHARS or _NOT_A_HEADING_END.search(text):
+        return 0
+    match = _NUMBERED_HEADING.match(text)
+    if not match or not match.group("title").strip():
+        return 0
+    if match.group("chapter") or match.group("chinese"):
+        return 1
+    if match.group("section") or match.group("paren"):
+        return 2
+    return match.group("dotted").count(".") + 1
+
+
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 
 
@@ -93,8 +125,12 @@ def _scan(
             i += 1
             continue
         heading = _MD_HEADING.match(line.text) if structure == "markdown" else None
-        if heading:
-            headings.append((line.start, len(heading.group(1)), heading.group(2).strip()))
+        level = len(heading.group(1)) if heading else 0
+        if structure == "plain":
+            level = _numbered_heading(line.text)
+        if level:
+            title = heading.group(2).strip() if heading else line.text.strip()
+            headings.append((line.start, level, title))
             mark(line.start, BEFORE_HEADING)
             mark(line.end, NEVER)
             mark(line.end + 1, NEVER)

@@ -154,3 +154,29 @@ def test_default_documents_chunk_cleanly(size: int) -> None:
             assert len(passage) <= size
             if kind == "text":
                 assert text[start:end] == passage
+
+
+def test_numbered_section_lines_of_plain_text_give_a_path() -> None:
+    section = "正文内容。" * 30
+    text = (
+        f"第二部分:训练实践\n{section}\n2.1 数据构建\n{section}\n2.1.1 清洗策略\n"
+        f"- 语言识别与筛选。\n{section}\n2.2 训练技术\n{section}\n"
+    )
+    paths = [path for *_, path, _ in split_text(text, 200, 0, "plain")]
+    assert ("第二部分:训练实践", "2.1 数据构建", "2.1.1 清洗策略") in paths
+    assert paths[-1] == ("第二部分:训练实践", "2.2 训练技术")  # 2.2 closes 2.1 and 2.1.1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "1. 安装依赖",
+        "3.14 是圆周率的近似值。",
+        "12.5 万元",
+        "1.5B 模型需要多少显存",
+        "2024.10 发布",
+    ],
+)
+def test_list_items_numbers_and_sentences_are_not_headings(line: str) -> None:
+    text = f"{line}\n" + "正文内容。" * 30
+    assert all(path == () for *_, path, _ in split_text(text, 100, 0, "plain"))
