@@ -21,6 +21,7 @@ from app._prompt import (
     as_langchain,
     build_condense_messages,
     build_messages,
+    missing_names,
     quotes_instructions,
     refusal_sentence,
 )
@@ -47,12 +48,14 @@ class AnswerResult:
     citations: list[Citation]
     passages: list[Passage]  # everything retrieved, cited or not; the first ones were in the prompt
     refused: bool
-    refusal_reason: str | None  # "empty_question", "no_relevant_passage", "model_refused"
+    # "empty_question", "no_relevant_passage", "name_not_found", "model_refused"
+    refusal_reason: str | None
     backend: BackendInfo
     timings: dict[str, float]
     error_en: str | None = None
     error_zh: str | None = None
     partial: bool = False  # generation stopped early; the text so far is kept
+    missing_names: list[str] = field(default_factory=list)  # the question's names no passage has
     repairs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -225,18 +228,23 @@ def answer(
     timings["retrieval_s"] = time.perf_counter() - retrieval_started
     yield Retrieved(standalone, passages, timings["retrieval_s"], info)
 
-    def refuse(reason: str) -> Final:
+    def refuse(reason: str, missing: Sequence[str] = ()) -> Final:
         answer_text = refusal_sentence(question)
         return final(
             standalone_question=standalone,
             passages=passages,
             refused=True,
             refusal_reason=reason,
+            missing_names=list(missing),
             answer=answer_text,
         )
 
     if not context:
         yield refuse("no_relevant_passage")  # nothing clears the floor: the LLM is not asked
+        return
+    missing = missing_names(standalone, [p.text for p in passages])
+    if missing:  # passages on the topic, none on the question's subject: the LLM is not asked
+        yield refuse("name_not_found", missing)
         return
     if backend.chat is None:
         # retrieval only: the best passages are the result, each its own source

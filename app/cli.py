@@ -84,6 +84,9 @@ def ask(
         console.print(escape(result.answer))
     elif result.refused:
         console.print(f"[bold yellow]{escape(result.answer)}[/bold yellow]")
+        if result.missing_names:
+            names = ", ".join(result.missing_names)
+            console.print(f"[dim]no retrieved passage mentions: {escape(names)}[/dim]")
     else:
         console.print(
             "[dim]No LLM in use: the most relevant passages follow. Start Ollama "

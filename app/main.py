@@ -174,6 +174,9 @@ def _draw_refusal(turn_index: int, result: AnswerResult) -> None:
     st.warning(f"{REFUSAL_ZH}。", icon=":material/search_off:")
     if result.refusal_reason == "model_refused":
         st.caption("大模型判断检索到的资料不足以回答这个问题。")
+    elif result.refusal_reason == "name_not_found":
+        names = "、".join(f"“{n}”" for n in result.missing_names)
+        st.caption(f"检索到的资料都没有提到问题里的{names}。")
     related = result.passages[:RELATED_SHOWN]
     if related:
         st.markdown("**可能相关的段落**(相关度不足,仅供参考)")

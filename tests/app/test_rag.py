@@ -125,6 +125,18 @@ def test_nothing_relevant_means_a_refusal_without_asking_the_llm(
     assert not any(isinstance(e, Token) for e in events)
 
 
+def test_a_name_no_passage_holds_means_a_refusal_without_asking_the_llm(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    with FakeOllama(reply_tokens=["不该被调用"]) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, _ = run("占旭刚在杭州参加过哪些比赛？", kb, settings, embedder, backend)
+        assert server.chat_requests == []
+    assert result.refused and result.refusal_reason == "name_not_found"
+    assert result.missing_names == ["占旭刚"]
+    assert result.passages, "the passages about 杭州 are still offered as possibly related"
+
+
 def test_the_models_refusal_sentence_sets_the_flag(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
