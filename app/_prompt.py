@@ -199,8 +199,9 @@ def missing_names(question: str, texts: Sequence[str]) -> list[str]:
     knowledge base holds passages about its topic but not about it, and a small model answers
     from them anyway. Measured on cmrc2018_trial's retrieved passages: a third of the
     unanswerable questions have such a name, 4 of 900 answerable ones do. Three characters at
-    least (two-character words are too often common nouns jieba tags as names); a name jieba
-    cut one character too long ("呋塞米会") counts as present when its stem is."""
+    least (two-character words are too often common nouns jieba tags as names); a name of four
+    or more that jieba cut one character too long ("呋塞米会") counts as present when its stem
+    is (not a three-character one: "世界杯" is not in a passage because "世界" is)."""
     from jieba import posseg  # loads jieba's tagging model on first use, off the import path
 
     question = unicodedata.normalize("NFKC", question)
@@ -210,7 +211,7 @@ def missing_names(question: str, texts: Sequence[str]) -> list[str]:
         for pair in posseg.lcut(question)
         if pair.flag in _NAME_TAGS and _CJK_NAME.match(pair.word)
     )
-    return [n for n in names if n not in seen and n[:-1] not in seen]
+    return [n for n in names if n not in seen and (len(n) < 4 or n[:-1] not in seen)]
 
 
 def build_messages(question: str, passages: list[PromptPassage]) -> list[dict[str, str]]:

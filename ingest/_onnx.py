@@ -39,14 +39,16 @@ class OnnxUnavailable(RuntimeError):
 
 
 def _fingerprint(location: str) -> dict[str, object]:
-    """What the exported graph was made from: the weight files' sizes and times."""
+    """What the exported graph was made from: the weight files' sizes and times. Not the
+    folder's path: the same model reached as ".zhiku/models/…" and "/home/…/.zhiku/models/…"
+    (a relative and an absolute ZHIKU_HOME) must not export the graph again on every switch."""
     root = Path(location)
     weights = sorted(
         (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
         for pattern in ("*.safetensors", "*.bin")
         for p in (root.glob(pattern) if root.is_dir() else [])
     )
-    return {"format": _FORMAT, "model": location, "weights": weights}
+    return {"format": _FORMAT, "weights": weights}
 
 
 def _check_pipeline(model: object) -> str:

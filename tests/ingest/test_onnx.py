@@ -45,6 +45,11 @@ def test_a_damaged_graph_is_exported_again(embedder: Embedder, tmp_path: Path) -
 
     load_query_encoder(embedder.model, DEFAULT_EMBEDDING_MODEL, location, tmp_path, 2, said.append)
     assert not any("export" in m for m in said), "a current graph is reused, not re-exported"
+    spelled_otherwise = str(MODELS_DIR / "." / "multilingual-e5-small")
+    load_query_encoder(
+        embedder.model, DEFAULT_EMBEDDING_MODEL, spelled_otherwise, tmp_path, 2, said.append
+    )
+    assert not any("export" in m for m in said), "the same model under another path spelling"
 
     copy.write_bytes(b"\x00not an onnx graph" * 100)
     encoder = load_query_encoder(
