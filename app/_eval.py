@@ -18,7 +18,7 @@ from ingest._store import KnowledgeBase
 from ingest.settings import Settings
 
 # Bump when chunking, embedding text or indexing changes, so cached eval indexes are rebuilt.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ def missing_names(question: str, texts: Sequence[str]) -> list[str]:
     none of `texts` contains. When every retrieved passage lacks the question's subject, the
     knowledge base holds passages about its topic but not about it, and a small model answers
     from them anyway. Measured on cmrc2018_trial's retrieved passages: a third of the
-    unanswerable questions have such a name, 4 of 900 answerable ones do. Three characters at
+    unanswerable questions have such a name, 5 of 900 answerable ones do. Three characters at
     least (two-character words are too often common nouns jieba tags as names); a name of four
     or more that jieba cut one character too long ("呋塞米会") counts as present when its stem
     is (not a three-character one: "世界杯" is not in a passage because "世界" is)."""

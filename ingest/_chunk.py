@@ -29,9 +29,9 @@ _CLAUSE_END = re.compile(r"[，,、：:]")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 # Plain text and PDFs have no markup, but Chinese documents number their sections: "第二章 …",
 # "2.1 …", "2.1.1 …", "一、…", "（一）…". A short line starting so is a heading (its level from
-# the numbering) and gives the chunks under it their section path, which the prompt label and
-# the embedding text carry: a passage cut from the middle of "2.1.1 数据来源与清洗策略" still
-# says what it is about. "1. …" alone is left out: it is far more often a list item.
+# the kind of numbering) and gives the chunks under it their section path, which the prompt
+# label and the embedding text carry: a passage cut from the middle of "2.1.1 数据来源与清洗策略"
+# still says what it is about. "1. …" alone is left out: it is far more often a list item.
 _NUMBERED_HEADING = re.compile(
     r"^\s*(?:(?P<chapter>第[一二三四五六七八九十百零〇\d]{1,4}[章部篇])"
     r"|(?P<section>第[一二三四五六七八九十百零〇\d]{1,4}节)"
@@ -52,10 +52,10 @@ def _numbered_heading(line: str) -> int:
     match = _NUMBERED_HEADING.match(text)
     if not match or not match.group("title").strip():
         return 0
-    if match.group("chapter") or match.group("chinese"):
-        return 1
-    if match.group("section") or match.group("paren"):
-        return 2
+    # only the order matters: 第一章 > 第一节 > 一、 > （一）, and 第二部分 > 2.1 > 2.1.1
+    for level, group in enumerate(("chapter", "section", "chinese", "paren"), start=1):
+        if match.group(group):
+            return level
     return match.group("dotted").count(".") + 1
 
 

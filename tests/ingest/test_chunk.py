@@ -166,6 +166,14 @@ def test_numbered_section_lines_of_plain_text_give_a_path() -> None:
     assert ("第二部分:训练实践", "2.1 数据构建", "2.1.1 清洗策略") in paths
     assert paths[-1] == ("第二部分:训练实践", "2.2 训练技术")  # 2.2 closes 2.1 and 2.1.1
 
+    chinese = "\n".join(
+        f"{heading}\n{section}"
+        for heading in ("第一章 总则", "一、适用范围", "（一）员工", "二、定义")
+    )
+    paths = [path for *_, path, _ in split_text(chinese, 200, 0, "plain")]
+    assert ("第一章 总则", "一、适用范围", "（一）员工") in paths
+    assert paths[-1] == ("第一章 总则", "二、定义")
+
 
 @pytest.mark.parametrize(
     "line",
