@@ -12,7 +12,17 @@ from ollama_server import FakeOllama
 
 from app._llm import BackendInfo, ResolvedBackend, forget_backend_status, resolve_backend
 from app._prompt import REFUSAL_EN, REFUSAL_ZH, SYSTEM_PROMPT
-from app._rag import AnswerResult, Final, Notice, Retrieved, Token, answer, carry_over, is_refusal
+from app._rag import (
+    AnswerResult,
+    Final,
+    Notice,
+    Retrieved,
+    Token,
+    answer,
+    carry_over,
+    first_repeat,
+    is_refusal,
+)
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase
 from ingest.settings import Settings
@@ -135,6 +145,26 @@ def test_a_name_no_passage_holds_means_a_refusal_without_asking_the_llm(
     assert result.refused and result.refusal_reason == "name_not_found"
     assert result.missing_names == ["占旭刚"]
     assert result.passages, "the passages about 杭州 are still offered as possibly related"
+
+
+def test_an_answer_that_starts_repeating_itself_is_cut_there(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    loop = ["杭州的市花", "是桂花。", "[1]"] * 20
+    with FakeOllama(reply_tokens=loop) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, events = run("杭州的市花是什么？", kb, settings, embedder, backend)
+    assert result.answer.count("杭州的市花是桂花") == 1
+    assert result.citations and not result.refused
+    assert "stopped the answer where it began repeating itself" in result.repairs
+    assert sum(isinstance(e, Token) for e in events) < len(loop), "generation stopped early"
+
+
+def test_repeats_are_whole_sentences_said_again() -> None:
+    assert first_repeat("杭州的市花是桂花。[1]杭州的市花是桂花。[1]") == len("杭州的市花是桂花。")
+    assert first_repeat("杭州的市花是桂花。[1]杭州的市花是桂花") is None  # not finished yet
+    assert first_repeat("是的。是的。杭州的市树是香樟。") is None  # too short to be a loop
+    assert first_repeat("杭州的市花是桂花。杭州的市树是香樟。") is None
 
 
 def test_the_models_refusal_sentence_sets_the_flag(
