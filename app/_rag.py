@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from app._cite import repair
+from app._cite import first_repeat, repair
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._passages import Passage, build_passages, fit_context
 from app._prompt import (
@@ -257,7 +257,7 @@ def answer(
         standalone,
         [PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context],
     )
-    parts: list[str] = []
+    raw = ""
     tokens = 0
     looping = False
     error: LlmError | None = None
@@ -268,23 +268,22 @@ def answer(
             piece = str(chunk.content)
             if not piece:
                 continue
-            if not parts:
+            if not tokens:
                 timings["first_token_s"] = time.perf_counter() - started
-            parts.append(piece)
+            raw += piece
             tokens += 1
             yield Token(piece)
-            if _SENTENCE_END.search(piece):
-                cut = first_repeat("".join(parts))
-                if cut is not None:
-                    parts, looping = ["".join(parts)[:cut]], True
-                    break
+            cut = first_repeat(raw)
+            if cut is not None:
+                raw, looping = raw[:cut], True
+                break
     except Exception as exc:  # any backend failure keeps the partial answer
         error = _as_llm_error(exc, settings)
     finally:
         stream.close()  # stops llama.cpp (or the Ollama request) when the loop broke off
     timings["generation_s"] = time.perf_counter() - generation_started
     timings["tokens"] = float(tokens)
-    raw = "".join(parts).strip()
+    raw = raw.strip()
     failure = {"error_en": error.en, "error_zh": error.zh} if error else {}
     if error is not None and not raw:
         yield final(standalone_question=standalone, passages=passages, **failure)
@@ -306,26 +305,6 @@ def answer(
         partial=error is not None,
         **failure,
     )
-
-
-_SENTENCE_END = re.compile(r"[。！？!?\n]")
-_SENTENCES = re.compile(r"(?<=[。！？!?\n])")
-_MIN_REPEAT_CHARS = 8
-
-
-def first_repeat(text: str) -> int | None:
-    """Where `text` starts a sentence it has already said, if it does. Greedy decoding makes a
-    small model loop on a sentence until the token limit (seen on cmrc2018: one sentence
-    written three times, 384 tokens and 50 s for one answer)."""
-    seen: set[str] = set()
-    offset = 0
-    for sentence in _SENTENCES.split(text)[:-1]:  # the last piece is not finished yet
-        key = re.sub(r"\[\d+\]|\s", "", sentence)
-        if len(key) >= _MIN_REPEAT_CHARS and key in seen:
-            return offset
-        seen.add(key)
-        offset += len(sentence)
-    return None
 
 
 def _withhold_instructions(text: str) -> tuple[str, list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app._cite import repair, support
+from app._cite import first_repeat, repair, support
 from app._prompt import REFUSAL_ZH
 
 PASSAGES = [
@@ -90,3 +90,14 @@ def test_support_counts_chinese_bigrams_and_words() -> None:
     assert support("1.17 亿参数", PASSAGES[0]) > 0.5
     assert support("1.17 亿参数", PASSAGES[1]) < 0.3
     assert support("", PASSAGES[0]) == 0.0
+
+
+def test_repeats_are_whole_sentences_said_again() -> None:
+    # the repeat starts after the first sentence's marker, which stays with it
+    assert first_repeat("杭州的市花是桂花。[1]杭州的市花是桂花。[1]") == len(
+        "杭州的市花是桂花。[1]"
+    )
+    assert first_repeat("杭州的市花是桂花。[1]杭州的市花是桂花") is None  # not finished yet
+    assert first_repeat("杭州的市花是桂花\n杭州的市花是桂花") is None  # nor is this one
+    assert first_repeat("是的。是的。杭州的市树是香樟。") is None  # too short to be a loop
+    assert first_repeat("杭州的市花是桂花。杭州的市树是香樟。") is None

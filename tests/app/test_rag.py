@@ -20,7 +20,6 @@ from app._rag import (
     Token,
     answer,
     carry_over,
-    first_repeat,
     is_refusal,
 )
 from ingest._embed import Embedder
@@ -158,13 +157,6 @@ def test_an_answer_that_starts_repeating_itself_is_cut_there(
     assert result.citations and not result.refused
     assert "stopped the answer where it began repeating itself" in result.repairs
     assert sum(isinstance(e, Token) for e in events) < len(loop), "generation stopped early"
-
-
-def test_repeats_are_whole_sentences_said_again() -> None:
-    assert first_repeat("杭州的市花是桂花。[1]杭州的市花是桂花。[1]") == len("杭州的市花是桂花。")
-    assert first_repeat("杭州的市花是桂花。[1]杭州的市花是桂花") is None  # not finished yet
-    assert first_repeat("是的。是的。杭州的市树是香樟。") is None  # too short to be a loop
-    assert first_repeat("杭州的市花是桂花。杭州的市树是香樟。") is None
 
 
 def test_the_models_refusal_sentence_sets_the_flag(
