@@ -25,6 +25,13 @@ _WORD = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
 ADD_THRESHOLD = 0.5  # share of a sentence's n-grams a passage must contain to be cited for it
 ADD_MARGIN = 0.1  # ...and by how much it must beat the runner-up, or the choice is not clear
 WRONG_THRESHOLD = 0.15  # a cited passage supporting less than this is treated as a wrong pick
+# An answer that misread the passage: one passage sentence holds at least QUESTION_MATCH of the
+# question's n-grams, QUESTION_MATCH_MARGIN more than any other sentence, yet the answer shares
+# less than OFF_QUESTION of its n-grams with it and of the question's with the question.
+QUESTION_MATCH = 0.6
+QUESTION_MATCH_MARGIN = 0.3
+OFF_QUESTION = 0.2
+NEW_GRAMS = 3  # a sentence that only restates the question (a heading) holds no answer
 
 
 @dataclass
@@ -94,6 +101,66 @@ def first_repeat(answer: str) -> int | None:
             return start
         seen.add(said)
     return None
+
+
+_LEAD_IN = re.compile(r"(?:[:：]|如下)\W*$")
+# list bullets, and closing quotes left over from the sentence before ("。」此外，…")
+_LEADING_JUNK = re.compile(r"^[\s」』”’)）\]】,，、;；:：]*(?:(?:[-*•·]|\d{1,2}[.、)）])\s*)?")
+
+
+def question_grams(question: str) -> set[str]:
+    """The question's n-grams without its question words and particles ("哪个", "是什么")."""
+    import jieba  # loaded by retrieval already; kept off this module's import path
+
+    from ingest._tokenize import QUERY_STOPWORDS
+
+    words = jieba.lcut(unicodedata.normalize("NFKC", question).lower())
+    return ngrams("".join(" " if w.strip() in QUERY_STOPWORDS else w for w in words))
+
+
+def matching_sentence(question: str, passages: list[str]) -> tuple[int, int, int] | None:
+    """(passage index, start, end) of the one passage sentence that clearly matches the
+    question: it holds most of the question's words and clearly more than any other sentence.
+    Lead-ins ("…如:") and sentences that add nothing to the question's words (headings) are
+    not candidates: the answer is in what follows them."""
+    wanted = question_grams(question)
+    if not wanted:
+        return None
+    scored: list[tuple[float, int, int, int]] = []
+    for index, passage in enumerate(passages):
+        for start, end in _sentence_spans(passage):
+            content = _content(passage[start:end])
+            grams = ngrams(content)
+            if _LEAD_IN.search(content) or len(grams - wanted) < NEW_GRAMS:
+                continue
+            scored.append((len(grams & wanted) / len(wanted), index, start, end))
+    scored.sort(key=lambda item: -item[0])
+    if not scored or scored[0][0] < QUESTION_MATCH:
+        return None
+    if len(scored) > 1 and scored[0][0] - scored[1][0] < QUESTION_MATCH_MARGIN:
+        return None
+    return scored[0][1:]
+
+
+def off_question(answer: str, question: str, passages: list[str]) -> str | None:
+    """The passage sentence to give instead of `answer` when the answer misread the passages:
+    one sentence clearly matches the question ("数学推理:Minerva模型解决竞赛级数学题"), and the
+    answer neither restates the question nor draws on that sentence (it copied the list line
+    above it, "AlphaFold2革新生物医药研究"). The sentence comes back with its marker."""
+    found = matching_sentence(question, passages)
+    said = ngrams(_MARKER.sub("", answer))
+    if found is None or not said:
+        return None
+    index, start, end = found
+    sentence = _content(passages[index][start:end])
+    wanted = question_grams(question)
+    if len(said & wanted) / len(wanted) >= OFF_QUESTION:
+        return None
+    if len(said & ngrams(sentence)) / len(said) >= OFF_QUESTION:
+        return None
+    quoted = _LEADING_JUNK.sub("", sentence).rstrip("；;，,、 ")
+    end_mark = quoted[-1] if quoted and quoted[-1] in "。！？!?." else ""
+    return f"{quoted.removesuffix(end_mark)}[{index + 1}]{end_mark}"
 
 
 def _insert_marker(sentence: str, marker: str) -> str:

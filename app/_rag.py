@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from app._cite import first_repeat, repair
+from app._cite import first_repeat, off_question, repair
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._passages import Passage, build_passages, fit_context
 from app._prompt import (
@@ -56,6 +56,8 @@ class AnswerResult:
     error_zh: str | None = None
     partial: bool = False  # generation stopped early; the text so far is kept
     missing_names: list[str] = field(default_factory=list)  # the question's names no passage has
+    # the model's own answer, when code gave the passage sentence matching the question instead
+    model_answer: str | None = None
     repairs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -292,8 +294,17 @@ def answer(
         yield refuse("model_refused")
         return
     raw, withheld = _withhold_instructions(raw)
+    model_answer = None
+    quoted = off_question(raw, standalone, [p.prompt_text for p in context])
+    if quoted is not None:  # the model read the wrong line: the matching sentence is the answer
+        model_answer, raw = raw, quoted
     text, citations, repairs = _citations(context, raw)
     repairs += withheld
+    if model_answer is not None:
+        repairs.append(
+            "gave the passage sentence that matches the question: the model's answer drew on "
+            "neither the question's words nor that sentence"
+        )
     if looping:
         repairs.append("stopped the answer where it began repeating itself")
     yield final(
@@ -302,6 +313,7 @@ def answer(
         answer=text,
         citations=citations,
         repairs=repairs,
+        model_answer=model_answer,
         partial=error is not None,
         **failure,
     )

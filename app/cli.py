@@ -82,6 +82,12 @@ def ask(
         console.print()  # the streamed text ended without a newline
         console.rule("answer (citations verified)")
         console.print(escape(result.answer))
+        if result.model_answer:
+            console.print(
+                "[dim]The model's answer drew on no sentence matching the question; the passage "
+                "sentence that does is given instead. The model wrote: "
+                f"{escape(result.model_answer)}[/dim]"
+            )
     elif result.refused:
         console.print(f"[bold yellow]{escape(result.answer)}[/bold yellow]")
         if result.missing_names:

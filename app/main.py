@@ -163,6 +163,11 @@ def _draw_answer(turn_index: int, result: AnswerResult) -> None:
     if result.answer:
         numbers = [c.number for c in result.citations]
         st.markdown(answer_markdown(result.answer, turn_index, numbers))
+    if result.model_answer:
+        st.caption(
+            "大模型的回答没有用到资料中与问题最相符的句子,这里直接给出该句。大模型原来的回答:"
+            + escape_markdown(result.model_answer)
+        )
     if result.citations:
         st.markdown("**来源**")
         for c in result.citations:

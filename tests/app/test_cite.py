@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app._cite import first_repeat, repair, support
+from app._cite import first_repeat, matching_sentence, off_question, repair, support
 from app._prompt import REFUSAL_ZH
 
 PASSAGES = [
@@ -101,3 +101,38 @@ def test_repeats_are_whole_sentences_said_again() -> None:
     assert first_repeat("杭州的市花是桂花\n杭州的市花是桂花") is None  # nor is this one
     assert first_repeat("是的。是的。杭州的市树是香樟。") is None  # too short to be a loop
     assert first_repeat("杭州的市花是桂花。杭州的市树是香樟。") is None
+
+
+APPLICATIONS = """跨模态应用:
+- 图像描述生成:BLIP-2模型实现看图说话
+- 视频理解:VideoCoT通过时序注意力分析动作序列
+科学计算:
+- 蛋白质结构预测:AlphaFold2革新生物医药研究
+- 数学推理:Minerva模型解决竞赛级数学题
+"""
+
+
+def test_an_answer_from_the_wrong_list_line_becomes_the_line_matching_the_question() -> None:
+    passages = ["GPT 系列由 OpenAI 推出。", APPLICATIONS]
+    question = "哪个模型能解决竞赛级数学题？"
+    quoted = off_question("AlphaFold2革新生物医药研究[2]。", question, passages)
+    assert quoted == "数学推理:Minerva模型解决竞赛级数学题[2]"
+    quoted = off_question("BLIP-2 模型[1]。", "哪个模型通过时序注意力分析动作序列?", passages)
+    assert quoted == "视频理解:VideoCoT通过时序注意力分析动作序列[2]"
+
+
+def test_an_answer_drawing_on_the_matching_sentence_is_left_alone() -> None:
+    question = "哪个模型能解决竞赛级数学题？"
+    assert off_question("Minerva[1]。", question, [APPLICATIONS]) is None
+    assert off_question("Minerva 模型能解决竞赛级数学题[1]。", question, [APPLICATIONS]) is None
+
+
+def test_no_sentence_is_forced_on_the_answer_when_none_clearly_matches() -> None:
+    lead_in = "以下云平台支持快速部署大模型:\n- AWS SageMaker\n- 阿里云 PAI-EAS\n"
+    question = "有哪些云平台支持快速部署大模型？"
+    assert matching_sentence(question, [lead_in]) is None, "a lead-in holds no answer itself"
+    assert off_question("AWS SageMaker[1]。", question, [lead_in]) is None
+    heading = "快速部署大模型的云平台\n常见的选择是 AWS SageMaker。"
+    assert matching_sentence(question, [heading]) is None, "a heading only restates the question"
+    two = "杭州地铁 1 号线于 2012 年开通。杭州地铁 2 号线于 2014 年开通。"
+    assert matching_sentence("杭州地铁哪条线开通了？", [two]) is None, "two match equally"

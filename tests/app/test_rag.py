@@ -159,6 +159,18 @@ def test_an_answer_that_starts_repeating_itself_is_cut_there(
     assert sum(isinstance(e, Token) for e in events) < len(loop), "generation stopped early"
 
 
+def test_an_answer_misreading_the_passage_becomes_the_sentence_matching_the_question(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    with FakeOllama(reply_tokens=["西湖文化景观于 2011 年", "列入世界遗产名录[1]。"]) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, _ = run("杭州的市树是什么？", kb, settings, embedder, backend)
+    assert result.answer == "杭州的市树是香樟,市花是桂花[1]。"  # NFKC at ingest
+    assert result.model_answer == "西湖文化景观于 2011 年列入世界遗产名录[1]。"
+    assert result.citations[0].quote == "杭州的市树是香樟,市花是桂花。"
+    assert not result.refused and any("matches the question" in r for r in result.repairs)
+
+
 def test_the_models_refusal_sentence_sets_the_flag(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:

@@ -186,6 +186,15 @@ def test_answer_streams_with_citation_linked_to_a_source_card(
     assert at.download_button  # the same Markdown as a file
 
 
+def test_an_answer_off_the_question_gives_way_to_the_matching_sentence(
+    filled: Path, ollama: FakeOllama
+) -> None:
+    at = ask(start(), "住宿标准是多少?")  # the scripted model still talks about annual leave
+    assert "住宿标准为每晚不超过五百元" in texts(at.markdown)
+    caption = texts(at.caption)
+    assert "大模型原来的回答" in caption and "员工每年享有十五天带薪年假" in caption
+
+
 def test_follow_up_questions_carry_the_conversation(filled: Path, ollama: FakeOllama) -> None:
     at = ask(start(), "每年有几天年假?")
     at = ask(at, "没休完的怎么办?")
