@@ -320,7 +320,9 @@ def answer(
 
 
 def _withhold_instructions(text: str) -> tuple[str, list[str]]:
-    """Drop sentences that quote the system prompt verbatim."""
+    """Drop sentences that quote the system prompt verbatim. Cut only at full stops and line
+    ends, not with the citation splitter (`_cite`), which also cuts at "2. ": a leaked rule
+    line "2. 每句话末尾…" must stay one sentence to be recognised and dropped whole."""
     if not quotes_instructions(text):
         return text, []
     kept = [s for s in re.split(r"(?<=[。！？!?\n])", text) if not quotes_instructions(s)]
