@@ -4,7 +4,8 @@ Small local models cite badly: numbers that point at no passage, sentences witho
 now and then the wrong passage. Code, not the model, has the last word: markers are checked
 against the passages actually given, unsupported claims get the passage that clearly supports
 them (overlap of Chinese character bigrams and Latin words), and markers are renumbered in
-order of appearance.
+order of appearance. The same overlap catches an answer taken from the wrong sentence
+(`off_question`) and an answer that starts repeating itself (`first_repeat`).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def matching_sentence(question: str, passages: list[str]) -> tuple[int, int, int
     """(passage index, start, end) of the one passage sentence that clearly matches the
     question: it holds most of the question's words and clearly more than any other sentence.
     Lead-ins ("…如:") and sentences that add nothing to the question's words (headings) are
-    not candidates: the answer is in what follows them."""
+    not candidates: the answer is in what follows them. Nor are table rows: a row means
+    nothing without its header."""
     wanted = question_grams(question)
     if not wanted:
         return None
@@ -131,7 +133,11 @@ def matching_sentence(question: str, passages: list[str]) -> tuple[int, int, int
         for start, end in _sentence_spans(passage):
             content = _content(passage[start:end])
             grams = ngrams(content)
-            if _LEAD_IN.search(content) or len(grams - wanted) < NEW_GRAMS:
+            if (
+                _LEAD_IN.search(content)
+                or content.startswith("|")
+                or len(grams - wanted) < NEW_GRAMS
+            ):
                 continue
             scored.append((len(grams & wanted) / len(wanted), index, start, end))
     scored.sort(key=lambda item: -item[0])

@@ -134,5 +134,7 @@ def test_no_sentence_is_forced_on_the_answer_when_none_clearly_matches() -> None
     assert off_question("AWS SageMaker[1]。", question, [lead_in]) is None
     heading = "快速部署大模型的云平台\n常见的选择是 AWS SageMaker。"
     assert matching_sentence(question, [heading]) is None, "a heading only restates the question"
+    row = "| 云平台 | 支持快速部署大模型的服务 |\n|---|---|\n| AWS | SageMaker |"
+    assert matching_sentence(question, [row]) is None, "a table row needs its header"
     two = "杭州地铁 1 号线于 2012 年开通。杭州地铁 2 号线于 2014 年开通。"
     assert matching_sentence("杭州地铁哪条线开通了？", [two]) is None, "two match equally"
