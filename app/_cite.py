@@ -125,7 +125,10 @@ def matching_sentence(question: str, passages: list[str]) -> tuple[int, int, int
     Lead-ins ("…如:") and sentences that add nothing to the question's words (headings) are
     not candidates: the answer is in what follows them. Nor are table rows: a row means
     nothing without its header."""
-    wanted = question_grams(question)
+    return _matching_sentence(question_grams(question), passages)
+
+
+def _matching_sentence(wanted: set[str], passages: list[str]) -> tuple[int, int, int] | None:
     if not wanted:
         return None
     scored: list[tuple[float, int, int, int]] = []
@@ -153,13 +156,13 @@ def off_question(answer: str, question: str, passages: list[str]) -> str | None:
     one sentence clearly matches the question ("数学推理:Minerva模型解决竞赛级数学题"), and the
     answer neither restates the question nor draws on that sentence (it copied the list line
     above it, "AlphaFold2革新生物医药研究"). The sentence comes back with its marker."""
-    found = matching_sentence(question, passages)
+    wanted = question_grams(question)
+    found = _matching_sentence(wanted, passages)
     said = ngrams(_MARKER.sub("", answer))
     if found is None or not said:
         return None
     index, start, end = found
     sentence = _content(passages[index][start:end])
-    wanted = question_grams(question)
     if len(said & wanted) / len(wanted) >= OFF_QUESTION:
         return None
     if len(said & ngrams(sentence)) / len(said) >= OFF_QUESTION:
