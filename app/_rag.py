@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from app._cite import first_repeat, off_question, repair
-from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
+from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app._passages import Passage, build_passages, fit_context
 from app._prompt import (
     REFUSAL_EN,
@@ -192,6 +192,7 @@ def answer(
         except LlmError as exc:
             yield Notice(exc.en, exc.zh)
             backend = ResolvedBackend(None, BackendInfo("none", ""))
+    backend = current(backend)
     if backend.notice is not None:
         yield Notice(backend.notice.en, backend.notice.zh)
     info = backend.info

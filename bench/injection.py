@@ -104,7 +104,7 @@ def run(embedder: Embedder) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="zhiku-injection-") as home:
         settings = bench_settings(Path(home), llm_backend="llamacpp")
         if not llamacpp_installed(settings):
-            return {"skipped": "llama-cpp-python or the bundled model parts are not installed"}
+            return {"skipped": "xllamacpp or the bundled model parts are not installed"}
         backend = resolve_backend(settings)
         summary, rows = run_injection(settings, embedder, backend, progress=lambda m: None)
     return {"summary": summary, "rows": rows_as_json(rows), "load_note": load_note()}
