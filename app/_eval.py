@@ -261,6 +261,8 @@ class AnswerRow:
     total_s: float
     retrieval_s: float
     error: str | None
+    prompt_tokens: int | None = None  # what the LLM read, of which the KV cache held:
+    cached_prompt_tokens: int | None = None
 
 
 def evaluate_answers(
@@ -311,10 +313,16 @@ def evaluate_answers(
             total_s=result.timings.get("total_s", 0.0),
             retrieval_s=result.timings.get("retrieval_s", 0.0),
             error=result.error_en,
+            prompt_tokens=_count(result.timings.get("prompt_tokens")),
+            cached_prompt_tokens=_count(result.timings.get("cached_prompt_tokens")),
         )
         rows.append(row)
         on_row(row)
     return rows
+
+
+def _count(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def summarize_answers(rows: list[AnswerRow]) -> dict[str, float]:
@@ -336,6 +344,17 @@ def summarize_answers(rows: list[AnswerRow]) -> dict[str, float]:
         "citation_support": share(sum(r.supported for r in correct), len(correct)),
         "first_token_p50_s": percentile(ttft, 0.5),
         "answer_total_p50_s": percentile([r.total_s for r in rows], 0.5),
+        "prompt_tokens_p50": percentile(
+            [float(r.prompt_tokens) for r in rows if r.prompt_tokens is not None], 0.5
+        ),
+        "new_prompt_tokens_p50": percentile(
+            [
+                float(r.prompt_tokens - (r.cached_prompt_tokens or 0))
+                for r in rows
+                if r.prompt_tokens is not None
+            ],
+            0.5,
+        ),
         "errors": float(sum(1 for r in rows if r.error)),
         "questions": float(len(rows)),
     }

@@ -13,7 +13,6 @@ none.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,10 +95,14 @@ def _llamacpp(settings: Settings, progress: Callable[[str], None]) -> ResolvedBa
     """The embedded model with its worker started and self-checked now, so that a CPU that
     cannot run it is found here, before anybody's question, and the caller can fall back."""
     from app._llm_llamacpp import make_llamacpp_chat
+    from app._prompt import prefix_messages
 
-    chat = make_llamacpp_chat(settings, progress=progress)
+    chat = make_llamacpp_chat(settings, progress=progress, prefix=prefix_messages())
     if chat.supervisor.status.state != "ready":
-        progress("starting the embedded LLM (loading the model and generating one token)…")
+        progress(
+            "starting the embedded LLM (loading the model, generating one token, and restoring "
+            "or evaluating the fixed start of the prompt)…"
+        )
     chat.start()
     return ResolvedBackend(chat, BackendInfo("llamacpp", Path(chat.model_path).name))
 
@@ -173,33 +176,3 @@ def resolve_backend(
             "下面列出最相关的段落",
         ),
     )
-
-
-_warmed: set[str] = set()
-_warm_lock = threading.Lock()
-
-
-def warm_up(backend: ResolvedBackend) -> None:
-    """Have the embedded model process the fixed start of the prompt (rules and worked
-    examples) once, in the background: the worker keeps it in its KV cache for every later
-    prompt, which all start the same, so the first question does not wait for it. A no-op for
-    other backends and after one call."""
-    if backend.info.kind != "llamacpp" or backend.chat is None:
-        return
-    with _warm_lock:
-        if backend.info.model in _warmed:
-            return
-        _warmed.add(backend.info.model)
-    from app._prompt import as_langchain, prefix_messages
-
-    messages = as_langchain([*prefix_messages(), {"role": "user", "content": "你好"}])
-    chat = backend.chat
-
-    def run() -> None:
-        try:
-            chat.invoke(messages, max_tokens=1)
-        except Exception:  # a failed warm-up only means the first question is slower
-            with _warm_lock:
-                _warmed.discard(backend.info.model)
-
-    threading.Thread(target=run, name="llamacpp-warm-up", daemon=True).start()

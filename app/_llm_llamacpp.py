@@ -6,7 +6,8 @@ A `WorkerSupervisor` owns that process: it starts it and waits for its self-chec
 request at a time (a second caller waits its turn, up to `busy_timeout_s`, then is told the
 model is busy), notices when it dies, says why in English and Chinese (SIGILL: this CPU lacks
 an instruction the build uses), starts a fresh one for the next question, and after repeated
-crashes stops trying so that answering falls back to retrieval only. `WorkerChat` is the chat
+crashes (several in a row, with no answer completed between them) stops trying, so that
+answering falls back to retrieval only. `WorkerChat` is the chat
 model answering code uses, the same interface as the Ollama backend.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 import atexit
 import collections
 import ctypes
+import hashlib
+import importlib.metadata
 import importlib.util
 import itertools
 import json
@@ -53,7 +56,9 @@ WORKER_MODULE = "app._worker"
 START_TIMEOUT_S = 300.0
 # No token for this long while answering: the worker is stuck, not slow.
 STALL_TIMEOUT_S = 300.0
-# This many crashes within the window and the embedded model is switched off for the process.
+# This many crashes in a row (no answer completed between them) within the window, and the
+# embedded model is switched off for the process: a worker that dies at every question only
+# makes the user wait for nothing. A crash now and then is survived by restarting.
 MAX_CRASHES = 3
 CRASH_WINDOW_S = 600.0
 
@@ -236,19 +241,15 @@ class WorkerSpec:
     model_path: str
     n_ctx: int
     threads: int
+    prefix_file: str | None = None  # the messages every prompt starts with (JSON)
+    kv_cache: str | None = None  # where the worker keeps their KV cache
 
     def argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            WORKER_MODULE,
-            "--model",
-            self.model_path,
-            "--n-ctx",
-            str(self.n_ctx),
-            "--threads",
-            str(self.threads),
-        ]
+        argv = [sys.executable, "-m", WORKER_MODULE, "--model", self.model_path]
+        argv += ["--n-ctx", str(self.n_ctx), "--threads", str(self.threads)]
+        if self.prefix_file and self.kv_cache:
+            argv += ["--prefix", self.prefix_file, "--kv-cache", self.kv_cache]
+        return argv
 
 
 @dataclass
@@ -361,10 +362,9 @@ class WorkerSupervisor:
             if len(recent) >= MAX_CRASHES:
                 self.status.state = "disabled"
                 self.status.last_error = LlmError(
-                    f"{error.en}. It crashed {len(recent)} times in {CRASH_WINDOW_S / 60:.0f} "
-                    "minutes, so answers are now retrieval only until the app restarts.",
-                    f"{error.zh}。它在 {CRASH_WINDOW_S / 60:.0f} 分钟内崩溃了 {len(recent)} 次,"
-                    "在应用重启前改为仅检索回答。",
+                    f"{error.en}. It crashed {len(recent)} times in a row, so answers are now "
+                    "retrieval only until the app restarts.",
+                    f"{error.zh}。它已连续崩溃 {len(recent)} 次,在应用重启前改为仅检索回答。",
                 )
                 return WorkerCrashed(self.status.last_error.en, self.status.last_error.zh)
             self.status.state = "stopped"
@@ -415,6 +415,8 @@ class WorkerSupervisor:
                         finished = True
                         raise _request_error(str(message.get("message")), self.spec.n_ctx)
                     finished = event == "done"
+                    if finished:
+                        self._crash_times.clear()  # it works: earlier crashes were passing
                     yield message
                     if finished:
                         return
@@ -532,6 +534,8 @@ class WorkerChat(BaseChatModel):
     max_tokens: int = 384
     stop: list[str] | None = None
     log_path: str | None = None
+    prefix_file: str | None = None
+    kv_cache: str | None = None
     # A second caller waits this long for the answer in progress before being told it is busy.
     busy_timeout_s: float = 600.0
 
@@ -551,7 +555,13 @@ class WorkerChat(BaseChatModel):
 
     @property
     def supervisor(self) -> WorkerSupervisor:
-        spec = WorkerSpec(str(Path(self.model_path).resolve()), self.n_ctx, self.threads)
+        spec = WorkerSpec(
+            str(Path(self.model_path).resolve()),
+            self.n_ctx,
+            self.threads,
+            self.prefix_file,
+            self.kv_cache,
+        )
         return supervisor_for(spec, Path(self.log_path) if self.log_path else None)
 
     def start(self) -> WorkerProcess:
@@ -617,20 +627,46 @@ class WorkerChat(BaseChatModel):
         )
 
 
+def prefix_cache_files(
+    settings: Settings, model: Path, prefix: list[dict[str, str]]
+) -> tuple[Path, Path]:
+    """The prefix's messages (written now) and its KV cache file, named by everything the cache
+    depends on: the model file, the context size, the runtime's version and the text."""
+    try:
+        runtime = importlib.metadata.version("xllamacpp")
+    except importlib.metadata.PackageNotFoundError:
+        runtime = "unknown"
+    stat = model.stat()
+    text = json.dumps(prefix, ensure_ascii=False, sort_keys=True)
+    identity = f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.llamacpp_n_ctx}"
+    key = hashlib.sha256(f"{identity}|{runtime}|{text}".encode()).hexdigest()[:20]
+    folder = settings.models_dir / "kv-cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    messages = folder / f"prefix-{key}.json"
+    if not messages.is_file():
+        temporary = messages.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, messages)
+    return messages, folder / f"prefix-{key}.bin"
+
+
 def make_llamacpp_chat(
     settings: Settings,
     temperature: float | None = None,
     max_tokens: int | None = None,
     progress: Progress = _no_progress,
+    prefix: list[dict[str, str]] | None = None,
 ) -> WorkerChat:
     """A ready chat model: the GGUF is assembled/verified now (LlmError if impossible), the
-    worker starts on the first generation (or `.start()`)."""
+    worker starts on the first generation (or `.start()`). With `prefix`, the messages every
+    prompt starts with, the worker keeps their KV cache on disk across restarts."""
     if importlib.util.find_spec("xllamacpp") is None:
         raise LlmError(
             f"the embedded LLM runtime (xllamacpp) is not installed: run {INSTALL_HINT}",
             f"未安装内置大模型运行库(xllamacpp):请运行 {INSTALL_HINT}",
         )
     path = resolve_gguf(settings, progress)
+    prefix_file, kv_cache = prefix_cache_files(settings, path, prefix) if prefix else (None, None)
     chat = WorkerChat(
         model_path=str(path),
         n_ctx=settings.llamacpp_n_ctx,
@@ -638,6 +674,8 @@ def make_llamacpp_chat(
         temperature=settings.llm_temperature if temperature is None else temperature,
         max_tokens=settings.llm_max_tokens if max_tokens is None else max_tokens,
         log_path=str(settings.zhiku_home / "logs" / "llm-worker.log"),
+        prefix_file=str(prefix_file) if prefix_file else None,
+        kv_cache=str(kv_cache) if kv_cache else None,
     )
     disabled = chat.supervisor.disabled
     if disabled is not None:

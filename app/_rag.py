@@ -268,6 +268,11 @@ def answer(
     stream = backend.chat.stream(as_langchain(messages))
     try:
         for chunk in stream:
+            usage = getattr(chunk, "usage_metadata", None)
+            if usage:  # what the prompt cost: its tokens, and how many the KV cache held
+                timings["prompt_tokens"] = float(usage.get("input_tokens", 0))
+                details = usage.get("input_token_details") or {}
+                timings["cached_prompt_tokens"] = float(details.get("cache_read", 0))
             piece = str(chunk.content)
             if not piece:
                 continue

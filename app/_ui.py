@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend, warm_up
+from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from ingest._embed import Embedder, load_embedder
 from ingest._insert import FileOutcome, Progress
 from ingest._reasons import Rejection
@@ -176,15 +176,15 @@ _BACKEND_FIELDS = {
 }
 
 
-@st.cache_resource(show_spinner="正在准备大模型…", ttl=300, max_entries=16)
+@st.cache_resource(
+    show_spinner="正在准备大模型(内置模型首次启动需加载并自检)…", ttl=300, max_entries=16
+)
 def _cached_backend(
     kind: str, temperature: float, settings_key: str, _settings: Settings
 ) -> ResolvedBackend:
     # Expires after a few minutes so that "auto" notices an Ollama started meanwhile; the
-    # llama.cpp weights themselves stay loaded in their own per-process cache.
-    resolved = resolve_backend(_settings, kind)  # type: ignore[arg-type]
-    warm_up(resolved)
-    return resolved
+    # embedded model's worker process stays running, shared by every session of this app.
+    return resolve_backend(_settings, kind)  # type: ignore[arg-type]
 
 
 def get_backend(settings: Settings) -> tuple[ResolvedBackend, LlmError | None]:

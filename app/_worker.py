@@ -15,7 +15,12 @@ Protocol: JSON lines. The parent writes requests to our stdin, we write events t
 A pipe rather than llama.cpp's HTTP server: nothing else on the machine can send it requests, and
 the end of the pipe is how each side learns the other is gone (we exit at EOF on stdin).
 
-Run as `python -m app._worker --model PATH --n-ctx N --threads T`.
+The fixed start of every answering prompt (rules and worked examples, `--prefix FILE`) is
+processed once and its KV cache saved to `--kv-cache FILE`; a later worker (after a crash, in a
+new app process, for `zhiku ask`) restores it in milliseconds instead of evaluating it again, so
+its first answer starts as fast as any other.
+
+Run as `python -m app._worker --model PATH --n-ctx N --threads T [--prefix F --kv-cache F]`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import secrets
 import sys
 import threading
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 # llama.cpp's OpenMP threads spin at every barrier by default; on a 2-core machine shared with
@@ -51,10 +58,30 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-ram-mib", type=int, default=512)
+    parser.add_argument("--prefix", help="a JSON file: the messages every prompt starts with")
+    parser.add_argument("--kv-cache", help="where the prefix's KV cache is kept between workers")
     return parser.parse_args(argv)
 
 
-def _load(args: argparse.Namespace) -> Any:
+class Loaded:
+    """The llama.cpp server, and what it takes to call its slot endpoints."""
+
+    def __init__(self, server: Any, key: str) -> None:
+        self.server = server
+        self.key = key
+
+    def slot_action(self, action: str, filename: str) -> dict[str, Any]:
+        # Saving and restoring a slot's KV cache exist only as llama.cpp HTTP endpoints.
+        request = urllib.request.Request(
+            f"{self.server.listening_address}/slots/0?action={action}",
+            data=json.dumps({"filename": filename}).encode(),
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+
+def _load(args: argparse.Namespace) -> Loaded:
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -72,9 +99,42 @@ def _load(args: argparse.Namespace) -> Any:
     params.warmup = False  # the self-check below is the warm-up
     params.verbosity = 0
     # xllamacpp also opens llama.cpp's HTTP listener on a loopback port; a random key keeps other
-    # local users out of it. We never use it: requests come through the pipe.
-    params.api_keys = [secrets.token_urlsafe(24)]
-    return xllamacpp.Server(params)
+    # local users out of it. Requests come through the pipe; only the slot cache uses it.
+    key = secrets.token_urlsafe(24)
+    params.api_keys = [key]
+    if args.kv_cache:
+        params.slot_save_path = str(Path(args.kv_cache).parent) + os.sep
+    return Loaded(xllamacpp.Server(params), key)
+
+
+def _prefix_cache(loaded: Loaded, args: argparse.Namespace) -> dict[str, Any]:
+    """Have the prefix in the slot's KV cache: restored from `--kv-cache`, or evaluated once and
+    saved there. A missing, stale or damaged file only costs the evaluation."""
+    if not args.prefix:
+        return {}
+    started = time.perf_counter()
+    cache = Path(args.kv_cache) if args.kv_cache else None
+    if cache is not None and cache.is_file():
+        try:
+            restored = loaded.slot_action("restore", cache.name).get("n_restored", 0)
+        except (OSError, ValueError):
+            restored = 0
+        if restored:
+            return {"restored": True, "tokens": restored, "s": time.perf_counter() - started}
+    messages = json.loads(Path(args.prefix).read_text(encoding="utf-8"))
+    # Any short question after the prefix: what later prompts share with it is the prefix.
+    request = {"messages": [*messages, {"role": "user", "content": "你好"}], "max_tokens": 1}
+    result = loaded.server.handle_chat_completions({**request, "temperature": 0})
+    tokens = int(((result or {}).get("timings") or {}).get("prompt_n", 0))
+    if cache is not None:
+        # Saved under a temporary name and renamed: a reader never restores a half-written file.
+        temporary = f"{cache.name}.{os.getpid()}.tmp"
+        try:
+            loaded.slot_action("save", temporary)
+            os.replace(cache.parent / temporary, cache)
+        except (OSError, ValueError):
+            (cache.parent / temporary).unlink(missing_ok=True)
+    return {"restored": False, "tokens": tokens, "s": time.perf_counter() - started}
 
 
 def _read_requests(requests: queue.Queue[dict[str, Any]], cancelled: set[int]) -> None:
@@ -144,24 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     started = time.perf_counter()
     try:
-        server = _load(args)
+        loaded = _load(args)
     except Exception as exc:
         emit({"event": "failed", "message": f"{type(exc).__name__}: {exc}"})
         return 3
-    loaded = time.perf_counter()
+    server = loaded.server
+    load_s = time.perf_counter() - started
     # The self-check: one token through the whole model, so that a CPU that cannot run this
     # build fails here, at start-up, and not in the middle of somebody's first answer.
     check = server.handle_completions({"prompt": "你好", "max_tokens": 1, "temperature": 0})
     if isinstance(check, dict) and "error" in check:
         emit({"event": "failed", "message": _error_text(check["error"])})
         return 3
+    check_s = time.perf_counter() - started - load_s
     import xllamacpp
 
     emit(
         {
             "event": "ready",
-            "load_s": round(loaded - started, 3),
-            "check_s": round(time.perf_counter() - loaded, 3),
+            "load_s": round(load_s, 3),
+            "check_s": round(check_s, 3),
+            "prefix": _prefix_cache(loaded, args),
             "system_info": xllamacpp.get_system_info(),
             "pid": os.getpid(),
         }

@@ -246,7 +246,8 @@ def eval_command(
 
             def show(row: AnswerRow) -> None:
                 mark = "✓" if row.correct else ("refused" if row.refused else "✗")
-                say(f"{row.qid} {mark} {row.total_s:.1f} s")
+                first = f", first token {row.first_token_s:.1f} s" if row.first_token_s else ""
+                say(f"{row.qid} {mark} {row.total_s:.1f} s{first}")
                 answered.append(row)
                 if json_out:  # answers are slow: an interrupted run keeps what it measured
                     report["answers"] = {
