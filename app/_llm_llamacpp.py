@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import ctypes
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -153,17 +152,6 @@ class WorkerCrashed(LlmError):
 # --------------------------------------------------------------------------- one process
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Linux: the worker gets SIGKILL when the process that started it dies, even by SIGKILL,
-    # so no worker outlives its app. Elsewhere the closed stdin pipe still ends it.
-    with suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 _EOF = object()
 
 
@@ -181,7 +169,10 @@ class WorkerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 env=env,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                # No PR_SET_PDEATHSIG: Linux sends it when the *thread* that started the worker
+                # ends, and Streamlit runs each page in a thread that ends after every rerun.
+                # The worker exits instead when its stdin pipe closes, which the kernel does
+                # when this process dies in any way.
             )
         finally:
             if log is not subprocess.DEVNULL:

@@ -200,8 +200,21 @@ def _error_text(error: Any) -> str:
     return str(error)
 
 
+def _exit_when_orphaned() -> None:
+    # Until the request reader starts (after loading), notice a parent that is already gone.
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    _exit_when_orphaned()
     started = time.perf_counter()
     try:
         loaded = _load(args)

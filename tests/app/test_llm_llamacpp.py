@@ -201,16 +201,36 @@ def test_repeated_crashes_switch_to_retrieval_only(
     chat = resolved.chat
     assert isinstance(chat, mod.WorkerChat)
     for crash in range(mod.MAX_CRASHES):
-        stream = chat.stream([HumanMessage("问")])
-        next(stream)
-        os.kill(chat.supervisor.status.pid or 0, signal.SIGSEGV)
-        with pytest.raises(mod.WorkerCrashed, match="SIGSEGV"):
-            list(stream)
+        crash_once(chat)
         if crash < mod.MAX_CRASHES - 1:
             assert current(resolved) is resolved  # the next question starts a fresh worker
     fallback = current(resolved)
     assert fallback.chat is None and fallback.notice is not None
     assert "仅检索" in fallback.notice.zh and "SIGSEGV" in fallback.notice.zh
+
+
+def crash_once(chat: mod.WorkerChat) -> None:
+    stream = chat.stream([HumanMessage("问")])
+    next(stream)
+    os.kill(chat.supervisor.status.pid or 0, signal.SIGSEGV)
+    with pytest.raises(mod.WorkerCrashed):
+        list(stream)
+
+
+def test_a_completed_answer_ends_a_crash_streak(
+    tmp_path: Path, fake_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash now and then is survived: only crashes in a row switch the model off."""
+    with_fake_worker(monkeypatch, "answer")
+    resolved = resolve_backend(fake_settings(tmp_path, fake_gguf), "llamacpp")
+    chat = resolved.chat
+    assert isinstance(chat, mod.WorkerChat)
+    for _ in range(3):
+        for _ in range(mod.MAX_CRASHES - 1):
+            crash_once(chat)
+        assert "".join(str(c.content) for c in chat.stream([HumanMessage("问")])).endswith("。")
+    assert current(resolved) is resolved
+    assert chat.supervisor.status.crashes == 3 * (mod.MAX_CRASHES - 1)
 
 
 # --------------------------------------------------------------------------- the real worker
