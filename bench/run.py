@@ -6,6 +6,7 @@ Sections (choose with --only, comma-separated):
   compare  the plain LangChain recipe next to zhiku on seed_dev and cmrc2018_trial
   scale    hybrid search(), dense and keyword parts, memory and IVF recall at --sizes chunks
            (synthetic knowledge bases cached in .zhiku/bench-cache/, built on first use)
+  runtime  the llama.cpp runtime alone: prompt and generation tokens/s of the bundled model
   llm      end to end answers with the embedded LLM on seed_dev (slow: ~20-40 s an answer)
   injection  the 22 prompt-injection questions of bench/data/injection with the embedded LLM
   sweep    IVF nlist/nprobe sweep at --sweep-size (the tuning input of ingest/_vectors.py)
@@ -48,8 +49,8 @@ from bench._common import (  # noqa: E402
     table,
 )
 
-SECTIONS = ("ingest", "compare", "scale", "llm", "injection", "sweep")
-DEFAULT = ("ingest", "compare", "scale", "llm", "injection")
+SECTIONS = ("ingest", "compare", "scale", "runtime", "llm", "injection", "sweep")
+DEFAULT = ("ingest", "compare", "scale", "runtime", "llm", "injection")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -149,7 +150,7 @@ def render(
     durations: dict[str, float],
     commands: list[str],
 ) -> str:
-    from bench import compare_bench, ingest_bench, injection, llm_bench, scale_bench
+    from bench import compare_bench, ingest_bench, injection, llm_bench, runtime_bench, scale_bench
 
     parts = ["# zhiku benchmarks", ""]
     parts.append(table(["machine", ""], machine.items()))
@@ -171,10 +172,11 @@ def render(
         "scale": ("2. Retrieval at scale", scale_bench.render),
         "sweep": ("2b. IVF sweep", lambda r: scale_bench.render_sweep(args.sweep_size, r)),
         "compare": ("3. Side by side: plain LangChain recipe vs zhiku", compare_bench.render),
+        "runtime": ("4a. The llama.cpp runtime (bundled model, 2 threads)", runtime_bench.render),
         "llm": ("4. End to end with the embedded LLM (seed_dev)", llm_bench.render),
         "injection": ("5. Prompt injection (embedded LLM)", injection.render),
     }
-    for key in ("ingest", "scale", "sweep", "compare", "llm", "injection"):
+    for key in ("ingest", "scale", "sweep", "compare", "runtime", "llm", "injection"):
         if key not in results:
             continue
         title, renderer = renderers[key]
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             embedder = load_model(say)
         return embedder
 
-    from bench import compare_bench, ingest_bench, injection, llm_bench
+    from bench import compare_bench, ingest_bench, injection, llm_bench, runtime_bench
 
     jobs: dict[str, Callable[[], Any]] = {
         "ingest": lambda: ingest_bench.run(model(), args.repeats, keep),
@@ -226,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for n in args.size_list
         ],
+        "runtime": runtime_bench.run,
         "llm": lambda: llm_bench.run(model(), keep, args.llm_questions or None),
         "injection": lambda: injection.run(model()),
         "sweep": lambda: _worker(

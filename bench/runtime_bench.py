@@ -1,0 +1,159 @@
+"""The llama.cpp runtime alone: prompt and generation tokens/s of the bundled model on 2 threads.
+
+The runtime zhiku ships is the prebuilt `xllamacpp` wheel (AVX2, no -march=native), run in the
+supervised worker exactly as answering runs it; the figures are llama.cpp's own timings
+(`prompt_n`/`prompt_ms`, `predicted_n`/`predicted_ms`). To compare another build, run this file
+with a Python where `llama_cpp` (llama-cpp-python) is importable:
+
+    OTHER_VENV/bin/python bench/runtime_bench.py --runtime llama-cpp-python --model GGUF
+
+which prints the same figures as JSON (prompt time from the first streamed token), for the
+`--merge`d report or the notes. Each figure is the median of `--repeats` runs of one fixed
+Chinese prompt of about 600 tokens, evaluated from an empty cache each time, then 64 tokens
+generated greedily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PASSAGE = (
+    "杭州是浙江省省会，位于中国东南沿海、京杭大运河的南端，是长江三角洲中心城市之一。"
+    "西湖文化景观于 2011 年列入世界遗产名录，京杭大运河于 2014 年列入世界遗产名录。"
+    "杭州的市树是香樟，市花是桂花，每年秋季满城桂花飘香。杭州地铁 1 号线于 2012 年开通，"
+    "全长 53.6 公里；2 号线于 2014 年开通，全长 43.3 公里。"
+)
+QUESTION = "请根据资料介绍杭州的世界遗产、市树市花和地铁线路。"
+
+
+def prompt_messages(repeat: int, run: int) -> list[dict[str, str]]:
+    # A different first line per run, so that no run reuses another's KV cache.
+    return [
+        {"role": "system", "content": f"第 {run} 次测量。你是问答助手，只根据资料回答。"},
+        {"role": "user", "content": "资料：\n" + PASSAGE * repeat + f"\n\n问题：{QUESTION}"},
+    ]
+
+
+def _worker_run(settings: Any, repeats: int) -> dict[str, Any]:
+    from app._llm_llamacpp import make_llamacpp_chat, stop_workers
+    from app._prompt import as_langchain
+
+    chat = make_llamacpp_chat(settings, temperature=0.0, max_tokens=64)
+    started = time.perf_counter()
+    chat.start()
+    start_s = time.perf_counter() - started
+    rows = []
+    try:
+        for run in range(repeats):
+            reply = chat.invoke(as_langchain(prompt_messages(4, run)))
+            timings = reply.response_metadata["timings"]
+            rows.append(
+                {
+                    "prompt_tokens": timings["prompt_n"],
+                    "prompt_tps": timings["prompt_n"] / (timings["prompt_ms"] / 1000),
+                    "gen_tokens": timings["predicted_n"],
+                    "gen_tps": timings["predicted_n"] / (timings["predicted_ms"] / 1000),
+                }
+            )
+    finally:
+        stop_workers()
+    return {"runtime": "xllamacpp (worker)", "start_s": start_s, **_medians(rows)}
+
+
+def _llama_cpp_python_run(model: Path, threads: int, repeats: int) -> dict[str, Any]:
+    from llama_cpp import Llama
+
+    llama = Llama(
+        model_path=str(model), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+    rows = []
+    for run in range(repeats):
+        llama.reset()
+        started = time.perf_counter()
+        first = None
+        count = 0
+        stream = llama.create_chat_completion(
+            messages=prompt_messages(4, run), stream=True, temperature=0.0, max_tokens=64
+        )
+        for event in stream:
+            if event["choices"][0].get("delta", {}).get("content"):
+                count += 1
+                if first is None:
+                    first = time.perf_counter()
+        ended = time.perf_counter()
+        prompt_tokens = llama.n_tokens - count
+        assert first is not None
+        rows.append(
+            {
+                "prompt_tokens": prompt_tokens,
+                "prompt_tps": prompt_tokens / (first - started),
+                "gen_tokens": count,
+                "gen_tps": (count - 1) / (ended - first) if count > 1 else float("nan"),
+            }
+        )
+    return {"runtime": "llama-cpp-python", **_medians(rows)}
+
+
+def _medians(rows: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        key: statistics.median(row[key] for row in rows)
+        for key in ("prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps")
+    } | {"repeats": len(rows)}
+
+
+def run(repeats: int = 3) -> dict[str, Any]:
+    import tempfile
+
+    from bench._common import bench_settings, load_note
+
+    with tempfile.TemporaryDirectory(prefix="zhiku-runtime-") as home:
+        settings = bench_settings(Path(home), llm_backend="llamacpp", llamacpp_threads=2)
+        result = _worker_run(settings, repeats)
+    return {**result, "load_note": load_note()}
+
+
+def render(results: dict[str, Any]) -> str:
+    rows = [results, *results.get("others", [])]
+    from bench._common import table
+
+    body = table(
+        ["runtime", "prompt tokens", "prompt tokens/s", "generated", "generation tokens/s"],
+        [
+            [r["runtime"], r["prompt_tokens"], r["prompt_tps"], r["gen_tokens"], r["gen_tps"]]
+            for r in rows
+        ],
+    )
+    return (
+        f"{body}\n\nMedians of {results['repeats']} runs, 2 threads, each prompt evaluated from "
+        "an empty KV cache (`bench/runtime_bench.py`). Machine load: "
+        f"{results.get('load_note', 'n/a')}."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runtime", choices=["xllamacpp", "llama-cpp-python"], default="xllamacpp")
+    parser.add_argument("--model", type=Path, help="GGUF (llama-cpp-python only)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.runtime == "llama-cpp-python":
+        if args.model is None:
+            parser.error("--model is required with --runtime llama-cpp-python")
+        result = _llama_cpp_python_run(args.model, args.threads, args.repeats)
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        sys.path.insert(0, str(repo))
+        result = run(args.repeats)
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
