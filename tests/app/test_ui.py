@@ -404,3 +404,39 @@ def test_sidebar_settings_apply_to_the_next_answer(filled: Path, ollama: FakeOll
     assert "仅检索" in texts(at.info)
     assert ollama.chat_requests == []  # the LLM was not asked
     assert html_of(at).count('class="zk-card-head"') == 1
+
+
+def test_an_embedded_model_that_traps_at_start_is_reported_once_and_answers_go_on(
+    filled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CPU without an instruction the llama.cpp build uses (SIGILL) cannot be had here: the
+    worker is the protocol-speaking test double `fake_worker.py`, which traps where the real one
+    would, at its start-up self-check."""
+    import sys
+
+    import app._llm_llamacpp as llamacpp
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    worker = Path(__file__).with_name("fake_worker.py")
+    monkeypatch.setattr(
+        llamacpp.WorkerSpec, "argv", lambda self: [sys.executable, str(worker), "sigill-at-check"]
+    )
+    monkeypatch.setattr(llamacpp, "llamacpp_installed", lambda settings=None: True)
+    with socket.socket() as probe:  # no Ollama: auto falls to the embedded model
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("LLM_BACKEND", "auto")
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("LLAMACPP_MODEL_PATH", str(gguf))
+    llamacpp.stop_workers()
+    try:
+        at = start()
+        warning = texts(at.warning)
+        assert "SIGILL" in warning and "指令集" in warning and "Ollama" in warning
+        assert "回答方式:仅检索" in texts(at.markdown)
+        at = ask(at, "每年有几天年假?")
+        no_traceback(at)
+        assert "年假制度.md" in html_of(at)  # answered from retrieval
+    finally:
+        llamacpp.stop_workers()
