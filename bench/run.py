@@ -38,7 +38,6 @@ if str(REPO) not in sys.path:  # `python bench/run.py` puts bench/ first, not th
 
 from bench._common import (  # noqa: E402
     CACHE_DIR,
-    RAW_DIR,
     RESULTS_MD,
     dir_bytes,
     fmt,
@@ -77,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--merge",
         action="store_true",
-        help="keep the other sections of the last run (bench/.cache/results.json) in the report",
+        help="keep the other sections of the last run (bench/results.json) in the report",
     )
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -196,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
     commands: list[str] = []
-    raw = RAW_DIR / "results.json"
+    # Committed beside results.md, so that a section rerun on a fresh clone keeps the others.
+    raw = RESULTS_MD.with_suffix(".json")
     if args.merge and raw.is_file():
         # one slow section can be rerun alone without losing the others' figures
         previous = json.loads(raw.read_text(encoding="utf-8"))
@@ -263,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(home, ignore_errors=True)
     report = render(results, machine, args, durations, commands)
     args.out.write_text(report, encoding="utf-8")
-    RAW_DIR.mkdir(parents=True, exist_ok=True)
     raw.write_text(
         json.dumps(
             {"machine": machine, "results": results, "durations": durations, "commands": commands},
@@ -273,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         encoding="utf-8",
     )
     print(report)
-    say(f"wrote {args.out} and {RAW_DIR / 'results.json'}")
+    say(f"wrote {args.out} and {raw}")
     return 1 if failed else 0
 
 
