@@ -256,14 +256,11 @@ class WorkerStatus:
 class WorkerSupervisor:
     """Starts, watches and restarts the worker for one `WorkerSpec`; one generation at a time."""
 
-    def __init__(
-        self, spec: WorkerSpec, log_path: Path | None = None, argv: list[str] | None = None
-    ) -> None:
+    def __init__(self, spec: WorkerSpec, log_path: Path | None = None) -> None:
         self.spec = spec
         self.log_path = log_path
-        self._argv = argv or spec.argv()
         self._worker: WorkerProcess | None = None
-        self._start_lock = threading.Lock()
+        self._start_lock = threading.RLock()  # a failed restart records its crash under it
         self._generation_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._crash_times: collections.deque[float] = collections.deque(maxlen=MAX_CRASHES)
@@ -288,11 +285,14 @@ class WorkerSupervisor:
             try:
                 worker = self._spawn()
             except LlmError as exc:
-                # A worker that cannot pass its self-check will not pass it next time either
-                # (same CPU, same file): stop trying for this process and say so once.
-                self.status.state = "disabled"
-                self.status.last_error = exc
-                raise
+                if not self.status.ready_info:
+                    # Never started in this process: a worker that cannot pass its self-check
+                    # will not pass it next time either (same CPU, same file). Stop trying and
+                    # say so once.
+                    self.status.state = "disabled"
+                    self.status.last_error = exc
+                    raise
+                raise self._record_crash(exc) from None
             self._worker = worker
             self.status.state = "ready"
             self.status.pid = worker.pid
@@ -302,7 +302,7 @@ class WorkerSupervisor:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            worker = WorkerProcess(self._argv, self.log_path)
+            worker = WorkerProcess(self.spec.argv(), self.log_path)
         except OSError as exc:
             raise LlmError(
                 f"the embedded model's process could not start: {exc}",
@@ -343,11 +343,13 @@ class WorkerSupervisor:
             worker.stop()
 
     def _record_crash(self, error: LlmError) -> LlmError:
-        now = time.monotonic()
-        self._crash_times.append(now)
-        self.status.crashes += 1
-        self.status.last_error = error
+        """Count a crash (a start that failed after earlier successes counts too); the error
+        to raise, which says so when this crash switched the embedded model off."""
         with self._start_lock:
+            now = time.monotonic()
+            self._crash_times.append(now)
+            self.status.crashes += 1
+            self.status.last_error = error
             self._worker = None
             recent = [t for t in self._crash_times if now - t <= CRASH_WINDOW_S]
             if len(recent) >= MAX_CRASHES:

@@ -309,3 +309,21 @@ def test_worker_process_ends_with_its_parent(tmp_path: Path) -> None:
     parent.wait()
     worker.wait(timeout=30)  # raises if it is still running
     assert not psutil.pid_exists(worker_pid) or worker.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_restart_that_fails_after_earlier_answers_counts_as_one_crash(
+    tmp_path: Path, fake_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a worker that never started is given up at once; a failed restart (the OOM killer at
+    a busy moment) is one crash of the streak, and the next question tries again."""
+    with_fake_worker(monkeypatch, "answer")
+    resolved = resolve_backend(fake_settings(tmp_path, fake_gguf), "llamacpp")
+    chat = resolved.chat
+    assert isinstance(chat, mod.WorkerChat)
+    crash_once(chat)
+    with_fake_worker(monkeypatch, "sigill-at-check")
+    with pytest.raises(mod.WorkerCrashed, match="SIGILL"):
+        list(chat.stream([HumanMessage("问")]))
+    assert current(resolved) is resolved
+    with_fake_worker(monkeypatch, "answer")
+    assert "".join(str(c.content) for c in chat.stream([HumanMessage("问")])).endswith("。")
