@@ -26,7 +26,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install torch==2.13.0
 	@# The embedded LLM runs on xllamacpp's prebuilt wheel: llama.cpp built for x86-64 with AVX2
 	@# (no -march=native), so one wheel runs on every CPU since 2013 and nothing compiles here.
-	$(BIN)/pip install -e ".[llm,dev]"
+	@# --only-binary: never a source build of it (one would be for this CPU, and pip's cache
+	@# would hand that build to the next install whatever its flags).
+	$(BIN)/pip install --only-binary=xllamacpp -e ".[llm,dev]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install zhiku with its pinned dependencies and the embedded LLM
