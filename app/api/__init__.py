@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import chat, library
@@ -90,7 +91,10 @@ def create_app(
     jobs = Jobs(service)
     mcp = build_mcp(service, allowed=_mcp_allows)
     # on loopback the SDK checks Host and Origin against DNS rebinding; elsewhere keys guard it
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/", stateless_http=True, host=host)
+    mcp_app = mcp.streamable_http_app(stateless_http=True, host=host)
+    # the SDK's own endpoint, routed at /mcp itself (a mount would answer /mcp with a redirect
+    # to /mcp/, which MCP clients do not follow)
+    mcp_endpoint = next(r for r in mcp_app.routes if getattr(r, "path", None) == "/mcp")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,7 +144,9 @@ def create_app(
 
     app.include_router(chat.router)
     app.include_router(library.router)
-    app.mount("/mcp", _McpAuth(mcp_app, app))
+    app.router.routes.append(
+        Route("/mcp", endpoint=_McpAuth(mcp_endpoint.endpoint, app), include_in_schema=False)  # type: ignore[attr-defined]
+    )
     return app
 
 
