@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/app: ollama_server
-from ollama_server import FakeOllama  # noqa: E402
-from support import REPO, SMALL_CORPUS, build_kb, make_settings  # noqa: E402
+from ollama_server import FakeOllama
+from support import REPO, SMALL_CORPUS, build_kb, make_settings
 
-from ingest._embed import Embedder  # noqa: E402
+from ingest._embed import Embedder
 
 ZHIKU = str(Path(sys.executable).with_name("zhiku"))
 ANSWERED = "杭州的市花是什么？"

@@ -61,9 +61,7 @@ def test_a_stream_ends_with_the_citations(client: OpenAI) -> None:
     assert all("zhiku" not in (c.model_extra or {}) for c in chunks[:-1])
 
 
-def test_nothing_in_the_knowledge_base_is_a_refusal_flag(
-    client: OpenAI, served: Served
-) -> None:
+def test_nothing_in_the_knowledge_base_is_a_refusal_flag(client: OpenAI, served: Served) -> None:
     asked = len(served.fake.chat_requests)
     completion = client.chat.completions.create(
         model="zhiku/default", messages=[{"role": "user", "content": OFF_TOPIC}]
