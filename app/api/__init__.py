@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,19 +44,20 @@ def is_loopback(host: str) -> bool:
 class _McpAuth:
     """The API key check in front of the MCP mount (its requests are not FastAPI routes)."""
 
-    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
-        self.app = app
-        self.api = api
+    def __init__(self, app: ASGIApp | None) -> None:
+        self.app = app  # set when the app starts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:  # the app's lifespan has not started the MCP session manager
+            response = error_response(503, "mcp_not_started", "MCP is not running", "MCP 未启动")
+            await response(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        from fastapi.security import HTTPAuthorizationCredentials
-
         credentials = (
             HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
             if scheme.lower() == "bearer" and token.strip()
@@ -90,18 +92,20 @@ def create_app(
     service = service or Service(settings)
     jobs = Jobs(service)
     mcp = build_mcp(service, allowed=_mcp_allows)
-    # on loopback the SDK checks Host and Origin against DNS rebinding; elsewhere keys guard it
-    mcp_app = mcp.streamable_http_app(stateless_http=True, host=host)
-    # the SDK's own endpoint, routed at /mcp itself (a mount would answer /mcp with a redirect
-    # to /mcp/, which MCP clients do not follow)
-    mcp_endpoint = next(r for r in mcp_app.routes if getattr(r, "path", None) == "/mcp")
+    mcp_route = _McpAuth(None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A session manager runs once: each start (a test client may start the app again)
+        # gets a fresh one. On loopback the SDK checks Host and Origin against DNS rebinding;
+        # elsewhere the keys guard it.
+        mcp_app = mcp.streamable_http_app(stateless_http=True, host=host)
+        mcp_route.app = next(
+            r for r in mcp_app.routes if getattr(r, "path", None) == "/mcp"
+        ).endpoint  # type: ignore[attr-defined]
         async with mcp.session_manager.run():
             yield
-        jobs.close()
-        service.close()
+        service.close()  # the knowledge bases reopen on the next request, if any
 
     app = FastAPI(
         title="zhiku 知库",
@@ -144,9 +148,9 @@ def create_app(
 
     app.include_router(chat.router)
     app.include_router(library.router)
-    app.router.routes.append(
-        Route("/mcp", endpoint=_McpAuth(mcp_endpoint.endpoint, app), include_in_schema=False)  # type: ignore[attr-defined]
-    )
+    # the SDK's endpoint routed at /mcp itself: a mount would answer /mcp with a redirect to
+    # /mcp/, which MCP clients do not follow
+    app.router.routes.append(Route("/mcp", endpoint=mcp_route, include_in_schema=False))
     return app
 
 
