@@ -3,9 +3,10 @@ base while uploads run, through a real `zhiku serve` (uvicorn, its own process, 
 
     .venv/bin/python bench/api_load.py [--size 100000] [--clients 8] [--seconds 60]
 
-The knowledge base is the scale benchmark's synthetic one (bench/synth.py: real Chinese text,
-vectors from real embeddings; built once into `.zhiku/bench-cache/`, about 10 minutes for 100k
-chunks) copied to a throwaway data home, so the uploads never touch the cache. Every client is a
+The knowledge base has the scale benchmark's synthetic text (bench/synth.py: real Chinese,
+varied) with random unit vectors (see `ensure_load_kb`), built once into
+`.zhiku/bench-cache/api-load-kb/` and copied to a throwaway data home for each run, so the
+uploads never touch the cache. Every client is a
 thread with its own HTTP connection sending real evaluation questions one after another; an
 uploader sends two new small documents every few seconds and follows each job to the end.
 Afterwards every uploaded document must be in the knowledge base exactly once. The clients run
@@ -87,19 +88,79 @@ def start_server(home: Path, kb: str, port: int, log: Path) -> tuple[subprocess.
     raise RuntimeError("zhiku serve did not start")
 
 
+def load_kb_dir(size: int) -> Path:
+    return CACHE_DIR / "api-load-kb" / "kbs" / f"load-{size}"
+
+
+def ensure_load_kb(size: int) -> dict[str, Any]:
+    """A knowledge base of `size` chunks with bench/synth.py's text (real Chinese, varied) and
+    schema, but random unit vectors instead of synth's calibrated ones: calibrating needs ~2,900
+    real embeddings, an hour on a loaded machine, and a flat index costs the same per query
+    whatever the vectors. The text is what matters for the keyword side. Cached."""
+    import sqlite3
+
+    import numpy as np
+
+    from bench._common import bench_settings, load_model
+    from ingest._store import KnowledgeBase
+
+    path = load_kb_dir(size)
+    db = path / "kb.sqlite"
+    settings = bench_settings(path.parent.parent)
+    if db.is_file():
+        conn = sqlite3.connect(db)
+        try:
+            built = synth._meta(conn, "api_load_built")
+        finally:
+            conn.close()
+        if built:
+            return json.loads(built)
+        shutil.rmtree(path)
+    spec = dict(load_model(say).spec.__dict__)  # the server's model must accept the vectors
+    rng = np.random.default_rng([synth.SEED, 9])
+    sources = synth.load_sources()
+    windows = synth.make_windows(sources, synth.WINDOWS, rng)
+    centres = rng.standard_normal((len(windows), spec["dimension"])).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    material = synth.Material(
+        sources,
+        windows,
+        centres,
+        np.eye(spec["dimension"], dtype=np.float32),
+        0.05,
+        [],
+        [],
+        np.zeros((0, spec["dimension"]), dtype=np.float32),
+        spec,
+        {},
+    )
+    started = time.perf_counter()
+    KnowledgeBase.open(settings, path.name, create=True).close()  # the product's schema
+    conn = sqlite3.connect(db, isolation_level=None, timeout=60)
+    conn.execute("PRAGMA synchronous=OFF")  # a cache: a crash means a rebuild
+    synth._set_meta(conn, "embedding", json.dumps(spec, ensure_ascii=False))
+    synth._set_meta(conn, "generation", "1")
+    synth._fill(conn, material, range(size // synth.BLOCK), size)
+    conn.close()
+    kb = KnowledgeBase.open(settings, path.name)
+    try:
+        kb.save_vectors()  # the product's own index (flat below IVF_THRESHOLD)
+        info = {"size": size, "build_s": time.perf_counter() - started, **kb.counts()}
+        with kb._lock:
+            synth._set_meta(kb.conn, "api_load_built", json.dumps(info))
+    finally:
+        kb.close()
+    return info
+
+
 def run(size: int, clients: int, seconds: float) -> dict[str, Any]:
-    from bench._common import load_model
-
-    model = load_model(say)  # for the synthetic material only; the server loads its own
-    material = synth.ensure_base(lambda: model)
-    synth.ensure_kb(size, material, run_check=False)
-    kb = synth.kb_name(size)
-
+    build = ensure_load_kb(size)
+    kb = load_kb_dir(size).name
     work = CACHE_DIR / "api-load"
     shutil.rmtree(work, ignore_errors=True)
     home = work / "home"
     say(f"copying {kb} to {home} (the uploads must not change the cache)")
-    shutil.copytree(synth.kb_dir(size), home / "kbs" / kb)
+    shutil.copytree(load_kb_dir(size), home / "kbs" / kb)
     questions, _ = synth._read_questions()
     port = free_port()
     proc, key = start_server(home, kb, port, work / "serve.log")
@@ -198,6 +259,7 @@ def run(size: int, clients: int, seconds: float) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     return {
         "size": size,
+        "build": build,
         "clients": clients,
         "seconds": wall,
         "requests": len(latencies) + len(errors),
