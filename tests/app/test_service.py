@@ -17,7 +17,7 @@ from app.service import Busy, LlmQueue, Queued, Service
 from ingest._embed import Embedder
 from ingest.settings import Settings
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)  # includes building the small knowledge base
 QUESTION = "杭州的市花是什么？"
 
 

@@ -96,7 +96,7 @@ def start_server(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[
     proc = subprocess.Popen(
         [ZHIKU, "serve", "--port", str(port)], env=env, cwd=cwd, stdout=log, stderr=log
     )
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError((cwd / f"serve-{port}.log").read_text(errors="replace"))
@@ -107,7 +107,7 @@ def start_server(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[
             pass
         time.sleep(0.3)
     proc.kill()
-    raise RuntimeError("zhiku serve did not answer /health within 180 s")
+    raise RuntimeError("zhiku serve did not answer /health within 400 s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

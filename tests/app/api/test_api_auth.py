@@ -8,7 +8,7 @@ import httpx
 import pytest
 from conftest import ANSWERED, Served, create_key, free_port, run_zhiku, zhiku_env
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600)  # the shared server starts in the first test
 
 
 def test_no_key_is_401_except_for_health(served: Served) -> None:

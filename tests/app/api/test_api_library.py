@@ -11,7 +11,7 @@ import httpx
 import pytest
 from conftest import Served
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(600)  # the shared server starts in the first test
 
 
 def wait_for(served: Served, job: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(600)  # the shared server starts in the first test
 
 TOOLS = {"search", "ask", "list_knowledge_bases", "get_passage", "list_documents"}
 

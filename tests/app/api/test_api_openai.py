@@ -9,7 +9,7 @@ import pytest
 from conftest import ANSWERED, MODEL_REFUSES, OFF_TOPIC, Served
 from openai import NotFoundError, OpenAI
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600)  # the shared server starts in the first test
 
 
 @pytest.fixture(scope="module")
