@@ -203,17 +203,16 @@ class Service:
             if cached is not None and cached[1] == inode:
                 return cached[0]
             if cached is not None:
+                # not closed here: a request may still be reading it (its connection closes
+                # when the last reference goes)
                 self._kbs.pop(name)
-                cached[0].close()
             kb = KnowledgeBase.open(self.settings, name)
             self._kbs[name] = (kb, (kb.path / DB_FILE).stat().st_ino)
             return kb
 
     def _forget(self, name: str) -> None:
         with self._lock:
-            cached = self._kbs.pop(name, None)
-        if cached is not None:
-            cached[0].close()
+            self._kbs.pop(name, None)  # not closed: see kb()
 
     def close(self) -> None:
         with self._lock:
