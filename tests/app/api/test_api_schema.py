@@ -5,6 +5,7 @@ examples per operation."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ def knowledge_base(embedder: Embedder) -> Iterator[None]:
     build_kb(_SETTINGS, embedder, SMALL_CORPUS, name="default")
     yield
     _SERVICE.close()
+    shutil.rmtree(_HOME.parent, ignore_errors=True)
 
 
 @schema.parametrize()
