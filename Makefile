@@ -8,7 +8,7 @@ PORT ?= 8501
 KB ?= default
 
 .DEFAULT_GOAL := help
-.PHONY: help install models run ingest test lint eval bench browser clean
+.PHONY: help install models run serve ingest test lint eval bench browser clean
 
 help: ## show this help
 	@echo "知库 zhiku — local knowledge base with cited answers"
@@ -43,6 +43,9 @@ run: ingest ## set everything up and open the web app on http://localhost:8501 (
 	@echo "知库 is starting: open http://localhost:$(PORT) (Ctrl+C to stop)"
 	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
+
+serve: ingest ## start the HTTP API (OpenAI-compatible, with citations) and MCP on http://127.0.0.1:8000
+	$(BIN)/zhiku serve --port 8000
 
 browser: ## install Debian's chromium (and CJK fonts) for the real-browser test, where possible
 	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \

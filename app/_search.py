@@ -171,8 +171,15 @@ class HybridRetriever(BaseRetriever):
     k: int | None = None
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
     ) -> list[Document]:
+        """`k` passed to `invoke(query, k=1)` wins over the one the retriever was built with
+        (LangChain hands `invoke`'s extra keywords only to a method that names them)."""
+        wanted = k or self.k
         return [
-            h.to_document() for h in search(self.kb, self.embedder, query, self.settings, self.k)
+            h.to_document() for h in search(self.kb, self.embedder, query, self.settings, wanted)
         ]

@@ -1,4 +1,5 @@
-"""The `zhiku` command: `ingest` and `kb` from `ingest.cli`, plus `ask` and `eval`."""
+"""The `zhiku` command: `ingest` and `kb` from `ingest.cli`, plus `ask`, `eval`, and the service
+commands `serve`, `keys` and `mcp`."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def ask(
 ) -> None:
     """Answer a question from a knowledge base, with numbered sources."""
     from app._llm import LlmError, resolve_backend
-    from app._rag import Final, Notice, Retrieved, Token, answer
+    from app._rag import Final, Notice, Retrieved, Token
+    from app.service import Service
 
     settings = get_settings()
     if k is not None:
@@ -49,7 +51,7 @@ def ask(
     say = (lambda m: None) if as_json else (lambda m: err_console.print(f"[dim]{escape(m)}[/dim]"))
     try:
         embedder = load_embedder(settings, say)
-        base = KnowledgeBase.open(settings, kb)
+        KnowledgeBase.open(settings, kb).close()
     except (StoreError, EmbeddingError) as exc:
         raise fail(str(exc)) from exc
     try:
@@ -57,9 +59,10 @@ def ask(
     except LlmError as exc:
         raise fail(exc.en) from exc
     result = None
-    with base:
+    service = Service(settings, embedder, resolved)
+    try:
         try:
-            for event in answer(question, [], base, settings, embedder, resolved, progress=say):
+            for event in service.answer(kb or settings.default_kb, question):
                 if isinstance(event, Notice):
                     err_console.print(f"[yellow]note:[/yellow] {escape(event.en)}")
                 elif isinstance(event, Retrieved) and not as_json:
@@ -74,6 +77,8 @@ def ask(
                     result = event.result
         except StoreError as exc:
             raise fail(str(exc)) from exc
+    finally:
+        service.close()
     assert result is not None
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
@@ -269,6 +274,127 @@ def eval_command(
     if json_out:
         write_report(answer_rows)
         console.print(f"wrote {json_out}")
+
+
+# ----- the service: `serve`, `keys`, `mcp` -----------------------------------------------------
+
+keys_cli = typer.Typer(
+    help="Create, list and revoke API keys for `zhiku serve`.", no_args_is_help=True
+)
+cli.add_typer(keys_cli, name="keys")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port")] = 8000,
+) -> None:
+    """The HTTP API (OpenAI-compatible chat, search, knowledge bases, uploads) and MCP at /mcp."""
+    import uvicorn
+
+    from app.api import create_app, is_loopback
+    from app.api.keys import KeyStore
+    from app.service import Service
+
+    settings = get_settings()
+    try:
+        active = KeyStore(settings).active()
+    except RuntimeError as exc:
+        raise fail(str(exc)) from exc
+    loopback = is_loopback(host)
+    if not loopback and not active:
+        raise fail(
+            f"refusing to listen on {host} without an API key: anyone who can reach it would "
+            "read your documents. Create a key with `zhiku keys create --name NAME` (add "
+            "--read-only or --kb KB to limit it) and start again, or listen on 127.0.0.1."
+        )
+    say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
+    try:
+        embedder = load_embedder(settings, say)
+    except EmbeddingError as exc:
+        raise fail(str(exc)) from exc
+    service = Service(settings, embedder)
+    backend = service.backend()
+    if backend.notice is not None:
+        err_console.print(f"[yellow]note:[/yellow] {escape(backend.notice.en)}")
+    where = f"http://{host}:{port}"
+    err_console.print(
+        f"知库 API on {where}  (OpenAPI docs {where}/docs, MCP {where}/mcp/; "
+        f"answering with {escape(backend.info.label_en)})"
+    )
+    if not active:
+        err_console.print(
+            "[yellow]no API keys yet: any program on this machine may use the API. "
+            "`zhiku keys create --name NAME` turns keys on (no restart needed).[/yellow]"
+        )
+    app = create_app(settings, service, open_without_keys=loopback, host=host)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+
+@cli.command()
+def mcp() -> None:
+    """The MCP server over stdio (for Claude Desktop, editors, agents): tools search, ask,
+    list_knowledge_bases, get_passage, list_documents; documents as resources."""
+    from app.api.mcp import build_mcp
+    from app.service import Service
+
+    # stdout carries the protocol: nothing else may print there
+    build_mcp(Service(get_settings())).run("stdio")
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="who or what the key is for")],
+    kb: Annotated[
+        list[str] | None, typer.Option("--kb", help="limit to this knowledge base (repeatable)")
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="search and ask only: no uploads or deletions")
+    ] = False,
+) -> None:
+    """Create a key; it is shown once (only its hash is stored)."""
+    from app.api.keys import KeyStore
+
+    try:
+        key, token = KeyStore(get_settings()).create(name, kb or None, read_only)
+    except (ValueError, StoreError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    err_console.print(f"key {key.id} ({escape(key.name)}): {escape(key.scope)}. Shown once:")
+    print(token)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """The keys: id, name, scope, created, revoked."""
+    from app.api.keys import KeyStore
+
+    try:
+        keys = KeyStore(get_settings()).keys()
+    except RuntimeError as exc:
+        raise fail(str(exc)) from exc
+    table = Table(title=f"{len(keys)} API keys")
+    for column in ("id", "name", "scope", "created", "revoked"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(k.id, escape(k.name), escape(k.scope), k.created_at, k.revoked_at or "")
+    console.print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="the key's id or name")],
+) -> None:
+    """Revoke a key: a running server refuses it from the next request on."""
+    from app.api.keys import KeyStore
+
+    try:
+        revoked = KeyStore(get_settings()).revoke(key)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from exc
+    if not revoked:
+        raise fail(f"no active key with id or name {key!r} (`zhiku keys list` shows them)")
+    for k in revoked:
+        console.print(f"revoked {k.id} ({escape(k.name)})")
 
 
 def main() -> None:

@@ -189,6 +189,17 @@ def render(
     return "\n".join(parts) + "\n"
 
 
+def keep_api_load(path: Path, report: str) -> str:
+    """The API load section is written by bench/api_load.py on its own: carried over."""
+    from bench.api_load import BEGIN, END
+
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if BEGIN not in old or END not in old:
+        return report
+    block = BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END
+    return report.rstrip("\n") + "\n\n" + block + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     machine = machine_info()
@@ -262,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         for home, _ in keep.values():
             shutil.rmtree(home, ignore_errors=True)
     report = render(results, machine, args, durations, commands)
+    report = keep_api_load(args.out, report)
     args.out.write_text(report, encoding="utf-8")
     raw.write_text(
         json.dumps(

@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     )
     llm_max_tokens: int = 384
 
+    # --- API server (`zhiku serve`, `zhiku mcp`) ---
+    llm_queue_max: int = Field(
+        8, description="questions that may wait for the LLM at once; one more is refused (503)"
+    )
+    llm_queue_timeout_s: float = Field(
+        300.0, description="seconds a question waits for its turn at the LLM before a 503"
+    )
+    api_max_json_kb: int = Field(
+        1024, description="largest JSON request body in KB (uploads: MAX_UPLOAD_MB)"
+    )
+
     @property
     def models_dir(self) -> Path:
         return self.zhiku_models_dir or self.zhiku_home / "models"

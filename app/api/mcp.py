@@ -1,0 +1,132 @@
+"""The knowledge bases as an MCP server (the official `mcp` SDK's `MCPServer`): over stdio with
+`zhiku mcp`, and over streamable HTTP at `/mcp` under `zhiku serve` (behind the same API keys).
+
+Tools: `search`, `ask` (the answer with its citations and refusal flag), `list_knowledge_bases`,
+`get_passage`; every document is a resource, `zhiku://<kb>/documents/<doc_id>`. Every tool
+goes through the one `Service`, so an answer here is the answer everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+
+from app.api.schemas import (
+    answer_out,
+    answer_text,
+    chunk_out,
+    document_out,
+    hit_out,
+    kb_out,
+)
+from app.service import Service, ServiceError
+from ingest._store import StoreError, validate_kb_name
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INSTRUCTIONS = (
+    "zhiku (知库) answers from the user's own documents, with checkable citations. Use `ask` for "
+    "an answer with numbered citations (refused=true means the knowledge base does not hold the "
+    "answer: say so rather than guess), `search` for raw passages with scores, `get_passage` to "
+    "read one passage whole, and the documents as resources."
+)
+
+
+def _told(error: type[Exception]) -> Callable[[F], F]:
+    """A refusal the user can act on (unknown knowledge base, wrong key, ...) reaches the
+    client with its message; the SDK shows anything else as a bare crash."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except (StoreError, ServiceError, PermissionError) as exc:
+                raise error(str(exc)) from exc
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
+def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
+    """The MCP server over `service`. `allowed(kb) -> bool` limits the knowledge bases (the
+    HTTP mount passes the API key's scope per request; stdio is the user's own process)."""
+
+    def check(kb: str | None) -> str:
+        name = validate_kb_name(kb or service.settings.default_kb)
+        if allowed is not None and not allowed(name):
+            raise PermissionError(f"this API key is not allowed to use knowledge base {name!r}")
+        return name
+
+    server = MCPServer("zhiku", instructions=INSTRUCTIONS)
+
+    @server.tool()
+    @_told(ToolError)
+    def list_knowledge_bases() -> list[dict[str, Any]]:
+        """The knowledge bases: name, documents, chunks, embedding model."""
+        infos = service.knowledge_bases()
+        return [kb_out(k).model_dump() for k in infos if allowed is None or allowed(k.name)]
+
+    @server.tool()
+    @_told(ToolError)
+    def search(query: str, kb: str | None = None, k: int = 5) -> dict[str, Any]:
+        """Hybrid search in a knowledge base (default: the default one): the best passages,
+        each with its document, page, text and dense, keyword and fused scores."""
+        name = check(kb)
+        hits = service.search(name, query, max(1, min(k, 50)))
+        return {"kb": name, "passages": [hit_out(h).model_dump() for h in hits]}
+
+    @server.tool()
+    @_told(ToolError)
+    def ask(question: str, kb: str | None = None) -> dict[str, Any]:
+        """Answer a question from a knowledge base. The answer's [n] markers are the
+        citations (document, page, quoted span, offsets); refused=true with refusal_reason
+        when the knowledge base does not hold the answer."""
+        name = check(kb)
+        result = service.ask(name, question)
+        out = answer_out(result)
+        return {
+            "answer": answer_text(result),
+            "citations": [c.model_dump() for c in out.citations],
+            "refused": out.refused,
+            "refusal_reason": out.refusal_reason,
+            "retrieval_only": out.retrieval_only,
+            "backend": out.backend,
+        }
+
+    @server.tool()
+    @_told(ToolError)
+    def get_passage(chunk_id: int, kb: str | None = None) -> dict[str, Any]:
+        """One passage (chunk) whole, by the chunk_id that search and ask return."""
+        name = check(kb)
+        return chunk_out(service.passage(name, chunk_id)).model_dump()
+
+    @server.tool()
+    @_told(ToolError)
+    def list_documents(kb: str | None = None) -> list[dict[str, Any]]:
+        """The documents of a knowledge base; each is the resource zhiku://<kb>/documents/<id>."""
+        name = check(kb)
+        return [
+            {**document_out(d).model_dump(), "uri": f"zhiku://{name}/documents/{d.doc_id}"}
+            for d in service.documents(name)
+        ]
+
+    @server.resource(
+        "zhiku://{kb}/documents/{doc_id}",
+        name="document",
+        description="a document's text as stored in the knowledge base",
+        mime_type="text/plain",
+    )
+    @_told(ResourceError)
+    def document(kb: str, doc_id: str) -> str:
+        return service.document_text(check(kb), doc_id)
+
+    return server
+
+
+__all__ = ["INSTRUCTIONS", "build_mcp"]
