@@ -19,37 +19,48 @@ if _REPO not in sys.path:
 
 import logging  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
+from app._conversations import (  # noqa: E402
+    ConversationStore,
+    Feedback,
+    Turn,
+    export_conversation_markdown,
+    export_json,
+)
+from app._evalset import make_case, save_case  # noqa: E402
 from app._llm import LlmError, ResolvedBackend  # noqa: E402
 from app._rag import AnswerResult, Final, Notice, Retrieved, Token, answer  # noqa: E402
-from app._ui import (  # noqa: E402
+from app.ui.cards import SourceCard, card_for_citation, render_source_card  # noqa: E402
+from app.ui.markdown import (  # noqa: E402
+    answer_markdown,
+    escape_markdown,
+    export_markdown,
+    message_markdown,
+    timing_line,
+)
+from app.ui.resources import (  # noqa: E402
     APP_ICON,
     APP_TITLE,
     BACKEND_CHOICES,
     BACKEND_LABELS,
     ENABLE_GENERATION_ZH,
     KB_KEY,
+    RETURN_TO_INSPECT_KEY,
     RETURN_TO_KB_KEY,
-    SourceCard,
-    answer_markdown,
-    card_for_citation,
     current_settings,
-    escape_markdown,
-    export_markdown,
     get_backend,
     get_embedder,
     get_kb,
     hero,
     inject_css,
     kb_selector,
-    message_markdown,
-    render_source_card,
     store_error_zh,
-    timing_line,
 )
+from app.ui.viewer import close_source, current_source, open_source, viewer_panel  # noqa: E402
 from ingest._store import KnowledgeBase, StoreError  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 
@@ -57,41 +68,125 @@ log = logging.getLogger("zhiku.app")
 
 # Streamlit 1.67 treats a `pages/` folder beside the main script the pre-st.navigation way until
 # st.navigation has run once in the process (and in AppTest, on every run): a URL matching a file
-# name there runs that file on its own, without this router. The URL path "kb" therefore differs
-# from the file name, so such a request falls back to this script, whose st.navigation then
-# opens the page. The cost: on a fresh server, opening /kb first shows "Page not found" once.
+# name there runs that file on its own, without this router. The URL paths ("kb", "inspect")
+# therefore differ from the file names, so such a request falls back to this script, whose
+# st.navigation then opens the page. The cost: on a fresh server, opening /kb first shows "Page
+# not found" once.
 KB_PAGE = "pages/knowledge_base.py"
+INSPECT_PAGE = "pages/inspector.py"
 REFUSAL_ZH = "知识库中没有找到相关内容"
 RELATED_SHOWN = 3  # passages shown with a refusal as 可能相关
 EMPTY_STATE_TITLES = 5  # documents named before the first question
+CONVERSATIONS_SHOWN = 30  # in the sidebar, newest first
 PREFS_KEY = "answer_prefs"
+CONV_KEY = "zk_conversation"  # session state: the open conversation per knowledge base
+CONV_PARAM = "c"  # the open conversation in the URL, so a reload reopens it
+_CONFIRM_DELETE = "zk_conv_confirm_delete"
 
 
-@dataclass
-class Turn:
-    """One question and its finished answer, kept for redrawing and for follow-ups."""
+# ----- conversations ------------------------------------------------------------------------
 
-    question: str
-    result: AnswerResult | None = None
-    notices: list[str] = field(default_factory=list)
-    error: str = ""  # a failure outside answer(), already in Chinese
+
+def current_conversation(store: ConversationStore) -> str | None:
+    """The open conversation: chosen in this session, else the one named in the URL."""
+    chosen: dict[str, str | None] = st.session_state.setdefault(CONV_KEY, {})
+    if store.kb_name not in chosen:
+        wanted = st.query_params.get(CONV_PARAM)
+        chosen[store.kb_name] = wanted if wanted and store.get(wanted) else None
+    current = chosen[store.kb_name]
+    if current is not None and store.get(current) is None:  # deleted in another tab
+        current = chosen[store.kb_name] = None
+    if current:
+        st.query_params[CONV_PARAM] = current
+    elif CONV_PARAM in st.query_params:
+        del st.query_params[CONV_PARAM]
+    return current
+
+
+def select_conversation(kb_name: str, conversation_id: str | None) -> None:
+    st.session_state.setdefault(CONV_KEY, {})[kb_name] = conversation_id
+    st.session_state.pop(_CONFIRM_DELETE, None)
+    close_source()
+
+
+def _short_time(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def conversations_sidebar(store: ConversationStore, current: str | None) -> None:
+    sidebar = st.sidebar
+    sidebar.button(
+        "新对话",
+        icon=":material/add_comment:",
+        width="stretch",
+        on_click=select_conversation,
+        args=(store.kb_name, None),
+        key="zk_new_conversation",
+    )
+    conversations = store.list()
+    if not conversations:
+        return
+    sidebar.caption("历史对话")
+    box = sidebar.container(height=min(44 * len(conversations[:CONVERSATIONS_SHOWN]) + 16, 320))
+    for conversation in conversations[:CONVERSATIONS_SHOWN]:
+        box.button(
+            f"{conversation.title} · {_short_time(conversation.updated_at)}",
+            key=f"zk-conv-{conversation.id}",
+            type="primary" if conversation.id == current else "tertiary",
+            width="stretch",
+            on_click=select_conversation,
+            args=(store.kb_name, conversation.id),
+            help=f"{conversation.turns} 轮问答 · 创建于 {_short_time(conversation.created_at)}",
+        )
+    opened = store.get(current) if current else None
+    if opened is None:
+        return
+    with sidebar.popover("管理当前对话", icon=":material/more_horiz:", width="stretch"):
+        title = st.text_input("对话标题", opened.title, max_chars=80, key=f"zk-title-{opened.id}")
+        if st.button("重命名", icon=":material/edit:", key="zk_conv_rename"):
+            store.rename(opened.id, title)
+            st.rerun()
+        turns = store.turns(opened.id)
+        row = st.container(horizontal=True)
+        row.download_button(
+            "导出 Markdown",
+            export_conversation_markdown(opened, turns),
+            file_name=f"zhiku-{opened.id}.md",
+            mime="text/markdown",
+            icon=":material/download:",
+            on_click="ignore",
+            key="zk_conv_md",
+        )
+        row.download_button(
+            "导出 JSON",
+            export_json(opened, turns),
+            file_name=f"zhiku-{opened.id}.json",
+            mime="application/json",
+            icon=":material/data_object:",
+            on_click="ignore",
+            key="zk_conv_json",
+        )
+        if st.session_state.get(_CONFIRM_DELETE) != opened.id:
+            if st.button("删除对话", icon=":material/delete:", key="zk_conv_delete"):
+                st.session_state[_CONFIRM_DELETE] = opened.id
+                st.rerun()
+        else:
+            st.warning("删除后无法恢复。", icon=":material/warning:")
+            if st.button("确认删除", type="primary", key="zk_conv_delete_yes"):
+                store.delete(opened.id)
+                select_conversation(store.kb_name, None)
+                st.rerun()
 
 
 # ----- sidebar ------------------------------------------------------------------------------
 
 
-def _turns(kb_name: str) -> list[Turn]:
-    """The conversation with one knowledge base; each has its own."""
-    conversations: dict[str, list[Turn]] = st.session_state.setdefault("conversations", {})
-    return conversations.setdefault(kb_name, [])
-
-
-def chat_settings(settings: Settings, kb_name: str) -> Settings:
+def chat_settings(settings: Settings) -> Settings:
     """The sidebar's answering options applied to the settings. The choices are kept outside
     the widgets' own state, which Streamlit drops while another page is shown."""
-    sidebar = st.sidebar
-    if sidebar.button("新对话", icon=":material/add_comment:", width="stretch"):
-        _turns(kb_name).clear()
     chosen: dict[str, object] = st.session_state.setdefault(
         PREFS_KEY,
         {
@@ -100,7 +195,7 @@ def chat_settings(settings: Settings, kb_name: str) -> Settings:
             "temperature": float(settings.llm_temperature),
         },
     )
-    with sidebar.expander("回答设置", icon=":material/tune:", expanded=False):
+    with st.sidebar.expander("回答设置", icon=":material/tune:", expanded=False):
         chosen["backend"] = st.selectbox(
             "回答方式",
             BACKEND_CHOICES,
@@ -138,7 +233,16 @@ def chat_settings(settings: Settings, kb_name: str) -> Settings:
 # ----- drawing answers ----------------------------------------------------------------------
 
 
-def draw_result(turn_index: int, turn: Turn, timing_shown: bool = False) -> None:
+@dataclass(frozen=True)
+class Place:
+    """Where a turn is drawn: its knowledge base and stored conversation (None while unsaved)."""
+
+    kb_name: str
+    store: ConversationStore
+    conversation: str | None
+
+
+def draw_result(index: int, turn: Turn, place: Place, timing_shown: bool = False) -> None:
     """A finished answer: text with linked citations, its sources, and how it was made."""
     for notice in turn.notices:
         st.warning(notice, icon=":material/info:")
@@ -148,34 +252,53 @@ def draw_result(turn_index: int, turn: Turn, timing_shown: bool = False) -> None
     if result is None:
         return
     if result.refused:
-        _draw_refusal(turn_index, result)
+        _draw_refusal(index, result, place.kb_name)
     elif result.backend.kind == "none" and not result.error_zh:
-        _draw_retrieval_only(turn_index, result)
+        _draw_retrieval_only(index, result, place.kb_name)
     else:
-        _draw_answer(turn_index, result)
+        _draw_answer(index, result, place.kb_name)
     if result.error_zh:
         label = "回答不完整:" if result.partial else ""
         st.error(f"{label}{message_markdown(result.error_zh)}", icon=":material/error:")
-    _draw_footer(turn_index, turn, result, timing_shown)
+    _draw_footer(index, turn, result, place, timing_shown)
 
 
-def _draw_answer(turn_index: int, result: AnswerResult) -> None:
+def _citation_buttons(index: int, cards: list[SourceCard], kb_name: str) -> None:
+    """The markers again, as buttons that open each source beside the chat."""
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    row.caption("打开原文:")
+    for card in cards:
+        page = f",第 {card.passage.page} 页" if card.passage.page is not None else ""
+        row.button(
+            f"[{card.number}]",
+            key=f"zk-cite-{index}-{card.number}",
+            on_click=open_source,
+            args=(card.source(kb_name),),
+            help=f"在右侧打开《{card.passage.title}》{page},定位到引用的句子",
+        )
+
+
+def _draw_answer(index: int, result: AnswerResult, kb_name: str) -> None:
+    cards = [
+        card_for_citation(c.number, c.passage, c.span_start, c.span_end, c.quote)
+        for c in result.citations
+    ]
     if result.answer:
         numbers = [c.number for c in result.citations]
-        st.markdown(answer_markdown(result.answer, turn_index, numbers))
+        st.markdown(answer_markdown(result.answer, index, numbers))
     if result.model_answer:
         st.caption(
             "大模型的回答没有用到资料中与问题最相符的句子,这里直接给出该句。大模型原来的回答:"
             + escape_markdown(result.model_answer)
         )
-    if result.citations:
+    if cards:
+        _citation_buttons(index, cards, kb_name)
         st.markdown("**来源**")
-        for c in result.citations:
-            card = card_for_citation(c.number, c.passage, c.span_start, c.span_end)
-            render_source_card(card, turn_index)
+        for card in cards:
+            render_source_card(card, index, kb_name)
 
 
-def _draw_refusal(turn_index: int, result: AnswerResult) -> None:
+def _draw_refusal(index: int, result: AnswerResult, kb_name: str) -> None:
     st.warning(f"{REFUSAL_ZH}。", icon=":material/search_off:")
     if result.refusal_reason == "model_refused":
         st.caption("大模型判断检索到的资料不足以回答这个问题。")
@@ -186,46 +309,134 @@ def _draw_refusal(turn_index: int, result: AnswerResult) -> None:
     if related:
         st.markdown("**可能相关的段落**(相关度不足,仅供参考)")
         for p in related:
-            render_source_card(SourceCard(p.number, p, None, tag="可能相关"), turn_index)
+            render_source_card(SourceCard(p.number, p, None, tag="可能相关"), index, kb_name)
     else:
         st.caption("知识库中没有任何段落与问题相近。换个说法,或先上传相关文档。")
 
 
-def _draw_retrieval_only(turn_index: int, result: AnswerResult) -> None:
+def _draw_retrieval_only(index: int, result: AnswerResult, kb_name: str) -> None:
     st.info(
         "当前为**仅检索**模式,下面是与问题最相关的段落。\n\n" + ENABLE_GENERATION_ZH,
         icon=":material/manage_search:",
     )
-    for c in result.citations:
-        # no supporting span without an answer: nothing is highlighted
-        render_source_card(SourceCard(c.number, c.passage), turn_index)
+    cards = [SourceCard(c.number, c.passage) for c in result.citations]
+    if cards:
+        _citation_buttons(index, cards, kb_name)
+    for card in cards:
+        # no supporting span without an answer: nothing is highlighted in the card
+        render_source_card(card, index, kb_name)
 
 
-def _draw_footer(turn_index: int, turn: Turn, result: AnswerResult, timing_shown: bool) -> None:
-    left, right = st.columns([5, 1.3], vertical_alignment="center")
-    if not timing_shown:  # a fresh answer has it in its status line already
+def _draw_footer(index: int, turn: Turn, result: AnswerResult, place: Place, shown: bool) -> None:
+    left, rate, more, copy = st.columns([4, 1.1, 1.5, 1.2], vertical_alignment="center")
+    if not shown:  # a fresh answer has it in its status line already
         left.caption(timing_line(result))
-    with right.popover("复制", icon=":material/content_copy:", width="stretch"):
+    if place.conversation is not None and turn.seq is not None:
+        with rate:
+            _feedback(turn, place)
+        with more:
+            _feedback_details(turn, result, place)
+    with copy.popover("复制", icon=":material/content_copy:", width="stretch"):
         markdown = export_markdown(turn.question, result)
         st.caption("点右上角图标复制,或下载为文件")
         st.code(markdown, language="markdown", wrap_lines=True)
         st.download_button(
             "下载 Markdown",
             markdown,
-            file_name=f"zhiku-answer-{turn_index + 1}.md",
+            file_name=f"zhiku-answer-{index + 1}.md",
             mime="text/markdown",
             icon=":material/download:",
-            key=f"download-{turn_index}",
+            key=f"download-{index}",
             on_click="ignore",
         )
 
 
-def draw_history(turns: list[Turn]) -> None:
+# ----- feedback -----------------------------------------------------------------------------
+
+
+def _feedback_key(place: Place, turn: Turn) -> str:
+    return f"zk-fb-{place.conversation}-{turn.seq}"
+
+
+def _save_score(place: Place, turn: Turn) -> None:
+    score = st.session_state.get(_feedback_key(place, turn))
+    old = turn.feedback or Feedback(-1)
+    feedback = None if score is None else Feedback(score, old.note, old.correction)
+    assert place.conversation is not None and turn.seq is not None
+    place.store.set_feedback(place.conversation, turn.seq, feedback)
+
+
+def _feedback(turn: Turn, place: Place) -> None:
+    st.feedback(
+        "thumbs",
+        key=_feedback_key(place, turn),
+        default=turn.feedback.score if turn.feedback and turn.feedback.score >= 0 else None,
+        on_change=_save_score,
+        args=(place, turn),
+    )
+
+
+def _feedback_details(turn: Turn, result: AnswerResult, place: Place) -> None:
+    assert place.conversation is not None and turn.seq is not None
+    score = st.session_state.get(_feedback_key(place, turn))
+    feedback = turn.feedback or Feedback(-1)
+    key = f"{place.conversation}-{turn.seq}"
+    with st.popover("反馈", icon=":material/rate_review:", width="stretch"):
+        note = st.text_area("说明(可选)", feedback.note, key=f"zk-note-{key}", height=68)
+        correction = ""
+        if score == 0:
+            correction = st.text_input(
+                "正确答案(如果知道)",
+                feedback.correction,
+                key=f"zk-correction-{key}",
+                help="回答里必须出现的关键文字,例如「十五天」;存为评测题时作为期望答案。",
+            )
+        refuse = st.checkbox(
+            "这个问题应当拒答(知识库里没有答案)",
+            value=result.refused and score == 1,
+            key=f"zk-refuse-{key}",
+        )
+        docs = {p.doc_id: p.title for p in [c.passage for c in result.citations] + result.passages}
+        gold = st.selectbox(
+            "答案所在的文档",
+            list(docs),
+            format_func=docs.__getitem__,
+            key=f"zk-gold-{key}",
+            disabled=refuse or not docs,
+        )
+        row = st.container(horizontal=True)
+        if row.button("保存反馈", icon=":material/save:", key=f"zk-fb-save-{key}"):
+            place.store.set_feedback(
+                place.conversation,
+                turn.seq,
+                Feedback(score if score is not None else -1, note, correction),
+            )
+            st.toast("反馈已保存", icon=":material/check:")
+        if row.button("存为评测题", icon=":material/quiz:", key=f"zk-case-{key}", type="primary"):
+            place.store.set_feedback(
+                place.conversation,
+                turn.seq,
+                Feedback(score if score is not None else -1, note, correction),
+            )
+            kb = get_kb(current_settings(), place.kb_name)
+            if kb is None:
+                st.error("知识库已不存在。", icon=":material/error:")
+                return
+            expected = None if refuse else correction
+            case = make_case(turn.question, expected, [gold] if gold and not refuse else [], note)
+            new = save_case(current_settings(), kb, case)
+            st.success(
+                ("已存为评测题" if new else "已更新评测题") + ",可在「知识库」页面运行评测。",
+                icon=":material/check_circle:",
+            )
+
+
+def draw_history(turns: list[Turn], place: Place) -> None:
     for index, turn in enumerate(turns):
         with st.chat_message("user"):
             st.markdown(escape_markdown(turn.question))
         with st.chat_message("assistant"):
-            draw_result(index, turn)
+            draw_result(index, turn, place)
 
 
 # ----- asking -------------------------------------------------------------------------------
@@ -237,8 +448,9 @@ def ask(
     kb: KnowledgeBase,
     settings: Settings,
     backend: ResolvedBackend,
+    place: Place,
 ) -> None:
-    """Stream one answer into the page, then redraw it with verified citations."""
+    """Stream one answer into the page, store it, then redraw it with verified citations."""
     turn = Turn(question)
     history = [(t.question, t.result.answer) for t in turns if t.result is not None]
     with st.chat_message("user"):
@@ -280,8 +492,18 @@ def ask(
             status.update(label=f"完成 · {timing_line(turn.result)}", state=state)
         else:
             status.update(label="出错了", state="error")
+        conversation = place.conversation or place.store.create()
+        try:
+            place.store.append(conversation, turn)
+        except Exception:  # the answer is still shown; only keeping it failed
+            log.exception("could not store the turn")
+            st.warning("这轮问答未能保存到对话记录。", icon=":material/warning:")
+        if place.conversation is None:
+            select_conversation(place.kb_name, conversation)
+            st.query_params[CONV_PARAM] = conversation
         turns.append(turn)
-        draw_result(len(turns) - 1, turn, timing_shown=turn.result is not None)
+        stored = Place(place.kb_name, place.store, conversation)
+        draw_result(len(turns) - 1, turn, stored, timing_shown=turn.result is not None)
 
 
 # ----- the page -----------------------------------------------------------------------------
@@ -303,54 +525,69 @@ def _empty_state(kb: KnowledgeBase) -> None:
     with st.container(border=True):
         st.markdown(f"**可以问这些文档里的内容:**{titles}{more}")
         st.caption(
-            "回答只根据知识库中的文档生成,每句话后的 [1] [2] 链接到下方的出处;"
-            "找不到依据时会直接说明。可以接着追问,「新对话」清空上下文。"
+            "回答只根据知识库中的文档生成,每句话后的 [1] [2] 链接到下方的出处,"
+            "「查看原文」在右侧打开原文件并定位到那句话;找不到依据时会直接说明。"
+            "对话自动保存在本机,可在侧边栏重新打开。"
         )
 
 
 def chat_page() -> None:
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
-    answer_settings = chat_settings(settings, kb_name)
-    turns = _turns(kb_name)
-    # drawn before the models load, so a first start shows the product, not a blank page
-    hero("知库 · 知识库问答", "文档只在本机处理 · 每个回答都附带可核对的出处")
-    try:
-        get_embedder(answer_settings)
-        kb = get_kb(answer_settings, kb_name)
-        documents = kb.counts().get("documents", 0) if kb is not None else 0
-    except StoreError as exc:
-        st.error(store_error_zh(exc), icon=":material/error:")
-        return
-    except Exception as exc:  # e.g. the embedding model cannot load: say so, not a traceback
-        log.exception("cannot prepare the knowledge base")
-        st.error(f"无法加载嵌入模型或知识库:{escape_markdown(str(exc))}", icon=":material/error:")
-        return
-    backend, problem = get_backend(answer_settings)
-    _badges(kb_name, backend.info.label_zh, documents)
-    if problem is not None:
-        st.error(message_markdown(problem.zh), icon=":material/error:")
-    elif backend.notice is not None:
-        st.warning(message_markdown(backend.notice.zh), icon=":material/info:")
+    store = ConversationStore(settings, kb_name)
+    conversation = current_conversation(store)
+    conversations_sidebar(store, conversation)
+    answer_settings = chat_settings(settings)
+    turns = store.turns(conversation) if conversation else []
+    place = Place(kb_name, store, conversation)
+    if current_source() is not None:
+        chat, side = st.columns([3, 2], gap="medium")
+        with side:
+            viewer_panel(settings)
+    else:
+        chat = st.container()
+    with chat:
+        # drawn before the models load, so a first start shows the product, not a blank page
+        hero("知库 · 知识库问答", "文档只在本机处理 · 每个回答都附带可核对的出处")
+        try:
+            get_embedder(answer_settings)
+            kb = get_kb(answer_settings, kb_name)
+            documents = kb.counts().get("documents", 0) if kb is not None else 0
+        except StoreError as exc:
+            st.error(store_error_zh(exc), icon=":material/error:")
+            return
+        except Exception as exc:  # e.g. the embedding model cannot load: say so, not a traceback
+            log.exception("cannot prepare the knowledge base")
+            st.error(
+                f"无法加载嵌入模型或知识库:{escape_markdown(str(exc))}", icon=":material/error:"
+            )
+            return
+        backend, problem = get_backend(answer_settings)
+        _badges(kb_name, backend.info.label_zh, documents)
+        if problem is not None:
+            st.error(message_markdown(problem.zh), icon=":material/error:")
+        elif backend.notice is not None:
+            st.warning(message_markdown(backend.notice.zh), icon=":material/info:")
 
     # Read first (it stays pinned to the bottom wherever it is called), so the first question's
     # run already leaves out the empty-state hints.
     question = st.chat_input(
         f"向「{kb_name}」提问…", disabled=kb is None or documents == 0, key="question"
     )
-    if kb is None or documents == 0:
-        st.info(
-            f"知识库「{escape_markdown(kb_name)}」里还没有文档。"
-            "先上传 PDF、Word、Markdown 或网页文件,再回来提问。",
-            icon=":material/upload_file:",
-        )
-        st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
-    elif not turns and not question:
-        _empty_state(kb)
+    with chat:
+        if kb is None or documents == 0:
+            st.info(
+                f"知识库「{escape_markdown(kb_name)}」里还没有文档。"
+                "先上传 PDF、Word、Markdown 或网页文件,再回来提问。",
+                icon=":material/upload_file:",
+            )
+            st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
+        elif not turns and not question:
+            _empty_state(kb)
 
-    draw_history(turns)
-    if question and kb is not None:
-        ask(question, turns, kb, answer_settings, backend)
+        draw_history(turns, place)
+        if question and kb is not None:
+            ask(question, turns, kb, answer_settings, backend, place)
 
 
 def main() -> None:
@@ -365,10 +602,13 @@ def main() -> None:
     pages = [
         st.Page(chat_page, title="问答", icon=":material/forum:", default=True),
         st.Page(KB_PAGE, title="知识库", icon=":material/library_books:", url_path="kb"),
+        st.Page(INSPECT_PAGE, title="命中测试", icon=":material/troubleshoot:", url_path="inspect"),
     ]
     navigation = st.navigation(pages)
     if st.session_state.pop(RETURN_TO_KB_KEY, False):
         st.switch_page(pages[1])
+    if st.session_state.pop(RETURN_TO_INSPECT_KEY, False):
+        st.switch_page(pages[2])
     kb_selector(settings)
     navigation.run()
     st.sidebar.caption(f"数据目录:{escape_markdown(str(settings.zhiku_home.resolve()))}")
