@@ -34,6 +34,7 @@ class PageImage:
     boxes: list[Box]  # one per line of the highlighted span
     found: str  # the text of the characters that were highlighted
     complete: bool  # every character of the quote was found on the page
+    zoom_png: bytes = b""  # the highlighted lines with some context, across the text's width
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,25 @@ def render_pdf_page(path: Path, number: int, quote: str, width_px: int = 900) ->
         marked = Image.alpha_composite(image, overlay).convert("RGB")
         buffer = io.BytesIO()
         marked.save(buffer, format="PNG", optimize=True)
+        zoom = b""
+        if boxes:
+            text_boxes = [textpage.get_charbox(i) for i in range(len(chars))]
+            lefts = [b[0] * scale for b in text_boxes if b[2] > b[0]]
+            rights = [b[2] * scale for b in text_boxes if b[2] > b[0]]
+            x0 = max(0, min(lefts) - 24)
+            x1 = min(marked.width, max(rights) + 24)
+            top = min(b[1] for b in boxes)
+            bottom = max(b[3] for b in boxes)
+            room = max(0.0, 0.55 * (x1 - x0) - (bottom - top)) / 2
+            y0, y1 = max(0, top - room), min(marked.height, bottom + room)
+            crop = marked.crop((int(x0), int(y0), int(x1), int(y1)))
+            zoomed = io.BytesIO()
+            crop.save(zoomed, format="PNG", optimize=True)
+            zoom = zoomed.getvalue()
         found = "".join(chars[i] for i in indices)
         pages = len(pdf)
         textpage.close()
         page.close()
     finally:
         pdf.close()
-    return PageImage(number, pages, buffer.getvalue(), *marked.size, boxes, found, complete)
+    return PageImage(number, pages, buffer.getvalue(), *marked.size, boxes, found, complete, zoom)

@@ -130,8 +130,9 @@ def conversations_sidebar(store: ConversationStore, current: str | None) -> None
     if not conversations:
         return
     sidebar.caption("历史对话")
-    box = sidebar.container(height=min(44 * len(conversations[:CONVERSATIONS_SHOWN]) + 16, 320))
-    for conversation in conversations[:CONVERSATIONS_SHOWN]:
+    shown = conversations[:CONVERSATIONS_SHOWN]
+    box = sidebar.container(height=320) if len(shown) > 6 else sidebar.container()
+    for conversation in shown:
         box.button(
             f"{conversation.title} · {_short_time(conversation.updated_at)}",
             key=f"zk-conv-{conversation.id}",
@@ -266,7 +267,7 @@ def draw_result(index: int, turn: Turn, place: Place, timing_shown: bool = False
 def _citation_buttons(index: int, cards: list[SourceCard], kb_name: str) -> None:
     """The markers again, as buttons that open each source beside the chat."""
     row = st.container(horizontal=True, gap="small", vertical_alignment="center")
-    row.caption("打开原文:")
+    row.caption("打开原文:", width="content")
     for card in cards:
         page = f",第 {card.passage.page} 页" if card.passage.page is not None else ""
         row.button(
@@ -328,15 +329,14 @@ def _draw_retrieval_only(index: int, result: AnswerResult, kb_name: str) -> None
 
 
 def _draw_footer(index: int, turn: Turn, result: AnswerResult, place: Place, shown: bool) -> None:
-    left, rate, more, copy = st.columns([4, 1.1, 1.5, 1.2], vertical_alignment="center")
     if not shown:  # a fresh answer has it in its status line already
-        left.caption(timing_line(result))
+        st.caption(timing_line(result))
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
     if place.conversation is not None and turn.seq is not None:
-        with rate:
+        with row:
             _feedback(turn, place)
-        with more:
             _feedback_details(turn, result, place)
-    with copy.popover("复制", icon=":material/content_copy:", width="stretch"):
+    with row.popover("复制", icon=":material/content_copy:"):
         markdown = export_markdown(turn.question, result)
         st.caption("点右上角图标复制,或下载为文件")
         st.code(markdown, language="markdown", wrap_lines=True)
@@ -381,7 +381,7 @@ def _feedback_details(turn: Turn, result: AnswerResult, place: Place) -> None:
     score = st.session_state.get(_feedback_key(place, turn))
     feedback = turn.feedback or Feedback(-1)
     key = f"{place.conversation}-{turn.seq}"
-    with st.popover("反馈", icon=":material/rate_review:", width="stretch"):
+    with st.popover("反馈", icon=":material/rate_review:"):
         note = st.text_area("说明(可选)", feedback.note, key=f"zk-note-{key}", height=68)
         correction = ""
         if score == 0:
@@ -541,7 +541,7 @@ def chat_page() -> None:
     turns = store.turns(conversation) if conversation else []
     place = Place(kb_name, store, conversation)
     if current_source() is not None:
-        chat, side = st.columns([3, 2], gap="medium")
+        chat, side = st.columns([1.15, 1], gap="medium")
         with side:
             viewer_panel(settings)
     else:

@@ -73,7 +73,7 @@ def retrieval_test(settings: Settings, kb: KnowledgeBase) -> None:
         st.caption(f"这个知识库有 {result.excluded} 个段落已设为不参与检索。")
     by_chunk = {h.chunk.id: h for h in result.hits}
     st.markdown("**检索到的段落**(按进入提示词的顺序编号)")
-    st.dataframe(
+    st.table(
         [
             {
                 "编号": f"[{v.passage.number}]",
@@ -95,11 +95,9 @@ def retrieval_test(settings: Settings, kb: KnowledgeBase) -> None:
             for v in result.verdicts
         ],
         hide_index=True,
-        width="stretch",
-        key="inspect_passages",
     )
     st.markdown("**每个检索单元的得分**(稠密检索与关键词检索各自的名次,融合后的得分)")
-    st.dataframe(
+    st.table(
         [
             {
                 "名次": rank,
@@ -115,14 +113,12 @@ def retrieval_test(settings: Settings, kb: KnowledgeBase) -> None:
             for rank, h in enumerate(result.hits, start=1)
         ],
         hide_index=True,
-        width="stretch",
-        key="inspect_hits",
     )
     for verdict in result.verdicts:
         p = verdict.passage
         mark = "✓" if verdict.in_prompt else "✗"
         with st.expander(f"{mark} [{p.number}] {p.title} · {file_name(p.source)}"):
-            st.html(f'<div class="zk-passage">{html.escape(p.text)}</div>')
+            st.html(f'<div class="zk-passage zk-hit-text">{html.escape(p.text)}</div>')
 
 
 def chunk_viewer(kb: KnowledgeBase) -> None:

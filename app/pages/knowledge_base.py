@@ -392,10 +392,9 @@ def show_evaluation() -> None:
         failures = run.failures()
         if failures:
             st.markdown(f"**未通过的题目**({len(failures)})")
-            st.dataframe(
+            st.table(
                 [{"问题": q, "期望": want, "实际": got} for q, want, got in failures],
                 hide_index=True,
-                width="stretch",
             )
         else:
             st.success("全部通过。", icon=":material/check_circle:")

@@ -175,4 +175,7 @@ def _pdf_view(source: OpenSource, path: Path, pages: int) -> None:
             f"高亮{html.escape(note)}:<mark>{html.escape(found) or '(未在页面上找到)'}</mark>"
             "</div>"
         )
+    if image["zoom_png"]:
+        st.image(image["zoom_png"], caption="引用处(放大)", width="stretch")  # type: ignore[arg-type]
+        st.caption("整页:")
     st.image(image["png"], width="stretch")  # type: ignore[arg-type]
