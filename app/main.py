@@ -550,17 +550,10 @@ def chat_page() -> None:
         # drawn before the models load, so a first start shows the product, not a blank page
         hero("知库 · 知识库问答", "文档只在本机处理 · 每个回答都附带可核对的出处")
         try:
-            get_embedder(answer_settings)
             kb = get_kb(answer_settings, kb_name)
             documents = kb.counts().get("documents", 0) if kb is not None else 0
         except StoreError as exc:
             st.error(store_error_zh(exc), icon=":material/error:")
-            return
-        except Exception as exc:  # e.g. the embedding model cannot load: say so, not a traceback
-            log.exception("cannot prepare the knowledge base")
-            st.error(
-                f"无法加载嵌入模型或知识库:{escape_markdown(str(exc))}", icon=":material/error:"
-            )
             return
         backend, problem = get_backend(answer_settings)
         _badges(kb_name, backend.info.label_zh, documents)
@@ -586,6 +579,13 @@ def chat_page() -> None:
             _empty_state(kb)
 
         draw_history(turns, place)
+        # loaded after the stored conversation is drawn: a restarted app shows it at once
+        try:
+            get_embedder(answer_settings)
+        except Exception as exc:  # the embedding model cannot load: say so, not a traceback
+            log.exception("cannot load the embedding model")
+            st.error(f"无法加载嵌入模型:{escape_markdown(str(exc))}", icon=":material/error:")
+            return
         if question and kb is not None:
             ask(question, turns, kb, answer_settings, backend, place)
 

@@ -79,17 +79,16 @@ def retrieval_test(settings: Settings, kb: KnowledgeBase) -> None:
                 "编号": f"[{v.passage.number}]",
                 "进入提示词": "✓" if v.in_prompt else "✗ " + v.why_not,
                 "文档": v.passage.title,
-                "页": v.passage.page,
-                "语义相似度": round(v.passage.dense, 4),
-                "相关度下限": v.floor,
-                "关键词 BM25": round(
+                "页": _page(v.passage.page),
+                "语义相似度": f"{v.passage.dense:.4f}",
+                "相关度下限": f"{v.floor:.2f}",
+                "关键词 BM25": "{:.3f}".format(
                     max(
                         (by_chunk[i].keyword for i in v.passage.chunk_ids if i in by_chunk),
-                        default=0,
-                    ),
-                    3,
+                        default=0.0,
+                    )
                 ),
-                "综合得分": round(v.passage.score, 4),
+                "综合得分": f"{v.passage.score:.4f}",
                 "段落 id": ", ".join(map(str, v.passage.chunk_ids)),
             }
             for v in result.verdicts
@@ -100,15 +99,15 @@ def retrieval_test(settings: Settings, kb: KnowledgeBase) -> None:
     st.table(
         [
             {
-                "名次": rank,
-                "段落 id": h.chunk.id,
+                "名次": str(rank),
+                "段落 id": str(h.chunk.id),
                 "文档": h.chunk.title,
-                "页": h.chunk.page,
-                "语义相似度": round(h.dense, 4),
-                "稠密名次": h.dense_rank,
-                "BM25": round(h.keyword, 3),
-                "关键词名次": h.keyword_rank,
-                "综合得分": round(h.score, 4),
+                "页": _page(h.chunk.page),
+                "语义相似度": f"{h.dense:.4f}",
+                "稠密名次": _page(h.dense_rank),
+                "BM25": f"{h.keyword:.3f}",
+                "关键词名次": _page(h.keyword_rank),
+                "综合得分": f"{h.score:.4f}",
             }
             for rank, h in enumerate(result.hits, start=1)
         ],
@@ -119,6 +118,10 @@ def retrieval_test(settings: Settings, kb: KnowledgeBase) -> None:
         mark = "✓" if verdict.in_prompt else "✗"
         with st.expander(f"{mark} [{p.number}] {p.title} · {file_name(p.source)}"):
             st.html(f'<div class="zk-passage zk-hit-text">{html.escape(p.text)}</div>')
+
+
+def _page(value: int | None) -> str:
+    return "—" if value is None else str(value)
 
 
 def chunk_viewer(kb: KnowledgeBase) -> None:

@@ -323,7 +323,7 @@ def _ask_and_open_the_page(page: Any, url: str) -> str:
     expect(found.locator("mark")).to_contain_text(CITED)
     boxes = found.get_attribute("data-boxes")
     assert boxes and len(__import__("json").loads(boxes)) >= 1  # a highlight box on the page
-    expect(page.get_by_test_id("stImage")).to_be_visible()
+    expect(page.get_by_test_id("stImage")).to_have_count(2)  # the cited lines, the page
     page.wait_for_timeout(500)
     screenshot(page, "07-viewer-pdf.png")
     # the conversation got its id in the URL, so a reload finds it
@@ -401,17 +401,19 @@ def _inspect_and_switch_off_a_chunk(page: Any) -> None:
     tables = page.get_by_test_id("stTable")
     expect(tables.first).to_contain_text("语义相似度")
     expect(tables.first).to_contain_text("员工手册")
-    expect(page.locator(".zk-token").filter(has_text="年假")).to_have_count(1)
+    expect(page.locator(".zk-token").filter(has_text="每年")).to_have_count(1)
     expect(page.locator(".zk-hit-text").first).to_contain_text(CITED)
     screenshot(page, "11-inspector.png")
 
     # the chunk viewer: page 2's chunk switched off is no longer retrieved
     page.get_by_role("tab", name="段落浏览").click()
-    chunk = page.get_by_test_id("stVerticalBlockBorderWrapper").filter(
-        has=page.locator(".zk-chunk", has_text=CITED)
-    )
-    expect(chunk.last).to_be_visible(timeout=30_000)
-    chunk.last.get_by_text("参与检索").click()
+    expect(page.locator(".zk-chunk").nth(1)).to_contain_text(CITED, timeout=30_000)
+    expect(page.get_by_text("#2 · id")).to_contain_text("第 2 页")
+    switch = page.get_by_role("switch", name="参与检索").nth(1)
+    expect(switch).to_be_checked()
+    switch.focus()  # its input is covered by the drawn switch: toggled from the keyboard
+    page.keyboard.press("Space")
+    expect(switch).not_to_be_checked(timeout=30_000)
     expect(page.get_by_text("其中 1 个不参与检索")).to_be_visible(timeout=30_000)
     screenshot(page, "12-chunk-off.png")
     page.get_by_role("tab", name="检索测试").click()
