@@ -82,7 +82,7 @@ class Conversation:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def title_of(question: str) -> str:
@@ -170,7 +170,7 @@ class ConversationStore:
                 "SELECT c.id, c.title, c.created_at, c.updated_at, count(t.seq) "
                 "FROM conversations c "
                 "LEFT JOIN turns t ON t.conversation_id = c.id GROUP BY c.id "
-                "ORDER BY c.updated_at DESC, c.created_at DESC"
+                "ORDER BY c.updated_at DESC, c.rowid DESC"
             ).fetchall()
         return [Conversation(*row) for row in rows]
 
