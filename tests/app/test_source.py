@@ -48,7 +48,9 @@ def test_the_cited_page_is_rendered_with_the_span_boxed(tmp_path: Path) -> None:
     png = Image.open(io.BytesIO(image.png)).convert("RGB")
     assert png.size == (image.width, image.height) == (900, 1273)
     # inside the box the page is tinted yellow, outside it stays white
-    inside = png.crop((int(left) + 1, int(top) + 1, int(right) - 1, int(bottom) - 1)).getdata()
+    inside = png.crop(
+        (int(left) + 1, int(top) + 1, int(right) - 1, int(bottom) - 1)
+    ).get_flattened_data()
     tinted = sum(1 for r, g, b in inside if r > 200 and g > 180 and b < 200)
     assert tinted > 0.4 * len(inside)
     assert png.getpixel((800, 1200)) == (255, 255, 255)
