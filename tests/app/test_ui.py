@@ -404,3 +404,54 @@ def test_sidebar_settings_apply_to_the_next_answer(filled: Path, ollama: FakeOll
     assert "仅检索" in texts(at.info)
     assert ollama.chat_requests == []  # the LLM was not asked
     assert html_of(at).count('class="zk-card-head"') == 1
+
+
+# ----- checking an answer: the source at its sentence, stored conversations, the inspector ---
+
+
+def test_a_text_source_opens_beside_the_chat_with_the_span_marked(
+    filled: Path, ollama: FakeOllama
+) -> None:
+    at = ask(start(), "每年有几天年假?")
+    at = click(at, "[1]")  # the marker's button under the answer
+    viewer = html_of(at)
+    assert 'class="zk-viewer-text"' in viewer
+    assert '<mark id="zk-viewer-mark">员工每年享有十五天带薪年假' in viewer
+    assert "员工年假制度" in texts(at.markdown)  # the viewer's title line
+    assert any(b.label == "查看原文" for b in at.button)  # the card's own button
+    no_traceback(at)
+
+
+def test_a_conversation_reopens_in_a_new_session_from_its_url(
+    filled: Path, ollama: FakeOllama, settings_for: Settings
+) -> None:
+    from app._conversations import ConversationStore
+
+    at = ask(start(), "每年有几天年假?")
+    stored = ConversationStore(settings_for, "default").list()
+    assert [c.title for c in stored] == ["每年有几天年假?"]
+    assert at.query_params["c"] == stored[0].id
+    # a browser reload is a new session with the same URL
+    again = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    again.query_params["c"] = stored[0].id
+    again.run()
+    assert "带薪年假" in texts(again.markdown)
+    assert 'id="zk-src-0-1"' in html_of(again)  # its source cards are back
+    assert any(b.label.startswith("每年有几天年假?") for b in again.button)  # in the sidebar
+    # "新对话" leaves it in the list and starts an empty one
+    again = click(again, "新对话")
+    assert 'id="zk-src-0-1"' not in html_of(again)
+    assert "c" not in again.query_params
+
+
+def test_the_inspector_explains_a_question(filled: Path) -> None:
+    at = start()
+    at.switch_page("pages/inspector.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.text_input[0].set_value("住宿标准是多少?")
+    at = click(at, "检索")
+    assert "会放进提示词" in texts(at.success)
+    table = at.table[0].value
+    assert "语义相似度" in table.columns and "报销规定" in " ".join(table["文档"])
+    assert "zk-token" in html_of(at)
+    no_traceback(at)
