@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS turns (
     error TEXT NOT NULL,
     feedback TEXT,
     created_at TEXT NOT NULL,
+    others TEXT,
     PRIMARY KEY (conversation_id, seq)
 );
 """
@@ -70,6 +71,8 @@ class Turn:
     feedback: Feedback | None = None
     seq: int | None = None  # its place in the stored conversation, once stored
     created_at: str = ""
+    # answers to the same question from other knowledge bases asked at once, by name
+    others: dict[str, AnswerResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ def turn_to_dict(turn: Turn) -> dict[str, Any]:
         "error": turn.error,
         "feedback": turn.feedback.__dict__ if turn.feedback is not None else None,
         "created_at": turn.created_at,
+        "others": {name: result.to_dict() for name, result in turn.others.items()},
     }
 
 
@@ -212,7 +216,7 @@ class ConversationStore:
                 (conversation_id,),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     seq,
@@ -222,6 +226,7 @@ class ConversationStore:
                     turn.error,
                     json.dumps(data["feedback"], ensure_ascii=False) if turn.feedback else None,
                     turn.created_at,
+                    json.dumps(data["others"], ensure_ascii=False) if turn.others else None,
                 ),
             )
             conn.execute(
@@ -235,17 +240,22 @@ class ConversationStore:
             return []
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT seq, question, result, notices, error, feedback, created_at FROM turns "
+                "SELECT seq, question, result, notices, error, feedback, created_at, others "
+                "FROM turns "
                 "WHERE conversation_id = ? ORDER BY seq",
                 (conversation_id,),
             ).fetchall()
         turns = []
-        for seq, question, result, notices, error, feedback, created_at in rows:
+        for seq, question, result, notices, error, feedback, created_at, others in rows:
             try:
                 answer = result_from_dict(json.loads(result)) if result else None
+                more = {
+                    name: result_from_dict(data)
+                    for name, data in (json.loads(others) if others else {}).items()
+                }
             except (TypeError, KeyError, ValueError):
                 # a turn written by another version: the question stays, the answer is named
-                answer, error = None, error or "这条回答的保存格式无法读取。"
+                answer, more, error = None, {}, error or "这条回答的保存格式无法读取。"
             turns.append(
                 Turn(
                     question,
@@ -255,6 +265,7 @@ class ConversationStore:
                     Feedback(**json.loads(feedback)) if feedback else None,
                     seq,
                     created_at,
+                    more,
                 )
             )
         return turns
@@ -312,6 +323,8 @@ def export_conversation_markdown(conversation: Conversation, turns: list[Turn]) 
     for turn in turns:
         if turn.result is not None:
             parts.append(export_markdown(turn.question, turn.result))
+            for name, result in turn.others.items():
+                parts += [f"**知识库「{name}」:**", "", export_markdown(turn.question, result)]
         else:
             parts += [f"**问:** {turn.question}", "", turn.error or "(没有回答)", ""]
         parts.append("---")

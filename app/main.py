@@ -18,7 +18,7 @@ if _REPO not in sys.path:
     sys.path.insert(1, _REPO)
 
 import logging  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import datetime  # noqa: E402
 
@@ -61,7 +61,7 @@ from app.ui.resources import (  # noqa: E402
     store_error_zh,
 )
 from app.ui.viewer import close_source, current_source, open_source, viewer_panel  # noqa: E402
-from ingest._store import KnowledgeBase, StoreError  # noqa: E402
+from ingest._store import KnowledgeBase, StoreError, list_kbs  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 
 log = logging.getLogger("zhiku.app")
@@ -231,6 +231,28 @@ def chat_settings(settings: Settings) -> Settings:
     )
 
 
+ALSO_KEY = "zk_also_ask"  # the other knowledge bases asked with the selected one
+
+
+def also_ask(settings: Settings, kb_name: str) -> list[str]:
+    """Other knowledge bases to ask the same question at once (kept outside widget state, which
+    Streamlit drops while another page is shown)."""
+    others = [name for name in list_kbs(settings) if name != kb_name]
+    if not others:
+        return []
+    kept: list[str] = st.session_state.setdefault(ALSO_KEY, [])
+    chosen = st.sidebar.multiselect(
+        "同时提问的其他知识库",
+        others,
+        default=[name for name in kept if name in others],
+        key=f"zk-also-{kb_name}",
+        placeholder="只问当前知识库",
+        help="每个知识库各自检索和回答,答案依次显示;对话保存在当前知识库下。",
+    )
+    st.session_state[ALSO_KEY] = chosen
+    return chosen
+
+
 # ----- drawing answers ----------------------------------------------------------------------
 
 
@@ -252,19 +274,31 @@ def draw_result(index: int, turn: Turn, place: Place, timing_shown: bool = False
     result = turn.result
     if result is None:
         return
+    if turn.others:
+        st.markdown(f"**知识库「{escape_markdown(place.kb_name)}」**")
+    _draw_one(str(index), result, place.kb_name)
+    _draw_footer(index, turn, result, place, timing_shown)
+    for number, (name, other) in enumerate(turn.others.items(), start=1):
+        st.divider()
+        st.markdown(f"**知识库「{escape_markdown(name)}」**")
+        _draw_one(f"{index}k{number}", other, name)
+        st.caption(timing_line(other))
+
+
+def _draw_one(tag: str, result: AnswerResult, kb_name: str) -> None:
+    """One knowledge base's answer; `tag` keeps its anchors and widget keys apart."""
     if result.refused:
-        _draw_refusal(index, result, place.kb_name)
+        _draw_refusal(tag, result, kb_name)
     elif result.backend.kind == "none" and not result.error_zh:
-        _draw_retrieval_only(index, result, place.kb_name)
+        _draw_retrieval_only(tag, result, kb_name)
     else:
-        _draw_answer(index, result, place.kb_name)
+        _draw_answer(tag, result, kb_name)
     if result.error_zh:
         label = "回答不完整:" if result.partial else ""
         st.error(f"{label}{message_markdown(result.error_zh)}", icon=":material/error:")
-    _draw_footer(index, turn, result, place, timing_shown)
 
 
-def _citation_buttons(index: int, cards: list[SourceCard], kb_name: str) -> None:
+def _citation_buttons(index: str, cards: list[SourceCard], kb_name: str) -> None:
     """The markers again, as buttons that open each source beside the chat."""
     row = st.container(horizontal=True, gap="small", vertical_alignment="center")
     row.caption("打开原文:", width="content")
@@ -279,7 +313,7 @@ def _citation_buttons(index: int, cards: list[SourceCard], kb_name: str) -> None
         )
 
 
-def _draw_answer(index: int, result: AnswerResult, kb_name: str) -> None:
+def _draw_answer(index: str, result: AnswerResult, kb_name: str) -> None:
     cards = [
         card_for_citation(c.number, c.passage, c.span_start, c.span_end, c.quote)
         for c in result.citations
@@ -299,7 +333,7 @@ def _draw_answer(index: int, result: AnswerResult, kb_name: str) -> None:
             render_source_card(card, index, kb_name)
 
 
-def _draw_refusal(index: int, result: AnswerResult, kb_name: str) -> None:
+def _draw_refusal(index: str, result: AnswerResult, kb_name: str) -> None:
     st.warning(f"{REFUSAL_ZH}。", icon=":material/search_off:")
     if result.refusal_reason == "model_refused":
         st.caption("大模型判断检索到的资料不足以回答这个问题。")
@@ -315,7 +349,7 @@ def _draw_refusal(index: int, result: AnswerResult, kb_name: str) -> None:
         st.caption("知识库中没有任何段落与问题相近。换个说法,或先上传相关文档。")
 
 
-def _draw_retrieval_only(index: int, result: AnswerResult, kb_name: str) -> None:
+def _draw_retrieval_only(index: str, result: AnswerResult, kb_name: str) -> None:
     st.info(
         "当前为**仅检索**模式,下面是与问题最相关的段落。\n\n" + ENABLE_GENERATION_ZH,
         icon=":material/manage_search:",
@@ -449,8 +483,10 @@ def ask(
     settings: Settings,
     backend: ResolvedBackend,
     place: Place,
+    also: Sequence[str] = (),
 ) -> None:
-    """Stream one answer into the page, store it, then redraw it with verified citations."""
+    """Stream one answer into the page, ask the other knowledge bases in `also`, store the turn,
+    then redraw it with verified citations."""
     turn = Turn(question)
     history = [(t.question, t.result.answer) for t in turns if t.result is not None]
     with st.chat_message("user"):
@@ -492,6 +528,8 @@ def ask(
             status.update(label=f"完成 · {timing_line(turn.result)}", state=state)
         else:
             status.update(label="出错了", state="error")
+        for name in also:
+            turn.others.update(_ask_other(question, history, name, settings, backend))
         conversation = place.conversation or place.store.create()
         try:
             place.store.append(conversation, turn)
@@ -504,6 +542,32 @@ def ask(
         turns.append(turn)
         stored = Place(place.kb_name, place.store, conversation)
         draw_result(len(turns) - 1, turn, stored, timing_shown=turn.result is not None)
+
+
+def _ask_other(
+    question: str,
+    history: list[tuple[str, str]],
+    kb_name: str,
+    settings: Settings,
+    backend: ResolvedBackend,
+) -> dict[str, AnswerResult]:
+    """The same question to another knowledge base, through the same `answer()`."""
+    kb = get_kb(settings, kb_name)
+    if kb is None:
+        return {}
+    with st.spinner(f"正在问知识库「{kb_name}」…"):
+        try:
+            for event in answer(question, history, kb, settings, get_embedder(settings), backend):
+                if isinstance(event, Final):
+                    return {kb_name: event.result}
+        except (StoreError, LlmError) as exc:
+            st.warning(
+                f"知识库「{escape_markdown(kb_name)}」没有回答:{store_error_zh(exc)}"
+                if isinstance(exc, StoreError)
+                else message_markdown(exc.zh),
+                icon=":material/warning:",
+            )
+    return {}
 
 
 # ----- the page -----------------------------------------------------------------------------
@@ -537,6 +601,7 @@ def chat_page() -> None:
     store = ConversationStore(settings, kb_name)
     conversation = current_conversation(store)
     conversations_sidebar(store, conversation)
+    also = also_ask(settings, kb_name)
     answer_settings = chat_settings(settings)
     turns = store.turns(conversation) if conversation else []
     place = Place(kb_name, store, conversation)
@@ -564,8 +629,9 @@ def chat_page() -> None:
 
     # Read first (it stays pinned to the bottom wherever it is called), so the first question's
     # run already leaves out the empty-state hints.
+    asked = "".join(f"「{name}」" for name in [kb_name, *also])
     question = st.chat_input(
-        f"向「{kb_name}」提问…", disabled=kb is None or documents == 0, key="question"
+        f"向{asked}提问…", disabled=kb is None or documents == 0, key="question"
     )
     with chat:
         if kb is None or documents == 0:
@@ -587,7 +653,7 @@ def chat_page() -> None:
             st.error(f"无法加载嵌入模型:{escape_markdown(str(exc))}", icon=":material/error:")
             return
         if question and kb is not None:
-            ask(question, turns, kb, answer_settings, backend, place)
+            ask(question, turns, kb, answer_settings, backend, place, also)
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def card_for_citation(
     return SourceCard(number, passage, (lo, hi), page_span=(span_start, span_end), quote=quote)
 
 
-def render_source_card(card: SourceCard, turn: int, kb_name: str, key: str = "") -> None:
+def render_source_card(card: SourceCard, turn: int | str, kb_name: str, key: str = "") -> None:
     """One card; its "查看原文" button opens the original beside the chat. `key` tells apart the
     cards of one turn drawn more than once on a page (answers from several knowledge bases)."""
     p = card.passage

@@ -40,11 +40,11 @@ def message_markdown(text: str) -> str:
     return "`".join(parts)
 
 
-def anchor_id(turn: int, number: int) -> str:
+def anchor_id(turn: int | str, number: int) -> str:
     return f"zk-src-{turn}-{number}"
 
 
-def answer_markdown(text: str, turn: int, numbers: Sequence[int]) -> str:
+def answer_markdown(text: str, turn: int | str, numbers: Sequence[int]) -> str:
     """The answer as Markdown whose `[n]` markers link to source card n of this turn."""
     known = set(numbers)
     parts: list[str] = []

@@ -455,3 +455,29 @@ def test_the_inspector_explains_a_question(filled: Path) -> None:
     assert "语义相似度" in table.columns and "报销规定" in " ".join(table["文档"])
     assert "zk-token" in html_of(at)
     no_traceback(at)
+
+
+def test_several_knowledge_bases_answer_one_question(
+    filled: Path, ollama: FakeOllama, settings_for: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    from app._conversations import ConversationStore
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    (folder / "住宿.txt").write_text(
+        "出差住宿规定\n\n出差住宿标准为每晚不超过六百元。", encoding="utf-8"
+    )
+    ingest_paths(settings_for, [folder], "hr", embedder=embedder)
+    at = start()
+    at.multiselect(key="zk-also-default").set_value(["hr"]).run()
+    at = ask(at, "住宿标准是多少?")
+    shown = texts(at.markdown)
+    assert "知识库「default」" in shown and "知识库「hr」" in shown
+    cards = html_of(at)
+    assert 'id="zk-src-0-1"' in cards and 'id="zk-src-0k1-1"' in cards  # one set per base
+    assert "住宿.txt" in cards and "报销规定.txt" in cards
+    turn = ConversationStore(settings_for, "default").turns(
+        ConversationStore(settings_for, "default").list()[0].id
+    )[0]
+    assert list(turn.others) == ["hr"] and "六百元" in turn.others["hr"].passages[0].text
+    no_traceback(at)
