@@ -276,6 +276,14 @@ def pdf_home(tmp_path: Path, embedder: Any) -> Path:
     return home
 
 
+def wait_idle(page: Any) -> None:
+    """Until the app's script run is over (Streamlit shows its status widget while running)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+
+
 def click_button(page: Any, name: str, exact: bool = True) -> None:
     page.get_by_role("button", name=name, exact=exact).first.click()
 
@@ -336,8 +344,10 @@ def _thumbs_down_with_a_correction(page: Any) -> None:
 
     feedback = page.get_by_test_id("stFeedback").first
     expect(feedback).to_be_visible()
-    feedback.get_by_role("radio", name="Thumbs down").click()
-    page.wait_for_timeout(800)
+    down = feedback.get_by_role("radio", name="Thumbs down")
+    down.click()
+    expect(down).to_have_attribute("aria-checked", "true")
+    wait_idle(page)  # the rerun that stores the verdict, before the popover opens
     click_button(page, "反馈")
     popover = page.get_by_test_id("stPopoverBody")
     expect(popover).to_be_visible()
