@@ -36,7 +36,7 @@ from app.ui.resources import (
 )
 from ingest._insert import ingest_paths, remove_documents
 from ingest._load import SUPPORTED_SUFFIXES
-from ingest._originals import delete_kb_originals, originals_dir
+from ingest._originals import delete_kb_originals, discard_originals, originals_dir
 from ingest._store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
 from ingest._upload import delete_kb_uploads, discard_upload, uploads_dir
 from ingest.settings import Settings
@@ -286,6 +286,10 @@ def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRec
             try:
                 removed, _ = remove_documents(settings, kb_name, [doc.doc_id])
                 discard_upload(settings, kb_name, doc.origin)
+                kept = get_kb(settings, kb_name)
+                if kept is not None:  # the copy of a file no document comes from any more
+                    still = {kept.source_sha256(origin) or "" for origin in kept.origins()}
+                    discard_originals(settings, kb_name, still)
             except StoreError as exc:
                 flash("error", store_error_zh(exc))
             else:
