@@ -303,6 +303,7 @@ def test_check_an_answer_at_its_source_and_keep_it(
             # a second server process on the same data home: the conversation is still there
             url = app.start()
             _reload_and_reopen(page, url, conversation, screenshot_name="09-after-restart.png")
+            _a_second_tab_adds_to_it(page, url, conversation)
             _run_the_saved_case(page)
             _inspect_and_switch_off_a_chunk(page)
         finally:
@@ -381,6 +382,25 @@ def _reload_and_reopen(
     expect(page.locator('a[href="#zk-src-0-1"]')).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(CITED)
     screenshot(page, screenshot_name)
+
+
+def _a_second_tab_adds_to_it(page: Any, url: str, conversation: str) -> None:
+    from playwright.sync_api import expect
+
+    other = page.context.new_page()
+    try:
+        other.goto(f"{url}/?c={conversation}")
+        chat_input = other.get_by_test_id("stChatInputTextArea")
+        expect(chat_input).to_be_enabled(timeout=90_000)
+        expect(other.locator('a[href="#zk-src-0-1"]')).to_be_visible(timeout=30_000)
+        chat_input.fill("年假要提前多久申请?")
+        chat_input.press("Enter")
+        expect(other.locator('a[href="#zk-src-1-1"]')).to_be_visible(timeout=60_000)
+    finally:
+        other.close()
+    page.reload()  # the first tab sees the turn the second one added
+    expect(page.locator('a[href="#zk-src-1-1"]')).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(4)
 
 
 def _run_the_saved_case(page: Any) -> None:
