@@ -155,6 +155,9 @@ class ConversationStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(turns)")}
+            if "others" not in columns:  # a file from before several bases could be asked
+                conn.execute("ALTER TABLE turns ADD COLUMN others TEXT")
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn

@@ -245,6 +245,15 @@ def test_upload_ask_and_open_the_source(app_url: str, page: Any, tmp_path: Path)
     passage.scroll_into_view_if_needed()
     screenshot(page, "05-source-card.png")
 
+    # 查看原文 opens the Markdown file's text beside the chat, the sentence marked in view
+    page.get_by_role("button", name="查看原文").first.click()
+    mark = page.locator(".zk-viewer-text #zk-viewer-mark")
+    expect(mark).to_contain_text("十五天带薪年假", timeout=30_000)
+    expect(mark).to_be_in_viewport()
+    expect(page.locator(".zk-viewer-text")).to_contain_text('<img src=x onerror="window.__xss=1">')
+    assert page.evaluate("window.__xss") is None
+    screenshot(page, "05b-viewer-text.png")
+
 
 # ----- checking an answer: the source at the sentence, conversations, feedback, inspector -----
 
