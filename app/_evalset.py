@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,10 @@ def save_case(settings: Settings, kb: KnowledgeBase, case: Case) -> bool:
     _write_cases(settings, kb.name, cases)
     write_corpus(settings, kb)
     return new
+
+
+def delete_kb_evalset(settings: Settings, kb_name: str) -> None:
+    shutil.rmtree(evalset_dir(settings, kb_name), ignore_errors=True)
 
 
 def remove_case(settings: Settings, kb_name: str, qid: str) -> None:

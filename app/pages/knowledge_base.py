@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from app._conversations import delete_kb_conversations
+from app._evalset import delete_kb_evalset
 from app.ui.evaluation import evalset_section
 from app.ui.imports import (
     STATUS_ZH,
@@ -370,6 +371,7 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> 
         delete_kb_uploads(settings, kb_name)
         delete_kb_originals(settings, kb_name)
         delete_kb_conversations(settings, kb_name)
+        delete_kb_evalset(settings, kb_name)
         st.session_state.get("conversations", {}).pop(kb_name, None)
         request_kb_switch(settings.default_kb)
         flash("success", f"已删除知识库「{md(kb_name)}」。")

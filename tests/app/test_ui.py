@@ -375,6 +375,13 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     at.run()
     click(at, "导入 1 个文件到「项目资料」")
     assert uploads_dir(settings_for, "项目资料").is_dir()
+    # what the knowledge base gathered besides its documents goes with it
+    from app._conversations import ConversationStore, Turn, conversations_path
+    from app._evalset import evalset_dir, make_case, save_case
+
+    ConversationStore(settings_for, "项目资料").append("c1", Turn("项目代号?"))
+    with KnowledgeBase.open(settings_for, "项目资料") as kb:
+        save_case(settings_for, kb, make_case("项目代号?", "青鸟", []))
     click(at, "删除「项目资料」")
     assert "确定永久删除知识库「项目资料」吗" in texts(at.error)
     click(at, "取消")
@@ -383,6 +390,8 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     click(at, "确认删除")
     assert "项目资料" not in list_kbs(settings_for)
     assert not uploads_dir(settings_for, "项目资料").exists()
+    assert not conversations_path(settings_for, "项目资料").exists()
+    assert not evalset_dir(settings_for, "项目资料").exists()
     assert at.selectbox(key="kb").value == "default"
     # switching back and forth through the sidebar keeps each knowledge base's view
     assert at.metric[0].value == "3"
