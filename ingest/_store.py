@@ -684,6 +684,8 @@ class KnowledgeBase:
                     "CREATE TABLE IF NOT EXISTS excluded "
                     "(chunk_key TEXT PRIMARY KEY, since TEXT NOT NULL)"
                 )
+                # every search joins the excluded keys to chunk ids: by index, not a chunk scan
+                self.conn.execute("CREATE INDEX IF NOT EXISTS chunks_key ON chunks(chunk_key)")
                 if excluded:
                     self.conn.execute(
                         "INSERT OR IGNORE INTO excluded VALUES (?, ?)", (chunk_key, _now())
