@@ -125,6 +125,10 @@ def search(
     dense_done = time.perf_counter()
     expression, keyword, keyword_s = keyword_job.result()
     keyword_done = time.perf_counter()
+    excluded = kb.excluded_ids()  # chunks a user switched off in the inspector
+    if excluded:
+        dense = [(i, s) for i, s in dense if i not in excluded]
+        keyword = [(i, s) for i, s in keyword if i not in excluded]
 
     candidates = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in keyword]))
     cosine = dict(dense)

@@ -1,5 +1,7 @@
-"""知库 web app: `streamlit run app/main.py`. This file routes between the two pages and is the
-chat page itself; the knowledge-base page is `app/pages/knowledge_base.py`.
+"""知库 web app: `streamlit run app/main.py`. This file routes between the pages and is the chat
+page itself; the knowledge-base page is `app/pages/knowledge_base.py`, the retrieval inspector
+`app/pages/inspector.py`. Answers are drawn by `app/ui/answers.py`, the conversation sidebar by
+`app/ui/conversations.py`, the source viewer beside the chat by `app/ui/viewer.py`.
 
 All answering goes through `app._rag.answer`; this file only shows its events.
 """
@@ -18,80 +20,70 @@ if _REPO not in sys.path:
     sys.path.insert(1, _REPO)
 
 import logging  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
+from app._conversations import (  # noqa: E402
+    ConversationStore,
+    Turn,
+)
 from app._llm import LlmError, ResolvedBackend  # noqa: E402
 from app._rag import AnswerResult, Final, Notice, Retrieved, Token, answer  # noqa: E402
-from app._ui import (  # noqa: E402
+from app.ui.answers import draw_history, draw_result  # noqa: E402
+from app.ui.conversations import (  # noqa: E402
+    CONV_PARAM,
+    Place,
+    conversations_sidebar,
+    current_conversation,
+    select_conversation,
+)
+from app.ui.markdown import (  # noqa: E402
+    escape_markdown,
+    message_markdown,
+    timing_line,
+)
+from app.ui.resources import (  # noqa: E402
     APP_ICON,
     APP_TITLE,
     BACKEND_CHOICES,
     BACKEND_LABELS,
-    ENABLE_GENERATION_ZH,
     KB_KEY,
+    RETURN_TO_INSPECT_KEY,
     RETURN_TO_KB_KEY,
-    SourceCard,
-    answer_markdown,
-    card_for_citation,
     current_settings,
-    escape_markdown,
-    export_markdown,
     get_backend,
     get_embedder,
     get_kb,
     hero,
     inject_css,
     kb_selector,
-    message_markdown,
-    render_source_card,
     store_error_zh,
-    timing_line,
 )
-from ingest._store import KnowledgeBase, StoreError  # noqa: E402
+from app.ui.viewer import current_source, viewer_panel  # noqa: E402
+from ingest._store import KnowledgeBase, StoreError, list_kbs  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 
 log = logging.getLogger("zhiku.app")
 
 # Streamlit 1.67 treats a `pages/` folder beside the main script the pre-st.navigation way until
 # st.navigation has run once in the process (and in AppTest, on every run): a URL matching a file
-# name there runs that file on its own, without this router. The URL path "kb" therefore differs
-# from the file name, so such a request falls back to this script, whose st.navigation then
-# opens the page. The cost: on a fresh server, opening /kb first shows "Page not found" once.
+# name there runs that file on its own, without this router. The URL paths ("kb", "inspect")
+# therefore differ from the file names, so such a request falls back to this script, whose
+# st.navigation then opens the page. The cost: on a fresh server, opening /kb first shows "Page
+# not found" once.
 KB_PAGE = "pages/knowledge_base.py"
-REFUSAL_ZH = "知识库中没有找到相关内容"
-RELATED_SHOWN = 3  # passages shown with a refusal as 可能相关
+INSPECT_PAGE = "pages/inspector.py"
 EMPTY_STATE_TITLES = 5  # documents named before the first question
 PREFS_KEY = "answer_prefs"
-
-
-@dataclass
-class Turn:
-    """One question and its finished answer, kept for redrawing and for follow-ups."""
-
-    question: str
-    result: AnswerResult | None = None
-    notices: list[str] = field(default_factory=list)
-    error: str = ""  # a failure outside answer(), already in Chinese
 
 
 # ----- sidebar ------------------------------------------------------------------------------
 
 
-def _turns(kb_name: str) -> list[Turn]:
-    """The conversation with one knowledge base; each has its own."""
-    conversations: dict[str, list[Turn]] = st.session_state.setdefault("conversations", {})
-    return conversations.setdefault(kb_name, [])
-
-
-def chat_settings(settings: Settings, kb_name: str) -> Settings:
+def chat_settings(settings: Settings) -> Settings:
     """The sidebar's answering options applied to the settings. The choices are kept outside
     the widgets' own state, which Streamlit drops while another page is shown."""
-    sidebar = st.sidebar
-    if sidebar.button("新对话", icon=":material/add_comment:", width="stretch"):
-        _turns(kb_name).clear()
     chosen: dict[str, object] = st.session_state.setdefault(
         PREFS_KEY,
         {
@@ -100,7 +92,7 @@ def chat_settings(settings: Settings, kb_name: str) -> Settings:
             "temperature": float(settings.llm_temperature),
         },
     )
-    with sidebar.expander("回答设置", icon=":material/tune:", expanded=False):
+    with st.sidebar.expander("回答设置", icon=":material/tune:", expanded=False):
         chosen["backend"] = st.selectbox(
             "回答方式",
             BACKEND_CHOICES,
@@ -135,97 +127,26 @@ def chat_settings(settings: Settings, kb_name: str) -> Settings:
     )
 
 
-# ----- drawing answers ----------------------------------------------------------------------
+ALSO_KEY = "zk_also_ask"  # the other knowledge bases asked with the selected one
 
 
-def draw_result(turn_index: int, turn: Turn, timing_shown: bool = False) -> None:
-    """A finished answer: text with linked citations, its sources, and how it was made."""
-    for notice in turn.notices:
-        st.warning(notice, icon=":material/info:")
-    if turn.error:
-        st.error(turn.error, icon=":material/error:")
-    result = turn.result
-    if result is None:
-        return
-    if result.refused:
-        _draw_refusal(turn_index, result)
-    elif result.backend.kind == "none" and not result.error_zh:
-        _draw_retrieval_only(turn_index, result)
-    else:
-        _draw_answer(turn_index, result)
-    if result.error_zh:
-        label = "回答不完整:" if result.partial else ""
-        st.error(f"{label}{message_markdown(result.error_zh)}", icon=":material/error:")
-    _draw_footer(turn_index, turn, result, timing_shown)
-
-
-def _draw_answer(turn_index: int, result: AnswerResult) -> None:
-    if result.answer:
-        numbers = [c.number for c in result.citations]
-        st.markdown(answer_markdown(result.answer, turn_index, numbers))
-    if result.model_answer:
-        st.caption(
-            "大模型的回答没有用到资料中与问题最相符的句子,这里直接给出该句。大模型原来的回答:"
-            + escape_markdown(result.model_answer)
-        )
-    if result.citations:
-        st.markdown("**来源**")
-        for c in result.citations:
-            card = card_for_citation(c.number, c.passage, c.span_start, c.span_end)
-            render_source_card(card, turn_index)
-
-
-def _draw_refusal(turn_index: int, result: AnswerResult) -> None:
-    st.warning(f"{REFUSAL_ZH}。", icon=":material/search_off:")
-    if result.refusal_reason == "model_refused":
-        st.caption("大模型判断检索到的资料不足以回答这个问题。")
-    elif result.refusal_reason == "name_not_found":
-        names = "、".join(f"“{n}”" for n in result.missing_names)
-        st.caption(f"检索到的资料都没有提到问题里的{names}。")
-    related = result.passages[:RELATED_SHOWN]
-    if related:
-        st.markdown("**可能相关的段落**(相关度不足,仅供参考)")
-        for p in related:
-            render_source_card(SourceCard(p.number, p, None, tag="可能相关"), turn_index)
-    else:
-        st.caption("知识库中没有任何段落与问题相近。换个说法,或先上传相关文档。")
-
-
-def _draw_retrieval_only(turn_index: int, result: AnswerResult) -> None:
-    st.info(
-        "当前为**仅检索**模式,下面是与问题最相关的段落。\n\n" + ENABLE_GENERATION_ZH,
-        icon=":material/manage_search:",
+def also_ask(settings: Settings, kb_name: str) -> list[str]:
+    """Other knowledge bases to ask the same question at once (kept outside widget state, which
+    Streamlit drops while another page is shown)."""
+    others = [name for name in list_kbs(settings) if name != kb_name]
+    if not others:
+        return []
+    kept: list[str] = st.session_state.setdefault(ALSO_KEY, [])
+    chosen = st.sidebar.multiselect(
+        "同时提问的其他知识库",
+        others,
+        default=[name for name in kept if name in others],
+        key=f"zk-also-{kb_name}",
+        placeholder="只问当前知识库",
+        help="每个知识库各自检索和回答,答案依次显示;对话保存在当前知识库下。",
     )
-    for c in result.citations:
-        # no supporting span without an answer: nothing is highlighted
-        render_source_card(SourceCard(c.number, c.passage), turn_index)
-
-
-def _draw_footer(turn_index: int, turn: Turn, result: AnswerResult, timing_shown: bool) -> None:
-    left, right = st.columns([5, 1.3], vertical_alignment="center")
-    if not timing_shown:  # a fresh answer has it in its status line already
-        left.caption(timing_line(result))
-    with right.popover("复制", icon=":material/content_copy:", width="stretch"):
-        markdown = export_markdown(turn.question, result)
-        st.caption("点右上角图标复制,或下载为文件")
-        st.code(markdown, language="markdown", wrap_lines=True)
-        st.download_button(
-            "下载 Markdown",
-            markdown,
-            file_name=f"zhiku-answer-{turn_index + 1}.md",
-            mime="text/markdown",
-            icon=":material/download:",
-            key=f"download-{turn_index}",
-            on_click="ignore",
-        )
-
-
-def draw_history(turns: list[Turn]) -> None:
-    for index, turn in enumerate(turns):
-        with st.chat_message("user"):
-            st.markdown(escape_markdown(turn.question))
-        with st.chat_message("assistant"):
-            draw_result(index, turn)
+    st.session_state[ALSO_KEY] = chosen
+    return chosen
 
 
 # ----- asking -------------------------------------------------------------------------------
@@ -237,8 +158,11 @@ def ask(
     kb: KnowledgeBase,
     settings: Settings,
     backend: ResolvedBackend,
+    place: Place,
+    also: Sequence[str] = (),
 ) -> None:
-    """Stream one answer into the page, then redraw it with verified citations."""
+    """Stream one answer into the page, ask the other knowledge bases in `also`, store the turn,
+    then redraw it with verified citations."""
     turn = Turn(question)
     history = [(t.question, t.result.answer) for t in turns if t.result is not None]
     with st.chat_message("user"):
@@ -280,8 +204,46 @@ def ask(
             status.update(label=f"完成 · {timing_line(turn.result)}", state=state)
         else:
             status.update(label="出错了", state="error")
+        for name in also:
+            turn.others.update(_ask_other(question, history, name, settings, backend))
+        conversation = place.conversation or place.store.create()
+        try:
+            place.store.append(conversation, turn)
+        except Exception:  # the answer is still shown; only keeping it failed
+            log.exception("could not store the turn")
+            st.warning("这轮问答未能保存到对话记录。", icon=":material/warning:")
+        if place.conversation is None:
+            select_conversation(place.kb_name, conversation)
+            st.query_params[CONV_PARAM] = conversation
         turns.append(turn)
-        draw_result(len(turns) - 1, turn, timing_shown=turn.result is not None)
+        stored = Place(place.kb_name, place.store, conversation)
+        draw_result(len(turns) - 1, turn, stored, timing_shown=turn.result is not None)
+
+
+def _ask_other(
+    question: str,
+    history: list[tuple[str, str]],
+    kb_name: str,
+    settings: Settings,
+    backend: ResolvedBackend,
+) -> dict[str, AnswerResult]:
+    """The same question to another knowledge base, through the same `answer()`."""
+    kb = get_kb(settings, kb_name)
+    if kb is None:
+        return {}
+    with st.spinner(f"正在问知识库「{kb_name}」…"):
+        try:
+            for event in answer(question, history, kb, settings, get_embedder(settings), backend):
+                if isinstance(event, Final):
+                    return {kb_name: event.result}
+        except (StoreError, LlmError) as exc:
+            st.warning(
+                f"知识库「{escape_markdown(kb_name)}」没有回答:{store_error_zh(exc)}"
+                if isinstance(exc, StoreError)
+                else message_markdown(exc.zh),
+                icon=":material/warning:",
+            )
+    return {}
 
 
 # ----- the page -----------------------------------------------------------------------------
@@ -303,54 +265,71 @@ def _empty_state(kb: KnowledgeBase) -> None:
     with st.container(border=True):
         st.markdown(f"**可以问这些文档里的内容:**{titles}{more}")
         st.caption(
-            "回答只根据知识库中的文档生成,每句话后的 [1] [2] 链接到下方的出处;"
-            "找不到依据时会直接说明。可以接着追问,「新对话」清空上下文。"
+            "回答只根据知识库中的文档生成,每句话后的 [1] [2] 链接到下方的出处,"
+            "「查看原文」在右侧打开原文件并定位到那句话;找不到依据时会直接说明。"
+            "对话自动保存在本机,可在侧边栏重新打开。"
         )
 
 
 def chat_page() -> None:
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
-    answer_settings = chat_settings(settings, kb_name)
-    turns = _turns(kb_name)
-    # drawn before the models load, so a first start shows the product, not a blank page
-    hero("知库 · 知识库问答", "文档只在本机处理 · 每个回答都附带可核对的出处")
-    try:
-        get_embedder(answer_settings)
-        kb = get_kb(answer_settings, kb_name)
-        documents = kb.counts().get("documents", 0) if kb is not None else 0
-    except StoreError as exc:
-        st.error(store_error_zh(exc), icon=":material/error:")
-        return
-    except Exception as exc:  # e.g. the embedding model cannot load: say so, not a traceback
-        log.exception("cannot prepare the knowledge base")
-        st.error(f"无法加载嵌入模型或知识库:{escape_markdown(str(exc))}", icon=":material/error:")
-        return
-    backend, problem = get_backend(answer_settings)
-    _badges(kb_name, backend.info.label_zh, documents)
-    if problem is not None:
-        st.error(message_markdown(problem.zh), icon=":material/error:")
-    elif backend.notice is not None:
-        st.warning(message_markdown(backend.notice.zh), icon=":material/info:")
+    store = ConversationStore(settings, kb_name)
+    conversation = current_conversation(store)
+    conversations_sidebar(store, conversation)
+    also = also_ask(settings, kb_name)
+    answer_settings = chat_settings(settings)
+    turns = store.turns(conversation) if conversation else []
+    place = Place(kb_name, store, conversation)
+    if current_source() is not None:
+        chat, side = st.columns([1.15, 1], gap="medium")
+        with side:
+            viewer_panel(settings)
+    else:
+        chat = st.container()
+    with chat:
+        # drawn before the models load, so a first start shows the product, not a blank page
+        hero("知库 · 知识库问答", "文档只在本机处理 · 每个回答都附带可核对的出处")
+        try:
+            kb = get_kb(answer_settings, kb_name)
+            documents = kb.counts().get("documents", 0) if kb is not None else 0
+        except StoreError as exc:
+            st.error(store_error_zh(exc), icon=":material/error:")
+            return
+        backend, problem = get_backend(answer_settings)
+        _badges(kb_name, backend.info.label_zh, documents)
+        if problem is not None:
+            st.error(message_markdown(problem.zh), icon=":material/error:")
+        elif backend.notice is not None:
+            st.warning(message_markdown(backend.notice.zh), icon=":material/info:")
 
     # Read first (it stays pinned to the bottom wherever it is called), so the first question's
     # run already leaves out the empty-state hints.
+    asked = "".join(f"「{name}」" for name in [kb_name, *also])
     question = st.chat_input(
-        f"向「{kb_name}」提问…", disabled=kb is None or documents == 0, key="question"
+        f"向{asked}提问…", disabled=kb is None or documents == 0, key="question"
     )
-    if kb is None or documents == 0:
-        st.info(
-            f"知识库「{escape_markdown(kb_name)}」里还没有文档。"
-            "先上传 PDF、Word、Markdown 或网页文件,再回来提问。",
-            icon=":material/upload_file:",
-        )
-        st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
-    elif not turns and not question:
-        _empty_state(kb)
+    with chat:
+        if kb is None or documents == 0:
+            st.info(
+                f"知识库「{escape_markdown(kb_name)}」里还没有文档。"
+                "先上传 PDF、Word、Markdown 或网页文件,再回来提问。",
+                icon=":material/upload_file:",
+            )
+            st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
+        elif not turns and not question:
+            _empty_state(kb)
 
-    draw_history(turns)
-    if question and kb is not None:
-        ask(question, turns, kb, answer_settings, backend)
+        draw_history(turns, place)
+        # loaded after the stored conversation is drawn: a restarted app shows it at once
+        try:
+            get_embedder(answer_settings)
+        except Exception as exc:  # the embedding model cannot load: say so, not a traceback
+            log.exception("cannot load the embedding model")
+            st.error(f"无法加载嵌入模型:{escape_markdown(str(exc))}", icon=":material/error:")
+            return
+        if question and kb is not None:
+            ask(question, turns, kb, answer_settings, backend, place, also)
 
 
 def main() -> None:
@@ -365,10 +344,13 @@ def main() -> None:
     pages = [
         st.Page(chat_page, title="问答", icon=":material/forum:", default=True),
         st.Page(KB_PAGE, title="知识库", icon=":material/library_books:", url_path="kb"),
+        st.Page(INSPECT_PAGE, title="命中测试", icon=":material/troubleshoot:", url_path="inspect"),
     ]
     navigation = st.navigation(pages)
     if st.session_state.pop(RETURN_TO_KB_KEY, False):
         st.switch_page(pages[1])
+    if st.session_state.pop(RETURN_TO_INSPECT_KEY, False):
+        st.switch_page(pages[2])
     kb_selector(settings)
     navigation.run()
     st.sidebar.caption(f"数据目录:{escape_markdown(str(settings.zhiku_home.resolve()))}")

@@ -20,6 +20,7 @@ import numpy as np
 from ingest._chunk import Chunk, chunk_document
 from ingest._embed import Embedder, EmbeddingSpec, load_embedder
 from ingest._load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
+from ingest._originals import keep_original
 from ingest._reasons import Rejection
 from ingest._store import KnowledgeBase, PreparedChunk, StoreError
 from ingest.settings import Settings
@@ -319,6 +320,8 @@ class _Run:
                     )
                     continue
                 updated = "updated" in status.values() or bool(pending.drop_doc_ids)
+                if docs:  # what the viewer opens once the source folder has moved
+                    keep_original(self.settings, self.kb.name, pending.path, pending.sha256)
                 self.record(
                     FileOutcome(
                         origin,

@@ -647,6 +647,57 @@ class KnowledgeBase:
             return None
         return {w: known[w] for w in words}
 
+    # ----- chunks left out of retrieval -----------------------------------------------------
+    # Keyed by chunk_key (a hash of document, page, offset and text), so a chunk stays left out
+    # when its unchanged file is ingested again. The table is created by the first exclusion:
+    # knowledge bases that never leave anything out are not touched.
+
+    def excluded_keys(self) -> set[str]:
+        with self._lock:
+            try:
+                return {r[0] for r in self.conn.execute("SELECT chunk_key FROM excluded")}
+            except sqlite3.OperationalError:  # no such table: nothing was ever left out
+                return set()
+
+    def excluded_ids(self) -> set[int]:
+        """Ids of the chunks retrieval must skip."""
+        with self._lock:
+            try:
+                rows = self.conn.execute(
+                    "SELECT c.id FROM chunks c JOIN excluded e USING (chunk_key)"
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return set()
+        return {r[0] for r in rows}
+
+    def set_excluded(self, chunk_key: str, excluded: bool) -> None:
+        """Leave chunk `chunk_key` out of retrieval (or let it back in)."""
+        if self.read_only:
+            raise StoreError(f"{self.path / DB_FILE} is read-only", f"{self.path / DB_FILE} 只读")
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _write_error(self.path / DB_FILE, exc, self.name) from exc
+            try:
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS excluded "
+                    "(chunk_key TEXT PRIMARY KEY, since TEXT NOT NULL)"
+                )
+                # every search joins the excluded keys to chunk ids: by index, not a chunk scan
+                self.conn.execute("CREATE INDEX IF NOT EXISTS chunks_key ON chunks(chunk_key)")
+                if excluded:
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO excluded VALUES (?, ?)", (chunk_key, _now())
+                    )
+                else:
+                    self.conn.execute("DELETE FROM excluded WHERE chunk_key = ?", (chunk_key,))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+
     # ----- the vector index ----------------------------------------------------------------
 
     def vector_index(self) -> VectorIndex:

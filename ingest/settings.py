@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(100.0, description="files larger than this are rejected unread")
     max_upload_mb: float = Field(500.0, description="total size of one browser upload")
     max_pdf_pages: int = Field(3000, description="PDFs with more pages are rejected")
+    keep_originals: bool = Field(
+        True,
+        description="keep a copy of every ingested file under <ZHIKU_HOME>/originals, so a "
+        "citation opens on its page after the source folder moves (uploads are kept anyway)",
+    )
 
     # --- retrieval ---
     top_k: int = 5

@@ -66,3 +66,20 @@ BERT 由谷歌提出，采用双向编码，通过 Masked Language Modeling 学�
 """
 
 SMALL_CORPUS = {"quant.md": QUANT_DOC, "city.txt": CITY_DOC, "gpt.txt": GPT_DOC}
+
+
+def make_cjk_pdf(path: Path, pages: list[list[str]]) -> Path:
+    """A PDF of Chinese lines (reportlab's built-in STSong-Light CID font), one list per page."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    pdf = canvas.Canvas(str(path))
+    for lines in pages:
+        pdf.setFont("STSong-Light", 14)
+        for i, line in enumerate(lines):
+            pdf.drawString(72, 780 - 24 * i, line)
+        pdf.showPage()
+    pdf.save()
+    return path

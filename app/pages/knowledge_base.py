@@ -11,28 +11,32 @@ from pathlib import Path
 
 import streamlit as st
 
-from app._ui import (
-    KB_KEY,
-    RETURN_TO_KB_KEY,
+from app._conversations import delete_kb_conversations
+from app._evalset import delete_kb_evalset
+from app.ui.evaluation import evalset_section
+from app.ui.imports import (
     STATUS_ZH,
     ImportRow,
     StreamlitProgress,
+    import_uploads,
+    outcome_reason_zh,
+)
+from app.ui.markdown import escape_markdown as md
+from app.ui.markdown import file_name
+from app.ui.resources import (
+    KB_KEY,
+    RETURN_TO_KB_KEY,
     current_settings,
-    file_name,
     forget_kb,
     get_embedder,
     get_kb,
     hero,
-    import_uploads,
-    outcome_reason_zh,
     request_kb_switch,
     store_error_zh,
 )
-from app._ui import (
-    escape_markdown as md,
-)
 from ingest._insert import ingest_paths, remove_documents
 from ingest._load import SUPPORTED_SUFFIXES
+from ingest._originals import delete_kb_originals, discard_originals, originals_dir
 from ingest._store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
 from ingest._upload import delete_kb_uploads, discard_upload, uploads_dir
 from ingest.settings import Settings
@@ -109,6 +113,18 @@ def upload_section(settings: Settings, kb_name: str) -> None:
         f"每次上传合计不超过 {limit_text(settings.max_upload_mb)} · "
         f"文件保存在 {md(str(uploads_dir(settings, kb_name).resolve()))}"
     )
+    if settings.keep_originals:
+        st.caption(
+            "用命令行 `zhiku ingest` 导入的文件也会在 "
+            f"{md(str(originals_dir(settings, kb_name).resolve()))} 保存一份副本,"
+            "这样原文件移走或删除后,引用仍能打开到原文所在页。"
+            "不需要时在 `.env` 中设置 `KEEP_ORIGINALS=false`。"
+        )
+    else:
+        st.caption(
+            "命令行导入的文件不保存副本(`KEEP_ORIGINALS=false`):原文件移走后,"
+            "引用只能显示导入时提取的文字。"
+        )
     label = f"导入 {len(files)} 个文件到「{md(kb_name)}」" if files else "导入到知识库"
     if st.button(label, type="primary", disabled=not files, icon=":material/upload:"):
         run_import(settings, kb_name, [(f.name, f.getvalue()) for f in files or []])
@@ -175,7 +191,7 @@ def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
             "段落": doc.chunks,
             "大小": human_size(doc.size),
             "导入时间": local_time(doc.ingested_at),
-            "原文件": "存在" if Path(doc.origin).exists() else "已不存在",
+            "原文件": "存在" if Path(doc.origin.split("#", 1)[0]).exists() else "已不存在",
         }
         for doc in docs
     ]
@@ -270,6 +286,10 @@ def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRec
             try:
                 removed, _ = remove_documents(settings, kb_name, [doc.doc_id])
                 discard_upload(settings, kb_name, doc.origin)
+                kept = get_kb(settings, kb_name)
+                if kept is not None:  # the copy of a file no document comes from any more
+                    still = {kept.source_sha256(origin) or "" for origin in kept.origins()}
+                    discard_originals(settings, kb_name, still)
             except StoreError as exc:
                 flash("error", store_error_zh(exc))
             else:
@@ -349,6 +369,9 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> 
             st.rerun()
         forget_kb(settings, kb_name)
         delete_kb_uploads(settings, kb_name)
+        delete_kb_originals(settings, kb_name)
+        delete_kb_conversations(settings, kb_name)
+        delete_kb_evalset(settings, kb_name)
         st.session_state.get("conversations", {}).pop(kb_name, None)
         request_kb_switch(settings.default_kb)
         flash("success", f"已删除知识库「{md(kb_name)}」。")
@@ -383,6 +406,7 @@ def page() -> None:
         cols[2].metric("最近更新", local_time(latest)[5:] if latest else "—")
     upload_section(settings, kb_name)
     documents_section(settings, kb_name, docs)
+    evalset_section(settings, kb_name, kb)
     manage_section(settings, kb_name, kb)
 
 

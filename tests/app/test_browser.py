@@ -85,20 +85,19 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     raise TimeoutError(f"streamlit did not answer at {url} within {timeout_s} s")
 
 
-@pytest.fixture
-def app_url(tmp_path: Path) -> Iterator[str]:
-    """The app on a free port, answering through FakeOllama, with a throwaway data home."""
-    with FakeOllama(models=["qwen2.5:3b"], reply_tokens=ANSWER_TOKENS) as ollama:
+class StreamlitApp:
+    """`streamlit run app/main.py` on a free port of 127.0.0.1, with the given environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> str:
         port = free_port()
-        env = {
-            **os.environ,
-            "ZHIKU_HOME": str(tmp_path / "home"),
-            "ZHIKU_MODELS_DIR": str(MODELS_DIR),
-            "LLM_BACKEND": "ollama",
-            "OLLAMA_HOST": ollama.url,
-        }
-        log = (tmp_path / "streamlit.log").open("wb")
-        process = subprocess.Popen(
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -115,22 +114,46 @@ def app_url(tmp_path: Path) -> Iterator[str]:
                 "false",
             ],
             cwd=REPO,
-            env=env,
+            env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        url = f"http://127.0.0.1:{port}"
+        log.close()
+        self.url = f"http://127.0.0.1:{port}"
+        wait_healthy(self.url, self.process)
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            wait_healthy(url, process)
-            yield url
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def app_env(home: Path, ollama_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ZHIKU_HOME": str(home),
+        "ZHIKU_MODELS_DIR": str(MODELS_DIR),
+        "LLM_BACKEND": "ollama",
+        "OLLAMA_HOST": ollama_url,
+    }
+
+
+@pytest.fixture
+def app_url(tmp_path: Path) -> Iterator[str]:
+    """The app on a free port, answering through FakeOllama, with a throwaway data home."""
+    with FakeOllama(models=["qwen2.5:3b"], reply_tokens=ANSWER_TOKENS) as ollama:
+        app = StreamlitApp(app_env(tmp_path / "home", ollama.url), tmp_path / "streamlit.log")
+        try:
+            yield app.start()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
+            app.stop()
             print((tmp_path / "streamlit.log").read_text(errors="replace")[-3000:])
 
 
@@ -221,3 +244,221 @@ def test_upload_ask_and_open_the_source(app_url: str, page: Any, tmp_path: Path)
     assert page.evaluate("window.__xss") is None  # the document's markup never ran
     passage.scroll_into_view_if_needed()
     screenshot(page, "05-source-card.png")
+
+    # 查看原文 opens the Markdown file's text beside the chat, the sentence marked in view
+    page.get_by_role("button", name="查看原文").first.click()
+    mark = page.locator(".zk-viewer-text #zk-viewer-mark")
+    expect(mark).to_contain_text("十五天带薪年假", timeout=30_000)
+    expect(mark).to_be_in_viewport()
+    expect(page.locator(".zk-viewer-text")).to_contain_text('<img src=x onerror="window.__xss=1">')
+    assert page.evaluate("window.__xss") is None
+    screenshot(page, "05b-viewer-text.png")
+
+
+# ----- checking an answer: the source at the sentence, conversations, feedback, inspector -----
+
+PDF_NAME = "员工手册.pdf"
+PDF_PAGES = [
+    ["员工手册", "第一章 总则", "本手册适用于公司全体员工,自发布之日起施行。"],
+    ["第二章 休假", "员工每年享有十五天带薪年假。", "年假需要提前两周在系统中申请。"],
+]
+CITED = "员工每年享有十五天带薪年假"
+PDF_ANSWER = ["员工每年", "享有十五天", "带薪年假", "[1]", "。"]
+
+
+@pytest.fixture
+def pdf_home(tmp_path: Path, embedder: Any) -> Path:
+    """A data home whose default knowledge base holds a two-page PDF ingested from a folder
+    that is deleted afterwards: the viewer must open the copy kept under the data home."""
+    from support import make_cjk_pdf, make_settings
+
+    from ingest._insert import ingest_paths
+
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    pdf = make_cjk_pdf(folder / PDF_NAME, PDF_PAGES)
+    home = tmp_path / "home"
+    report = ingest_paths(make_settings(home), [pdf], "default", embedder=embedder)
+    assert [o.status for o in report.outcomes] == ["added"]
+    pdf.unlink()
+    folder.rmdir()
+    return home
+
+
+def wait_idle(page: Any) -> None:
+    """Until the app's script run is over (Streamlit shows its status widget while running)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+
+
+def click_button(page: Any, name: str, exact: bool = True) -> None:
+    page.get_by_role("button", name=name, exact=exact).first.click()
+
+
+def test_check_an_answer_at_its_source_and_keep_it(
+    pdf_home: Path, page: Any, tmp_path: Path
+) -> None:
+
+    with FakeOllama(models=["qwen2.5:3b"], reply_tokens=PDF_ANSWER) as ollama:
+        app = StreamlitApp(app_env(pdf_home, ollama.url), tmp_path / "streamlit.log")
+        try:
+            url = app.start()
+            conversation = _ask_and_open_the_page(page, url)
+            _thumbs_down_with_a_correction(page)
+            _reload_and_reopen(page, url, conversation)
+            app.stop()
+            # a second server process on the same data home: the conversation is still there
+            url = app.start()
+            _reload_and_reopen(page, url, conversation, screenshot_name="09-after-restart.png")
+            _a_second_tab_adds_to_it(page, url, conversation)
+            _run_the_saved_case(page)
+            _inspect_and_switch_off_a_chunk(page)
+        finally:
+            app.stop()
+            print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
+
+
+def _ask_and_open_the_page(page: Any, url: str) -> str:
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    chat_input = page.get_by_test_id("stChatInputTextArea")
+    expect(chat_input).to_be_enabled(timeout=90_000)
+    chat_input.fill("员工每年有几天年假?")
+    chat_input.press("Enter")
+    expect(page.locator('a[href="#zk-src-0-1"]')).to_be_visible(timeout=60_000)
+    screenshot(page, "06-pdf-answer.png")
+
+    # the marker again as a button: the PDF opens beside the chat at the cited page
+    click_button(page, "[1]")
+    viewer_page = page.locator(".zk-viewer-page")
+    expect(viewer_page).to_be_visible(timeout=30_000)
+    expect(viewer_page).to_have_attribute("data-page", "2")
+    expect(viewer_page).to_contain_text("第 2 / 2 页")
+    found = page.locator(".zk-viewer-found")
+    expect(found.locator("mark")).to_contain_text(CITED)
+    boxes = found.get_attribute("data-boxes")
+    assert boxes and len(__import__("json").loads(boxes)) >= 1  # a highlight box on the page
+    expect(page.get_by_test_id("stImage")).to_have_count(2)  # the cited lines, the page
+    page.wait_for_timeout(500)
+    screenshot(page, "07-viewer-pdf.png")
+    # the conversation got its id in the URL, so a reload finds it
+    page.wait_for_function("() => location.search.includes('c=')")
+    return page.evaluate("() => new URLSearchParams(location.search).get('c')")
+
+
+def _thumbs_down_with_a_correction(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    feedback = page.get_by_test_id("stFeedback").first
+    expect(feedback).to_be_visible()
+    down = feedback.get_by_role("radio", name="Thumbs down")
+    down.click()
+    expect(down).to_have_attribute("aria-checked", "true")
+    wait_idle(page)  # the rerun that stores the verdict, before the popover opens
+    click_button(page, "反馈")
+    popover = page.get_by_test_id("stPopoverBody")
+    expect(popover).to_be_visible()
+    correction = popover.get_by_role("textbox", name="正确答案(如果知道)")
+    expect(correction).to_be_visible(timeout=10_000)
+    correction.fill("十五天")
+    correction.press("Enter")
+    popover.get_by_role("textbox", name="说明(可选)").fill("想核对一下天数")
+    popover.get_by_role("button", name="存为评测题").click()
+    expect(page.get_by_text("已存为评测题")).to_be_visible(timeout=30_000)
+    screenshot(page, "08-feedback-saved.png")
+    page.keyboard.press("Escape")
+
+
+def _reload_and_reopen(
+    page: Any, url: str, conversation: str, screenshot_name: str = "09-reloaded.png"
+) -> None:
+    from playwright.sync_api import expect
+
+    # a fresh page without the id: the conversation is listed in the sidebar and reopens
+    page.goto(url)
+    listed = page.get_by_test_id("stSidebar").get_by_role("button", name="员工每年有几天年假")
+    expect(listed).to_be_visible(timeout=90_000)
+    listed.click()
+    expect(page.locator('a[href="#zk-src-0-1"]')).to_be_visible(timeout=30_000)
+    expect(page.locator("#zk-src-0-1")).to_contain_text(PDF_NAME)
+    expect(page.locator("#zk-src-0-1")).to_contain_text("第 2 页")
+    # the URL names it, so a reload opens it straight away
+    page.wait_for_function(f"() => location.search.includes('c={conversation}')")
+    page.reload()
+    expect(page.locator('a[href="#zk-src-0-1"]')).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(CITED)
+    screenshot(page, screenshot_name)
+
+
+def _a_second_tab_adds_to_it(page: Any, url: str, conversation: str) -> None:
+    from playwright.sync_api import expect
+
+    other = page.context.new_page()
+    try:
+        other.goto(f"{url}/?c={conversation}")
+        chat_input = other.get_by_test_id("stChatInputTextArea")
+        expect(chat_input).to_be_enabled(timeout=90_000)
+        expect(other.locator('a[href="#zk-src-0-1"]')).to_be_visible(timeout=30_000)
+        chat_input.fill("年假要提前多久申请?")
+        chat_input.press("Enter")
+        expect(other.locator('a[href="#zk-src-1-1"]')).to_be_visible(timeout=60_000)
+    finally:
+        other.close()
+    page.reload()  # the first tab sees the turn the second one added
+    expect(page.locator('a[href="#zk-src-1-1"]')).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(4)
+
+
+def _run_the_saved_case(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
+    expect(page.get_by_text("评测题", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("共 1 题")).to_be_visible()
+    click_button(page, "运行评测")
+    expect(page.get_by_text("评测完成")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("评测结果")).to_be_visible()
+    metrics = page.get_by_test_id("stMetric")
+    expect(metrics.filter(has_text="检索 recall@1")).to_contain_text("1.00")
+    expect(metrics.filter(has_text="回答正确率")).to_contain_text("1.00")
+    page.get_by_text("评测结果").scroll_into_view_if_needed()
+    screenshot(page, "10-eval-run.png")
+
+
+def _inspect_and_switch_off_a_chunk(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="命中测试").click()
+    question = page.get_by_label("测试问题")
+    expect(question).to_be_visible(timeout=60_000)
+    question.fill("员工每年有几天年假?")
+    click_button(page, "检索")
+    expect(page.get_by_text("个段落会放进提示词")).to_be_visible(timeout=60_000)
+    tables = page.get_by_test_id("stTable")
+    expect(tables.first).to_contain_text("语义相似度")
+    expect(tables.first).to_contain_text("员工手册")
+    expect(page.locator(".zk-token").filter(has_text="每年")).to_have_count(1)
+    expect(page.locator(".zk-hit-text").first).to_contain_text(CITED)
+    screenshot(page, "11-inspector.png")
+
+    # the chunk viewer: page 2's chunk switched off is no longer retrieved
+    page.get_by_role("tab", name="段落浏览").click()
+    expect(page.locator(".zk-chunk").nth(1)).to_contain_text(CITED, timeout=30_000)
+    expect(page.get_by_text("#2 · id")).to_contain_text("第 2 页")
+    switch = page.get_by_role("switch", name="参与检索").nth(1)
+    expect(switch).to_be_checked()
+    switch.focus()  # its input is covered by the drawn switch: toggled from the keyboard
+    page.keyboard.press("Space")
+    expect(switch).not_to_be_checked(timeout=30_000)
+    expect(page.get_by_text("其中 1 个不参与检索")).to_be_visible(timeout=30_000)
+    screenshot(page, "12-chunk-off.png")
+    page.get_by_role("tab", name="检索测试").click()
+    question.fill("员工每年有几天年假?")
+    click_button(page, "检索")
+    expect(page.get_by_text("1 个段落已设为不参与检索")).to_be_visible(timeout=60_000)
+    texts = page.locator(".zk-hit-text")
+    for i in range(texts.count()):
+        assert CITED not in texts.nth(i).inner_text()

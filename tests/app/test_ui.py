@@ -375,6 +375,13 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     at.run()
     click(at, "导入 1 个文件到「项目资料」")
     assert uploads_dir(settings_for, "项目资料").is_dir()
+    # what the knowledge base gathered besides its documents goes with it
+    from app._conversations import ConversationStore, Turn, conversations_path
+    from app._evalset import evalset_dir, make_case, save_case
+
+    ConversationStore(settings_for, "项目资料").append("c1", Turn("项目代号?"))
+    with KnowledgeBase.open(settings_for, "项目资料") as kb:
+        save_case(settings_for, kb, make_case("项目代号?", "青鸟", []))
     click(at, "删除「项目资料」")
     assert "确定永久删除知识库「项目资料」吗" in texts(at.error)
     click(at, "取消")
@@ -383,6 +390,8 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     click(at, "确认删除")
     assert "项目资料" not in list_kbs(settings_for)
     assert not uploads_dir(settings_for, "项目资料").exists()
+    assert not conversations_path(settings_for, "项目资料").exists()
+    assert not evalset_dir(settings_for, "项目资料").exists()
     assert at.selectbox(key="kb").value == "default"
     # switching back and forth through the sidebar keeps each knowledge base's view
     assert at.metric[0].value == "3"
@@ -404,6 +413,83 @@ def test_sidebar_settings_apply_to_the_next_answer(filled: Path, ollama: FakeOll
     assert "仅检索" in texts(at.info)
     assert ollama.chat_requests == []  # the LLM was not asked
     assert html_of(at).count('class="zk-card-head"') == 1
+
+
+# ----- checking an answer: the source at its sentence, stored conversations, the inspector ---
+
+
+def test_a_text_source_opens_beside_the_chat_with_the_span_marked(
+    filled: Path, ollama: FakeOllama
+) -> None:
+    at = ask(start(), "每年有几天年假?")
+    at = click(at, "[1]")  # the marker's button under the answer
+    viewer = html_of(at)
+    assert 'class="zk-viewer-text"' in viewer
+    assert '<mark id="zk-viewer-mark">员工每年享有十五天带薪年假' in viewer
+    assert "员工年假制度" in texts(at.markdown)  # the viewer's title line
+    assert any(b.label == "查看原文" for b in at.button)  # the card's own button
+    no_traceback(at)
+
+
+def test_a_conversation_reopens_in_a_new_session_from_its_url(
+    filled: Path, ollama: FakeOllama, settings_for: Settings
+) -> None:
+    from app._conversations import ConversationStore
+
+    at = ask(start(), "每年有几天年假?")
+    stored = ConversationStore(settings_for, "default").list()
+    assert [c.title for c in stored] == ["每年有几天年假?"]
+    assert at.query_params["c"] == stored[0].id
+    # a browser reload is a new session with the same URL
+    again = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    again.query_params["c"] = stored[0].id
+    again.run()
+    assert "带薪年假" in texts(again.markdown)
+    assert 'id="zk-src-0-1"' in html_of(again)  # its source cards are back
+    assert any(b.label.startswith("每年有几天年假?") for b in again.button)  # in the sidebar
+    # "新对话" leaves it in the list and starts an empty one
+    again = click(again, "新对话")
+    assert 'id="zk-src-0-1"' not in html_of(again)
+    assert "c" not in again.query_params
+
+
+def test_the_inspector_explains_a_question(filled: Path) -> None:
+    at = start()
+    at.switch_page("pages/inspector.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.text_input[0].set_value("住宿标准是多少?")
+    at = click(at, "检索")
+    assert "会放进提示词" in texts(at.success)
+    table = at.table[0].value
+    assert "语义相似度" in table.columns and "报销规定" in " ".join(table["文档"])
+    assert "zk-token" in html_of(at)
+    no_traceback(at)
+
+
+def test_several_knowledge_bases_answer_one_question(
+    filled: Path, ollama: FakeOllama, settings_for: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    from app._conversations import ConversationStore
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    (folder / "住宿.txt").write_text(
+        "出差住宿规定\n\n出差住宿标准为每晚不超过六百元。", encoding="utf-8"
+    )
+    ingest_paths(settings_for, [folder], "hr", embedder=embedder)
+    at = start()
+    at.multiselect(key="zk-also-default").set_value(["hr"]).run()
+    at = ask(at, "住宿标准是多少?")
+    shown = texts(at.markdown)
+    assert "知识库「default」" in shown and "知识库「hr」" in shown
+    cards = html_of(at)
+    assert 'id="zk-src-0-1"' in cards and 'id="zk-src-0k1-1"' in cards  # one set per base
+    assert "住宿.txt" in cards and "报销规定.txt" in cards
+    turn = ConversationStore(settings_for, "default").turns(
+        ConversationStore(settings_for, "default").list()[0].id
+    )[0]
+    assert list(turn.others) == ["hr"] and "六百元" in turn.others["hr"].passages[0].text
+    no_traceback(at)
 
 
 def test_an_embedded_model_that_traps_at_start_is_reported_once_and_answers_go_on(

@@ -1,0 +1,207 @@
+"""Evaluation cases made from feedback: one set per knowledge base under the data home
+(`<ZHIKU_HOME>/evalsets/<kb>/`), in the `zhiku eval` format (`../shared/eval/README.md`):
+`questions.jsonl` holds the cases, `corpus.jsonl` the knowledge base's documents (refreshed
+with every saved case), so `zhiku eval <that folder>` runs it from the command line too.
+
+In the web app the set is run against the knowledge base itself (its gold ids are that
+knowledge base's document ids), through the same `evaluate_retrieval` and `evaluate_answers`
+the command uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app._eval import (
+    AnswerRow,
+    Dataset,
+    RetrievalRow,
+    evaluate_answers,
+    evaluate_retrieval,
+    load_dataset,
+    summarize_answers,
+    summarize_retrieval,
+)
+from ingest._embed import Embedder
+from ingest._store import KnowledgeBase, validate_kb_name
+from ingest.settings import Settings
+
+EVALSETS_DIR = "evalsets"
+
+
+@dataclass(frozen=True)
+class Case:
+    qid: str
+    question: str
+    answerable: bool
+    gold_ids: tuple[str, ...]
+    answer_groups: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "qid": self.qid,
+            "question": self.question,
+            "answerable": self.answerable,
+            "gold_ids": list(self.gold_ids),
+            "gold_spans": [],
+            "answer_groups": [list(g) for g in self.answer_groups],
+            "note": self.note,  # ignored by `zhiku eval`
+            "origin": "feedback",
+        }
+
+
+def evalset_dir(settings: Settings, kb_name: str) -> Path:
+    return settings.zhiku_home / EVALSETS_DIR / validate_kb_name(kb_name)
+
+
+def make_case(
+    question: str,
+    expected: str | None,
+    gold_ids: Sequence[str],
+    note: str = "",
+) -> Case:
+    """A case: `expected` is the text a right answer must contain, None for "should refuse"."""
+    question = " ".join(question.split())
+    qid = "fb-" + hashlib.sha256(question.encode()).hexdigest()[:10]
+    if expected is None:
+        return Case(qid, question, False, (), (), note)
+    wanted = " ".join(expected.split())
+    return Case(qid, question, True, tuple(gold_ids), ((wanted,),) if wanted else (), note)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def load_cases(settings: Settings, kb_name: str) -> list[Case]:
+    path = evalset_dir(settings, kb_name) / "questions.jsonl"
+    if not path.is_file():
+        return []
+    cases = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            cases.append(
+                Case(
+                    str(raw["qid"]),
+                    raw["question"],
+                    bool(raw["answerable"]),
+                    tuple(raw.get("gold_ids") or ()),
+                    tuple(tuple(g) for g in raw.get("answer_groups") or ()),
+                    raw.get("note", ""),
+                )
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # a line edited by hand into something else: the rest still loads
+    return cases
+
+
+def _write_cases(settings: Settings, kb_name: str, cases: list[Case]) -> None:
+    folder = evalset_dir(settings, kb_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(c.as_json(), ensure_ascii=False) for c in cases]
+    _write_atomic(folder / "questions.jsonl", "".join(line + "\n" for line in lines))
+
+
+def write_corpus(settings: Settings, kb: KnowledgeBase) -> Path:
+    """The knowledge base's documents as `corpus.jsonl` (id = document id, pages joined)."""
+    folder = evalset_dir(settings, kb.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for doc in kb.documents():
+        pages = []
+        for seq in range(doc.pages or 1):
+            text = kb.page_text(doc.doc_id, seq)
+            if text:
+                pages.append(text)
+        record = {"id": doc.doc_id, "title": doc.title, "text": "\n\n".join(pages)}
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    path = folder / "corpus.jsonl"
+    _write_atomic(path, "".join(lines))
+    return path
+
+
+def save_case(settings: Settings, kb: KnowledgeBase, case: Case) -> bool:
+    """Add `case` (a case with the same question is replaced); returns whether it was new."""
+    cases = load_cases(settings, kb.name)
+    new = all(c.qid != case.qid for c in cases)
+    cases = [c for c in cases if c.qid != case.qid] + [case]
+    _write_cases(settings, kb.name, cases)
+    write_corpus(settings, kb)
+    return new
+
+
+def delete_kb_evalset(settings: Settings, kb_name: str) -> None:
+    shutil.rmtree(evalset_dir(settings, kb_name), ignore_errors=True)
+
+
+def remove_case(settings: Settings, kb_name: str, qid: str) -> None:
+    _write_cases(settings, kb_name, [c for c in load_cases(settings, kb_name) if c.qid != qid])
+
+
+@dataclass
+class EvalRun:
+    retrieval: dict[str, float]
+    retrieval_rows: list[RetrievalRow]
+    answers: dict[str, float] | None  # None when no LLM answered (retrieval only)
+    answer_rows: list[AnswerRow]
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """(question, what was expected, what happened), in Chinese."""
+        out = []
+        by_qid = {r.qid: r for r in self.answer_rows}
+        for row in self.retrieval_rows:
+            answered = by_qid.get(row.qid)
+            if row.answerable and (row.first_hit is None or row.first_hit > 5):
+                out.append((row.question, "前 5 个段落里有标准文档", "没有检索到标准文档"))
+            elif answered is not None and self.answers is not None:
+                if row.answerable and not answered.correct:
+                    got = "拒答" if answered.refused else answered.answer[:80]
+                    out.append((row.question, "回答包含期望答案", f"回答:{got}"))
+                elif not row.answerable and not answered.refused:
+                    out.append((row.question, "拒答", f"回答:{answered.answer[:80]}"))
+            elif answered is not None and not row.answerable and not answered.refused:
+                out.append((row.question, "拒答", "检索到了达到相关度下限的段落"))
+        return out
+
+
+def run_cases(
+    settings: Settings,
+    kb: KnowledgeBase,
+    embedder: Embedder,
+    backend: object,
+    on_step: Callable[[int, int, str], None] = lambda done, total, question: None,
+) -> EvalRun:
+    """Retrieval for every case, then an answer for every case through `answer()`."""
+    folder = evalset_dir(settings, kb.name)
+    dataset: Dataset = load_dataset(folder)
+    total = 2 * len(dataset.questions)
+    rows: list[RetrievalRow] = []
+    for row in evaluate_retrieval(settings, dataset, kb, embedder):
+        rows.append(row)
+        on_step(len(rows), total, row.question)
+    answered: list[AnswerRow] = []
+
+    def step(row: AnswerRow) -> None:
+        answered.append(row)
+        on_step(len(rows) + len(answered), total, row.question)
+
+    evaluate_answers(settings, dataset, kb, embedder, backend, step)
+    generating = getattr(backend, "chat", None) is not None
+    return EvalRun(
+        summarize_retrieval(rows),
+        rows,
+        summarize_answers(answered) if generating else None,
+        answered,
+    )

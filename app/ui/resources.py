@@ -1,0 +1,227 @@
+"""What every page of the web app shares: settings, the cached models and knowledge bases, the
+page header and the knowledge-base selector.
+
+Settings are read from the environment (and `.env`) on every run: that costs about 2 ms, lets a
+changed `.env` apply without a restart, and lets tests point the app at a throwaway data home by
+setting environment variables. Everything expensive is cached per process with
+`st.cache_resource`, keyed by the setting values it depends on: the embedder per model, one
+`KnowledgeBase` per data home and name (it is thread-safe and re-reads its database on every
+call, so one instance serves every session), and the resolved LLM backend per (kind,
+temperature). Document lists are never cached: the CLI may change them at any time.
+"""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
+from app.ui.markdown import escape_markdown
+from ingest._embed import Embedder, load_embedder
+from ingest._store import DB_FILE, KnowledgeBase, ModelMismatch, StoreError, kb_path, list_kbs
+from ingest.settings import Settings
+
+APP_TITLE = "知库"
+APP_ICON = "📚"
+KB_KEY = "kb"  # session-state key of the selected knowledge base
+_SWITCH_KEY = "kb_switch_to"
+RETURN_TO_KB_KEY = "return_to_kb_page"  # the knowledge-base page asked the router to come back
+RETURN_TO_INSPECT_KEY = "return_to_inspect_page"  # the same for the inspector
+
+BACKEND_CHOICES = ("auto", "ollama", "llamacpp", "none")
+BACKEND_LABELS = {
+    "auto": "自动选择",
+    "ollama": "Ollama",
+    "llamacpp": "内置模型(llama.cpp)",
+    "none": "仅检索(不生成回答)",
+}
+
+ENABLE_GENERATION_ZH = (
+    "要生成回答,请启动 Ollama(`ollama serve`,再 `ollama pull qwen2.5:3b`),"
+    "或运行 `make install` 安装内置模型,然后在侧边栏选择回答方式。"
+)
+
+_CSS = """
+<style>
+.zk-hero {display:flex; align-items:center; gap:.8rem; margin:-.5rem 0 .25rem 0;}
+.zk-logo {width:2.6rem; height:2.6rem; border-radius:.7rem; display:flex; align-items:center;
+  justify-content:center; background:linear-gradient(135deg,#2563eb,#7c3aed); color:#fff;
+  font-size:1.45rem; font-weight:700; flex:none;}
+.zk-hero-text {display:flex; flex-direction:column; line-height:1.25;}
+.zk-hero-title {font-size:1.6rem; font-weight:700; color:#111827;}
+.zk-tagline {color:rgba(49,51,63,.65); font-size:.9rem;}
+.zk-card-head {display:flex; flex-wrap:wrap; align-items:baseline; gap:.4rem .6rem;
+  font-size:.95rem; line-height:1.5;}
+.zk-num {display:inline-block; min-width:1.9rem; text-align:center; font-weight:600;
+  border-radius:.4rem; background:#e8f0fe; color:#1a56db; padding:0 .3rem;}
+.zk-title {font-weight:600;}
+.zk-meta {color:rgba(49,51,63,.6); font-size:.85rem;}
+.zk-tag {font-size:.75rem; border-radius:.6rem; padding:.05rem .5rem; background:#fff4e5;
+  color:#9a5b00; border:1px solid #ffd8a8;}
+.zk-score {margin-left:auto; font-size:.8rem; color:rgba(49,51,63,.65);}
+.zk-bar {display:inline-block; width:3.5rem; height:.4rem; border-radius:.2rem;
+  background:#e6e9ef; vertical-align:middle; margin-left:.3rem; overflow:hidden;}
+.zk-bar > span {display:block; height:100%; background:#3b82f6;}
+.zk-quote {margin:.35rem 0 0 0; padding:.35rem .7rem; border-left:3px solid #93c5fd;
+  background:#f8fafc; color:#334155; font-size:.9rem; line-height:1.65; word-break:break-word;}
+.zk-passage {white-space:pre-wrap; word-break:break-word; font-size:.9rem; line-height:1.75;
+  color:#1f2937; max-height:24rem; overflow:auto;}
+.zk-passage mark, .zk-quote mark {background:#fde68a; padding:0 .1rem; border-radius:.15rem;}
+.zk-chunk {max-height:10rem;}
+[data-testid="stColumn"]:has(.zk-viewer) {position:sticky; top:3.5rem; align-self:flex-start;
+  max-height:calc(100vh - 8rem); overflow-y:auto; border-left:1px solid #e5e7eb;
+  padding-left:.8rem;}
+.zk-viewer-text {white-space:pre-wrap; word-break:break-word; font-size:.92rem; line-height:1.8;
+  color:#1f2937; max-height:60vh; overflow:auto; background:#fafafa; border:1px solid #e5e7eb;
+  border-radius:.4rem; padding:.6rem .8rem;}
+.zk-viewer-text mark, .zk-viewer-found mark {background:#fde68a; padding:0 .1rem;
+  border-radius:.15rem;}
+.zk-viewer-page {text-align:center; font-size:.9rem; color:#374151;}
+.zk-viewer-found {font-size:.85rem; color:#374151; margin:.2rem 0 .4rem 0;}
+.zk-tokens {display:flex; flex-wrap:wrap; gap:.3rem; align-items:center; font-size:.9rem;}
+.zk-token {border-radius:.3rem; background:#eef2ff; color:#3730a3; padding:0 .4rem;
+  font-family:monospace;}
+</style>
+"""
+
+
+# ----- settings and cached resources --------------------------------------------------------
+
+
+def current_settings() -> Settings:
+    """Read on every run (see the module docstring)."""
+    return Settings()
+
+
+def inject_css() -> None:
+    st.html(_CSS)
+
+
+def hero(title: str, tagline: str) -> None:
+    """The page header: the 知 logo, a title and one line on what the page is for."""
+    st.html(
+        '<div class="zk-hero"><div class="zk-logo">知</div><div class="zk-hero-text">'
+        f'<span class="zk-hero-title">{html.escape(title)}</span>'
+        f'<span class="zk-tagline">{html.escape(tagline)}</span></div></div>'
+    )
+
+
+@st.cache_resource(show_spinner="正在加载嵌入模型(首次启动需要十几秒)…")
+def _cached_embedder(model: str, models_dir: str, _settings: Settings) -> Embedder:
+    return load_embedder(_settings)
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    return _cached_embedder(settings.embedding_model, str(settings.models_dir.resolve()), settings)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _cached_kb(home: str, name: str, _settings: Settings) -> tuple[KnowledgeBase, int]:
+    kb = KnowledgeBase.open(_settings, name)
+    return kb, (kb.path / DB_FILE).stat().st_ino
+
+
+def get_kb(settings: Settings, name: str) -> KnowledgeBase | None:
+    """The shared instance of knowledge base `name`, or None when it does not exist (yet).
+    A knowledge base deleted and created again (say by the CLI) is a new database file, so
+    the cached instance is checked against the file it opened."""
+    try:
+        db = kb_path(settings, name) / DB_FILE
+    except StoreError:
+        return None
+    if not db.is_file():
+        return None
+    home = str(settings.zhiku_home.resolve())
+    kb, inode = _cached_kb(home, name, settings)
+    try:
+        current = db.stat().st_ino
+    except OSError:
+        return None
+    if current != inode:
+        _cached_kb.clear(home, name, settings)
+        kb, _ = _cached_kb(home, name, settings)
+    return kb
+
+
+def forget_kb(settings: Settings, name: str) -> None:
+    """Drop the cached instance of a deleted knowledge base."""
+    _cached_kb.clear(str(settings.zhiku_home.resolve()), name, settings)
+
+
+# What else a resolved backend depends on (top-k and the like do not make a new one).
+_BACKEND_FIELDS = {
+    "zhiku_home",
+    "zhiku_models_dir",
+    "ollama_host",
+    "ollama_model",
+    "ollama_timeout_s",
+    "llamacpp_model_path",
+    "llamacpp_threads",
+    "llamacpp_n_ctx",
+    "llm_max_tokens",
+}
+
+
+@st.cache_resource(
+    show_spinner="正在准备大模型(内置模型首次启动需加载并自检)…", ttl=300, max_entries=16
+)
+def _cached_backend(
+    kind: str, temperature: float, settings_key: str, _settings: Settings
+) -> ResolvedBackend:
+    # Expires after a few minutes so that "auto" notices an Ollama started meanwhile; the
+    # embedded model's worker process stays running, shared by every session of this app.
+    return resolve_backend(_settings, kind)  # type: ignore[arg-type]
+
+
+def get_backend(settings: Settings) -> tuple[ResolvedBackend, LlmError | None]:
+    """The backend for `settings.llm_backend` at `settings.llm_temperature`. An explicit choice
+    that cannot work (not cached, so it is retried on the next question) falls back to
+    retrieval only, with the reason to show."""
+    try:
+        resolved = _cached_backend(
+            settings.llm_backend,
+            settings.llm_temperature,
+            settings.model_dump_json(include=_BACKEND_FIELDS),
+            settings,
+        )
+    except LlmError as exc:
+        return ResolvedBackend(None, BackendInfo("none", ""), exc), exc
+    return current(resolved), None
+
+
+def store_error_zh(exc: Exception) -> str:
+    """A Chinese message for a knowledge-base problem; the English detail stays for searching."""
+    if isinstance(exc, ModelMismatch):
+        return escape_markdown(exc.rejection.zh)
+    if isinstance(exc, StoreError):
+        return escape_markdown(exc.zh)
+    return f"知识库操作失败:{escape_markdown(str(exc))}"
+
+
+# ----- the knowledge-base selector ----------------------------------------------------------
+
+
+def request_kb_switch(name: str) -> None:
+    """Select `name` on the next run (a widget's value cannot change once it is drawn)."""
+    st.session_state[_SWITCH_KEY] = name
+
+
+def kb_selector(settings: Settings) -> str:
+    """The sidebar selector shared by both pages; returns the selected knowledge base."""
+    names = list_kbs(settings)
+    if settings.default_kb not in names:
+        names.insert(0, settings.default_kb)  # the default exists as soon as it gets a file
+    wanted = st.session_state.pop(_SWITCH_KEY, None)
+    if wanted is not None:
+        if wanted not in names:
+            names.append(wanted)
+        st.session_state[KB_KEY] = wanted
+    if st.session_state.get(KB_KEY) not in names:
+        st.session_state[KB_KEY] = settings.default_kb  # deleted elsewhere, or first run
+    return st.sidebar.selectbox(
+        "知识库",
+        names,
+        key=KB_KEY,
+        help="问答和文档管理都针对这里选中的知识库;在「知识库」页面新建或删除。",
+    )

@@ -1,0 +1,63 @@
+"""A cited span in its original (`app/_source.py`): found again on the PDF page by its text,
+boxed on the page image, and the stored text of other formats with its offsets."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from support import make_cjk_pdf
+
+from app._source import find_span, render_pdf_page
+
+PAGES = [
+    ["第一页:总则。"],
+    ["第二章 休假", "员工每年享有十五天带薪年假,需要提前两周申请。", "未休完的年假可以顺延。"],
+]
+
+
+def test_a_span_is_found_across_spacing_and_line_breaks() -> None:
+    chars = list("员工每年享有\r\n十五天 带薪年假。其他")
+    indices, whole = find_span(chars, "员工每年享有十五天带薪年假。")
+    assert whole
+    assert "".join(chars[i] for i in indices).replace("\r\n", "").replace(" ", "") == (
+        "员工每年享有十五天带薪年假。"
+    )
+
+
+def test_a_quote_the_page_does_not_hold_whole_is_found_in_pieces() -> None:
+    chars = list("员工每年享有十五天带薪年假,需要提前两周申请。")
+    indices, whole = find_span(chars, "员工每年享有十五天带薪年假,需要提前三周申请。")
+    assert not whole
+    found = "".join(chars[i] for i in indices)
+    assert found.startswith("员工每年享有十五天")  # the pieces that are there
+    assert find_span(chars, "完全无关的句子内容在这里") == ([], False)
+
+
+def test_the_cited_page_is_rendered_with_the_span_boxed(tmp_path: Path) -> None:
+    pdf = make_cjk_pdf(tmp_path / "手册.pdf", PAGES)
+    image = render_pdf_page(pdf, 2, "员工每年享有十五天带薪年假,")
+    assert (image.number, image.pages) == (2, 2)
+    assert image.complete and image.found == "员工每年享有十五天带薪年假,"
+    assert len(image.boxes) == 1  # one line
+    left, top, right, bottom = image.boxes[0]
+    # the second line of the page, from the left margin (72 pt of a 595 pt page, 900 px wide)
+    assert 100 < left < 120 and right > left + 200 and 100 < top < bottom < 140
+    png = Image.open(io.BytesIO(image.png)).convert("RGB")
+    assert png.size == (image.width, image.height) == (900, 1273)
+    # inside the box the page is tinted yellow, outside it stays white
+    inside = png.crop(
+        (int(left) + 1, int(top) + 1, int(right) - 1, int(bottom) - 1)
+    ).get_flattened_data()
+    tinted = sum(1 for r, g, b in inside if r > 200 and g > 180 and b < 200)
+    assert tinted > 0.4 * len(inside)
+    assert png.getpixel((800, 1200)) == (255, 255, 255)
+    assert image.zoom_png and Image.open(io.BytesIO(image.zoom_png)).size[0] < image.width
+
+
+def test_a_page_the_file_does_not_have_is_refused(tmp_path: Path) -> None:
+    pdf = make_cjk_pdf(tmp_path / "手册.pdf", PAGES)
+    with pytest.raises(ValueError, match="has 2 pages"):
+        render_pdf_page(pdf, 3, "x")
