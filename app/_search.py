@@ -17,9 +17,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from ingest._embed import Embedder
-from ingest._store import ChunkRecord, KnowledgeBase
 from ingest._tokenize import keyword_query
 from ingest.settings import Settings
+from ingest.store import ChunkRecord, KnowledgeBase
 
 
 @dataclass

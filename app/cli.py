@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ingest._embed import EmbeddingError, load_embedder
-from ingest._store import KnowledgeBase, StoreError
 from ingest.cli import KbOption, cli, console, err_console, fail
 from ingest.settings import get_settings
+from ingest.store import KnowledgeBase, StoreError
 
 BackendOption = Annotated[
     Literal["auto", "ollama", "llamacpp", "none"] | None,

@@ -50,8 +50,8 @@ from app._ui import (  # noqa: E402
     store_error_zh,
     timing_line,
 )
-from ingest._store import KnowledgeBase, StoreError  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
+from ingest.store import KnowledgeBase, StoreError  # noqa: E402
 
 log = logging.getLogger("zhiku.app")
 

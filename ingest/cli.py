@@ -18,8 +18,8 @@ from rich.table import Table
 
 from ingest._embed import EmbeddingError
 from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
-from ingest._store import KnowledgeBase, StoreError, delete_kb, kb_path, list_kbs, salvage_kb
 from ingest.settings import Settings, get_settings
+from ingest.store import KnowledgeBase, StoreError, delete_kb, list_kbs, salvage_kb
 
 cli = typer.Typer(
     name="zhiku",
@@ -155,19 +155,22 @@ def kb_list() -> None:
     """Knowledge bases with their document and chunk counts."""
     settings = get_settings()
     table = Table(header_style="bold")
-    for column in ("name", "documents", "chunks", "embedding model"):
+    for column in ("name", "documents", "chunks", "embedding model", "store"):
         table.add_column(column)
     for name in list_kbs(settings):
         with _open(settings, name) as base:
             counts = base.counts()
             spec = base.embedding_spec()
+            store = base.describe()
         table.add_row(
             escape(name),
             str(counts["documents"]),
             str(counts["chunks"]),
             spec.name if spec else "-",
+            escape(store),
         )
-    console.print(table if table.row_count else f"no knowledge bases yet under {settings.kbs_dir}")
+    where = settings.kbs_dir if settings.vector_store == "faiss" else settings.milvus_uri
+    console.print(table if table.row_count else f"no knowledge bases yet in {where}")
 
 
 @kb_cli.command("docs")
@@ -223,9 +226,10 @@ def kb_check(
     try:
         base = KnowledgeBase.open(settings, name)
     except StoreError as exc:
-        if not (repair and (kb_path(settings, name) / "kb.sqlite").is_file()):
+        salvaged = salvage_kb(settings, name) if repair else None
+        if salvaged is None:
             raise fail(str(exc)) from exc
-        for line in salvage_kb(settings, name):
+        for line in salvaged:
             console.print(f"[cyan]repaired:[/cyan] {escape(line)}")
         base = KnowledgeBase.open(settings, name)
     with base:

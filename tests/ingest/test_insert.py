@@ -11,8 +11,8 @@ import pytest
 
 from ingest._embed import Embedder
 from ingest._insert import Progress, discover, embedding_text, ingest_paths
-from ingest._store import KnowledgeBase, ModelMismatch
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, ModelMismatch
 
 A = (
     "# 量化\n\n量化把权重从 FP32 压缩到 INT8，显存占用减少约四倍。\n\n"
