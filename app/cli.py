@@ -195,8 +195,15 @@ def eval_command(
             "chunk_overlap": settings.chunk_overlap,
             "top_k": settings.top_k,
             "dense_weight": settings.dense_weight,
+            "vector_store": settings.vector_store,
+            "hybrid_fusion": settings.hybrid_fusion,
         },
-        "index": {**base.counts(), "build_s": build_s, "cached": cached},
+        "index": {
+            **base.counts(),
+            "store": base.describe(),
+            "build_s": build_s,
+            "cached": cached,
+        },
     }
     rows: list[RetrievalRow] = []
     answered: list[AnswerRow] = []
@@ -214,7 +221,10 @@ def eval_command(
         retrieval = summarize_retrieval(rows)
         report["retrieval"] = retrieval
         columns = ["recall@1", "recall@5", "recall@10", "mrr@10"]
-        table = Table(title=f"retrieval on {data.name} ({retrieval['answerable']:.0f} answerable)")
+        table = Table(
+            title=f"retrieval on {data.name} ({retrieval['answerable']:.0f} answerable; "
+            f"store: {base.describe()})"
+        )
         table.add_column("recipe")
         for column in [*columns, "p50 ms", "p95 ms"]:
             table.add_column(column, justify="right")

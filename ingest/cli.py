@@ -253,6 +253,38 @@ def kb_check(
     )
 
 
+@kb_cli.command("migrate")
+def kb_migrate(
+    to: Annotated[str, typer.Option("--to", help="the store to move it to: milvus or faiss")],
+    kb: KbOption = None,
+) -> None:
+    """Copy a knowledge base into the other store without re-embedding, then check the copy
+    (counts and a sample of searches). The source stays as it is."""
+    from ingest.store.migrate import migrate_kb
+
+    if to not in ("milvus", "faiss"):
+        raise fail(f"--to must be milvus or faiss, not {to!r}")
+    settings = get_settings()
+    name = kb or settings.default_kb
+    say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
+    try:
+        report = migrate_kb(settings, name, to, say)  # type: ignore[arg-type]
+    except StoreError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"copied {name!r}: {report.source} → {report.target}")
+    console.print(
+        f"{report.documents} documents, {report.chunks} chunks "
+        f"({'the same counts' if report.counts_match else 'COUNTS DIFFER'}); "
+        f"sample of {report.sampled} chunks: the same best dense hit for {report.dense_agree}, "
+        f"found by keyword search in the copy for {report.keyword_found}"
+    )
+    for problem in report.problems:
+        err_console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True)
+    if not report.ok:
+        raise fail(f"the copy of {name!r} does not match its source; the source is unchanged")
+    console.print(f"use it with [bold]VECTOR_STORE={to}[/bold]; the {report.source} copy is kept")
+
+
 @kb_cli.command("delete")
 def kb_delete(
     name: Annotated[str, typer.Argument(help="the knowledge base to delete")],

@@ -64,14 +64,13 @@ def drop_all_collections(uri: str) -> None:
 
 
 @pytest.fixture
-def milvus_settings(settings: Settings, milvus_server: MilvusServer) -> Iterator[Settings]:
+def milvus_settings(tmp_path: Path, milvus_server: MilvusServer) -> Iterator[Settings]:
     """Settings of the Milvus store on the test server; every collection is dropped after."""
-    yield settings.model_copy(
-        update={
-            "vector_store": "milvus",
-            "milvus_uri": milvus_server.uri,
-            "milvus_index_type": "FLAT",
-        }
+    yield make_settings(
+        tmp_path / "home",
+        vector_store="milvus",
+        milvus_uri=milvus_server.uri,
+        milvus_index_type="FLAT",
     )
     drop_all_collections(milvus_server.uri)
 

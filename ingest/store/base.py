@@ -188,6 +188,10 @@ class KnowledgeBase(ABC):
     def origins(self) -> list[str]: ...
 
     @abstractmethod
+    def source_records(self) -> list[tuple[str, str, int]]:
+        """Every stored file as (origin, sha256, size)."""
+
+    @abstractmethod
     def doc_ids_of_origin(self, origin: str) -> list[str]: ...
 
     @abstractmethod
@@ -204,6 +208,10 @@ class KnowledgeBase(ABC):
 
     @abstractmethod
     def page_text(self, doc_id: str, page_seq: int) -> str | None: ...
+
+    @abstractmethod
+    def prepared_chunks(self, doc_id: str) -> list[PreparedChunk]:
+        """A document's chunks as stored, with their vectors (a migration copies these)."""
 
     @abstractmethod
     def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:

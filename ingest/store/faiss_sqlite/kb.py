@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
+from ingest._chunk import Chunk
 from ingest._embed import EmbeddingSpec
 from ingest._vectors import VectorIndex, index_file_name
 from ingest.settings import Settings
@@ -32,6 +33,7 @@ from ingest.store.base import (
     ChunkRecord,
     DocumentRecord,
     KnowledgeBase,
+    PreparedChunk,
     StoreError,
     validate_kb_name,
 )
@@ -225,6 +227,27 @@ class FaissSqliteKB(KeywordIndex, VectorSync, Checks, KnowledgeBase):
     def origins(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self.conn.execute("SELECT source FROM sources ORDER BY source")]
+
+    def source_records(self) -> list[tuple[str, str, int]]:
+        with self._lock:
+            rows = self.conn.execute("SELECT source, sha256, size FROM sources ORDER BY source")
+            return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def prepared_chunks(self, doc_id: str) -> list[PreparedChunk]:
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT chunk_key, doc_id, ordinal, page, page_seq, start, end, text, headings, "
+                "kind, embed_hash, vector FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+                (doc_id,),
+            ).fetchall()
+        return [
+            PreparedChunk(
+                Chunk(*r[:8], tuple(json.loads(r[8])), r[9]),
+                r[10],
+                np.frombuffer(r[11], "<f4").copy(),
+            )
+            for r in rows
+        ]
 
     def doc_ids_of_origin(self, origin: str) -> list[str]:
         with self._lock:

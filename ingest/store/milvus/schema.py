@@ -54,9 +54,11 @@ def row_key(kind: str, *parts: object) -> str:
     return f"{kind}:{digest}"
 
 
-def chunk_id(doc_id: str, version: str, ordinal: int) -> int:
-    """A chunk's integer id: unique per document version, positive int64."""
-    raw = hashlib.blake2b(f"{doc_id}\0{version}\0{ordinal}".encode(), digest_size=8).digest()
+def chunk_id(collection: str, doc_id: str, version: str, ordinal: int) -> int:
+    """A chunk's integer id: unique per collection and document version, positive int64 (a
+    reindex gives every chunk a new id, as the FAISS + SQLite store does)."""
+    key = f"{collection}\0{doc_id}\0{version}\0{ordinal}"
+    raw = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(raw, "big") & (2**63 - 1)
 
 

@@ -48,7 +48,7 @@ class MilvusWriter(Writer):
     # ----- rows ----------------------------------------------------------------------------
 
     def _chunk_rows(
-        self, doc: LoadedDoc, prepared: Sequence[PreparedChunk], version: str
+        self, collection: str, doc: LoadedDoc, prepared: Sequence[PreparedChunk], version: str
     ) -> list[dict[str, Any]]:
         assert self.spec is not None
         rows = []
@@ -69,7 +69,7 @@ class MilvusWriter(Writer):
                     raise ValueError(f"{doc.source}: a chunk's {field} exceeds {VARCHAR_MAX} bytes")
             rows.append(
                 {
-                    "id": chunk_id(doc.doc_id, version, c.ordinal),
+                    "id": chunk_id(collection, doc.doc_id, version, c.ordinal),
                     "doc_id": doc.doc_id,
                     "version": version,
                     "chunk_key": c.chunk_id,
@@ -198,7 +198,7 @@ class MilvusWriter(Writer):
         for doc, prepared in documents:  # every row built (and checked) before any is written
             if not prepared:
                 raise ValueError(f"{doc.source}: a document needs at least one chunk")
-            chunk_rows += self._chunk_rows(doc, prepared, version)
+            chunk_rows += self._chunk_rows(collection, doc, prepared, version)
             page_rows += self._page_rows(doc, version)
             old = previous.get(doc.doc_id)
             doc_rows.append(
@@ -289,7 +289,7 @@ class MilvusWriter(Writer):
         doc_rows = []
         for doc, prepared, origin, ingested_at in documents:
             version = versions.get(doc.doc_id) or uuid.uuid4().hex
-            for batch in _batches(self._chunk_rows(doc, prepared, version)):
+            for batch in _batches(self._chunk_rows(collection, doc, prepared, version)):
                 self.client.insert(collection, batch)
             if doc.doc_id not in versions:
                 for batch in _batches(self._page_rows(doc, version)):
