@@ -57,11 +57,33 @@ def test_a_write_that_dies_before_its_commit_stays_invisible_and_is_repaired(
         assert [c.id for c in kb.document_chunks("a")] == old
         assert {i for i, _ in kb.dense_search(unit(TEXT_A), 100)} == set(old)
         assert kb.keyword_search(keyword_query("倒排索引"), 5) == []
-        problems = kb.check()
-        assert any("no committed document version" in p for p in problems)
-        assert any("removed" in line for line in kb.repair())
+        collection = kb.active()["chunks"]
+        left = kb.client.query(collection, filter='doc_id == "a"', output_fields=["count(*)"])
+        assert left[0]["count(*)"] > len(old), "the dead write's chunks are still stored"
+        # the next writer, or `kb check`, undoes it from its intent, as SQLite rolls back
         assert kb.check() == []
+        left = kb.client.query(collection, filter='doc_id == "a"', output_fields=["count(*)"])
+        assert left[0]["count(*)"] == len(old)
         assert [c.id for c in kb.document_chunks("a")] == old
+        assert put(kb, make_doc("a", TEXT_B)) == {"a": "updated"}
+        assert kb.check() == []
+
+
+def test_rows_of_no_version_are_found_and_repaired(milvus_settings: Settings) -> None:
+    with KnowledgeBase.open(milvus_settings, "stray", create=True) as kb:
+        put(kb, make_doc("a", TEXT_A))
+        put(kb, make_doc("b", TEXT_B))
+        # rows no intent explains (say, written by hand): b's catalog row removed
+        from ingest.store.milvus.schema import row_key
+
+        kb.client.delete(kb.catalog, ids=[row_key("doc", "b")])
+        problems = kb.check()
+        assert any("chunks of no committed document version" in p for p in problems)
+        assert any("pages of no committed document version" in p for p in problems)
+        assert {kb.chunks([i])[i].doc_id for i, _ in kb.dense_search(unit(TEXT_B), 100)} == {"a"}
+        repaired = kb.repair()
+        assert any("removed" in line for line in repaired)
+        assert kb.check() == []
 
 
 _WRITER = """

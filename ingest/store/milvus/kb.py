@@ -517,6 +517,9 @@ class MilvusKB(KnowledgeBase):
         from ingest.store.milvus.write import MilvusWriter
 
         with self.lease():
+            from ingest.store.milvus.write import recover
+
+            recover(self)
             self.active(fresh=True)
             if spec is not None:
                 self.ensure_compatible(spec)
@@ -548,15 +551,18 @@ class MilvusKB(KnowledgeBase):
 
     def check(self) -> list[str]:
         from ingest.store.milvus.repair import check
+        from ingest.store.milvus.write import recover
 
         with self.lease():
+            recover(self)  # what a dead writer left is finished or undone first, as SQLite does
             return check(self)
 
     def repair(self) -> list[str]:
         from ingest.store.milvus.repair import repair
+        from ingest.store.milvus.write import recover
 
         with self.lease():
-            return repair(self)
+            return recover(self) + repair(self)
 
 
 def _kb_info(name: str) -> dict[str, Any]:

@@ -207,6 +207,9 @@ class MilvusWriter(Writer):
                 )
             )
             status[doc.doc_id] = "updated" if old else "added"
+        kept = set(status)
+        dropped = [d for d in drop_doc_ids if d not in kept]
+        write_intent(self.kb, version, collection, dropped)
         for batch in _batches(chunk_rows):
             self.client.insert(collection, batch)
         for batch in _batches(page_rows):
@@ -215,8 +218,6 @@ class MilvusWriter(Writer):
         # the commit: each document's row now names the new version
         for batch in _batches(doc_rows):
             self.client.upsert(self.kb.catalog, batch)
-        kept = set(status)
-        dropped = [d for d in drop_doc_ids if d not in kept]
         if dropped:
             self.client.delete(self.kb.catalog, ids=[row_key("doc", d) for d in dropped])
         self.client.upsert(
@@ -237,6 +238,7 @@ class MilvusWriter(Writer):
             self._delete_versions(list(status), keep=version)
         if dropped:
             self._delete_versions(dropped, keep=None)
+        clear_intent(self.kb, version)
         return status
 
     def _delete_versions(self, doc_ids: list[str], keep: str | None) -> None:
@@ -254,9 +256,12 @@ class MilvusWriter(Writer):
         self.lease.check()
         existing = list(self.kb.committed_versions(doc_ids))
         if existing:
+            version = uuid.uuid4().hex  # nothing is written under it: the intent lists drops
+            write_intent(self.kb, version, self.kb.active()["chunks"], existing)
             self.client.delete(self.kb.catalog, ids=[row_key("doc", d) for d in existing])
             self.changed = True
             self._delete_versions(existing, keep=None)
+            clear_intent(self.kb, version)
         self._forget_empty_sources()
         return len(existing)
 
@@ -284,6 +289,8 @@ class MilvusWriter(Writer):
         old = self.kb.active(fresh=True)
         versions = self.kb.committed_versions(d.doc_id for d in self.kb.documents())
         epoch = old["epoch"] + 1
+        reindex = uuid.uuid4().hex
+        write_intent(self.kb, reindex, chunks_name(self.kb.name, epoch), [], reindex=True)
         collection = self._new_collection(epoch)
         stamp = now()
         doc_rows = []
@@ -305,6 +312,7 @@ class MilvusWriter(Writer):
             self._delete_versions(gone, keep=None)
         if old["chunks"] is not None and old["chunks"] != collection:
             self.client.drop_collection(old["chunks"])
+        clear_intent(self.kb, reindex)
         self.changed = True
         return len(doc_rows)
 
@@ -324,3 +332,105 @@ class MilvusWriter(Writer):
             )
             out.append((doc, record.origin, record.ingested_at))
         yield from out
+
+
+# ----- intents: what a write is about to do, so that the next writer can finish or undo it ----
+
+INTENT_BYTES = 50_000
+
+
+def write_intent(
+    kb: MilvusKB,
+    version: str,
+    collection: str | None,
+    dropped: Sequence[str],
+    reindex: bool = False,
+) -> None:
+    """Recorded before a write's first row: the version it writes, the collection it writes
+    into and the documents it removes. Cleared when the write is complete."""
+    parts: list[list[str]] = [[]]
+    size = 0
+    for doc_id in dropped:
+        if size + len(doc_id.encode()) + 4 > INTENT_BYTES and parts[-1]:
+            parts.append([])
+            size = 0
+        parts[-1].append(doc_id)
+        size += len(doc_id.encode()) + 4
+    rows = [
+        catalog_row(
+            "intent",
+            row_key("intent", version, n),
+            json.dumps(
+                {"collection": collection, "dropped": part, "reindex": reindex},
+                ensure_ascii=False,
+            ),
+            version=version,
+            seq=n,
+        )
+        for n, part in enumerate(parts)
+    ]
+    kb.client.upsert(kb.catalog, rows)
+
+
+def clear_intent(kb: MilvusKB, version: str) -> None:
+    kb.client.delete(kb.catalog, filter=f'kind == "intent" and version == {literal(version)}')
+
+
+def recover(kb: MilvusKB) -> list[str]:
+    """Finish or undo the writes of writers that died (call it holding the lease): like a
+    database rolling back its journal on open. A document whose catalog row names the dead
+    write's version keeps it (the commit happened) and loses its older rows; otherwise the dead
+    write's rows go. Returns what was done."""
+    rows = kb._catalog_query('kind == "intent"', ["version", "body"])
+    if not rows:
+        return []
+    client = kb.client
+    active = kb.active(fresh=True)["chunks"]
+    done = []
+    intents: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        intents.setdefault(row["version"], []).append(json.loads(row["body"]))
+    for version, bodies in intents.items():
+        collection = bodies[0]["collection"]
+        if bodies[0].get("reindex"):
+            if collection and collection != active and client.has_collection(collection):
+                client.drop_collection(collection)  # it never became active
+            clear_intent(kb, version)
+            done.append("undid an interrupted reindex" if collection != active else "")
+            continue
+        touched: set[str] = set()
+        if collection and client.has_collection(collection):
+            kb._ensure_loaded(collection)
+            from ingest.store.milvus.schema import query_all
+
+            touched |= {
+                r["doc_id"]
+                for r in query_all(client, collection, f"version == {literal(version)}", ["doc_id"])
+            }
+        touched |= {
+            r["doc_id"]
+            for r in kb._catalog_query(
+                f'kind == "page" and version == {literal(version)}', ["doc_id"]
+            )
+        }
+        committed = kb.committed_versions(touched)
+        for doc_id in touched:
+            if committed.get(doc_id) == version:  # committed: the old version goes
+                other = f"doc_id == {literal(doc_id)} and version != {literal(version)}"
+            else:  # not committed: the new rows go
+                other = f"doc_id == {literal(doc_id)} and version == {literal(version)}"
+            if collection and client.has_collection(collection):
+                client.delete(collection, filter=other)
+            client.delete(kb.catalog, filter=f'kind == "page" and {other}')
+        dropped = [d for body in bodies for d in body["dropped"]]
+        gone = [d for d in dropped if d not in kb.committed_versions(dropped)]
+        for start in range(0, len(gone), 500):
+            part = gone[start : start + 500]
+            if active:
+                client.delete(active, filter=in_list("doc_id", part))
+            client.delete(kb.catalog, filter=f'kind == "page" and {in_list("doc_id", part)}')
+        clear_intent(kb, version)
+        done.append(
+            f"finished or undid an interrupted write ({len(touched) + len(gone)} documents)"
+        )
+    return [line for line in done if line]
