@@ -247,6 +247,14 @@ class MilvusKB(KnowledgeBase):
         rows = self._doc_rows(f"doc_id == {literal(doc_id)}")
         return self._doc_record(rows[0]) if rows else None
 
+    def documents_by_id(self, doc_ids: Sequence[str]) -> dict[str, DocumentRecord]:
+        out: dict[str, DocumentRecord] = {}
+        for part in _slices(list(dict.fromkeys(doc_ids))):
+            for row in self._doc_rows(in_list("doc_id", part)):
+                record = self._doc_record(row)
+                out[record.doc_id] = record
+        return out
+
     def documents_with_sha256(self, sha256: str) -> list[DocumentRecord]:
         return [self._doc_record(r) for r in self._doc_rows(f"sha256 == {literal(sha256)}")]
 
@@ -288,16 +296,31 @@ class MilvusKB(KnowledgeBase):
         versions = self.committed_versions(r["doc_id"] for r in rows)
         return [r for r in rows if versions.get(r["doc_id"]) == r["version"]]
 
+    def _on_chunks(self, call: Any) -> Any:
+        """`call(collection)` on the active chunk collection; once more on a fresh copy of the
+        active row if it fails: another process's reindex may have dropped the old one."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return call(self._chunks())
+        except MilvusException:
+            previous = self.active()["chunks"]
+            if self.active(fresh=True)["chunks"] == previous:
+                raise
+            return call(self._chunks())
+
     def _query_chunks(self, filter: str, fields: list[str]) -> list[dict[str, Any]]:
-        collection = self._chunks()
-        if collection is None:
-            return []
-        return self.client.query(
-            collection,
-            filter=filter,
-            output_fields=fields,
-            consistency_level=self.settings.milvus_consistency,
-        )
+        def run(collection: str | None) -> list[dict[str, Any]]:
+            if collection is None:
+                return []
+            return self.client.query(
+                collection,
+                filter=filter,
+                output_fields=fields,
+                consistency_level=self.settings.milvus_consistency,
+            )
+
+        return self._on_chunks(run)
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
         wanted = list(dict.fromkeys(int(i) for i in ids))
@@ -415,9 +438,7 @@ class MilvusKB(KnowledgeBase):
             limit = min(limit * 4, MAX_TOPK)
 
     def _search(self, data: list[Any], field: str, params: dict, filter: str = "") -> Any:
-        collection = self._chunks()
-
-        def run(limit: int) -> list[dict[str, Any]]:
+        def one(collection: str | None, limit: int) -> list[dict[str, Any]]:
             if collection is None:
                 return []
             return self.client.search(
@@ -431,7 +452,7 @@ class MilvusKB(KnowledgeBase):
                 consistency_level=self.settings.milvus_consistency,
             )[0]
 
-        return run
+        return lambda limit: self._on_chunks(lambda collection: one(collection, limit))
 
     def dense_search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         params = search_params(self.settings.milvus_index_type, k)
@@ -516,7 +537,7 @@ class MilvusKB(KnowledgeBase):
 
         from ingest.store.milvus.write import MilvusWriter
 
-        with self.lease():
+        with self.lease() as lease:
             from ingest.store.milvus.write import recover
 
             recover(self)
@@ -524,7 +545,7 @@ class MilvusKB(KnowledgeBase):
             if spec is not None:
                 self.ensure_compatible(spec)
             try:
-                yield MilvusWriter(self, spec, self._lease)
+                yield MilvusWriter(self, spec, lease)
             except MilvusException as exc:
                 raise StoreError(
                     f"Milvus refused a write to {self.name!r}: {exc}. Nothing half-written is "
@@ -534,7 +555,7 @@ class MilvusKB(KnowledgeBase):
                 ) from exc
 
     @contextmanager
-    def lease(self) -> Iterator[None]:
+    def lease(self) -> Iterator[Lease]:
         lease = Lease(
             self.client,
             self.catalog,
@@ -543,9 +564,8 @@ class MilvusKB(KnowledgeBase):
             self.settings.lock_timeout_s,
         )
         lease.acquire()
-        self._lease = lease
         try:
-            yield
+            yield lease
         finally:
             lease.release()
 

@@ -188,9 +188,7 @@ class MilvusWriter(Writer):
         collection = self._ensure_chunks()
         version = uuid.uuid4().hex
         stamp = now()
-        previous = {
-            d.doc_id: d for d in map(self.kb.document, [d.doc_id for d, _ in documents]) if d
-        }
+        previous = self.kb.documents_by_id([d.doc_id for d, _ in documents])
         chunk_rows: list[dict[str, Any]] = []
         page_rows: list[dict[str, Any]] = []
         doc_rows: list[dict[str, Any]] = []
