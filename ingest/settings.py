@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         "Strong",
         description="consistency level of searches: Strong sees every finished write at once",
     )
+    milvus_keyword_tokens: Literal["zhiku", "milvus"] = Field(
+        "zhiku",
+        description="who segments text for Milvus's BM25 in new collections: zhiku (its own "
+        "jieba search-mode tokens, as the FAISS + SQLite store indexes them; Milvus splits them "
+        "on spaces) or milvus (Milvus's jieba analyzer on the raw text)",
+    )
     milvus_lease_s: float = Field(
         60.0, description="a writer that stops renewing its lease for this long is taken as dead"
     )

@@ -22,7 +22,7 @@ import numpy as np
 
 from ingest._chunk import Chunk
 from ingest._embed import EmbeddingSpec
-from ingest._tokenize import keyword_items
+from ingest._tokenize import fts_tokens, keyword_items
 from ingest.settings import Settings
 from ingest.store.base import (
     ChunkRecord,
@@ -459,11 +459,20 @@ class MilvusKB(KnowledgeBase):
         vector = np.asarray(query, dtype=np.float32).tolist()
         return self._search_visible(self._search([vector], "dense", params), k)
 
-    @staticmethod
-    def keyword_text(query: str) -> str:
-        """A `keyword_query` expression as text for Milvus's analyzer: its terms and phrases."""
+    def keyword_tokens(self) -> str:
+        """Who segmented the active collection's keyword text: "zhiku" or "milvus"."""
+        return self.active().get("keyword_tokens", "milvus")
+
+    def keyword_text(self, query: str) -> str:
+        """A `keyword_query` expression as BM25 query text: its words, as the collection's
+        keyword text was segmented. (FTS5's phrases have no counterpart in a BM25 sparse
+        vector: their words count singly.)"""
         items = keyword_items(query)
-        return " ".join(items) if items is not None else query
+        if items is None:
+            items = [query]
+        if self.keyword_tokens() == "zhiku":
+            return " ".join(dict.fromkeys(t for item in items for t in fts_tokens(item)))
+        return " ".join(items)
 
     def keyword_search(self, query: str, k: int) -> list[tuple[int, float]]:
         text = self.keyword_text(query)

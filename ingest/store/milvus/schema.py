@@ -33,6 +33,8 @@ VARCHAR_MAX = 65_535
 PAGE_PART_BYTES = 60_000  # Milvus measures VARCHAR in bytes
 PAGE_PARTS = 10_000  # parts a page may have (600 MB of text: more than any file zhiku takes)
 JIEBA = {"tokenizer": "jieba", "filter": ["lowercase"]}
+# text zhiku has segmented already (its jieba search-mode tokens, space-separated)
+PRESEGMENTED = {"tokenizer": "whitespace"}
 
 
 def kb_key(name: str) -> str:
@@ -98,6 +100,12 @@ def connect(settings: Settings) -> MilvusClient:
             token=settings.milvus_token,
             db_name=settings.milvus_db,
             timeout=30,
+            # pymilvus pings every 10 s even when idle; a server that enforces gRPC's default
+            # ping policy (the Milvus core does) answers "too many pings" and drops the channel
+            grpc_options={
+                "grpc.keepalive_time_ms": 300_000,
+                "grpc.keepalive_permit_without_calls": 0,
+            },
         )
     except Exception as exc:
         raise unreachable(settings, exc) from exc
@@ -134,7 +142,9 @@ def catalog_schema(client: MilvusClient) -> tuple[Any, Any]:
     return schema, index
 
 
-def chunks_schema(client: MilvusClient, dimension: int, index_type: str) -> tuple[Any, Any]:
+def chunks_schema(
+    client: MilvusClient, dimension: int, index_type: str, keyword_tokens: str
+) -> tuple[Any, Any]:
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -148,13 +158,14 @@ def chunks_schema(client: MilvusClient, dimension: int, index_type: str) -> tupl
     schema.add_field("start", DataType.INT64)
     schema.add_field("end", DataType.INT64)
     schema.add_field("text", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    # what keyword search sees: title, headings and text, segmented by Milvus's jieba
+    # what keyword search sees: title, headings and text, segmented by jieba (Milvus's own
+    # analyzer, or zhiku's tokens split on spaces: MILVUS_KEYWORD_TOKENS)
     schema.add_field(
         "search_text",
         DataType.VARCHAR,
         max_length=VARCHAR_MAX,
         enable_analyzer=True,
-        analyzer_params=JIEBA,
+        analyzer_params=JIEBA if keyword_tokens == "milvus" else PRESEGMENTED,
     )
     schema.add_field("headings", DataType.VARCHAR, max_length=VARCHAR_MAX)
     schema.add_field("kind", DataType.VARCHAR, max_length=32)

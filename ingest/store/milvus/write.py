@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest._embed import EmbeddingSpec
 from ingest._load import LoadedDoc, Page
+from ingest._tokenize import fts_tokens, index_text
 from ingest.store.base import PreparedChunk, StoreError, Writer, keyword_text, now
 from ingest.store.milvus.kb import catalog_row
 from ingest.store.milvus.schema import (
@@ -44,6 +45,7 @@ class MilvusWriter(Writer):
         self.lease = lease
         self.changed = False
         self.client = kb.client
+        self.tokens = kb.keyword_tokens()
 
     # ----- rows ----------------------------------------------------------------------------
 
@@ -59,6 +61,8 @@ class MilvusWriter(Writer):
                     f"vector of shape {item.vector.shape} for a {self.spec.dimension}-d index"
                 )
             search_text = keyword_text(doc.title, c.headings, c.text)
+            if self.tokens == "zhiku":  # as FTS5's unicode61 splits zhiku's jieba tokens
+                search_text = " ".join(fts_tokens(index_text(search_text)))
             headings = json.dumps(list(c.headings), ensure_ascii=False)
             for field, value in (
                 ("text", c.text),
@@ -155,7 +159,10 @@ class MilvusWriter(Writer):
         if self.client.has_collection(name):  # left by a reindex that did not finish
             self.client.drop_collection(name)
         schema, index = chunks_schema(
-            self.client, self.spec.dimension, self.kb.settings.milvus_index_type
+            self.client,
+            self.spec.dimension,
+            self.kb.settings.milvus_index_type,
+            self.kb.settings.milvus_keyword_tokens,
         )
         self.client.create_collection(
             name,
@@ -163,6 +170,7 @@ class MilvusWriter(Writer):
             index_params=index,
             consistency_level=self.kb.settings.milvus_consistency,
         )
+        self.tokens = self.kb.settings.milvus_keyword_tokens  # what is written into it next
         if epoch == 1 or self.kb.active()["chunks"] is None:
             self._activate(name, epoch)
         return name
@@ -170,9 +178,16 @@ class MilvusWriter(Writer):
     def _activate(self, name: str, epoch: int) -> None:
         assert self.spec is not None
         self.kb._write_meta(
-            "active", {"chunks": name, "epoch": epoch, "embedding": self.spec.__dict__}
+            "active",
+            {
+                "chunks": name,
+                "epoch": epoch,
+                "embedding": self.spec.__dict__,
+                "keyword_tokens": self.kb.settings.milvus_keyword_tokens,
+            },
         )
         self.kb.active(fresh=True)
+        self.tokens = self.kb.keyword_tokens()
 
     # ----- the interface -------------------------------------------------------------------
 
