@@ -161,7 +161,7 @@ def kb_list() -> None:
         with _open(settings, name) as base:
             counts = base.counts()
             spec = base.embedding_spec()
-            store = base.describe()
+            store = base.store
         table.add_row(
             escape(name),
             str(counts["documents"]),
@@ -170,7 +170,11 @@ def kb_list() -> None:
             escape(store),
         )
     where = settings.kbs_dir if settings.vector_store == "faiss" else settings.milvus_uri
-    console.print(table if table.row_count else f"no knowledge bases yet in {where}")
+    if not table.row_count:
+        console.print(f"no knowledge bases yet in {where}")
+        return
+    console.print(table)
+    console.print(f"store: {settings.vector_store} ({where})", soft_wrap=True)
 
 
 @kb_cli.command("docs")
