@@ -166,7 +166,7 @@ def _store_fused(
     kb: KnowledgeBase, embedder: Embedder, query: str, settings: Settings, k: int
 ) -> list[Hit]:
     """The store's own hybrid search (HYBRID_FUSION=rrf|weighted: Milvus's `hybrid_search`
-    with RRFRanker or WeightedRanker, the same rankers over FAISS + SQLite), each hit with its
+    with RRFRanker, or a weighted sum; the same rankers over FAISS + SQLite), each hit with its
     cosine and BM25 looked up afterwards. Scores are the ranker's: RRF's are not in [0, 1]."""
     started = time.perf_counter()
     vector = embedder.encode_queries([query])[0]

@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     hybrid_fusion: Literal["convex", "rrf", "weighted"] = Field(
         "convex",
         description="how dense and keyword candidates are fused: convex (zhiku's, both scores "
-        "for every candidate), rrf or weighted (the store's own hybrid search; Milvus "
-        "hybrid_search with RRFRanker or WeightedRanker)",
+        "for every candidate), rrf (the store's own hybrid search; Milvus: hybrid_search with "
+        "RRFRanker) or weighted (Milvus's WeightedRanker formula over both searches)",
     )
     context_passages: int = Field(3, description="passages put in the LLM prompt (of top_k)")
     context_score_ratio: float = Field(
