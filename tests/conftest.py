@@ -54,15 +54,6 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusSe
     server.stop()
 
 
-def drop_all_collections(uri: str) -> None:
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri=uri)
-    for name in client.list_collections():
-        client.drop_collection(name)
-    client.close()
-
-
 @pytest.fixture
 def milvus_settings(tmp_path: Path, milvus_server: MilvusServer) -> Iterator[Settings]:
     """Settings of the Milvus store on the test server; every collection is dropped after."""
@@ -72,7 +63,7 @@ def milvus_settings(tmp_path: Path, milvus_server: MilvusServer) -> Iterator[Set
         milvus_uri=milvus_server.uri,
         milvus_index_type="FLAT",
     )
-    drop_all_collections(milvus_server.uri)
+    milvus_server.drop_all()
 
 
 @pytest.fixture(params=["faiss", "milvus"])

@@ -62,6 +62,15 @@ class MilvusServer:
         self.stop()
         return False
 
+    def drop_all(self) -> None:
+        """Drop every collection: the next test starts from an empty server."""
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=self.uri)
+        for name in client.list_collections():
+            client.drop_collection(name)
+        client.close()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

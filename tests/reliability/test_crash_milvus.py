@@ -7,8 +7,10 @@ here), and what it left half-written is finished or undone by the next writer or
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from milvus_server import MilvusServer
 from test_crash import TRIGGERS, expected_chunks, write_corpus
 from typer.testing import CliRunner
@@ -46,9 +48,16 @@ def check_consistent(settings: Settings, versions: dict[str, list[list[str]]]) -
             assert len(stored) == doc.chunks
 
 
+@pytest.fixture
+def server(milvus_server: MilvusServer) -> Iterator[MilvusServer]:
+    yield milvus_server
+    milvus_server.drop_all()
+
+
 def test_killed_milvus_ingestions_leave_a_consistent_store(
-    zygote: Zygote, milvus_server: MilvusServer, tmp_path: Path
+    zygote: Zygote, server: MilvusServer, tmp_path: Path
 ) -> None:
+    milvus_server = server
     rng = random.Random(20261201)
     home, corpus = tmp_path / "home", tmp_path / "corpus"
     corpus.mkdir()
