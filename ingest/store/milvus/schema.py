@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingest.store.base import StoreError
@@ -233,3 +233,11 @@ def query_all(
             yield from rows
     finally:
         iterator.close()
+
+
+SLICE = 1000  # values per `in [...]` filter
+
+
+def slices(values: Sequence[Any], size: int = SLICE) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
