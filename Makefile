@@ -4,11 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the real Milvus core, served on 127.0.0.1 by the Milvus tests: kept out of the venv, where
+# pymilvus may want the pure-Python milvus-lite 3.x, which is not Milvus
+MILVUS_CORE := $(VENV)/milvus-core
 PORT ?= 8501
 KB ?= default
 
 .DEFAULT_GOAL := help
-.PHONY: help install models run serve ingest test lint eval bench browser clean
+.PHONY: help install models run serve ingest test lint eval bench browser milvus clean
 
 help: ## show this help
 	@echo "知库 zhiku — local knowledge base with cited answers"
@@ -55,11 +58,17 @@ browser: ## install Debian's chromium (and CJK fonts) for the real-browser test,
 			chromium fonts-noto-cjk; \
 	else echo "chromium: not installed and cannot be installed here; the browser test will skip"; fi
 
+$(MILVUS_CORE)/.installed: Makefile
+	$(BIN)/pip install --no-deps --target $(MILVUS_CORE) "milvus-lite==2.5.1"
+	touch $@
+
+milvus: $(STAMP) $(MILVUS_CORE)/.installed ## install the Milvus core (milvus-lite 2.5.1's binary) the Milvus tests start
+
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) browser lint ## run the whole test suite (the first run prepares the models)
+test: $(STAMP) browser milvus lint ## run the whole test suite (the first run prepares the models)
 	$(BIN)/zhiku prepare
 	$(BIN)/pytest
 

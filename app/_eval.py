@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths
-from ingest._store import KnowledgeBase
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 # Bump when chunking, embedding text or indexing changes, so cached eval indexes are rebuilt.
 PIPELINE_VERSION = "3"

@@ -15,7 +15,7 @@ from itertools import pairwise
 
 from app._cite import ngrams as _grams
 from app._search import Hit
-from ingest._store import KnowledgeBase
+from ingest.store import KnowledgeBase
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _CJK_GRAM = re.compile(r"^[\u3400-\u9fff]{1,2}$")

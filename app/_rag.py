@@ -27,8 +27,8 @@ from app._prompt import (
 )
 from app._search import search
 from ingest._embed import Embedder
-from ingest._store import KnowledgeBase
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 
 @dataclass

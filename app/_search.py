@@ -17,9 +17,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from ingest._embed import Embedder
-from ingest._store import ChunkRecord, KnowledgeBase
 from ingest._tokenize import keyword_query
 from ingest.settings import Settings
+from ingest.store import ChunkRecord, KnowledgeBase
 
 
 @dataclass
@@ -107,6 +107,8 @@ def search(
     """The top-k chunks for `query`, best first."""
     k = k or settings.top_k
     kb.ensure_compatible(embedder.spec)
+    if settings.hybrid_fusion != "convex":
+        return _store_fused(kb, embedder, query, settings, k)
     started = time.perf_counter()
 
     def keyword_side() -> tuple[str, list[tuple[int, float]], float]:
@@ -159,6 +161,37 @@ def search(
             timings,
         )
         for i, score in top
+        if i in records
+    ]
+    return hits[:k]
+
+
+def _store_fused(
+    kb: KnowledgeBase, embedder: Embedder, query: str, settings: Settings, k: int
+) -> list[Hit]:
+    """The store's own hybrid search (HYBRID_FUSION=rrf|weighted: Milvus's `hybrid_search`
+    with RRFRanker, or a weighted sum; the same rankers over FAISS + SQLite), each hit with its
+    cosine and BM25 looked up afterwards. Scores are the ranker's: RRF's are not in [0, 1]."""
+    started = time.perf_counter()
+    vector = embedder.encode_queries([query])[0]
+    embedded = time.perf_counter()
+    expression = keyword_query(query)
+    fused = kb.hybrid_search(
+        vector,
+        expression,
+        max(k, 1) * 2,
+        "rrf" if settings.hybrid_fusion == "rrf" else "weighted",
+        settings.dense_weight,
+        max(settings.dense_candidates, settings.keyword_candidates),
+    )
+    ids = [i for i, _ in fused]
+    records = kb.chunks(ids)
+    cosine = {i: float(np.dot(v, vector)) for i, v in kb.vectors_of(ids).items()}
+    bm25 = kb.keyword_scores(expression, ids)
+    timings = {"embed_s": embedded - started, "total_s": time.perf_counter() - started}
+    hits = [
+        Hit(records[i], score, cosine.get(i, 0.0), bm25.get(i, 0.0), timings=timings)
+        for i, score in fused
         if i in records
     ]
     return hits[:k]

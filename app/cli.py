@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ingest._embed import EmbeddingError, load_embedder
-from ingest._store import KnowledgeBase, StoreError
 from ingest.cli import KbOption, cli, console, err_console, fail
 from ingest.settings import get_settings
+from ingest.store import KnowledgeBase, StoreError
 
 BackendOption = Annotated[
     Literal["auto", "ollama", "llamacpp", "none"] | None,
@@ -201,8 +201,15 @@ def eval_command(
             "chunk_overlap": settings.chunk_overlap,
             "top_k": settings.top_k,
             "dense_weight": settings.dense_weight,
+            "vector_store": settings.vector_store,
+            "hybrid_fusion": settings.hybrid_fusion,
         },
-        "index": {**base.counts(), "build_s": build_s, "cached": cached},
+        "index": {
+            **base.counts(),
+            "store": base.describe(),
+            "build_s": build_s,
+            "cached": cached,
+        },
     }
     rows: list[RetrievalRow] = []
     answered: list[AnswerRow] = []
@@ -220,7 +227,10 @@ def eval_command(
         retrieval = summarize_retrieval(rows)
         report["retrieval"] = retrieval
         columns = ["recall@1", "recall@5", "recall@10", "mrr@10"]
-        table = Table(title=f"retrieval on {data.name} ({retrieval['answerable']:.0f} answerable)")
+        table = Table(
+            title=f"retrieval on {data.name} ({retrieval['answerable']:.0f} answerable; "
+            f"store: {base.describe()})"
+        )
         table.add_column("recipe")
         for column in [*columns, "p50 ms", "p95 ms"]:
             table.add_column(column, justify="right")

@@ -61,8 +61,8 @@ from app.ui.resources import (  # noqa: E402
     store_error_zh,
 )
 from app.ui.viewer import current_source, viewer_panel  # noqa: E402
-from ingest._store import KnowledgeBase, StoreError, list_kbs  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
+from ingest.store import KnowledgeBase, StoreError, list_kbs  # noqa: E402
 
 log = logging.getLogger("zhiku.app")
 

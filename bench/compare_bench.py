@@ -40,7 +40,7 @@ def run(embedder: Any, keep: dict[str, tuple[Path, float]]) -> dict[str, Any]:
         plain_langchain_recipe,
         summarize_retrieval,
     )
-    from ingest._store import KnowledgeBase
+    from ingest.store import KnowledgeBase
 
     results = []
     for name in DATASETS:

@@ -91,17 +91,18 @@ class StageTimer:
 def instrumented(timer: StageTimer) -> Iterator[None]:
     import ingest._embed as embed_mod
     import ingest._insert as insert_mod
-    import ingest._store as store_mod
+    import ingest.store.faiss_sqlite.kb as store_mod
+    import ingest.store.faiss_sqlite.write as write_mod
 
     patches = [
         (insert_mod, "_sha256", "hash files"),
         (insert_mod, "load_file", "load"),
         (insert_mod, "chunk_document", "chunk"),
         (embed_mod.Embedder, "encode_passages", "embed"),
-        (store_mod.KnowledgeBase, "vectors_by_embed_hash", "reuse lookup"),
-        (store_mod, "index_text", "jieba (inside put_file)"),
-        (store_mod.Writer, "put_file", "put_file (SQLite, incl. jieba)"),
-        (store_mod.KnowledgeBase, "save_vectors", "FAISS save"),
+        (store_mod.FaissSqliteKB, "vectors_by_embed_hash", "reuse lookup"),
+        (write_mod, "index_text", "jieba (inside put_file)"),
+        (write_mod.SqliteWriter, "put_file", "put_file (SQLite, incl. jieba)"),
+        (store_mod.FaissSqliteKB, "save_vectors", "FAISS save"),
     ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:

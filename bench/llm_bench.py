@@ -20,7 +20,7 @@ def run(embedder: Any, keep: dict[str, Any], limit: int | None) -> dict[str, Any
     from app._llm import resolve_backend
     from app._llm_llamacpp import llamacpp_installed
     from app._rag import Final, answer
-    from ingest._store import KnowledgeBase
+    from ingest.store import KnowledgeBase
 
     dataset = load_dataset(EVAL_DIR / "seed_dev")
     home, _ = zhiku_kb(embedder, dataset.corpus, keep)

@@ -102,9 +102,9 @@ def _index_facts(index: faiss.Index) -> dict[str, Any]:
 
 def measure(size: int, n_queries: int, run_check: bool = True) -> dict[str, Any]:
     from app._search import search
-    from ingest._store import KnowledgeBase
     from ingest._tokenize import keyword_query
     from ingest._vectors import index_file_name
+    from ingest.store import KnowledgeBase
 
     embedder = load_model(say)
     material = synth.ensure_base(lambda: embedder)

@@ -384,7 +384,7 @@ class Block:
     centres: np.ndarray  # window of every chunk, in chunk order
 
     def keyword_texts(self) -> list[str]:
-        from ingest._store import keyword_text
+        from ingest.store import keyword_text
 
         return [
             keyword_text(title, (), text)
@@ -565,7 +565,7 @@ def built_info(size: int) -> dict[str, Any] | None:
 
 def ensure_kb(size: int, material: Material, run_check: bool = True) -> dict[str, Any]:
     """The synthetic knowledge base of `size` chunks: cached, resumed, or built."""
-    from ingest._store import KnowledgeBase
+    from ingest.store import KnowledgeBase
 
     if size % BLOCK:
         raise ValueError(f"sizes are multiples of {BLOCK}")

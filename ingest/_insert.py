@@ -22,8 +22,8 @@ from ingest._embed import Embedder, EmbeddingSpec, load_embedder
 from ingest._load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
 from ingest._originals import keep_original
 from ingest._reasons import Rejection
-from ingest._store import KnowledgeBase, PreparedChunk, StoreError
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, PreparedChunk, StoreError
 
 Status = Literal["added", "updated", "skipped", "failed", "removed"]
 

@@ -28,8 +28,8 @@ from filelock import FileLock
 
 from ingest._load import SUPPORTED_SUFFIXES
 from ingest._reasons import Rejection
-from ingest._store import KnowledgeBase, StoreError, validate_kb_name
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, StoreError, validate_kb_name
 
 UPLOADS_DIR = "uploads"
 MAX_NAME_BYTES = 255

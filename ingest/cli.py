@@ -18,8 +18,8 @@ from rich.table import Table
 
 from ingest._embed import EmbeddingError
 from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
-from ingest._store import KnowledgeBase, StoreError, delete_kb, kb_path, list_kbs, salvage_kb
 from ingest.settings import Settings, get_settings
+from ingest.store import KnowledgeBase, StoreError, delete_kb, list_kbs, salvage_kb
 
 cli = typer.Typer(
     name="zhiku",
@@ -155,19 +155,26 @@ def kb_list() -> None:
     """Knowledge bases with their document and chunk counts."""
     settings = get_settings()
     table = Table(header_style="bold")
-    for column in ("name", "documents", "chunks", "embedding model"):
+    for column in ("name", "documents", "chunks", "embedding model", "store"):
         table.add_column(column)
     for name in list_kbs(settings):
         with _open(settings, name) as base:
             counts = base.counts()
             spec = base.embedding_spec()
+            store = base.store
         table.add_row(
             escape(name),
             str(counts["documents"]),
             str(counts["chunks"]),
             spec.name if spec else "-",
+            escape(store),
         )
-    console.print(table if table.row_count else f"no knowledge bases yet under {settings.kbs_dir}")
+    where = settings.kbs_dir if settings.vector_store == "faiss" else settings.milvus_uri
+    if not table.row_count:
+        console.print(f"no knowledge bases yet in {where}")
+        return
+    console.print(table)
+    console.print(f"store: {settings.vector_store} ({where})", soft_wrap=True)
 
 
 @kb_cli.command("docs")
@@ -223,9 +230,10 @@ def kb_check(
     try:
         base = KnowledgeBase.open(settings, name)
     except StoreError as exc:
-        if not (repair and (kb_path(settings, name) / "kb.sqlite").is_file()):
+        salvaged = salvage_kb(settings, name) if repair else None
+        if salvaged is None:
             raise fail(str(exc)) from exc
-        for line in salvage_kb(settings, name):
+        for line in salvaged:
             console.print(f"[cyan]repaired:[/cyan] {escape(line)}")
         base = KnowledgeBase.open(settings, name)
     with base:
@@ -247,6 +255,38 @@ def kb_check(
         f"[green]ok[/green]: {name!r} is consistent "
         f"({counts['documents']} documents, {counts['chunks']} chunks)"
     )
+
+
+@kb_cli.command("migrate")
+def kb_migrate(
+    to: Annotated[str, typer.Option("--to", help="the store to move it to: milvus or faiss")],
+    kb: KbOption = None,
+) -> None:
+    """Copy a knowledge base into the other store without re-embedding, then check the copy
+    (counts and a sample of searches). The source stays as it is."""
+    from ingest.store.migrate import migrate_kb
+
+    if to not in ("milvus", "faiss"):
+        raise fail(f"--to must be milvus or faiss, not {to!r}")
+    settings = get_settings()
+    name = kb or settings.default_kb
+    say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
+    try:
+        report = migrate_kb(settings, name, to, say)  # type: ignore[arg-type]
+    except StoreError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"copied {name!r}: {report.source} → {report.target}")
+    console.print(
+        f"{report.documents} documents, {report.chunks} chunks "
+        f"({'the same counts' if report.counts_match else 'COUNTS DIFFER'}); "
+        f"sample of {report.sampled} chunks: the same best dense hit for {report.dense_agree}, "
+        f"found by keyword search in the copy for {report.keyword_found}"
+    )
+    for problem in report.problems:
+        err_console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True)
+    if not report.ok:
+        raise fail(f"the copy of {name!r} does not match its source; the source is unchanged")
+    console.print(f"use it with [bold]VECTOR_STORE={to}[/bold]; the {report.source} copy is kept")
 
 
 @kb_cli.command("delete")

@@ -38,6 +38,32 @@ class Settings(BaseSettings):
     )
     default_kb: str = "default"
     lock_timeout_s: float = Field(30.0, description="how long a writer waits for another writer")
+    vector_store: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="where knowledge bases live: faiss (FAISS + SQLite under ZHIKU_HOME, one "
+        "machine) or milvus (a Milvus server at MILVUS_URI, shared by several app servers)",
+    )
+    milvus_uri: str = Field("http://127.0.0.1:19530", description="the Milvus server")
+    milvus_token: str = Field("", description="Milvus credentials: 'user:password' or an API key")
+    milvus_db: str = Field("default", description="the Milvus database holding the collections")
+    milvus_index_type: Literal["HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX"] = Field(
+        "HNSW",
+        description="dense index of new collections: HNSW for production servers; FLAT or "
+        "IVF_FLAT where HNSW is not accepted (the Milvus Lite core used by the tests)",
+    )
+    milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Strong",
+        description="consistency level of searches: Strong sees every finished write at once",
+    )
+    milvus_keyword_tokens: Literal["zhiku", "milvus"] = Field(
+        "zhiku",
+        description="who segments text for Milvus's BM25 in new collections: zhiku (its own "
+        "jieba search-mode tokens, as the FAISS + SQLite store indexes them; Milvus splits them "
+        "on spaces) or milvus (Milvus's jieba analyzer on the raw text)",
+    )
+    milvus_lease_s: float = Field(
+        60.0, description="a writer that stops renewing its lease for this long is taken as dead"
+    )
 
     # --- ingestion ---
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
@@ -67,6 +93,12 @@ class Settings(BaseSettings):
     keyword_candidates: int = 40
     dense_weight: float = Field(
         0.4, description="weight of dense vs keyword scores in hybrid fusion (0..1)"
+    )
+    hybrid_fusion: Literal["convex", "rrf", "weighted"] = Field(
+        "convex",
+        description="how dense and keyword candidates are fused: convex (zhiku's, both scores "
+        "for every candidate), rrf (the store's own hybrid search; Milvus: hybrid_search with "
+        "RRFRanker) or weighted (Milvus's WeightedRanker formula over both searches)",
     )
     context_passages: int = Field(3, description="passages put in the LLM prompt (of top_k)")
     context_score_ratio: float = Field(

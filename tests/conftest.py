@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from milvus_server import MilvusServer
 from support import REPO, SHARED, SMALL_CORPUS, build_kb, make_settings
 
 from ingest._embed import Embedder, load_embedder
@@ -40,4 +41,34 @@ def small_kb_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedd
     home = tmp_path_factory.mktemp("small") / "home"
     settings = make_settings(home)
     build_kb(settings, embedder, SMALL_CORPUS, name=settings.default_kb)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    """The real Milvus core on 127.0.0.1, once per session (skips when it cannot start)."""
+    server = MilvusServer(tmp_path_factory.mktemp("milvus"))
+    if not server.start():
+        pytest.skip(f"Milvus cannot run here: {server.why_not}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def milvus_settings(tmp_path: Path, milvus_server: MilvusServer) -> Iterator[Settings]:
+    """Settings of the Milvus store on the test server; every collection is dropped after."""
+    yield make_settings(
+        tmp_path / "home",
+        vector_store="milvus",
+        milvus_uri=milvus_server.uri,
+        milvus_index_type="FLAT",
+    )
+    milvus_server.drop_all()
+
+
+@pytest.fixture(params=["faiss", "milvus"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The same test against each store."""
+    if request.param == "milvus":
+        return request.getfixturevalue("milvus_settings")
     return settings

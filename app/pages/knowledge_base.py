@@ -37,9 +37,9 @@ from app.ui.resources import (
 from ingest._insert import ingest_paths, remove_documents
 from ingest._load import SUPPORTED_SUFFIXES
 from ingest._originals import delete_kb_originals, discard_originals, originals_dir
-from ingest._store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
 from ingest._upload import delete_kb_uploads, discard_upload, uploads_dir
 from ingest.settings import Settings
+from ingest.store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
 
 _FLASH = "kb_flash"
 _LAST_IMPORT = "kb_last_import"

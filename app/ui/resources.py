@@ -19,8 +19,8 @@ import streamlit as st
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app.ui.markdown import escape_markdown
 from ingest._embed import Embedder, load_embedder
-from ingest._store import DB_FILE, KnowledgeBase, ModelMismatch, StoreError, kb_path, list_kbs
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, ModelMismatch, StoreError, kb_exists, list_kbs
 
 APP_TITLE = "知库"
 APP_ICON = "📚"
@@ -117,28 +117,24 @@ def get_embedder(settings: Settings) -> Embedder:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _cached_kb(home: str, name: str, _settings: Settings) -> tuple[KnowledgeBase, int]:
+def _cached_kb(home: str, name: str, _settings: Settings) -> tuple[KnowledgeBase, str]:
     kb = KnowledgeBase.open(_settings, name)
-    return kb, (kb.path / DB_FILE).stat().st_ino
+    return kb, kb.identity()
 
 
 def get_kb(settings: Settings, name: str) -> KnowledgeBase | None:
     """The shared instance of knowledge base `name`, or None when it does not exist (yet).
-    A knowledge base deleted and created again (say by the CLI) is a new database file, so
-    the cached instance is checked against the file it opened."""
-    try:
-        db = kb_path(settings, name) / DB_FILE
-    except StoreError:
-        return None
-    if not db.is_file():
+    A knowledge base deleted and created again (say by the CLI) is a new one, so the cached
+    instance is checked against the one it opened."""
+    if not kb_exists(settings, name):
         return None
     home = str(settings.zhiku_home.resolve())
-    kb, inode = _cached_kb(home, name, settings)
+    kb, identity = _cached_kb(home, name, settings)
     try:
-        current = db.stat().st_ino
-    except OSError:
+        current = kb.identity()
+    except (OSError, StoreError):
         return None
-    if current != inode:
+    if current != identity:
         _cached_kb.clear(home, name, settings)
         kb, _ = _cached_kb(home, name, settings)
     return kb

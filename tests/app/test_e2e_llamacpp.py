@@ -19,7 +19,7 @@ from app._llm import resolve_backend
 from app._rag import Final, Token, answer
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths
-from ingest._store import KnowledgeBase
+from ingest.store import KnowledgeBase
 
 QUESTIONS = ("d12", "d13")  # from ../shared/eval/seed_dev; their documents are 002 and 004
 DOCUMENTS = ("002_4b290eeb383b72e8.txt", "004_68a3e9db62489fbe.txt")

@@ -23,8 +23,8 @@ from app._rag import (
     is_refusal,
 )
 from ingest._embed import Embedder
-from ingest._store import KnowledgeBase
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pytest
 
 from app._search import HybridRetriever, fuse, search
 from ingest._embed import Embedder, EmbeddingSpec
-from ingest._store import KnowledgeBase, ModelMismatch
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, ModelMismatch
 
 
 @pytest.fixture

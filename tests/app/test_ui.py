@@ -24,9 +24,9 @@ from support import MODELS_DIR, REPO, make_settings
 
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths
-from ingest._store import DocumentRecord, KnowledgeBase, list_kbs
 from ingest._upload import uploads_dir
 from ingest.settings import Settings
+from ingest.store import DocumentRecord, KnowledgeBase, list_kbs
 
 APP = REPO / "app" / "main.py"
 KB_PAGE = "pages/knowledge_base.py"

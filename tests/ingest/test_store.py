@@ -1,12 +1,15 @@
-"""The store: SQLite rows, FTS5 keyword index and FAISS vectors stay consistent through writes,
-stale or damaged index files, and competing writers. Vectors here are synthetic unit vectors:
-the store's behaviour does not depend on the embedding model."""
+"""The store: documents, chunks, vectors and the keyword index stay consistent through writes,
+stale or damaged index files, and competing writers. Tests taking `kb` or `store_settings` run
+against both stores (FAISS + SQLite, and the real Milvus core on 127.0.0.1); the others test
+what only FAISS + SQLite has (index files, SQLite damage). Vectors here are synthetic unit
+vectors: the store's behaviour does not depend on the embedding model."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,9 @@ import pytest
 from ingest._chunk import chunk_document
 from ingest._embed import EmbeddingSpec
 from ingest._load import LoadedDoc, Page
-from ingest._store import (
+from ingest._tokenize import keyword_query
+from ingest.settings import Settings
+from ingest.store import (
     KnowledgeBase,
     ModelMismatch,
     PreparedChunk,
@@ -23,8 +28,6 @@ from ingest._store import (
     delete_kb,
     list_kbs,
 )
-from ingest._tokenize import keyword_query
-from ingest.settings import Settings
 
 SPEC = EmbeddingSpec("test-model", 8, "query: ", "passage: ")
 RNG = np.random.default_rng(7)
@@ -62,7 +65,14 @@ TEXT_B = "向量数据库保存文本的嵌入向量，用于语义检索。关�
 
 
 @pytest.fixture
-def kb(settings: Settings) -> KnowledgeBase:
+def kb(store_settings: Settings) -> Iterator[KnowledgeBase]:
+    base = KnowledgeBase.open(store_settings, "test", create=True)
+    yield base
+    base.close()
+
+
+@pytest.fixture
+def faiss_kb(settings: Settings) -> Iterator[KnowledgeBase]:
     base = KnowledgeBase.open(settings, "test", create=True)
     yield base
     base.close()
@@ -92,7 +102,7 @@ def test_replacing_a_document_leaves_no_trace_of_the_old_chunks(kb: KnowledgeBas
     assert put(kb, make_doc("a", TEXT_B)) == {"a": "updated"}
     new = set(chunk_ids(kb, "a"))
     assert old.isdisjoint(new)
-    assert set(kb.vector_index().ids()) == new
+    assert {i for i, _ in kb.dense_search(unit(TEXT_A), 100)} == new
     assert kb.chunks(old) == {}
     assert kb.keyword_search(keyword_query("预训练"), 5) == []
     assert kb.check() == []
@@ -139,7 +149,10 @@ def test_a_corrupted_index_file_is_reported_and_repaired(settings: Settings) -> 
         assert again.check() == []
 
 
-def test_check_finds_a_keyword_index_out_of_step_and_repair_fixes_it(kb: KnowledgeBase) -> None:
+def test_check_finds_a_keyword_index_out_of_step_and_repair_fixes_it(
+    faiss_kb: KnowledgeBase,
+) -> None:
+    kb = faiss_kb
     put(kb, make_doc("a", TEXT_A))
     victim = chunk_ids(kb, "a")[0]
     kb.conn.execute("DELETE FROM chunks_fts WHERE rowid = ?", (victim,))
@@ -164,17 +177,18 @@ def test_another_model_is_refused_with_a_rebuild_hint(kb: KnowledgeBase) -> None
 
 def test_a_failed_transaction_changes_nothing(kb: KnowledgeBase) -> None:
     put(kb, make_doc("a", TEXT_A))
-    before = (kb.counts(), kb.generation, chunk_ids(kb, "a"))
+    before = (kb.counts(), kb.documents(), chunk_ids(kb, "a"))
     doc = make_doc("a", TEXT_B)
     chunks = prepared(doc)
     broken = [*chunks[:-1], PreparedChunk(chunks[-1].chunk, "x", np.zeros(3, np.float32))]
     with pytest.raises(ValueError, match="vector of shape"), kb.writer(SPEC) as writer:
         writer.put_file(doc.source, doc.sha256, doc.size, [(doc, broken)])
-    assert (kb.counts(), kb.generation, chunk_ids(kb, "a")) == before
+    assert (kb.counts(), kb.documents(), chunk_ids(kb, "a")) == before
     assert kb.check() == []
 
 
-def test_check_finds_damaged_vectors_and_orphans(kb: KnowledgeBase) -> None:
+def test_check_finds_damaged_vectors_and_orphans(faiss_kb: KnowledgeBase) -> None:
+    kb = faiss_kb
     put(kb, make_doc("a", TEXT_A))
     put(kb, make_doc("b", TEXT_B))
     first = chunk_ids(kb, "a")[0]
@@ -222,7 +236,8 @@ def test_a_second_writer_waits_and_then_fails_clearly(settings: Settings) -> Non
         assert kb.check() == []
 
 
-def test_names_listing_and_deletion(settings: Settings) -> None:
+def test_names_listing_and_deletion(store_settings: Settings) -> None:
+    settings = store_settings
     for name in ("默认", "work-2"):
         KnowledgeBase.open(settings, name, create=True).close()
     assert list_kbs(settings) == sorted(["默认", "work-2"])
@@ -262,7 +277,8 @@ def test_unit_vectors_are_stored_exactly(kb: KnowledgeBase) -> None:
         np.testing.assert_array_equal(stored[row.embed_hash], row.vector)
 
 
-def test_index_files_are_replaced_atomically(kb: KnowledgeBase) -> None:
+def test_index_files_are_replaced_atomically(faiss_kb: KnowledgeBase) -> None:
+    kb = faiss_kb
     put(kb, make_doc("a", TEXT_A))
     put(kb, make_doc("b", TEXT_B))
     files = sorted(p.name for p in kb.path.iterdir() if p.suffix == ".faiss" or ".tmp" in p.name)

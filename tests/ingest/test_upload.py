@@ -10,7 +10,6 @@ import pytest
 
 from ingest._embed import Embedder
 from ingest._reasons import Rejection
-from ingest._store import KnowledgeBase
 from ingest._upload import (
     MAX_NAME_BYTES,
     delete_kb_uploads,
@@ -20,6 +19,7 @@ from ingest._upload import (
     uploads_dir,
 )
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 TEXT = "知库把文档切成段落,再用向量检索。".encode()
 
@@ -189,7 +189,7 @@ def test_nothing_but_whole_files_ever_appears(settings: Settings) -> None:
 
 
 def test_an_invalid_kb_name_cannot_escape_the_uploads_folder(settings: Settings) -> None:
-    from ingest._store import StoreError
+    from ingest.store import StoreError
 
     with pytest.raises(StoreError):
         save_uploads(settings, "../escape", [("a.txt", TEXT)])

@@ -18,8 +18,8 @@ from ingest._embed import Embedder
 from ingest._insert import ingest_paths
 from ingest._load import load_file
 from ingest._reasons import Rejection
-from ingest._store import KnowledgeBase
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 GOOD = "知识库里的正常文档。它讲述检索增强生成的基本做法。" * 8
 

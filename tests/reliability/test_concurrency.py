@@ -13,8 +13,8 @@ from zygote_client import MODELS, Zygote
 from app._llm import BackendInfo, ResolvedBackend
 from app._rag import Final, answer
 from ingest._embed import Embedder
-from ingest._store import KnowledgeBase
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 KB = "shared"
 TOPICS = ["量化", "检索", "向量", "微调", "蒸馏", "推理", "分词", "索引", "缓存", "并行"]

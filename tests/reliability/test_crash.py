@@ -19,8 +19,8 @@ from zygote_client import KB, MODELS, Zygote
 from app.cli import cli
 from ingest._chunk import chunk_document
 from ingest._load import load_file
-from ingest._store import KnowledgeBase
 from ingest.settings import Settings, get_settings
+from ingest.store import KnowledgeBase
 
 TRIGGERS = ["start", "chunks_planned", "chunks_embedded", "file_done"]
 

@@ -14,7 +14,7 @@ from support import MODELS_DIR, REPO, build_kb, make_settings
 
 from app._search import search
 from ingest._embed import Embedder, default_model_dir
-from ingest._store import KnowledgeBase
+from ingest.store import KnowledgeBase
 
 UNPICKLERS = {"pickle", "cPickle", "dill", "joblib", "shelve", "marshal"}
 

@@ -8,7 +8,7 @@ Children run torch single-threaded: OpenMP's thread pool does not survive a fork
 Protocol: one JSON object per line on stdin, one per line on stdout.
   {"op": "spawn", "home": ..., "models": ..., "kb": ..., "paths": [...],
    "trigger": "chunks_embedded" | "file_done" | "chunks_planned" | null,
-   "trigger_index": n, "delay_ms": d}
+   "trigger_index": n, "delay_ms": d, "settings": {...}}
       -> {"pid": ...}; the child SIGKILLs itself d ms after the n-th `trigger` event
   {"op": "wait", "pid": ...} -> {"pid": ..., "killed": bool, "exit": code, "events": [...]}
   {"op": "quit"}
@@ -60,7 +60,10 @@ def _child(request: dict) -> None:
     torch.set_num_threads(1)
     ingest._insert.BATCH_CHUNKS = int(request.get("batch", ingest._insert.BATCH_CHUNKS))
     settings = Settings(
-        _env_file=None, zhiku_home=Path(request["home"]), zhiku_models_dir=Path(request["models"])
+        _env_file=None,
+        zhiku_home=Path(request["home"]),
+        zhiku_models_dir=Path(request["models"]),
+        **request.get("settings", {}),  # e.g. the Milvus store's
     )
     log = Path(request["home"]) / f"events-{os.getpid()}.log"
     log.parent.mkdir(parents=True, exist_ok=True)

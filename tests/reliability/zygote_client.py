@@ -41,7 +41,8 @@ class Zygote:
 
     def spawn(self, home: Path, paths: list[Path], kb: str = KB, **options: object) -> int:
         """Start an ingestion; `options`: trigger, trigger_index, delay_ms (a self-inflicted
-        SIGKILL), batch (chunks per embedding batch), prune, via_uploads."""
+        SIGKILL), batch (chunks per embedding batch), prune, via_uploads, settings (overrides
+        of the child's Settings, such as the Milvus store's)."""
         request = {"op": "spawn", "home": str(home), "models": str(MODELS), "kb": kb}
         request.update({"paths": [str(p) for p in paths], **options})
         return self.ask(request)["pid"]
