@@ -184,6 +184,8 @@ def _store_fused(
         settings.dense_weight,
         max(settings.dense_candidates, settings.keyword_candidates),
     )
+    excluded = kb.excluded_ids()  # chunks a user switched off in the inspector
+    fused = [(i, score) for i, score in fused if i not in excluded]
     ids = [i for i, _ in fused]
     records = kb.chunks(ids)
     cosine = {i: float(np.dot(v, vector)) for i, v in kb.vectors_of(ids).items()}
