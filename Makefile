@@ -27,6 +27,12 @@ $(STAMP): pyproject.toml
 	@# llama-cpp-python compiles llama.cpp from source the first time (~9 minutes on 2 cores);
 	@# pip caches the wheel, so later installs take seconds.
 	$(BIN)/pip install -e ".[llm,dev]"
+	@# OCR: rapidocr-onnxruntime (PP-OCRv4 models inside the wheel) without its opencv-python
+	@# requirement (the headless build in pyproject.toml serves); its wheel says Python < 3.13,
+	@# where there is none OCR is reported unavailable and scanned files are rejected with why.
+	@if $(BIN)/python -c 'import sys; sys.exit(sys.version_info >= (3, 13))'; then \
+		$(BIN)/pip install --no-deps rapidocr-onnxruntime==1.4.4; \
+	else echo "OCR: rapidocr-onnxruntime needs Python < 3.13; scanned pages will be rejected"; fi
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install zhiku with its pinned dependencies and the embedded LLM

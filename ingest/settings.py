@@ -50,6 +50,17 @@ class Settings(BaseSettings):
         description="how questions are embedded: onnx (ONNX Runtime, exported once from the "
         "same model, ~3x faster for one question) or torch (sentence-transformers)",
     )
+    passage_runtime: Literal["onnx", "onnx-int8", "torch"] = Field(
+        "onnx",
+        description="how passages are embedded at ingest: onnx (ONNX Runtime, the same model "
+        "exported once), onnx-int8 (dynamically quantised, faster, slightly different vectors) "
+        "or torch (sentence-transformers); an index records it and refuses a mix",
+    )
+    ocr: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: scanned PDF pages, unreadable text layers and images are read by "
+        "OCR (RapidOCR, offline); off: they are rejected",
+    )
     chunk_size: int = Field(400, description="target chunk length in characters")
     chunk_overlap: int = Field(60, description="characters repeated between neighbouring chunks")
     max_file_mb: float = Field(100.0, description="files larger than this are rejected unread")
