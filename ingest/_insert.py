@@ -19,9 +19,9 @@ import numpy as np
 
 from ingest._chunk import Chunk, chunk_document
 from ingest._embed import Embedder, EmbeddingSpec, load_embedder
-from ingest._load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
 from ingest._reasons import Rejection
 from ingest._store import KnowledgeBase, PreparedChunk, StoreError
+from ingest.load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
 from ingest.settings import Settings
 
 Status = Literal["added", "updated", "skipped", "failed", "removed"]
@@ -79,6 +79,9 @@ class Progress:
     def chunks_embedded(self, chunks: int) -> None: ...
 
     def message(self, text: str) -> None: ...
+
+    def pages_done(self, path: str, done: int, total: int) -> None:
+        """A page of a slow file (OCR) is finished."""
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
@@ -241,7 +244,13 @@ class _Run:
             self.record(FileOutcome(origin, "skipped", reason=Rejection("unchanged")))
             return
         try:
-            loaded = load_file(path, self.max_bytes, self.settings.max_pdf_pages)
+            loaded = load_file(
+                path,
+                self.max_bytes,
+                self.settings.max_pdf_pages,
+                ocr=self.settings.ocr,
+                on_page=lambda done, total: self.progress.pages_done(origin, done, total),
+            )
         except Rejection as rejection:
             self.record(FileOutcome(origin, "failed", reason=rejection))
             return

@@ -32,10 +32,10 @@ from filelock import FileLock, Timeout
 
 from ingest._chunk import Chunk
 from ingest._embed import EmbeddingSpec
-from ingest._load import LoadedDoc
 from ingest._reasons import Rejection
 from ingest._tokenize import fts_tokens, index_text, keyword_expression, keyword_items
 from ingest._vectors import IVF_THRESHOLD, VectorIndex, index_file_name, latest_index_file
+from ingest.load import LoadedDoc, PageLayout
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS pages (
     seq INTEGER NOT NULL,
     number INTEGER,
     text TEXT NOT NULL,
+    layout TEXT,
     PRIMARY KEY (doc_id, seq)
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -211,6 +212,19 @@ def _chunk_record(row: Sequence) -> ChunkRecord:
     )
 
 
+def _layout_json(layout: PageLayout | None) -> str | None:
+    return json.dumps(layout.to_json(), separators=(",", ":")) if layout is not None else None
+
+
+def _page_layout(raw: str | None) -> PageLayout | None:
+    if not raw:
+        return None
+    try:
+        return PageLayout.from_json(json.loads(raw))
+    except (ValueError, TypeError, KeyError):  # a damaged layout costs only the boxes
+        return None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -316,6 +330,7 @@ class KnowledgeBase:
         self.path = path
         self.conn = conn
         self.read_only = read_only
+        self.has_page_layout = False  # set when the schema is checked
         self._lock = threading.RLock()
         self._vectors: VectorIndex | None = None
         self._vectors_problem: str | None = None
@@ -383,6 +398,21 @@ class KnowledgeBase:
                     f"{self.path / DB_FILE} has schema version {version}, this zhiku reads "
                     f"{SCHEMA_VERSION}: ingest the files into a new knowledge base"
                 )
+            self._add_page_layout_column()
+
+    def _add_page_layout_column(self) -> None:
+        """Knowledge bases made before OCR have no `pages.layout` (the OCR line boxes of a
+        page); a nullable column is added in place, which SQLite does without rewriting."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(pages)")}
+        self.has_page_layout = "layout" in columns
+        if self.has_page_layout or self.read_only:
+            return
+        try:
+            self.conn.execute("ALTER TABLE pages ADD COLUMN layout TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it meanwhile
+                raise
+        self.has_page_layout = True
 
     def close(self) -> None:
         with self._lock:
@@ -526,6 +556,16 @@ class KnowledgeBase:
                 "SELECT text FROM pages WHERE doc_id = ? AND seq = ?", (doc_id, page_seq)
             ).fetchone()
         return row[0] if row else None
+
+    def page_layout(self, doc_id: str, page_seq: int) -> PageLayout | None:
+        """Where the lines of an OCR page sit on its image (None: the page had a text layer)."""
+        if not self.has_page_layout:
+            return None
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT layout FROM pages WHERE doc_id = ? AND seq = ?", (doc_id, page_seq)
+            ).fetchone()
+        return _page_layout(row[0]) if row else None
 
     def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors of identical embedded texts, so unchanged chunks are not re-embedded."""
@@ -1117,8 +1157,11 @@ class Writer:
             ),
         )
         conn.executemany(
-            "INSERT INTO pages(doc_id, seq, number, text) VALUES (?, ?, ?, ?)",
-            [(doc.doc_id, seq, page.number, page.text) for seq, page in enumerate(doc.pages)],
+            "INSERT INTO pages(doc_id, seq, number, text, layout) VALUES (?, ?, ?, ?, ?)",
+            [
+                (doc.doc_id, seq, page.number, page.text, _layout_json(page.layout))
+                for seq, page in enumerate(doc.pages)
+            ],
         )
 
     def _insert_chunks(
@@ -1213,7 +1256,7 @@ class Writer:
     def stored_documents(self) -> Iterator[tuple[LoadedDoc, str, str]]:
         """Every document as loaded (from its stored pages), with its origin and when it was
         first ingested."""
-        from ingest._load import LoadedDoc, Page
+        from ingest.load import LoadedDoc, Page, structure_of
 
         conn = self.kb.conn
         with self.kb._lock:
@@ -1221,16 +1264,16 @@ class Writer:
                 "SELECT doc_id, title, source, doc_type, sha256, size, origin, ingested_at "
                 "FROM documents"
             ).fetchall()
-            structures = {"md": "markdown", "docx": "markdown", "html": "markdown"}
             out = []
             for doc_id, title, source, doc_type, sha256, size, origin, ingested_at in docs:
                 pages = tuple(
-                    Page(number, text)
-                    for number, text in conn.execute(
-                        "SELECT number, text FROM pages WHERE doc_id = ? ORDER BY seq", (doc_id,)
+                    Page(number, text, _page_layout(layout))
+                    for number, text, layout in conn.execute(
+                        "SELECT number, text, layout FROM pages WHERE doc_id = ? ORDER BY seq",
+                        (doc_id,),
                     )
                 )
-                structure = structures.get(doc_type, "plain")
+                structure = structure_of(doc_type)
                 doc = LoadedDoc(doc_id, title, source, doc_type, sha256, size, pages, structure)  # type: ignore[arg-type]
                 out.append((doc, origin, ingested_at))
         yield from out

@@ -48,6 +48,11 @@ class PageLayout:
             "lines": [[ln.start, ln.end, *ln.box, round(ln.score, 3)] for ln in self.lines],
         }
 
+    def lines_between(self, start: int, end: int) -> tuple[OcrLine, ...]:
+        """The lines a passage at [start, end) of the page text was read from: a citation's
+        regions on the page image."""
+        return tuple(ln for ln in self.lines if ln.start < end and ln.end > start)
+
     @classmethod
     def from_json(cls, data: dict) -> PageLayout:
         lines = tuple(

@@ -48,16 +48,14 @@ def load_image(file: SourceFile, options: LoadOptions) -> Loaded:
 
 def _best_reading(image: Image.Image) -> ocr.OcrResult:
     upright = ocr.recognize(image)
-    if upright.usable() and upright.mean_score >= 0.9:
+    if upright.usable() and upright.mean_score >= _CONFIDENT and not upright.sideways():
         return upright
     best = upright
     for angle in (90, 270, 180):
-        turned = ocr.recognize(image.rotate(angle, expand=True))
-        if _better(turned, best):
+        turned = ocr.recognize(image.rotate(angle, expand=True), turn_lines=False)
+        if turned.strength() > best.strength():
             best = turned
     return best
 
 
-def _better(a: ocr.OcrResult, b: ocr.OcrResult) -> bool:
-    """More confidently read characters wins."""
-    return a.mean_score * len(a.text) > b.mean_score * len(b.text)
+_CONFIDENT = 0.9  # an upright reading this sure is not worth three more tries

@@ -39,6 +39,17 @@ class OcrResult:
     layout: PageLayout
     mean_score: float
 
+    def sideways(self) -> bool:
+        """Most lines are standing boxes: the image lies on its side (the recogniser still
+        reads such crops, but their order comes out column by column)."""
+        lines = [ln for ln in self.layout.lines if ln.end - ln.start >= 2]
+        standing = sum((ln.box[3] - ln.box[1]) > 1.5 * (ln.box[2] - ln.box[0]) for ln in lines)
+        return bool(lines) and standing * 2 > len(lines)
+
+    def strength(self) -> float:
+        """Confidently read characters, in lines lying as text lies."""
+        return 0.0 if self.sideways() else self.mean_score * len(self.text)
+
     def usable(self) -> bool:
         return (
             bool(self.text)
@@ -76,11 +87,13 @@ def _engine() -> Any:
     return RapidOCR()
 
 
-def recognize(image: Image) -> OcrResult:
-    """OCR one image (a PIL image in any mode)."""
+def recognize(image: Image, turn_lines: bool = True) -> OcrResult:
+    """OCR one image (a PIL image in any mode). `turn_lines`: let the angle classifier turn
+    single upside-down lines (off when whole-image orientations are being compared, where an
+    upside-down reading must score low)."""
     rgb = image.convert("RGB")
     with _lock:
-        result, _ = _engine()(rgb)
+        result, _ = _engine()(rgb, use_cls=turn_lines)
     return _assemble(result or [], rgb.width, rgb.height)
 
 
