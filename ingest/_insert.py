@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from ingest._chunk import Chunk, chunk_document
-from ingest._embed import Embedder, EmbeddingSpec, load_embedder
+from ingest._embed import Embedder, EmbeddingSpec, index_model_name, load_embedder
 from ingest._reasons import Rejection
 from ingest._store import KnowledgeBase, PreparedChunk, StoreError
 from ingest.load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
@@ -372,7 +372,7 @@ def ingest_paths(
         if reindex:
             reindex_kb(kb, run.embedder(), settings, progress)
         else:
-            kb.ensure_model_name(settings.embedding_model)
+            kb.ensure_model_name(index_model_name(settings))
         progress.start(len(files) + len(missing))
         for outcome in missing:
             run.record(outcome)
