@@ -155,7 +155,7 @@ def test_a_scanned_pdf_is_ingested_by_ocr_and_answers_questions(
     assert asked.exit_code == 0, asked.output
     data = json.loads(asked.output)
     best = data["passages"][0]
-    assert "八十度" in best["text"] and best["page"] == 2
+    assert "八十度" in best["text"] and best["page"] == 2 and best["ocr"] is True
     # the citation can point at where on the page image its lines are
     from ingest._store import KnowledgeBase
 
