@@ -123,7 +123,7 @@ def run(torch_embedder: Any, repeats: int = 1) -> dict[str, Any]:
             "cosine_min": float(cosines.min()),
             "cosine_mean": float(cosines.mean()),
             "index_s": ingest_s,
-            "index_model": recorded.name if recorded else "",
+            "index_model": (recorded.passages or "full precision") if recorded else "",
             **{k: summary[k] for k in ("recall@1", "recall@5", "mrr@10", "answerable")},
         }
     results["load_note"] = load_note()
@@ -163,7 +163,7 @@ def render(results: dict[str, Any]) -> str:
                     "MRR@10",
                     "Δ recall@5",
                     "index s (vectors given)",
-                    "index records",
+                    "index records (passages)",
                 ],
                 rows,
                 digits=4,

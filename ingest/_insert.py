@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ingest._chunk import Chunk, chunk_document
-from ingest._embed import Embedder, EmbeddingSpec, index_model_name, load_embedder
+from ingest._embed import Embedder, EmbeddingSpec, load_embedder
 from ingest._reasons import Rejection
 from ingest._store import KnowledgeBase, PreparedChunk, StoreError
 from ingest.load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
@@ -210,6 +210,7 @@ class _Run:
         self.settings = settings
         self.kb = kb
         self._embedder = embedder
+        self._matched = False  # whether _embedder was made to follow the index's runtime
         self.progress = progress
         self.force = force  # re-process files even when their content is unchanged
         self.report = IngestReport()
@@ -220,13 +221,18 @@ class _Run:
 
     def embedder(self) -> Embedder:
         """Loaded on first need: an unchanged corpus is re-checked without loading the model."""
-        if self._embedder is None:
-            self._embedder = load_embedder(self.settings, self.progress.message)
+        if self._embedder is None or not self._matched:
+            base = self._embedder or load_embedder(self.settings, self.progress.message)
+            self._embedder = base.for_index(self.kb.embedding_spec())
+            self._matched = True
             self.kb.ensure_compatible(self._embedder.spec)
         return self._embedder
 
     def spec(self) -> EmbeddingSpec | None:
-        return self._embedder.spec if self._embedder else self.kb.embedding_spec()
+        indexed = self.kb.embedding_spec()
+        if self._embedder is not None and (self._matched or indexed is None):
+            return self._embedder.spec
+        return indexed
 
     def record(self, outcome: FileOutcome) -> None:
         self.report.outcomes.append(outcome)
@@ -397,7 +403,7 @@ def ingest_paths(
         if reindex:
             reindex_kb(kb, run.embedder(), settings, progress)
         else:
-            kb.ensure_model_name(index_model_name(settings))
+            kb.ensure_model_name(settings.embedding_model)
         progress.start(len(files) + len(missing))
         for outcome in missing:
             run.record(outcome)

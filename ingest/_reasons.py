@@ -82,11 +82,9 @@ REASONS: dict[str, tuple[str, str]] = {
     ),
     "model_mismatch": (
         "knowledge base {kb!r} was built with {indexed}, not {current}; "
-        "rebuild it with `zhiku ingest --reindex --kb {kb}` or set EMBEDDING_MODEL "
-        "(and PASSAGE_RUNTIME) back",
+        "rebuild it with `zhiku ingest --reindex --kb {kb}` or set EMBEDDING_MODEL back",
         "知识库 {kb!r} 使用 {indexed} 构建,当前模型是 {current};"
-        "请运行 `zhiku ingest --reindex --kb {kb}` 重建,或把 EMBEDDING_MODEL(及 PASSAGE_RUNTIME)"
-        "改回原值",
+        "请运行 `zhiku ingest --reindex --kb {kb}` 重建,或把 EMBEDDING_MODEL 改回原值",
     ),
     "unchanged": ("unchanged since it was ingested", "内容未变化，已跳过"),
     "gone": ("the file is gone", "文件已不存在，已移除"),
