@@ -130,6 +130,42 @@ def run(torch_embedder: Any, repeats: int = 1) -> dict[str, Any]:
     return results
 
 
+def interleaved(torch_embedder: Any, rounds: int = 4, size: int = 96) -> dict[str, Any]:
+    """Throughput again in short interleaved samples: each round times every runtime on the
+    same `size` texts (a different slice each round), in rotating order, so the load of a
+    shared machine falls on all three alike."""
+    from app._eval import load_dataset
+
+    dataset = load_dataset(EVAL_DIR / "cmrc2018_trial")
+    runs = embedders(torch_embedder)
+    texts = pipeline_texts(bench_settings(CACHE_DIR / "reference"), dataset.corpus)
+    for embedder in runs.values():
+        embedder.encode_passages(texts[:16])
+    rates: dict[str, list[float]] = {r: [] for r in RUNTIMES}
+    for r in range(rounds):
+        sample = texts[(r * size) % len(texts) :][:size]
+        for runtime in RUNTIMES[r % 3 :] + RUNTIMES[: r % 3]:
+            started = time.perf_counter()
+            runs[runtime].encode_passages(sample)
+            rates[runtime].append(len(sample) / (time.perf_counter() - started))
+        say(f"interleaved round {r + 1}/{rounds}: " + ", ".join(
+            f"{k} {v[-1]:.2f}/s" for k, v in rates.items()))  # fmt: skip
+    return {"rounds": rounds, "size": size, "rates": rates, "load_note": load_note()}
+
+
+def render_interleaved(results: dict[str, Any]) -> str:
+    base = median(results["rates"]["torch"])
+    rows = [
+        [runtime, median(rates), median(rates) / base, min(rates), max(rates)]
+        for runtime, rates in results["rates"].items()
+    ]
+    return (
+        table(["PASSAGE_RUNTIME", "chunks/s (median)", "× torch", "min", "max"], rows, 3)
+        + f"\n\n{results['rounds']} interleaved rounds of {results['size']} texts, order "
+        f"rotating. Machine load: {results['load_note']}"
+    )
+
+
 def render(results: dict[str, Any]) -> str:
     base = results["runtimes"]["torch"]
     rows = []
@@ -182,6 +218,11 @@ if __name__ == "__main__":
 
     from bench._common import RAW_DIR, load_model
 
+    if "--interleaved" in sys.argv:
+        samples = interleaved(load_model(say))
+        (RAW_DIR / "passages-interleaved.json").write_text(json.dumps(samples), encoding="utf-8")
+        print(render_interleaved(samples))
+        sys.exit(0)
     measured = run(load_model(say), int(sys.argv[1]) if len(sys.argv) > 1 else 1)
     RAW_DIR.mkdir(parents=True, exist_ok=True)
     (RAW_DIR / "passages.json").write_text(json.dumps(measured, indent=1), encoding="utf-8")

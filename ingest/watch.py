@@ -132,7 +132,8 @@ def sync(
         if existing
         else IngestReport()
     )
-    gone = _gone_origins(settings, kb_name, [p for p in paths if not p.exists()], roots)
+    # a path gone, or a folder synced whole: documents from under it whose files are gone
+    gone = _gone_origins(settings, kb_name, [p for p in paths if not p.is_file()], roots)
     if gone:
         kb = KnowledgeBase.open(settings, kb_name, create=True)
         try:
@@ -153,9 +154,10 @@ def _scratch(path: Path, roots: Sequence[Path]) -> bool:
 
 
 def _gone_origins(
-    settings: Settings, kb_name: str | None, gone: Sequence[Path], roots: Sequence[Path]
+    settings: Settings, kb_name: str | None, under: Sequence[Path], roots: Sequence[Path]
 ) -> list[str]:
-    if not gone:
+    """Origins whose files no longer exist, at or below one of `under`, inside the roots."""
+    if not under:
         return []
     kb = KnowledgeBase.open(settings, kb_name, create=True)
     try:
@@ -167,7 +169,7 @@ def _gone_origins(
         path = Path(origin)
         if path.exists() or not any(path.is_relative_to(root) for root in roots):
             continue
-        if any(path == g or path.is_relative_to(g) for g in gone):
+        if any(path == g or path.is_relative_to(g) for g in under):
             out.append(origin)
     return out
 

@@ -134,3 +134,20 @@ def test_deleting_a_folder_prunes_every_document_under_it(
 )
 def test_scratch_files_are_recognised(name: str, scratch: bool) -> None:
     assert is_temporary(Path(name)) is scratch
+
+
+def test_files_deleted_while_not_watching_are_pruned_at_start(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(tmp_path / "home")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("留下的文件。", encoding="utf-8")
+    (folder / "gone.txt").write_text("监视停止时被删除的文件。", encoding="utf-8")
+    assert ingest_paths(settings, [folder], "w", embedder=embedder).exit_code == 0
+    (folder / "gone.txt").unlink()
+    stop = threading.Event()
+    stop.set()  # the first sync only
+    state = watch(settings, [folder], "w", stop=stop, embedder=embedder)
+    assert {Path(s).name for s in contents(settings, "w")} == {"keep.txt"}
+    assert [o.status for r in state.reports for o in r.outcomes if "gone" in o.path] == ["removed"]
