@@ -174,7 +174,8 @@ def prepare_chunks(
     known = kb.vectors_by_embed_hash(hashes)
     todo = [i for i, h in enumerate(hashes) if h not in known]
     vectors: list[np.ndarray | None] = [known.get(h) for h in hashes]
-    progress.chunks_embedded(len(texts) - len(todo))
+    if len(texts) > len(todo):
+        progress.chunks_embedded(len(texts) - len(todo))  # reused: done at once
     for lo in range(0, len(todo), EMBED_STEP):
         if cancel is not None and cancel.is_set():
             raise Cancelled
