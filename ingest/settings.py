@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     passage_runtime: Literal["onnx-int8", "onnx", "torch"] = Field(
         "onnx-int8",
         description="how passages of new knowledge bases (and --reindex) are embedded: "
-        "onnx-int8 (the ONNX export, dynamically quantised: ~2.6x torch, recall@5 unchanged on "
+        "onnx-int8 (the ONNX export, dynamically quantised: 2.3-2.6x torch, recall@5 unchanged on "
         "cmrc2018_trial), onnx (the same graph in fp32: torch's vectors) or torch; an existing "
         "index keeps the kind of vectors it was built with",
     )
