@@ -49,6 +49,10 @@ _TYPE_LABELS = {
     "docx": "Word",
     "html": "网页",
     "jsonl": "JSONL",
+    "xlsx": "Excel",
+    "csv": "CSV",
+    "pptx": "PowerPoint",
+    "image": "图片(OCR)",
 }
 
 
@@ -95,7 +99,7 @@ def limit_text(value: float) -> str:
 def upload_section(settings: Settings, kb_name: str) -> None:
     st.subheader("上传文档")
     round_ = st.session_state.setdefault(_UPLOADER_ROUND, 0)
-    kinds = "、".join(dict.fromkeys(_TYPE_LABELS[t] for t in SUPPORTED_SUFFIXES.values()))
+    kinds = "、".join(dict.fromkeys(_TYPE_LABELS.get(t, t) for t in SUPPORTED_SUFFIXES.values()))
     files = st.file_uploader(
         "拖入文件,或点击选择(可多选)",
         type=[suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES],
