@@ -32,6 +32,12 @@ $(STAMP): pyproject.toml
 	@# --only-binary: never a source build of it (one would be for this CPU, and pip's cache
 	@# would hand that build to the next install whatever its flags).
 	$(BIN)/pip install --only-binary=xllamacpp -e ".[llm,dev]"
+	@# OCR: rapidocr-onnxruntime (PP-OCRv4 models inside the wheel) without its opencv-python
+	@# requirement (the headless build in pyproject.toml serves); its wheel says Python < 3.13,
+	@# where there is none OCR is reported unavailable and scanned files are rejected with why.
+	@if $(BIN)/python -c 'import sys; sys.exit(sys.version_info >= (3, 13))'; then \
+		$(BIN)/pip install --no-deps rapidocr-onnxruntime==1.4.4; \
+	else echo "OCR: rapidocr-onnxruntime needs Python < 3.13; scanned pages will be rejected"; fi
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install zhiku with its pinned dependencies and the embedded LLM

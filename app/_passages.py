@@ -44,6 +44,7 @@ class Passage:
     window: tuple[int, int] = (0, 0)  # the part of `text` the model saw; (0, 0) means all
     window_header: tuple[int, int] = (0, 0)  # a table header shown in front of the window
     focus: tuple[int, int] = (0, 0)  # the best-scoring chunk inside `text`; (0, 0) means all
+    ocr: bool = False  # read from a page image by OCR (its line boxes: KnowledgeBase.page_layout)
 
     @property
     def prompt_text(self) -> str:
@@ -116,6 +117,7 @@ def build_passages(kb: KnowledgeBase, hits: Sequence[Hit], merge_neighbours: boo
                 dense=max(h.dense for h in group),
                 header_len=header_len,
                 focus=focus,
+                ocr=first.kind == "ocr",
             )
         )
     return passages

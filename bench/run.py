@@ -10,6 +10,9 @@ Sections (choose with --only, comma-separated):
   llm      end to end answers with the embedded LLM on seed_dev (slow: ~20-40 s an answer)
   injection  the 22 prompt-injection questions of bench/data/injection with the embedded LLM
   sweep    IVF nlist/nprobe sweep at --sweep-size (the tuning input of ingest/_vectors.py)
+  passages PASSAGE_RUNTIME torch / onnx / onnx-int8 side by side: chunks/s, cosine to torch,
+           recall@1/@5 on cmrc2018_trial (bench/passage_bench.py)
+  ocr      OCR character error rate and pages/min, with the 32-page thesis (bench/ocr_bench.py)
 
 Default: ingest,compare,scale,llm,injection with --llm-questions 8 (about two hours on two cores
 when the 1M-chunk cache has to be built first, which alone takes over an hour).
@@ -48,7 +51,7 @@ from bench._common import (  # noqa: E402
     table,
 )
 
-SECTIONS = ("ingest", "compare", "scale", "runtime", "llm", "injection", "sweep")
+SECTIONS = ("ingest", "compare", "scale", "runtime", "llm", "injection", "sweep", "passages", "ocr")
 DEFAULT = ("ingest", "compare", "scale", "runtime", "llm", "injection")
 
 
@@ -149,7 +152,16 @@ def render(
     durations: dict[str, float],
     commands: list[str],
 ) -> str:
-    from bench import compare_bench, ingest_bench, injection, llm_bench, runtime_bench, scale_bench
+    from bench import (
+        compare_bench,
+        ingest_bench,
+        injection,
+        llm_bench,
+        ocr_bench,
+        passage_bench,
+        runtime_bench,
+        scale_bench,
+    )
 
     parts = ["# zhiku benchmarks", ""]
     parts.append(table(["machine", ""], machine.items()))
@@ -174,8 +186,20 @@ def render(
         "runtime": ("4a. The llama.cpp runtime (bundled model, 2 threads)", runtime_bench.render),
         "llm": ("4. End to end with the embedded LLM (seed_dev)", llm_bench.render),
         "injection": ("5. Prompt injection (embedded LLM)", injection.render),
+        "passages": ("8. Passage embedding runtimes", passage_bench.render),
+        "ocr": ("9. OCR", ocr_bench.render),
     }
-    for key in ("ingest", "scale", "sweep", "compare", "runtime", "llm", "injection"):
+    for key in (
+        "ingest",
+        "scale",
+        "sweep",
+        "compare",
+        "runtime",
+        "llm",
+        "injection",
+        "passages",
+        "ocr",
+    ):
         if key not in results:
             continue
         title, renderer = renderers[key]
@@ -227,7 +251,15 @@ def main(argv: list[str] | None = None) -> int:
             embedder = load_model(say)
         return embedder
 
-    from bench import compare_bench, ingest_bench, injection, llm_bench, runtime_bench
+    from bench import (
+        compare_bench,
+        ingest_bench,
+        injection,
+        llm_bench,
+        ocr_bench,
+        passage_bench,
+        runtime_bench,
+    )
 
     jobs: dict[str, Callable[[], Any]] = {
         "ingest": lambda: ingest_bench.run(model(), args.repeats, keep),
@@ -242,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         "runtime": runtime_bench.run,
         "llm": lambda: llm_bench.run(model(), keep, args.llm_questions or None),
         "injection": lambda: injection.run(model()),
+        "passages": lambda: passage_bench.run(model()),
+        "ocr": lambda: ocr_bench.run(thesis=True),
         "sweep": lambda: _worker(
             [
                 "--size",

@@ -15,7 +15,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from ingest._load import LoadedDoc, Structure
+from ingest.load import LoadedDoc, Structure
 
 # Break strengths: higher is a better place to end a chunk.
 BEFORE_HEADING = 5
@@ -73,7 +73,7 @@ class Chunk:
     end: int
     text: str  # the passage; a table continued from an earlier chunk repeats its header first
     headings: tuple[str, ...]
-    kind: str  # "text" or "table"
+    kind: str  # "text", "table", or "ocr" (read from a page image by OCR)
 
 
 @dataclass(frozen=True)
@@ -248,6 +248,8 @@ def chunk_document(doc: LoadedDoc, size: int, overlap: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     for page_index, page in enumerate(doc.pages):
         for start, end, passage, path, kind in split_text(page.text, size, overlap, doc.structure):
+            if page.ocr:
+                kind = "ocr"  # its line boxes are in the page's layout
             chunks.append(
                 Chunk(
                     chunk_id=chunk_id(doc.doc_id, page.number, start, passage),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ import numpy as np
 
 from ingest._chunk import Chunk, chunk_document
 from ingest._embed import Embedder, EmbeddingSpec, load_embedder
-from ingest._load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
 from ingest._originals import keep_original
 from ingest._reasons import Rejection
+from ingest.load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, PreparedChunk, StoreError
 
@@ -30,6 +31,14 @@ Status = Literal["added", "updated", "skipped", "failed", "removed"]
 # Files embedded together: large enough for efficient batches, small enough that a crash or a
 # concurrent reader sees progress.
 BATCH_CHUNKS = 256
+# Chunks embedded per model call inside a batch: progress (chunks/s, ETA) moves and a cancel
+# is noticed this often.
+EMBED_STEP = 64
+
+
+class Cancelled(Exception):
+    """The user stopped the run (Ctrl+C, the app's cancel button): files committed so far stay,
+    the rest is left for the next run."""
 
 
 @dataclass
@@ -55,6 +64,7 @@ class IngestReport:
     outcomes: list[FileOutcome] = field(default_factory=list)
     seconds: float = 0.0
     embedded_chunks: int = 0  # chunks whose vectors were computed in this run
+    cancelled: bool = False  # stopped before the end; what is listed was committed
 
     def totals(self) -> dict[str, int]:
         counts = {s: 0 for s in ("added", "updated", "skipped", "failed", "removed")}
@@ -65,6 +75,8 @@ class IngestReport:
 
     @property
     def exit_code(self) -> int:
+        if self.cancelled:
+            return 130  # as a shell reports a command stopped by Ctrl+C
         return 2 if any(o.status == "failed" for o in self.outcomes) else 0
 
 
@@ -80,6 +92,9 @@ class Progress:
     def chunks_embedded(self, chunks: int) -> None: ...
 
     def message(self, text: str) -> None: ...
+
+    def pages_done(self, path: str, done: int, total: int) -> None:
+        """A page of a slow file (OCR) is finished."""
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
@@ -150,19 +165,26 @@ def prepare_chunks(
     kb: KnowledgeBase,
     items: Sequence[tuple[LoadedDoc, list[Chunk], list[str]]],
     progress: Progress,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[list[PreparedChunk]], int]:
     """Vectors for the chunks of several documents, reusing stored vectors of identical text.
-    Returns the prepared chunks per document and how many had to be embedded."""
+    Returns the prepared chunks per document and how many had to be embedded. Raises
+    Cancelled when `cancel` is set between two model calls."""
     texts = [t for _, _, doc_texts in items for t in doc_texts]
     hashes = [_hash_text(t) for t in texts]
     known = kb.vectors_by_embed_hash(hashes)
     todo = [i for i, h in enumerate(hashes) if h not in known]
     vectors: list[np.ndarray | None] = [known.get(h) for h in hashes]
-    if todo:
-        fresh = embedder().encode_passages([texts[i] for i in todo])
-        for row, i in enumerate(todo):
+    if len(texts) > len(todo):
+        progress.chunks_embedded(len(texts) - len(todo))  # reused: done at once
+    for lo in range(0, len(todo), EMBED_STEP):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        step = todo[lo : lo + EMBED_STEP]
+        fresh = embedder().encode_passages([texts[i] for i in step])
+        for row, i in enumerate(step):
             vectors[i] = fresh[row]
-    progress.chunks_embedded(len(texts))
+        progress.chunks_embedded(len(step))
     out: list[list[PreparedChunk]] = []
     position = 0
     for _, chunks, _ in items:
@@ -184,10 +206,13 @@ class _Run:
         embedder: Embedder | None,
         progress: Progress,
         force: bool = False,
+        cancel: threading.Event | None = None,
     ) -> None:
+        self.cancel = cancel
         self.settings = settings
         self.kb = kb
         self._embedder = embedder
+        self._matched = False  # whether _embedder was made to follow the index's runtime
         self.progress = progress
         self.force = force  # re-process files even when their content is unchanged
         self.report = IngestReport()
@@ -198,13 +223,18 @@ class _Run:
 
     def embedder(self) -> Embedder:
         """Loaded on first need: an unchanged corpus is re-checked without loading the model."""
-        if self._embedder is None:
-            self._embedder = load_embedder(self.settings, self.progress.message)
+        if self._embedder is None or not self._matched:
+            base = self._embedder or load_embedder(self.settings, self.progress.message)
+            self._embedder = base.for_index(self.kb.embedding_spec())
+            self._matched = True
             self.kb.ensure_compatible(self._embedder.spec)
         return self._embedder
 
     def spec(self) -> EmbeddingSpec | None:
-        return self._embedder.spec if self._embedder else self.kb.embedding_spec()
+        indexed = self.kb.embedding_spec()
+        if self._embedder is not None and (self._matched or indexed is None):
+            return self._embedder.spec
+        return indexed
 
     def record(self, outcome: FileOutcome) -> None:
         self.report.outcomes.append(outcome)
@@ -242,7 +272,13 @@ class _Run:
             self.record(FileOutcome(origin, "skipped", reason=Rejection("unchanged")))
             return
         try:
-            loaded = load_file(path, self.max_bytes, self.settings.max_pdf_pages)
+            loaded = load_file(
+                path,
+                self.max_bytes,
+                self.settings.max_pdf_pages,
+                ocr=self.settings.ocr,
+                on_page=lambda done, total: self.progress.pages_done(origin, done, total),
+            )
         except Rejection as rejection:
             self.record(FileOutcome(origin, "failed", reason=rejection))
             return
@@ -299,7 +335,9 @@ class _Run:
             return
         batch, self.pending, self.pending_chunks = self.pending, [], 0
         items = [d for p in batch for d in p.docs]
-        prepared_docs, fresh = prepare_chunks(self.embedder, self.kb, items, self.progress)
+        prepared_docs, fresh = prepare_chunks(
+            self.embedder, self.kb, items, self.progress, self.cancel
+        )
         self.report.embedded_chunks += fresh
         prepared = iter(prepared_docs)
         with self.kb.writer(self.spec() or self.embedder().spec, save_vectors=False) as writer:
@@ -353,16 +391,19 @@ def ingest_paths(
     progress: Progress | None = None,
     embedder: Embedder | None = None,
     force: bool = False,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
     """Ingest files and folders into a knowledge base. Raises StoreError on a fatal problem
     (the knowledge base cannot be opened or written, the embedding model does not match).
-    `force` re-processes files whose content is unchanged (a per-document re-ingest)."""
+    `force` re-processes files whose content is unchanged (a per-document re-ingest).
+    Setting `cancel` stops the run at the next file or model call: the files committed so far
+    stay (the report lists them, `cancelled` set), the next run does the rest."""
     started = time.perf_counter()
     progress = progress or Progress()
     files, missing = discover(paths)
     kb = KnowledgeBase.open(settings, kb_name, create=True)
     try:
-        run = _Run(settings, kb, embedder, progress, force=force)
+        run = _Run(settings, kb, embedder, progress, force=force, cancel=cancel)
         if reindex:
             reindex_kb(kb, run.embedder(), settings, progress)
         else:
@@ -370,10 +411,15 @@ def ingest_paths(
         progress.start(len(files) + len(missing))
         for outcome in missing:
             run.record(outcome)
-        for path in files:
-            run.plan(path)
-        run.flush()
-        if prune:
+        try:
+            for path in files:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled
+                run.plan(path)
+            run.flush()
+        except Cancelled:
+            run.report.cancelled = True
+        if prune and not run.report.cancelled:
             gone = [o for o in kb.origins() if not Path(o).exists()]
             if gone:
                 with kb.writer(None, save_vectors=False) as writer:
@@ -451,6 +497,7 @@ def remove_documents(
 
 
 __all__ = [
+    "Cancelled",
     "FileOutcome",
     "IngestReport",
     "Progress",

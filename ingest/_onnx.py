@@ -3,9 +3,9 @@
 One short query through sentence-transformers costs ~50 ms on two cores, most of it torch's
 small-matrix kernels (MKL on AMD), and it is most of a hybrid search's latency. ONNX Runtime
 runs the same exported graph in ~17 ms with vectors equal to torch's to 1e-6, so queries and the
-passages embedded by torch still meet in one index. Passages stay on torch: they are embedded in
-large batches, where torch is not the bottleneck, and the ingestion benchmark compares against a
-bare `SentenceTransformer.encode`.
+passages embedded by torch still meet in one index. Passages can run through the same graph
+(`PASSAGE_RUNTIME=onnx`, the same vectors) or through a dynamically int8-quantised copy of it
+(`onnx-int8`: vectors differ slightly, so such an index records it in its model name).
 
 Hand-written rather than sentence-transformers' own `backend="onnx"` because that needs
 `optimum-onnx`, which pins transformers < 4.58 (we run 5.x). The export is checked against torch
@@ -111,15 +111,19 @@ class OnnxQueryEncoder:
     """`encode(texts, prompt)` like `SentenceTransformer.encode(..., normalize_embeddings=True)`,
     through ONNX Runtime, with the model's own tokenizer and truncation."""
 
-    def __init__(self, model: object, graph: Path, pooling: str, threads: int) -> None:
+    def __init__(
+        self, model: object, graph: Path, pooling: str, threads: int, spinning: bool = False
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Spinning worker threads would take the cores from the keyword search that runs
-        # beside the query embedding.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # beside the query embedding; passage batches have the cores to themselves.
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if spinning else "0"
+        )
         options.log_severity_level = 3
         self._session = ort.InferenceSession(
             str(graph), options, providers=["CPUExecutionProvider"]
@@ -145,6 +149,17 @@ class OnnxQueryEncoder:
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+
+    def encode_batched(
+        self, texts: Sequence[str], prompt: str = "", batch_size: int = 32
+    ) -> np.ndarray:
+        """Many passages: batches of similar length (little padding), in the input order."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out = np.zeros((len(texts), self._token_embeddings.shape[1]), dtype=np.float32)
+        for lo in range(0, len(order), batch_size):
+            chosen = order[lo : lo + batch_size]
+            out[chosen] = self.encode([texts[i] for i in chosen], prompt)
+        return out
 
 
 def graph_path(models_dir: Path, model_name: str) -> Path:
@@ -211,3 +226,54 @@ def _read_json(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+_MIN_INT8_COSINE = 0.98  # int8 vectors are close, not equal: this catches a broken quantisation
+
+
+def load_passage_encoder(
+    model: object,
+    model_name: str,
+    location: str,
+    models_dir: Path,
+    threads: int,
+    quantized: bool,
+    progress: Callable[[str], None] = lambda m: None,
+) -> OnnxQueryEncoder:
+    """The passage encoder: the verified fp32 graph, or its dynamic int8 quantisation (made
+    once beside it, checked against torch on the probes on every load)."""
+    load_query_encoder(model, model_name, location, models_dir, threads, progress)  # verifies
+    graph = graph_path(models_dir, model_name)
+    pooling = _check_pipeline(model)
+    if not quantized:
+        return OnnxQueryEncoder(model, graph, pooling, threads, spinning=True)
+    int8 = graph.with_name("encoder-int8.onnx")
+    stamp = int8.with_name("source-int8.json")
+    fingerprint = json.loads(json.dumps(_fingerprint(location)))
+    if not (int8.exists() and _read_json(stamp) == fingerprint):
+        progress("quantising the passage encoder to int8 (once, a few seconds)")
+        try:
+            _quantize(graph, int8)
+        except Exception as exc:  # the quantiser raises many types for graphs it cannot handle
+            raise OnnxUnavailable(f"int8 quantisation failed: {exc}") from exc
+        stamp.write_text(json.dumps(fingerprint), encoding="utf-8")
+    try:
+        encoder = OnnxQueryEncoder(model, int8, pooling, threads, spinning=True)
+        cosine = _probe_cosine(model, encoder)
+    except Exception as exc:
+        raise OnnxUnavailable(f"int8 graph {int8} cannot run: {exc}") from exc
+    if cosine < _MIN_INT8_COSINE:
+        raise OnnxUnavailable(f"int8 vectors too far from torch's (cosine {cosine:.4f})")
+    return encoder
+
+
+def _quantize(graph: Path, target: Path) -> None:
+    """Dynamic int8: weights quantised once, activations per batch at run time; MatMul only
+    (the attention and feed-forward weights, where the time goes)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    partial = target.with_name(target.name + ".partial")
+    quantize_dynamic(
+        str(graph), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
+    )
+    os.replace(partial, target)

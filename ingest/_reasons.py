@@ -30,6 +30,26 @@ REASONS: dict[str, tuple[str, str]] = {
         "no extractable text (scanned or broken fonts)",
         "没有可提取的文字(可能是扫描件或字体损坏)",
     ),
+    "ocr_off": (
+        "no text layer; the pages need OCR, which is off (set OCR=auto)",
+        "没有文字层，需要 OCR 识别，但 OCR 已关闭（设置 OCR=auto 开启）",
+    ),
+    "ocr_unavailable": (
+        "no text layer, and OCR cannot run here ({detail}); OCR needs rapidocr-onnxruntime "
+        "(Python < 3.13)",
+        "没有文字层，且本机无法运行 OCR（{detail}）；"
+        "OCR 需要 rapidocr-onnxruntime（Python < 3.13）",
+    ),
+    "ocr_noise": (
+        "OCR found only unreadable noise ({pages} page(s)); is the scan too blurred or small?",
+        "OCR 识别结果只有无法辨认的噪声（{pages} 页），扫描件可能过于模糊或分辨率过低",
+    ),
+    "ocr_empty": (
+        "no text found, not even by OCR",
+        "未找到文字（OCR 也未识别出文字）",
+    ),
+    "bad_office": ("not a valid {kind} file: {detail}", "不是有效的 {kind} 文件:{detail}"),
+    "bad_image": ("cannot open the image: {detail}", "无法打开图片:{detail}"),
     "binary": (
         "not a text file (binary content)",
         "不是文本文件(内容为二进制)",

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ingest._load import SUPPORTED_SUFFIXES
 from ingest._reasons import Rejection
+from ingest.load import SUPPORTED_SUFFIXES
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, StoreError, validate_kb_name
 

@@ -6,15 +6,30 @@ The `zhiku` entry point lives in `app.cli`, which adds `ask` and `eval` to this 
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as RichProgress
 from rich.table import Table
+from rich.text import Text
 
 from ingest._embed import EmbeddingError
 from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
@@ -53,11 +68,40 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class _Rate(ProgressColumn):
+    """Chunks (or pages) per second over the run so far: the figure that tells how long a
+    big folder will take."""
+
+    def render(self, task: Task) -> Text:
+        if task.description.strip() == "files" or not task.elapsed or not task.completed:
+            return Text("")
+        return Text(f"{task.completed / task.elapsed:.1f}/s", style="cyan")
+
+
+PROGRESS_COLUMNS = (
+    TextColumn("{task.description:>6}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    _Rate(),
+    TimeElapsedColumn(),
+    TextColumn("ETA"),
+    TimeRemainingColumn(),
+)
+
+
 class _RichProgress(Progress):
     def __init__(self, progress: RichProgress) -> None:
         self.progress = progress
         self.files: TaskID = progress.add_task("files", total=None)
         self.chunks: TaskID = progress.add_task("chunks", total=0)
+        self.pages: TaskID | None = None
+
+    def pages_done(self, path: str, done: int, total: int) -> None:
+        if self.pages is None:
+            self.pages = self.progress.add_task("pages", total=total)
+        self.progress.update(
+            self.pages, completed=done, total=total, description=f"{Path(path).name[:24]} pages"
+        )
 
     def start(self, files: int) -> None:
         self.progress.update(self.files, total=files)
@@ -115,20 +159,28 @@ def ingest(
 ) -> None:
     """Add files to a knowledge base; unchanged files are skipped, changed ones replaced."""
     settings = get_settings()
-    columns = (
-        TextColumn("{task.description:>6}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with RichProgress(*columns, console=err_console, transient=True) as bar:
+        with (
+            RichProgress(*PROGRESS_COLUMNS, console=err_console, transient=True) as bar,
+            cancel_on_sigint() as cancel,
+        ):
             report = ingest_paths(
-                settings, paths, kb, prune=prune, reindex=reindex, progress=_RichProgress(bar)
+                settings,
+                paths,
+                kb,
+                prune=prune,
+                reindex=reindex,
+                progress=_RichProgress(bar),
+                cancel=cancel,
             )
     except (StoreError, EmbeddingError) as exc:
         raise fail(str(exc)) from exc
     console.print(report_table(report))
+    if report.cancelled:
+        err_console.print(
+            "[yellow]stopped[/yellow]: the files listed are committed; run the same command "
+            "again to ingest the rest (finished files are skipped)"
+        )
     totals = report.totals()
     console.print(
         f"added {totals['added']}, updated {totals['updated']}, skipped {totals['skipped']}, "
@@ -141,6 +193,70 @@ def ingest(
             f'Ask with: [bold]zhiku ask "你的问题" --kb {name}[/bold] or [bold]make run[/bold]'
         )
     raise typer.Exit(report.exit_code)
+
+
+@contextmanager
+def cancel_on_sigint() -> Iterator[threading.Event]:
+    """The first Ctrl+C asks the run to stop after what it is doing (finished files stay
+    committed); a second one stops at once."""
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        err_console.print("[yellow]stopping after the current step (Ctrl+C again to abort)[/]")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@cli.command()
+def watch(
+    paths: Annotated[list[Path], typer.Argument(help="folders (and files) to keep ingested")],
+    kb: KbOption = None,
+    quiet: Annotated[
+        float, typer.Option(help="seconds a file must be left alone before it is ingested")
+    ] = 2.0,
+) -> None:
+    """Keep a knowledge base in step with folders: new and changed files are ingested, deleted
+    ones removed, moves followed. Runs until Ctrl+C."""
+    from ingest.watch import watch as watch_folders
+
+    settings = get_settings()
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise fail(f"no such file or folder: {', '.join(map(str, missing))}")
+    err_console.print(
+        f"watching {', '.join(escape(str(p)) for p in paths)} → knowledge base "
+        f"{kb or settings.default_kb!r} (Ctrl+C to stop)"
+    )
+
+    def show(report: IngestReport) -> None:
+        changed = [o for o in report.outcomes if o.status != "skipped"]
+        if changed:
+            report.outcomes = changed
+            console.print(report_table(report))
+        totals = report.totals()
+        console.print(
+            f"[dim]{time.strftime('%H:%M:%S')}[/dim] added {totals['added']}, updated "
+            f"{totals['updated']}, removed {totals['removed']}, failed {totals['failed']}"
+        )
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        watch_folders(settings, paths, kb, quiet_s=quiet, on_report=show, stop=stop)
+    except KeyboardInterrupt:
+        err_console.print("stopped watching")
+    except (StoreError, EmbeddingError) as exc:
+        raise fail(str(exc)) from exc
 
 
 def _open(settings: Settings, kb: str | None) -> KnowledgeBase:

@@ -35,9 +35,9 @@ from app.ui.resources import (
     store_error_zh,
 )
 from ingest._insert import ingest_paths, remove_documents
-from ingest._load import SUPPORTED_SUFFIXES
 from ingest._originals import delete_kb_originals, discard_originals, originals_dir
 from ingest._upload import delete_kb_uploads, discard_upload, uploads_dir
+from ingest.load import SUPPORTED_SUFFIXES
 from ingest.settings import Settings
 from ingest.store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
 
@@ -53,6 +53,10 @@ _TYPE_LABELS = {
     "docx": "Word",
     "html": "网页",
     "jsonl": "JSONL",
+    "xlsx": "Excel",
+    "csv": "CSV",
+    "pptx": "PowerPoint",
+    "image": "图片(OCR)",
 }
 
 
@@ -99,7 +103,7 @@ def limit_text(value: float) -> str:
 def upload_section(settings: Settings, kb_name: str) -> None:
     st.subheader("上传文档")
     round_ = st.session_state.setdefault(_UPLOADER_ROUND, 0)
-    kinds = "、".join(dict.fromkeys(_TYPE_LABELS[t] for t in SUPPORTED_SUFFIXES.values()))
+    kinds = "、".join(dict.fromkeys(_TYPE_LABELS.get(t, t) for t in SUPPORTED_SUFFIXES.values()))
     files = st.file_uploader(
         "拖入文件,或点击选择(可多选)",
         type=[suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES],

@@ -76,6 +76,8 @@ def render_source_card(card: SourceCard, turn: int | str, kb_name: str, key: str
     where = [html.escape(file_name(p.source))]
     if p.page is not None:
         where.append(f"第 {p.page} 页")
+    if p.ocr:
+        where.append("OCR 识别")  # read from an image: a character may be misread
     headings = [h for h in p.headings if h != p.title]
     if headings:
         where.append(html.escape(" › ".join(headings)))

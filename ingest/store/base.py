@@ -22,7 +22,7 @@ from ingest._embed import EmbeddingSpec
 from ingest._reasons import Rejection
 
 if TYPE_CHECKING:
-    from ingest._load import LoadedDoc
+    from ingest.load import LoadedDoc
     from ingest.settings import Settings
 
 StoreKind = Literal["faiss", "milvus"]

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ingest._load import LoadedDoc
 from ingest._tokenize import keyword_query
+from ingest.load import LoadedDoc
 from ingest.settings import Settings
 from ingest.store import StoreError, StoreKind, kb_exists, open_kb
 from ingest.store.base import KnowledgeBase, PreparedChunk

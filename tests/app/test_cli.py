@@ -132,3 +132,36 @@ def test_eval_prints_the_metrics_and_writes_every_question(zhiku: object, tmp_pa
     assert report["retrieval"]["recall@1"] == 1.0
     assert report["answers"]["complete"] is True
     assert [r["qid"] for r in report["per_question"]["answers"]] == [f"q{i}" for i in range(6)]
+
+
+def test_a_scanned_pdf_is_ingested_by_ocr_and_answers_questions(
+    zhiku: object, tmp_path: Path
+) -> None:
+    from ingest.load import ocr
+
+    if ocr.unavailable() is not None:
+        pytest.skip(f"OCR unavailable: {ocr.unavailable()}")
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "ingest" / "loaders"))
+    from ocr_support import PAGE_ONE, PAGE_THREE, scanned_pdf
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scanned_pdf(folder / "维护手册.pdf", [PAGE_ONE, PAGE_THREE])
+    result = zhiku("ingest", str(folder))
+    assert result.exit_code == 0, result.output
+    asked = zhiku("ask", "冷却塔风机的轴承温度不得超过多少度？", "--backend", "none", "--json")
+    assert asked.exit_code == 0, asked.output
+    data = json.loads(asked.output)
+    best = data["passages"][0]
+    assert "八十度" in best["text"] and best["page"] == 2 and best["ocr"] is True
+    # the citation can point at where on the page image its lines are
+    from ingest._store import KnowledgeBase
+
+    with KnowledgeBase.open(get_settings()) as kb:
+        layout = kb.page_layout(best["doc_id"], best["page_seq"])
+        assert layout is not None and layout.source == "ocr"
+        regions = layout.lines_between(best["start"], best["end"])
+        assert regions and all(line.box[2] <= layout.width for line in regions)
+        assert {c.kind for c in kb.document_chunks(best["doc_id"])} == {"ocr"}

@@ -10,6 +10,7 @@ import unicodedata
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docx
 import pytest
@@ -29,18 +30,18 @@ FIXTURES = SHARED / "fixtures" / "pdfs"
 EVAL = SHARED / "eval"
 
 
-def load(path: Path, max_bytes: int = LIMIT, **kwargs: int) -> Loaded:
+def load(path: Path, max_bytes: int = LIMIT, **kwargs: Any) -> Loaded:
     return load_file(path, max_bytes, **kwargs)
 
 
-def load_one(path: Path) -> LoadedDoc:
-    loaded = load(path)
+def load_one(path: Path, **kwargs: Any) -> LoadedDoc:
+    loaded = load(path, **kwargs)
     assert len(loaded.docs) == 1
     assert loaded.skipped == []
     return loaded.docs[0]
 
 
-def rejected(path: Path, max_bytes: int = LIMIT, **kwargs: int) -> Rejection:
+def rejected(path: Path, max_bytes: int = LIMIT, **kwargs: Any) -> Rejection:
     with pytest.raises(Rejection) as info:
         load(path, max_bytes, **kwargs)
     return info.value
@@ -221,7 +222,7 @@ def test_pdf_with_only_garbage_text_is_no_text(
 ) -> None:
     fake_extraction(GARBAGE[kind])
     pdf = make_pdf(tmp_path / "g.pdf", [[JUNK_MARK], [JUNK_MARK]])
-    assert rejected(pdf).code == "no_text"
+    assert rejected(pdf, ocr="off").code == "ocr_off"
 
 
 def test_pdf_keeps_good_pages_and_drops_a_few_garbage_ones(
@@ -230,7 +231,7 @@ def test_pdf_keeps_good_pages_and_drops_a_few_garbage_ones(
     fake_extraction(GARBAGE["mixed_scripts"])
     body = ["This page has ordinary readable text about the annual budget."]
     pdf = make_pdf(tmp_path / "m.pdf", [body, [JUNK_MARK], body, body, body])
-    assert [page.number for page in load_one(pdf).pages] == [1, 3, 4, 5]
+    assert [page.number for page in load_one(pdf, ocr="off").pages] == [1, 3, 4, 5]
 
 
 def test_pdf_mostly_garbage_is_no_text_even_with_a_good_page(
@@ -238,7 +239,7 @@ def test_pdf_mostly_garbage_is_no_text_even_with_a_good_page(
 ) -> None:
     fake_extraction(GARBAGE["cid"])
     pdf = make_pdf(tmp_path / "m.pdf", [["A readable cover page."], *[[JUNK_MARK]] * 5])
-    assert rejected(pdf).code == "no_text"
+    assert rejected(pdf, ocr="off").code == "ocr_off"
 
 
 def test_pdf_page_that_crashes_the_extractor_is_skipped(
@@ -246,7 +247,7 @@ def test_pdf_page_that_crashes_the_extractor_is_skipped(
 ) -> None:
     fake_extraction("")
     pdf = make_pdf(tmp_path / "c.pdf", [["first page"], [CRASH_MARK], ["third page"]])
-    assert load_one(pdf).pages == (Page(1, "first page"), Page(3, "third page"))
+    assert load_one(pdf, ocr="off").pages == (Page(1, "first page"), Page(3, "third page"))
 
 
 def test_pdf_where_every_page_crashes_is_broken_pdf(
@@ -254,7 +255,7 @@ def test_pdf_where_every_page_crashes_is_broken_pdf(
 ) -> None:
     fake_extraction("")
     pdf = make_pdf(tmp_path / "c.pdf", [[CRASH_MARK], [CRASH_MARK]])
-    assert rejected(pdf).code == "broken_pdf"
+    assert rejected(pdf, ocr="off").code == "broken_pdf"
 
 
 @pytest.mark.parametrize(
@@ -307,7 +308,7 @@ def test_file_at_the_size_limit_loads(tmp_path: Path) -> None:
     assert rejected(path, max_bytes=99).code == "too_large"
 
 
-@pytest.mark.parametrize("name", ["sheet.xlsx", "archive.zip", "README"])
+@pytest.mark.parametrize("name", ["sheet.xls", "archive.zip", "README"])
 def test_unsupported_suffix_is_rejected(tmp_path: Path, name: str) -> None:
     rejection = rejected(write(tmp_path, name, b"whatever"))
     assert rejection.code == "unsupported"
@@ -542,7 +543,7 @@ def test_library_crash_becomes_a_rejection(tmp_path: Path, monkeypatch: pytest.M
     def explode(*args: object, **kwargs: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("ingest._load.BeautifulSoup", explode)
+    monkeypatch.setattr("ingest.load.html.BeautifulSoup", explode)
     rejection = rejected(write(tmp_path, "deep.html", "<div>" * 10 + "x"))
     assert rejection.code == "unreadable"
     assert "recursion" in str(rejection.params["detail"])
@@ -639,9 +640,9 @@ README_CJK = {
     "zh/multilang_hello_world.pdf": 6,
 }
 EXPECTED_REJECTION = {
-    "zh/cn_thesis_template_broken_tounicode_32p.pdf": {"no_text"},
+    "zh/cn_thesis_template_broken_tounicode_32p.pdf": {"ocr_off"},
     "bad/empty_0_bytes.pdf": {"empty"},
-    "bad/evil_xobjects_issue_1113.pdf": {"broken_pdf", "no_text"},
+    "bad/evil_xobjects_issue_1113.pdf": {"broken_pdf", "ocr_off"},
 }
 # damaged but recoverable: a phrase each must keep
 RECOVERED = {
@@ -657,14 +658,15 @@ FIXTURE_NAMES = (
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_real_pdf_fixture(name: str) -> None:
+    """The text layers of real PDFs, OCR off (tests/ingest/load/test_ocr.py: what OCR adds)."""
     if not FIXTURES.is_dir():
         pytest.skip("the shared PDF fixtures exist only in the development workspace")
     path = FIXTURES / name
     if name in EXPECTED_REJECTION or "__" in path.stem:  # "__" precedes the password
         expected = EXPECTED_REJECTION.get(name, {"encrypted"})
-        assert rejected(path, max_bytes=100 * MIB).code in expected
+        assert rejected(path, max_bytes=100 * MIB, ocr="off").code in expected
         return
-    doc = load_one(path)
+    doc = load_one(path, ocr="off")
     text = text_of(doc)
     numbers = [page.number for page in doc.pages]
     assert numbers == sorted(set(numbers)) and all(n is not None and n >= 1 for n in numbers)

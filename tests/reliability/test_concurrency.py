@@ -39,8 +39,10 @@ def test_two_writers_and_a_reader(zygote: Zygote, tmp_path: Path, embedder: Embe
     settings = Settings(_env_file=None, zhiku_home=home, zhiku_models_dir=MODELS)
     seed = make_files(tmp_path / "seed", "seed", 2)
     assert zygote.run(home, seed, kb=KB)["exit"] == 0  # the reader needs something to read
-    cli_files = make_files(tmp_path / "cli", "cli", 8)
-    web_files = make_files(tmp_path / "web", "web", 8)
+    # enough files that the writers are still at work for several answers (int8 embedding is
+    # fast, and each answer takes a while on two busy cores)
+    cli_files = make_files(tmp_path / "cli", "cli", 24)
+    web_files = make_files(tmp_path / "web", "web", 24)
 
     errors: list[BaseException] = []
     answers: list[int] = []

@@ -28,6 +28,7 @@ from filelock import FileLock, Timeout
 from ingest._chunk import Chunk
 from ingest._embed import EmbeddingSpec
 from ingest._vectors import VectorIndex, index_file_name
+from ingest.load import PageLayout
 from ingest.settings import Settings
 from ingest.store.base import (
     ChunkRecord,
@@ -51,6 +52,7 @@ from ingest.store.faiss_sqlite.schema import (
     _chunk_record,
     _connect,
     _damaged,
+    _page_layout,
     _write_error,
     kb_path,
 )
@@ -78,6 +80,7 @@ class FaissSqliteKB(KeywordIndex, VectorSync, Checks, KnowledgeBase):
         self.path = path
         self.conn = conn
         self.read_only = read_only
+        self.has_page_layout = False  # set when the schema is checked
         self._lock = threading.RLock()
         self._vectors: VectorIndex | None = None
         self._vectors_problem: str | None = None
@@ -151,6 +154,21 @@ class FaissSqliteKB(KeywordIndex, VectorSync, Checks, KnowledgeBase):
                     f"{self.path / DB_FILE} has schema version {version}, this zhiku reads "
                     f"{SCHEMA_VERSION}: ingest the files into a new knowledge base"
                 )
+            self._add_page_layout_column()
+
+    def _add_page_layout_column(self) -> None:
+        """Knowledge bases made before OCR have no `pages.layout` (the OCR line boxes of a
+        page); a nullable column is added in place, which SQLite does without rewriting."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(pages)")}
+        self.has_page_layout = "layout" in columns
+        if self.has_page_layout or self.read_only:
+            return
+        try:
+            self.conn.execute("ALTER TABLE pages ADD COLUMN layout TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it meanwhile
+                raise
+        self.has_page_layout = True
 
     def close(self) -> None:
         with self._lock:
@@ -289,6 +307,16 @@ class FaissSqliteKB(KeywordIndex, VectorSync, Checks, KnowledgeBase):
                 (doc_id,),
             ).fetchall()
         return [_chunk_record(row) for row in rows]
+
+    def page_layout(self, doc_id: str, page_seq: int) -> PageLayout | None:
+        """Where the lines of an OCR page sit on its image (None: the page had a text layer)."""
+        if not self.has_page_layout:
+            return None
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT layout FROM pages WHERE doc_id = ? AND seq = ?", (doc_id, page_seq)
+            ).fetchone()
+        return _page_layout(row[0]) if row else None
 
     def page_text(self, doc_id: str, page_seq: int) -> str | None:
         with self._lock:

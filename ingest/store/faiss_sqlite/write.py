@@ -9,8 +9,8 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 from ingest._embed import EmbeddingSpec
-from ingest._load import LoadedDoc
 from ingest._tokenize import index_text
+from ingest.load import LoadedDoc
 from ingest.store.base import (
     PreparedChunk,
     StoreError,
@@ -20,7 +20,13 @@ from ingest.store.base import (
 from ingest.store.base import (
     now as utc_now,
 )
-from ingest.store.faiss_sqlite.schema import DB_FILE, _vector_blob, _write_error
+from ingest.store.faiss_sqlite.schema import (
+    DB_FILE,
+    _layout_json,
+    _page_layout,
+    _vector_blob,
+    _write_error,
+)
 
 if TYPE_CHECKING:
     from ingest.store.faiss_sqlite.kb import FaissSqliteKB
@@ -140,8 +146,11 @@ class SqliteWriter(Writer):
             ),
         )
         conn.executemany(
-            "INSERT INTO pages(doc_id, seq, number, text) VALUES (?, ?, ?, ?)",
-            [(doc.doc_id, seq, page.number, page.text) for seq, page in enumerate(doc.pages)],
+            "INSERT INTO pages(doc_id, seq, number, text, layout) VALUES (?, ?, ?, ?, ?)",
+            [
+                (doc.doc_id, seq, page.number, page.text, _layout_json(page.layout))
+                for seq, page in enumerate(doc.pages)
+            ],
         )
 
     def _insert_chunks(
@@ -236,7 +245,7 @@ class SqliteWriter(Writer):
     def stored_documents(self) -> Iterator[tuple[LoadedDoc, str, str]]:
         """Every document as loaded (from its stored pages), with its origin and when it was
         first ingested."""
-        from ingest._load import LoadedDoc, Page
+        from ingest.load import LoadedDoc, Page, structure_of
 
         conn = self.kb.conn
         with self.kb._lock:
@@ -244,16 +253,16 @@ class SqliteWriter(Writer):
                 "SELECT doc_id, title, source, doc_type, sha256, size, origin, ingested_at "
                 "FROM documents"
             ).fetchall()
-            structures = {"md": "markdown", "docx": "markdown", "html": "markdown"}
             out = []
             for doc_id, title, source, doc_type, sha256, size, origin, ingested_at in docs:
                 pages = tuple(
-                    Page(number, text)
-                    for number, text in conn.execute(
-                        "SELECT number, text FROM pages WHERE doc_id = ? ORDER BY seq", (doc_id,)
+                    Page(number, text, _page_layout(layout))
+                    for number, text, layout in conn.execute(
+                        "SELECT number, text, layout FROM pages WHERE doc_id = ? ORDER BY seq",
+                        (doc_id,),
                     )
                 )
-                structure = structures.get(doc_type, "plain")
+                structure = structure_of(doc_type)
                 doc = LoadedDoc(doc_id, title, source, doc_type, sha256, size, pages, structure)  # type: ignore[arg-type]
                 out.append((doc, origin, ingested_at))
         yield from out

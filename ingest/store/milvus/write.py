@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingest._embed import EmbeddingSpec
-from ingest._load import LoadedDoc, Page
 from ingest._tokenize import fts_tokens, index_text
+from ingest.load import LoadedDoc, Page
 from ingest.store.base import PreparedChunk, StoreError, Writer, keyword_text, now
 from ingest.store.milvus.kb import catalog_row
 from ingest.store.milvus.schema import (
