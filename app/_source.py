@@ -109,9 +109,18 @@ def _line_boxes(boxes: list[Box]) -> list[Box]:
     return [(a, b, c, d) for a, b, c, d in merged]
 
 
-def render_pdf_page(path: Path, number: int, quote: str, width_px: int = 900) -> PageImage:
+def render_pdf_page(
+    path: Path,
+    number: int,
+    quote: str,
+    width_px: int = 900,
+    ocr_boxes: tuple[tuple[int, int, int, int], ...] = (),
+    ocr_size: tuple[int, int] = (0, 0),
+) -> PageImage:
     """Page `number` (1-based) of the PDF at `path`, `width_px` wide, with the boxes of
-    `quote`'s characters drawn on it. Raises ValueError for a page the file does not have."""
+    `quote`'s characters drawn on it. A page read by OCR has no characters to find: its cited
+    lines come as `ocr_boxes`, in the pixels of the `ocr_size` image OCR read, and are drawn
+    instead. Raises ValueError for a page the file does not have."""
     import pypdfium2 as pdfium
     from PIL import Image, ImageDraw
 
@@ -140,6 +149,10 @@ def render_pdf_page(path: Path, number: int, quote: str, width_px: int = 900) ->
             )
         boxes = _line_boxes(raw_boxes)
         image = page.render(scale=scale).to_pil().convert("RGBA")
+        if not boxes and ocr_boxes and ocr_size[0] and ocr_size[1]:
+            sx, sy = image.width / ocr_size[0], image.height / ocr_size[1]
+            boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in ocr_boxes]
+            indices, complete = [], True
         overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)
         for left, top, right, bottom in boxes:
@@ -156,8 +169,8 @@ def render_pdf_page(path: Path, number: int, quote: str, width_px: int = 900) ->
         zoom = b""
         if boxes:
             text_boxes = [textpage.get_charbox(i) for i in range(len(chars))]
-            lefts = [b[0] * scale for b in text_boxes if b[2] > b[0]]
-            rights = [b[2] * scale for b in text_boxes if b[2] > b[0]]
+            lefts = [b[0] * scale for b in text_boxes if b[2] > b[0]] or [b[0] for b in boxes]
+            rights = [b[2] * scale for b in text_boxes if b[2] > b[0]] or [b[2] for b in boxes]
             x0 = max(0, min(lefts) - 24)
             x1 = min(marked.width, max(rights) + 24)
             top = min(b[1] for b in boxes)
@@ -168,7 +181,7 @@ def render_pdf_page(path: Path, number: int, quote: str, width_px: int = 900) ->
             zoomed = io.BytesIO()
             crop.save(zoomed, format="PNG", optimize=True)
             zoom = zoomed.getvalue()
-        found = "".join(chars[i] for i in indices)
+        found = "".join(chars[i] for i in indices) or (quote if ocr_boxes and boxes else "")
         pages = len(pdf)
         textpage.close()
         page.close()

@@ -19,6 +19,7 @@ from app._source import page_text, render_pdf_page, source_file
 from app.ui.markdown import escape_markdown, file_name
 from app.ui.resources import get_kb
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 VIEW_KEY = "zk_viewer"
 
@@ -58,9 +59,26 @@ def _turn_page(source: OpenSource, page: int) -> None:
 
 
 @st.cache_data(show_spinner="正在渲染页面…", max_entries=64)
-def _page_image(path: str, stamp: float, number: int, quote: str) -> dict[str, object]:
-    image = render_pdf_page(Path(path), number, quote)
+def _page_image(
+    path: str,
+    stamp: float,
+    number: int,
+    quote: str,
+    ocr_boxes: tuple[tuple[int, int, int, int], ...] = (),
+    ocr_size: tuple[int, int] = (0, 0),
+) -> dict[str, object]:
+    image = render_pdf_page(Path(path), number, quote, ocr_boxes=ocr_boxes, ocr_size=ocr_size)
     return asdict(image)
+
+
+def _ocr_lines(kb: KnowledgeBase, source: OpenSource) -> tuple[tuple, tuple[int, int]]:
+    """The boxes of the OCR lines the cited span was read from, and the size of the image
+    they refer to; nothing for a page that had a text layer."""
+    layout = kb.page_layout(source.doc_id, source.page_seq)
+    if layout is None:
+        return (), (0, 0)
+    boxes = tuple(line.box for line in layout.lines_between(source.start, source.end))
+    return boxes, (layout.width, layout.height)
 
 
 def _text_view(text: str, lo: int, hi: int) -> None:
@@ -112,7 +130,7 @@ def viewer_panel(settings: Settings) -> None:
         return
     path = source_file(settings, kb, doc) if source.doc_type == "pdf" else None
     if source.doc_type == "pdf" and path is not None and source.page is not None:
-        _pdf_view(source, path, doc.pages)
+        _pdf_view(source, path, doc.pages, *_ocr_lines(kb, source))
         return
     if source.doc_type == "pdf":
         st.info(
@@ -132,12 +150,20 @@ def _quote_only(source: OpenSource) -> None:
     st.html(f'<div class="zk-viewer-text"><mark>{html.escape(source.quote)}</mark></div>')
 
 
-def _pdf_view(source: OpenSource, path: Path, pages: int) -> None:
+def _pdf_view(
+    source: OpenSource,
+    path: Path,
+    pages: int,
+    ocr_boxes: tuple[tuple[int, int, int, int], ...] = (),
+    ocr_size: tuple[int, int] = (0, 0),
+) -> None:
     cited = source.page or 1
     shown = source.shown_page or cited
     quote = source.quote if shown == cited else ""
+    if shown != cited:
+        ocr_boxes = ()
     try:
-        image = _page_image(str(path), path.stat().st_mtime, shown, quote)
+        image = _page_image(str(path), path.stat().st_mtime, shown, quote, ocr_boxes, ocr_size)
     except Exception as exc:  # a damaged file: say so, keep the chat working
         st.error(f"无法渲染这一页:{escape_markdown(str(exc))}", icon=":material/error:")
         return

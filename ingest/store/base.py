@@ -22,7 +22,7 @@ from ingest._embed import EmbeddingSpec
 from ingest._reasons import Rejection
 
 if TYPE_CHECKING:
-    from ingest.load import LoadedDoc
+    from ingest.load import LoadedDoc, PageLayout
     from ingest.settings import Settings
 
 StoreKind = Literal["faiss", "milvus"]
@@ -208,6 +208,11 @@ class KnowledgeBase(ABC):
 
     @abstractmethod
     def page_text(self, doc_id: str, page_seq: int) -> str | None: ...
+
+    def page_layout(self, doc_id: str, page_seq: int) -> PageLayout | None:
+        """Where the lines of an OCR page sit on its image; None for a page with a text layer,
+        or a store that does not keep the boxes (the Milvus store does not)."""
+        return None
 
     # ----- chunks left out of retrieval (the inspector's switch) ----------------------------
     # Keyed by chunk_key (a hash of document, page, offset and text), so a chunk stays left out

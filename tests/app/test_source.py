@@ -61,3 +61,36 @@ def test_a_page_the_file_does_not_have_is_refused(tmp_path: Path) -> None:
     pdf = make_cjk_pdf(tmp_path / "手册.pdf", PAGES)
     with pytest.raises(ValueError, match="has 2 pages"):
         render_pdf_page(pdf, 3, "x")
+
+
+def test_a_page_read_by_ocr_gets_the_boxes_of_its_cited_lines(tmp_path: Path) -> None:
+    """A scanned page has no characters to find: the boxes OCR stored for the cited lines (in
+    the pixels of the image it read) are scaled onto the rendered page."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "扫描件.pdf"
+    sheet = canvas.Canvas(str(path), pagesize=A4)
+    sheet.rect(72, 600, 300, 40, stroke=1, fill=0)  # a drawing, no text layer
+    sheet.showPage()
+    sheet.save()
+    # OCR read the page as a 1240 x 1754 image; the cited line sat at (100, 200)-(700, 260)
+    image = render_pdf_page(
+        path,
+        1,
+        "员工每年享有十五天带薪年假",
+        ocr_boxes=((100, 200, 700, 260),),
+        ocr_size=(1240, 1754),
+    )
+    assert len(image.boxes) == 1
+    left, top, right, bottom = image.boxes[0]
+    scale = 900 / 1240
+    assert (left, right) == pytest.approx((100 * scale, 700 * scale), abs=1)
+    assert (top, bottom) == pytest.approx((200 * scale, 260 * scale), abs=2)
+    png = Image.open(io.BytesIO(image.png)).convert("RGB")
+    inside = png.crop((int(left) + 3, int(top) + 3, int(right) - 3, int(bottom) - 3))
+    pixels = inside.get_flattened_data()
+    assert sum(1 for r, g, b in pixels if r > 200 and g > 180 and b < 200) > 0.8 * len(pixels)
+    assert image.found == "员工每年享有十五天带薪年假" and image.zoom_png
+    # without OCR boxes the same page has nothing to highlight
+    assert render_pdf_page(path, 1, "员工每年享有十五天带薪年假").boxes == []
