@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 	@# torch first, pinned: a CPU build of 2.13.0 lies on these machines, while a bare `torch`
 	@# requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install torch==2.13.0
-	@# llama-cpp-python compiles llama.cpp from source the first time (~9 minutes on 2 cores);
-	@# pip caches the wheel, so later installs take seconds.
+	@# The embedded LLM runs on xllamacpp's prebuilt wheel: llama.cpp built for x86-64 with AVX2
+	@# (no -march=native), so one wheel runs on every CPU since 2013 and nothing compiles here.
 	$(BIN)/pip install -e ".[llm,dev]"
 	touch $(STAMP)
 

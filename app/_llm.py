@@ -3,7 +3,9 @@
 Each backend is a LangChain chat model, so answering code only ever calls `.stream(messages)`:
 - `ollama`: `langchain_ollama.ChatOllama` (it wraps the official `ollama` client) against
   `OLLAMA_HOST` — see `app/_llm_ollama.py`;
-- `llamacpp`: the bundled Qwen2.5-Coder-1.5B-Instruct GGUF in llama.cpp — `app/_llm_llamacpp.py`;
+- `llamacpp`: the bundled Qwen2.5-Coder-1.5B-Instruct GGUF in llama.cpp, run in a supervised
+  worker process so that a crash of native code never takes the app down — `app/_llm_llamacpp.py`
+  (the supervisor and chat model), `app/_worker.py` (the process), `app/_gguf.py` (the weights);
 - `none`: no generation; answers are the retrieved passages with their sources.
 `auto` picks Ollama when it is reachable and has the model, else llama.cpp when installed, else
 none.
@@ -91,10 +93,27 @@ def forget_backend_status() -> None:
 
 
 def _llamacpp(settings: Settings, progress: Callable[[str], None]) -> ResolvedBackend:
+    """The embedded model with its worker started and self-checked now, so that a CPU that
+    cannot run it is found here, before anybody's question, and the caller can fall back."""
     from app._llm_llamacpp import make_llamacpp_chat
 
     chat = make_llamacpp_chat(settings, progress=progress)
+    if chat.supervisor.status.state != "ready":
+        progress("starting the embedded LLM (loading the model and generating one token)…")
+    chat.start()
     return ResolvedBackend(chat, BackendInfo("llamacpp", Path(chat.model_path).name))
+
+
+def current(backend: ResolvedBackend) -> ResolvedBackend:
+    """`backend` as it stands now: an embedded model whose worker kept crashing (or failed its
+    self-check) since it was resolved means retrieval only, with the reason as the notice."""
+    from app._llm_llamacpp import WorkerChat
+
+    if isinstance(backend.chat, WorkerChat):
+        disabled = backend.chat.supervisor.disabled
+        if disabled is not None:
+            return ResolvedBackend(None, BackendInfo("none", ""), disabled)
+    return backend
 
 
 def resolve_backend(
@@ -136,7 +155,10 @@ def resolve_backend(
         # Ollama being absent is the normal case on a fresh machine: no notice unless it was
         # reachable but lacked the model, which the user probably wants to know.
         notice = status.error if status.reachable else None
-        resolved = _llamacpp(settings, progress)
+        try:
+            resolved = _llamacpp(settings, progress)
+        except LlmError as exc:  # e.g. the self-check crashed on this CPU: retrieval only
+            return ResolvedBackend(None, BackendInfo("none", ""), exc)
         resolved.notice = notice
         return resolved
     return ResolvedBackend(
@@ -158,9 +180,10 @@ _warm_lock = threading.Lock()
 
 
 def warm_up(backend: ResolvedBackend) -> None:
-    """Have llama.cpp process the fixed start of the prompt (rules and worked examples) once, in
-    the background: its KV cache is reused by every later prompt, which all start the same, so
-    the first question does not wait for it. A no-op for other backends and after one call."""
+    """Have the embedded model process the fixed start of the prompt (rules and worked
+    examples) once, in the background: the worker keeps it in its KV cache for every later
+    prompt, which all start the same, so the first question does not wait for it. A no-op for
+    other backends and after one call."""
     if backend.info.kind != "llamacpp" or backend.chat is None:
         return
     with _warm_lock:

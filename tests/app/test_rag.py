@@ -243,7 +243,7 @@ def test_an_answer_that_starts_repeating_itself_is_cut_there(
     loop = "杭州的市花是桂花。" * 30
     with FakeOllama(responder=evidence_reply(["市花是桂花"], loop)) as server:
         settings, backend = ollama(small_kb_settings, server)
-        result, events = run("杭州的市花是什么？", kb, settings, embedder, backend)
+        result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
     assert result.answer == "杭州的市花是桂花[1]。"
     assert "stopped the answer where it began repeating itself" in result.repairs
     assert result.timings["tokens"] < len(json_tokens({"evidence": [1], "answer": loop}))
