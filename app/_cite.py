@@ -156,41 +156,56 @@ def counts_as_claim(sentence: str) -> bool:
     return letters(sentence) >= MIN_LETTERS
 
 
-def supported_by(sentence: str, evidence: str, question: str = "") -> bool:
+def supported_by(sentence: str, evidence: str, question: str = "", passage: str = "") -> bool:
     """Whether `evidence` supports an answer sentence: its numbers and Latin-script names occur
     in the evidence (or the question), and at least SUPPORT of its character bigrams occur in
-    the evidence itself. A short sentence ("可以。", "桂花") needs all of its bigrams there."""
+    the evidence or the question, and as many in the evidence's passage (`passage`, the
+    evidence itself when not given), so the sentence restates its evidence in the question's
+    terms at most. A short sentence ("可以。", "桂花") needs all of its bigrams there."""
     claim = strip_markers(sentence)
     source = normalize(evidence)
     asked = normalize(question)
     if any(n not in source and n not in asked for n in numbers(claim)):
         return False
     for name in _LATIN_NAME.findall(claim):
-        if any(ch.isdigit() for ch in name) and name.lower() in asked:
-            continue
         if name.lower() not in source and name.lower() not in asked:
             return False
     grams = char_bigrams(claim)
     if not grams:
         return False
-    share = len(grams & char_bigrams(source)) / len(grams)
-    return share >= (SUPPORT if counts_as_claim(claim) else 1.0)
+    need = SUPPORT if counts_as_claim(claim) else 1.0
+    near = char_bigrams(source) | char_bigrams(asked)
+    if len(grams & near) / len(grams) < need:
+        return False
+    around = char_bigrams(normalize(passage)) if passage else char_bigrams(source)
+    return len(grams & around) / len(grams) >= need
 
 
 def supporting(
-    sentence: str, candidates: Sequence[int], texts: Sequence[str], question: str = ""
+    sentence: str,
+    candidates: Sequence[int],
+    texts: Sequence[str],
+    question: str = "",
+    passages: Sequence[str] = (),
 ) -> list[int]:
-    """The candidate ids (indexes into `texts`) that support `sentence`: the best single one
-    when one suffices, else the fewest together, best first; [] when even all of them fail."""
+    """The candidate ids (indexes into `texts`; `passages[i]` the text of the passage holding
+    `texts[i]`, if given) that support `sentence`: the best single one when one suffices, else
+    the fewest together, best first; [] when even all of them fail."""
     if not candidates:
         return []
+
+    def around(ids: Sequence[int]) -> str:
+        return "\n".join(dict.fromkeys(passages[i] for i in ids)) if passages else ""
+
     scored = sorted(candidates, key=lambda i: -_overlap(sentence, texts[i]))
     for i in scored:
-        if supported_by(sentence, texts[i], question):
+        if supported_by(sentence, texts[i], question, around([i])):
             return [i]
     for count in range(2, len(scored) + 1):
-        if supported_by(sentence, "\n".join(texts[i] for i in scored[:count]), question):
-            return sorted(scored[:count])
+        chosen = scored[:count]
+        joined = "\n".join(texts[i] for i in chosen)
+        if supported_by(sentence, joined, question, around(chosen)):
+            return sorted(chosen)
     return []
 
 

@@ -260,6 +260,8 @@ class AnswerCheck:
         self.context = list(context)
         self.units = numbered_context.units
         self.texts = [u.shown for u in self.units]
+        # the text of the passage each sentence is in, as the model saw it
+        self.around = [self.context[u.passage].prompt_text for u in self.units]
         self.settings = settings
         self.evidence: list[int] | None = None  # 0-based unit indexes
         self.plain = False
@@ -308,7 +310,7 @@ class AnswerCheck:
             if found is not None and found not in (self.evidence or []):
                 # the rest is still read, unseen, so eval can tell what the guard changed
                 self.replaced_by = found
-        ids = supporting(text, self.candidates, self.texts, self.question)
+        ids = supporting(text, self.candidates, self.texts, self.question, self.around)
         if not ids:
             self.dropped.append(text.strip())
             return ""
