@@ -228,6 +228,9 @@ def complete_sentences(text: str) -> tuple[list[str], str]:
     spans = sentence_spans(text, keep_markers=False)
     if not spans:
         return [], text
+    if text.endswith("."):  # "1." may be "1.5" once the next token comes
+        last_start = spans[-1][0]
+        return [text[s:e] for s, e in spans[:-1]], text[last_start:]
     last_start, last_end = spans[-1]
     closed = re.search(r"(?:[。！？!?；;]+[”’\"')）」』]*|\.|\n)\s*$", text[last_start:last_end])
     if closed:

@@ -351,7 +351,7 @@ class AnswerCheck:
 
     def _unguarded(self, structured_refusal: bool) -> tuple[Checked, str]:
         model_text = self.model_text.strip()
-        if structured_refusal or (self.plain and refusal_like(model_text)):
+        if structured_refusal or (refusal_like(model_text) and not self.kept):
             return self._refusal("model_refused"), ""
         if self.kept:
             if self.dropped:

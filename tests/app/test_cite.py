@@ -72,7 +72,12 @@ def test_the_fewest_sentences_that_together_support_a_sentence_are_cited() -> No
 
 def test_claim_spans_keep_the_markers_that_follow_a_sentence() -> None:
     text = "杭州的市花是桂花。[1]市树是香樟[2]！\n好"
-    assert [text[a:b] for a, b in claim_spans(text)] == ["杭州的市花是桂花。[1]", "市树是香樟[2]！", "\n", "好"]
+    assert [text[a:b] for a, b in claim_spans(text)] == [
+        "杭州的市花是桂花。[1]",
+        "市树是香樟[2]！",
+        "\n",
+        "好",
+    ]
 
 
 def test_the_metric_needs_a_marker_the_numbers_and_most_bigrams() -> None:
@@ -86,6 +91,7 @@ def test_the_metric_needs_a_marker_the_numbers_and_most_bigrams() -> None:
 def test_finished_sentences_are_told_from_the_one_being_written() -> None:
     assert complete_sentences("第一句。第二") == (["第一句。"], "第二")
     assert complete_sentences("第一句。") == (["第一句。"], "")
+    assert complete_sentences("参数 1.") == ([], "参数 1."), "a decimal point still being written"
     assert complete_sentences("It is 1.5 GB. Then") == (["It is 1.5 GB."], " Then")
 
 

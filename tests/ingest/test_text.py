@@ -21,7 +21,12 @@ from ingest.text import (
 def test_sentences_carry_exact_offsets() -> None:
     text = "  杭州的市花是桂花。[1] 市树是香樟！\nIt is 1.5 GB. Done"
     found = sentences(text)
-    assert [s.text for s in found] == ["杭州的市花是桂花。[1]", "市树是香樟！", "It is 1.5 GB.", "Done"]
+    assert [s.text for s in found] == [
+        "杭州的市花是桂花。[1]",
+        "市树是香樟！",
+        "It is 1.5 GB.",
+        "Done",
+    ]
     assert all(text[s.start : s.end] == s.text for s in found)
     short = "甲。[2]乙"
     assert [short[a:b] for a, b in sentence_spans(short, keep_markers=False)] == ["甲。", "[2]乙"]
