@@ -171,3 +171,13 @@ def test_retrieval_is_measured_on_a_cached_throwaway_index(
     again, _, cached = build_eval_kb(settings, dataset, embedder, lambda message: None)
     again.close()
     assert cached
+
+
+def test_claim_support_follows_the_definition() -> None:
+    from app._eval import claim_support
+
+    cited = {"1": "杭州地铁 2 号线于 2014 年开通,全长 43.3 公里。", "2": "杭州的市花是桂花。"}
+    # supported; wrong number; uncited; too short to count
+    answer = "2 号线全长 43.3 公里[1]。2 号线全长 45 公里[1]。杭州的市花是桂花。好的。"
+    assert claim_support(answer, cited) == (3, 1)
+    assert claim_support("杭州的市花是桂花。[2]", cited) == (1, 1), "a marker after the stop"
