@@ -4,6 +4,8 @@ a right answer wrong and a wrong one right.
 
 - `instructions` (GUARD_INSTRUCTIONS): sentences, titles and headings of a passage that order
   the answerer about never reach the model.
+- `coverage` (GUARD_COVERAGE): refuse before the model is asked when no passage holds even
+  QUESTION_COVERAGE of the question's words (the passages are about something else).
 - `missing_names` (GUARD_MISSING_NAMES): refuse when a name in the question is in no retrieved
   passage, nowhere in the knowledge base (full-text search) and has no alias, abbreviation,
   near spelling or other-language passage that could stand for it.
@@ -25,7 +27,14 @@ from typing import Protocol
 
 from ingest.text import CJK, has_cjk, mostly_chinese, ngrams, strip_markers
 
-GUARDS = ("instructions", "missing_names", "off_question", "absent_terms", "prompt_leak")
+GUARDS = (
+    "instructions",
+    "coverage",
+    "missing_names",
+    "off_question",
+    "absent_terms",
+    "prompt_leak",
+)
 # the guards written after particular evaluation questions went wrong; `zhiku eval` can run
 # with these off to measure the evidence-first answer alone
 QUESTION_FITTED = ("missing_names", "off_question", "absent_terms")
@@ -145,6 +154,21 @@ def clean_label(title: str, headings: Sequence[str]) -> tuple[str, tuple[str, ..
     return title, tuple(kept), fired
 
 
+# --- coverage -----------------------------------------------------------------------------
+
+
+def coverage(question: str, texts: Sequence[str]) -> float | None:
+    """The largest share of the question's words (its n-grams without question words) that one
+    of `texts` holds; None when it cannot be told (no such words, or a text in another language,
+    which shares no words with the question whatever it says)."""
+    wanted = question_grams(question)
+    if not wanted or not texts:
+        return None
+    if any(mostly_chinese(t) != mostly_chinese(question) for t in texts):
+        return None
+    return max(len(wanted & ngrams(t)) / len(wanted) for t in texts)
+
+
 # --- missing_names ------------------------------------------------------------------------
 
 
@@ -172,19 +196,34 @@ def question_names(question: str) -> list[str]:
     )
 
 
+def _is_name(word: str) -> bool:
+    """jieba reads `word` by itself as one name or abbreviation ("北大", "阿里", "诸葛亮")."""
+    from jieba import posseg
+
+    pairs = posseg.lcut(word)
+    return len(pairs) == 1 and (pairs[0].flag in _NAME_TAGS or pairs[0].flag == "j")
+
+
 def could_name(name: str, text: str) -> bool:
     """Whether `text` may speak of `name` under another spelling: the name itself, its stem
-    (jieba cut it one character long: "呋塞米会"), an abbreviation of two of its characters in
-    order starting with its first ("北大" for 北京大学, "阿里" for 阿里巴巴), or a spelling one
-    character off (a typo)."""
+    (jieba cut it one character long: "呋塞米会"), or a word that is itself a name and is an
+    abbreviation of it (two of its characters in order from its first: "北大" for 北京大学,
+    "阿里" for 阿里巴巴) or one character off it (a typo: 诸葛量 / 诸葛亮). "世界" is no
+    abbreviation of 世界杯, nor "世界上" a typo of it: neither is a name."""
     if name in text or (len(name) >= 4 and name[:-1] in text):
         return True
-    if any(name[0] + later in text for later in name[1:]):
-        return True
+    for later in name[1:]:
+        short = name[0] + later
+        if short in text and _is_name(short):
+            return True
     n = len(name)
+    seen: set[str] = set()
     for i in range(len(text) - n + 1):
         window = text[i : i + n]
-        if sum(a != b for a, b in zip(window, name, strict=True)) == 1 and CJK.match(window[0]):
+        if window in seen or not CJK.match(window[0]):
+            continue
+        seen.add(window)
+        if sum(a != b for a, b in zip(window, name, strict=True)) == 1 and _is_name(window):
             return True
     return False
 
@@ -223,6 +262,7 @@ NEW_GRAMS = 3  # a sentence that only restates the question holds no answer
 _LEAD_IN = re.compile(r"(?:[:：]|如下)\W*$")
 _QUESTION_LINE = re.compile(r"(?:[?？]\W*$)|^\W*(?:问|问题|Q|提问)\s*\d*\s*[:：.、]", re.IGNORECASE)
 _SENTENCE_CLOSE = re.compile(r"[。！!；;.]\W*$")
+_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
 
 
 def question_grams(question: str) -> set[str]:
@@ -249,16 +289,19 @@ def can_stand_as_answer(sentence: str) -> bool:
 
 def matching_sentence(question: str, sentences: Sequence[str]) -> int | None:
     """The index of the one sentence that clearly matches the question: it holds most of the
-    question's words and clearly more than any other, adds something to them, and can stand
-    as an answer by itself."""
+    question's words (and all of its Latin-script names) and clearly more than any other, adds
+    something to them, and can stand as an answer by itself."""
     wanted = question_grams(question)
     if not wanted:
         return None
+    terms = [t.lower() for t in _TERM.findall(question) if len(t) >= 2]
     scored = []
     for index, sentence in enumerate(sentences):
         grams = ngrams(sentence)
         if len(grams - wanted) < NEW_GRAMS or not can_stand_as_answer(sentence):
             continue
+        if any(t not in sentence.lower() for t in terms):
+            continue  # a sentence without the question's subject ("Claude 4") does not match
         scored.append((len(grams & wanted) / len(wanted), index))
     scored.sort(key=lambda item: -item[0])
     if not scored or scored[0][0] < QUESTION_MATCH:
@@ -284,8 +327,6 @@ def off_question(answer: str, question: str, sentences: Sequence[str]) -> int | 
 
 
 # --- absent_terms -------------------------------------------------------------------------
-
-_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
 
 
 def absent_terms(question: str, texts: Sequence[str]) -> list[str]:

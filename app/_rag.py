@@ -29,6 +29,8 @@ from app._cite import (
 )
 from app._guards import (
     GuardEvent,
+    can_stand_as_answer,
+    coverage,
     leak_windows,
     missing_names,
     off_question,
@@ -75,8 +77,8 @@ class AnswerResult:
     citations: list[Citation]
     passages: list[Passage]  # everything retrieved, cited or not; the first ones were in the prompt
     refused: bool
-    # "empty_question", "no_relevant_passage", "name_not_found", "model_refused",
-    # "unsupported_answer"
+    # "empty_question", "no_relevant_passage", "question_not_covered", "name_not_found",
+    # "model_refused", "unsupported_answer"
     refusal_reason: str | None
     backend: BackendInfo
     timings: dict[str, float]
@@ -220,6 +222,11 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
     context = ordered[: len(context)]
     if not context:
         return Decision(tuple(ordered), (), "no_relevant_passage")
+    if settings.guard_coverage:
+        share = coverage(question, [p.text for p in context])
+        if share is not None and share < settings.question_coverage:
+            event = GuardEvent("coverage", f"{share:.2f}")
+            return Decision(tuple(ordered), tuple(context), "question_not_covered", (), (event,))
     if settings.guard_missing_names:
         missing = missing_names(question, [p.text for p in ordered], kb)
         if missing:
@@ -311,6 +318,11 @@ class AnswerCheck:
                 # the rest is still read, unseen, so eval can tell what the guard changed
                 self.replaced_by = found
         ids = supporting(text, self.candidates, self.texts, self.question, self.around)
+        if not ids and not self.plain and self.evidence is not None:
+            # the ids are the model's pointer, the check decides: a sentence another sentence
+            # of the passages supports is cited there (the model named the question line of
+            # a FAQ, or the lead-in above the list it quoted)
+            ids = supporting(text, range(len(self.units)), self.texts, self.question, self.around)
         if not ids:
             self.dropped.append(text.strip())
             return ""
@@ -360,7 +372,11 @@ class AnswerCheck:
                 )
             return self._result("".join(self.kept), None), ""
         wanted = question_grams(self.question)
-        related = [u for u in (self.evidence or []) if wanted & ngrams(self.texts[u])]
+        related = [
+            u
+            for u in (self.evidence or [])
+            if wanted & ngrams(self.texts[u]) and can_stand_as_answer(self.texts[u])
+        ]
         if related and not self.plain:
             shown = self._evidence_answer(related[:2])
             self.repairs.append(
@@ -466,7 +482,7 @@ def answer(
             **more,
         )
 
-    guard_refusal = decision.refusal_reason == "name_not_found"
+    guard_refusal = decision.refusal_reason in {"name_not_found", "question_not_covered"}
     if decision.refusal_reason and not (guard_refusal and shadow_guards and backend.chat):
         yield refuse(decision.refusal_reason, decision.guards)
         return

@@ -147,7 +147,11 @@ def test_an_invented_answer_over_unrelated_evidence_is_a_refusal(
     with FakeOllama(responder=responder) as server:
         settings, backend = ollama(small_kb_settings, server)
         no_floor = settings.model_copy(
-            update={"relevance_floor": 0.0, "relevance_floor_cross_lingual": 0.0}
+            update={
+                "relevance_floor": 0.0,
+                "relevance_floor_cross_lingual": 0.0,
+                "guard_coverage": False,
+            }
         )
         result, events = run("今天天气怎么样？", kb, no_floor, embedder, backend)
     assert result.refused and result.refusal_reason == "unsupported_answer"
@@ -194,11 +198,24 @@ def test_nothing_relevant_means_a_refusal_without_asking_the_llm(
     assert not any(isinstance(e, Token) for e in events)
 
 
+def test_a_question_whose_words_no_passage_holds_is_refused_without_asking_the_llm(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    with FakeOllama(reply_tokens=["不该被调用"]) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        no_floor = settings.model_copy(update={"relevance_floor": 0.0})
+        result, _ = run("公司的股票代码是多少？", kb, no_floor, embedder, backend)
+        assert server.chat_requests == []
+    assert result.refused and result.refusal_reason == "question_not_covered"
+    assert [g.name for g in result.guards] == ["coverage"]
+
+
 def test_a_name_nowhere_in_the_knowledge_base_means_a_refusal_without_asking_the_llm(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
     with FakeOllama(reply_tokens=["不该被调用"]) as server:
         settings, backend = ollama(small_kb_settings, server)
+        settings = settings.model_copy(update={"guard_coverage": False})
         result, _ = run("占旭刚在杭州参加过哪些比赛？", kb, settings, embedder, backend)
         assert server.chat_requests == []
     assert result.refused and result.refusal_reason == "name_not_found"
@@ -213,6 +230,7 @@ def test_shadowed_guards_let_the_model_answer_and_record_what_they_changed(
     responder = evidence_reply(["市花是桂花"], "杭州的市花是桂花。")
     with FakeOllama(responder=responder) as server:
         settings, backend = ollama(small_kb_settings, server)
+        settings = settings.model_copy(update={"guard_coverage": False})
         events = list(
             answer(
                 "占旭刚喜欢杭州的市花吗？", [], kb, settings, embedder, backend, shadow_guards=True
@@ -231,7 +249,7 @@ def test_guards_switched_off_do_not_fire(
 ) -> None:
     with FakeOllama(reply_tokens=json_tokens({"evidence": [], "answer": REFUSAL_ZH})) as server:
         settings, backend = ollama(small_kb_settings, server)
-        off = settings.model_copy(update={"guard_missing_names": False})
+        off = settings.model_copy(update={"guard_missing_names": False, "guard_coverage": False})
         result, _ = run("占旭刚在杭州参加过哪些比赛？", kb, off, embedder, backend)
         assert server.chat_requests, "the model decides"
     assert result.refusal_reason == "model_refused" and result.guards == []
