@@ -20,7 +20,7 @@ from ingest._embed import Embedder
 from ingest._store import ChunkRecord, KnowledgeBase
 from ingest._tokenize import keyword_query
 from ingest.settings import Settings
-from ingest.text import language
+from ingest.text import has_cjk, language
 
 
 @dataclass
@@ -142,11 +142,16 @@ def search(
     bm25 = dict(keyword)
     bm25.update(kb.keyword_scores(expression, [i for i in cosine if i not in bm25]))
     records = kb.chunks(cosine)
-    asked = language(query)
+    # a question with any Chinese in it is Chinese ("什么是 Scaling Laws?")
+    asked = "zh" if has_cjk(query) else language(query)
     cross = frozenset(
         i for i, r in records.items() if asked and language(r.text) not in ("", asked)
     )
-    fused = fuse(cosine, bm25, settings.dense_weight, cross)
+    # Cosines across languages run lower for the same relatedness (the two relevance floors
+    # were calibrated to say by how much): lifted by that gap, they compare with the others.
+    lift = settings.relevance_floor - settings.relevance_floor_cross_lingual
+    calibrated = {i: c + lift if i in cross else c for i, c in cosine.items()}
+    fused = fuse(calibrated, bm25, settings.dense_weight, cross)
     top = fused[: max(k, 1) * 2]  # spare candidates for chunks deleted since the index was read
     dense_ranks = {i: rank for rank, (i, _) in enumerate(dense, start=1)}
     keyword_ranks = {i: rank for rank, (i, _) in enumerate(keyword, start=1)}
