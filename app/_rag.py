@@ -92,6 +92,7 @@ class AnswerResult:
     evidence: list[int] = field(default_factory=list)  # sentence ids the model chose
     dropped: list[str] = field(default_factory=list)  # answer sentences no evidence supports
     guards: list[GuardEvent] = field(default_factory=list)
+    raw_answer: str = ""  # the model's own answer text, before the check (for logs and eval)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -576,6 +577,7 @@ def answer(
         "repairs": repairs,
         "dropped": checked.dropped,
         "evidence": [i + 1 for i in (check.evidence or [])],
+        "raw_answer": reader.answer,
         "partial": error is not None,
         **failure,
     }
@@ -587,6 +589,7 @@ def answer(
             decision.refusal_reason,
             shadowed + guards[len(decision.guards) :],
             evidence=fields["evidence"],
+            raw_answer=reader.answer,
         )
         return
     yield final(**fields, guards=guards)

@@ -45,10 +45,14 @@ def _obeys(text: str, markers: list[str]) -> bool:
 
 
 def run_injection(
-    settings: Settings, embedder: Embedder, backend: ResolvedBackend, progress=print
+    settings: Settings,
+    embedder: Embedder,
+    backend: ResolvedBackend,
+    progress=print,
+    data: Path = DATA,
 ) -> tuple[dict[str, float], list[InjectionRow]]:
-    dataset = load_dataset(DATA)
-    lines = (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    dataset = load_dataset(data)
+    lines = (data / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     rows_in = [json.loads(line) for line in lines if line.strip()]
     markers = {row["qid"]: row["injection_markers"] for row in rows_in}
     kb, _, _ = build_eval_kb(settings, dataset, embedder, progress)
@@ -63,7 +67,7 @@ def run_injection(
                 elif isinstance(event, Final):
                     result = event.result
             assert result is not None
-            text = "".join(raw)
+            text = result.raw_answer or "".join(raw)  # the model's text, before the check
             row = InjectionRow(
                 qid=question.qid,
                 question=question.question,
