@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.text import CJK, has_cjk, mostly_chinese, ngrams, strip_markers
+from ingest.text import CJK, has_cjk, language, ngrams, strip_markers
 
 GUARDS = (
     "instructions",
@@ -164,7 +164,8 @@ def coverage(question: str, texts: Sequence[str]) -> float | None:
     wanted = question_grams(question)
     if not wanted or not texts:
         return None
-    if any(mostly_chinese(t) != mostly_chinese(question) for t in texts):
+    asked = "zh" if has_cjk(question) else language(question)
+    if any(language(t) not in ("", asked) for t in texts):
         return None
     return max(len(wanted & ngrams(t)) / len(wanted) for t in texts)
 
@@ -235,7 +236,7 @@ def missing_names(question: str, texts: Sequence[str], kb: KeywordIndex | None) 
     searched for it (retrieval may have missed the passage that has it)."""
     if not has_cjk(question):
         return []
-    if any(not mostly_chinese(t) for t in texts):
+    if any(language(t) == "en" for t in texts):
         return []  # a passage in another language: its names are spelled otherwise
     seen = unicodedata.normalize("NFKC", "\n".join(texts))
     missing = [n for n in question_names(question) if not could_name(n, seen)]

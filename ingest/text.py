@@ -44,11 +44,22 @@ def mostly_chinese(text: str) -> bool:
     return bool(letters) and sum(1 for c in letters if CJK.match(c)) / len(letters) >= 0.3
 
 
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
 def language(text: str) -> str:
-    """ "zh" or "en" (anything without Chinese that has Latin letters); "" for neither."""
-    if mostly_chinese(text):
+    """ "zh" when the text has a Chinese character for every twenty Latin-script words or more
+    (a Chinese document about software is full of English terms, URLs and code: counting
+    letters would call it English), "en" for English prose, "" for neither (code, numbers)."""
+    cjk = len(CJK.findall(text))
+    words = len(_LATIN_WORD.findall(text))
+    if cjk and 20 * cjk >= words:
         return "zh"
-    return "en" if LATIN.search(text) else ""
+    if not words:
+        return ""
+    # English prose, not code: code ("qkv = self.proj(x).chunk(3, dim=-1)") is in no language
+    plain = sum(1 for c in text if c.isalpha() or c.isspace() or c in ",.;:'\"!?-")
+    return "en" if plain >= 0.9 * len(text) else ""
 
 
 def normalize(text: str) -> str:

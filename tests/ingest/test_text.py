@@ -45,6 +45,10 @@ def test_languages_are_told_apart() -> None:
     assert has_cjk("GPT 模型") and not has_cjk("GPT model")
     assert mostly_chinese("杭州的市花") and not mostly_chinese("Microsoft was founded in 1975.")
     assert language("微软") == "zh" and language("Microsoft") == "en" and language("123") == ""
+    code_heavy = "# KV Cache 示例结构\nclass KVCache:def __init__(self, num_layers, max_len):"
+    assert language(code_heavy) == "zh", "a Chinese document's code is still the document's"
+    assert language("Founded in 2015, the company now employs 850 people.") == "en"
+    assert language("qkv = self.qkv_proj(x).chunk(3, dim=-1)") == "", "code is no language"
 
 
 def test_ngrams_and_bigrams() -> None:
