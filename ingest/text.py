@@ -58,7 +58,7 @@ def language(text: str) -> str:
     if not words:
         return ""
     # English prose, not code: code ("qkv = self.proj(x).chunk(3, dim=-1)") is in no language
-    plain = sum(1 for c in text if c.isalpha() or c.isspace() or c in ",.;:'\"!?-")
+    plain = sum(1 for c in text if c.isalnum() or c.isspace() or c in ",.;:'\"!?-%")
     return "en" if plain >= 0.9 * len(text) else ""
 
 
