@@ -105,7 +105,8 @@ class NumberedContext:
 
 def _row_record(header: list[str], line: str) -> str:
     pairs = zip(header, table_cells(line), strict=False)
-    return "；".join(f"{h}={v}" for h, v in pairs if h or v)
+    # "，" between cells, not "；": a record is one sentence, cited as one
+    return "，".join(f"{h}={v}" for h, v in pairs if h or v)
 
 
 def passage_units(text: str) -> list[tuple[int, int, str]]:

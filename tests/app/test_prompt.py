@@ -48,7 +48,7 @@ def test_sentences_are_numbered_across_passages_inside_data_markers() -> None:
     context = number_sentences(passages())
     text = build_messages("1.5B 模型 4 位量化需要多少显存？", context, passages())[-1]["content"]
     assert "《量化指南》 第3页 第二章 > 显存\n[1] 显存估算如下。" in text
-    assert "[2] 大小=1.5B；位数=4；显存(GB)=0.9" in text, "a table row is a record"
+    assert "[2] 大小=1.5B，位数=4，显存(GB)=0.9" in text, "a table row is a record"
     assert "《杭州概况》\n[5] 杭州的市树是香樟。\n[6] 市花是桂花。" in text
     assert text.index("<<<") < text.index("[1]") < text.index("[6]") < text.index(">>>")
     assert text.index(">>>") < text.index("问题：1.5B 模型 4 位量化需要多少显存？")
@@ -156,8 +156,8 @@ def test_units_keep_table_rows_whole_and_skip_header_rows() -> None:
     shown = [u[2] for u in units]
     assert shown == [
         "显存估算如下。",
-        "大小=1.5B；位数=4；显存(GB)=0.9",
-        "大小=7B；位数=8；显存(GB)=8.4",
+        "大小=1.5B，位数=4，显存(GB)=0.9",
+        "大小=7B，位数=8，显存(GB)=8.4",
         "说明完毕。",
     ]
     assert all(TABLE[lo:hi].strip() for lo, hi, _ in units)
