@@ -215,12 +215,10 @@ def _overlap(sentence: str, text: str) -> float:
 
 
 def insert_marker(sentence: str, marker: str) -> str:
-    """Put the marker before the sentence's closing punctuation, where readers expect it."""
+    """Put the marker right after the sentence's closing punctuation ("…桂花。[1]"): the
+    sentence stays the passage's own text, word for word, up to its full stop."""
     stripped = sentence.rstrip()
-    tail = sentence[len(stripped) :]
-    if stripped and stripped[-1] in "。！？!?；;.":
-        return stripped[:-1] + marker + stripped[-1] + tail
-    return stripped + marker + tail
+    return stripped + marker + sentence[len(stripped) :]
 
 
 def complete_sentences(text: str) -> tuple[list[str], str]:

@@ -42,8 +42,8 @@ def test_evidence_is_known_before_the_answer_starts() -> None:
 
 
 def test_a_plain_text_reply_is_all_answer() -> None:
-    reader = stream("杭州的市花是桂花[1]。", 3)
-    assert reader.plain and reader.evidence is None and reader.answer == "杭州的市花是桂花[1]。"
+    reader = stream("杭州的市花是桂花。[1]", 3)
+    assert reader.plain and reader.evidence is None and reader.answer == "杭州的市花是桂花。[1]"
 
 
 EVIDENCE = "管理页面的地址是 192.168.1.1,默认账号为 admin。"
@@ -82,10 +82,10 @@ def test_claim_spans_keep_the_markers_that_follow_a_sentence() -> None:
 
 def test_the_metric_needs_a_marker_the_numbers_and_most_bigrams() -> None:
     cited = ["杭州地铁 2 号线于 2014 年开通,全长 43.3 公里。"]
-    assert claim_supported("2 号线全长 43.3 公里[1]。", cited)
+    assert claim_supported("2 号线全长 43.3 公里。[1]", cited)
     assert not claim_supported("2 号线全长 43.3 公里。", cited), "uncited"
-    assert not claim_supported("2 号线全长 45 公里[1]。", cited)
-    assert not claim_supported("杭州的市花是桂花[1]。", cited)
+    assert not claim_supported("2 号线全长 45 公里。[1]", cited)
+    assert not claim_supported("杭州的市花是桂花。[1]", cited)
 
 
 def test_finished_sentences_are_told_from_the_one_being_written() -> None:
@@ -96,7 +96,7 @@ def test_finished_sentences_are_told_from_the_one_being_written() -> None:
 
 
 def test_markers_go_before_the_closing_punctuation() -> None:
-    assert insert_marker("杭州的市花是桂花。", "[1]") == "杭州的市花是桂花[1]。"
+    assert insert_marker("杭州的市花是桂花。", "[1]") == "杭州的市花是桂花。[1]"
     assert insert_marker("无标点", "[2]") == "无标点[2]"
 
 

@@ -73,7 +73,7 @@ def test_an_answer_streams_and_cites_the_exact_evidence_sentence(
         request = server.chat_requests[-1]
         assert server.format_violations == []
     visible = "".join(e.text for e in events if isinstance(e, Token))
-    assert visible == result.answer == "杭州的市花是桂花[1]。", "only the checked answer streams"
+    assert visible == result.answer == "杭州的市花是桂花。[1]", "only the checked answer streams"
     assert isinstance(events[0], Retrieved)
     assert not result.refused and result.backend == BackendInfo("ollama", "qwen2.5:3b")
     [citation] = result.citations
@@ -122,7 +122,7 @@ def test_a_sentence_its_evidence_does_not_support_is_never_shown(
         result, events = run("杭州的市花是什么？", kb, settings, embedder, backend)
     shown = "".join(e.text for e in events if isinstance(e, Token))
     assert "9000" not in shown and "9000" not in result.answer
-    assert result.answer == "杭州的市花是桂花[1]。"
+    assert result.answer == "杭州的市花是桂花。[1]"
     assert result.dropped == ["杭州每年接待游客 9000 万人次。"]
 
 
@@ -134,7 +134,7 @@ def test_an_answer_whose_numbers_the_evidence_lacks_gives_the_evidence_sentence(
         settings, backend = ollama(small_kb_settings, server)
         result, events = run("杭州地铁 2 号线有多长？", kb, settings, embedder, backend)
     assert "43.3" in result.answer and "45" not in result.answer
-    assert result.answer.endswith("[1]。") and not result.refused
+    assert result.answer.endswith("。[1]") and not result.refused
     assert result.model_answer == "杭州地铁 2 号线全长 45 公里。", "the model's text is kept"
     assert "".join(e.text for e in events if isinstance(e, Token)) == result.answer
     assert "43.3" in result.citations[0].quote
@@ -175,11 +175,11 @@ def test_a_plain_text_reply_is_still_checked_against_the_passages(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
     """A backend that ignores the schema: its sentences get the sentence supporting them."""
-    reply = ["杭州的市花", "是桂花[7]。", "杭州有 3 个机场。"]
+    reply = ["杭州的市花", "是桂花。[7]", "杭州有 3 个机场。"]
     with FakeOllama(reply_tokens=reply) as server:
         settings, backend = ollama(small_kb_settings, server)
         result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
-    assert result.answer == "杭州的市花是桂花[1]。"
+    assert result.answer == "杭州的市花是桂花。[1]"
     assert "市花是桂花" in result.citations[0].quote
     assert result.dropped == ["杭州有 3 个机场。"]
 
@@ -241,7 +241,7 @@ def test_shadowed_guards_let_the_model_answer_and_record_what_they_changed(
     assert result.refused and result.refusal_reason == "name_not_found", "same outcome"
     [event] = result.guards
     assert event.name == "missing_names" and event.before_refused is False
-    assert event.before_answer == "杭州的市花是桂花[1]。"
+    assert event.before_answer == "杭州的市花是桂花。[1]"
 
 
 def test_guards_switched_off_do_not_fire(
@@ -262,7 +262,7 @@ def test_an_answer_that_starts_repeating_itself_is_cut_there(
     with FakeOllama(responder=evidence_reply(["市花是桂花"], loop)) as server:
         settings, backend = ollama(small_kb_settings, server)
         result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
-    assert result.answer == "杭州的市花是桂花[1]。"
+    assert result.answer == "杭州的市花是桂花。[1]"
     assert "stopped the answer where it began repeating itself" in result.repairs
     assert result.timings["tokens"] < len(json_tokens({"evidence": [1], "answer": loop}))
 
@@ -274,7 +274,7 @@ def test_an_answer_misreading_the_passage_becomes_the_sentence_matching_the_ques
     with FakeOllama(responder=responder) as server:
         settings, backend = ollama(small_kb_settings, server)
         result, events = run("杭州的市树是什么？", kb, settings, embedder, backend)
-    assert result.answer == "杭州的市树是香樟,市花是桂花[1]。"  # NFKC at ingest
+    assert result.answer == "杭州的市树是香樟,市花是桂花。[1]"  # NFKC at ingest
     assert result.model_answer == "西湖文化景观于 2011 年列入世界遗产名录。"
     assert "".join(e.text for e in events if isinstance(e, Token)) == result.answer
     assert result.citations[0].quote == "杭州的市树是香樟,市花是桂花。"
@@ -364,7 +364,7 @@ def test_follow_ups_are_rewritten_by_the_llm_before_retrieval(
 
     with FakeOllama(responder=responder) as server:
         settings, backend = ollama(small_kb_settings, server)
-        history = [("杭州地铁 1 号线有多长？", "全长 53.6 公里[1]。")]
+        history = [("杭州地铁 1 号线有多长？", "全长 53.6 公里。[1]")]
         result, _ = run("那 2 号线呢？", kb, settings, embedder, backend, history)
         condense_prompt = server.chat_requests[0]["messages"][-1]["content"]
     assert "杭州地铁 1 号线有多长" in condense_prompt and "那 2 号线呢" in condense_prompt
@@ -408,7 +408,7 @@ def test_an_empty_question_is_refused_immediately(
         (REFUSAL_ZH, True),
         ("知识库中没有找到相关内容。[1]", True),
         (REFUSAL_EN, True),
-        ("杭州的市花是桂花[1]。", False),
+        ("杭州的市花是桂花。[1]", False),
         (
             "资料提到年假，但知识库中没有找到相关内容关于病假的具体规定，员工应咨询人事部门了解更多细节。",
             False,
@@ -428,5 +428,5 @@ def test_the_system_prompt_never_reaches_the_user_verbatim(
         settings, backend = ollama(small_kb_settings, server)
         result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
     assert leaked_line[:15] not in result.answer
-    assert result.answer == "杭州的市花是桂花[1]。"
+    assert result.answer == "杭州的市花是桂花。[1]"
     assert any("system prompt" in change for change in result.repairs)
