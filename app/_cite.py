@@ -1,76 +1,131 @@
-"""Citation verification and repair.
+"""Reading the model's evidence-first reply and checking its answer against its evidence.
 
-Small local models cite badly: numbers that point at no passage, sentences without a citation,
-now and then the wrong passage. Code, not the model, has the last word: markers are checked
-against the passages actually given, unsupported claims get the passage that clearly supports
-them (overlap of Chinese character bigrams and Latin words), and markers are renumbered in
-order of appearance. The same overlap catches an answer taken from the wrong sentence
-(`off_question`) and an answer that starts repeating itself (`first_repeat`).
+The reply is JSON, `{"evidence": [ids], "answer": "…"}`, streamed token by token; `ReplyReader`
+gives the evidence as soon as its list closes and the answer text as it grows. Each answer
+sentence is then checked against the sentences it may cite (`supporting`): its numbers and
+Latin-script names must occur there, and most of its character bigrams. Only a supported
+sentence is shown, with the marker of the sentence that supports it, so nothing shown is
+later taken back.
 """
 
 from __future__ import annotations
 
+import json
 import re
-import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-# [1] [1,2] [1、2] 【1】 [^1] [资料1] — all mean "passage 1"
-_MARKER = re.compile(r"[\[【]\s*(?:\^|资料\s*)?(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]】]")
-_SENTENCE_END = re.compile(r"[。！？!?；;]|\.(?=\s|$)|\n")
-# small models often write "…能力。 [1]" or put the marker on the next line: it still closes the
-# sentence before it
-_TRAILING_MARKER = re.compile(r"\s*" + _MARKER.pattern)
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_WORD = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
+from ingest.text import (
+    MARKER,
+    char_bigrams,
+    letters,
+    normalize,
+    numbers,
+    sentence_spans,
+    strip_markers,
+)
 
-ADD_THRESHOLD = 0.5  # share of a sentence's n-grams a passage must contain to be cited for it
-ADD_MARGIN = 0.1  # ...and by how much it must beat the runner-up, or the choice is not clear
-WRONG_THRESHOLD = 0.15  # a cited passage supporting less than this is treated as a wrong pick
-# An answer that misread the passage: one passage sentence holds at least QUESTION_MATCH of the
-# question's n-grams, QUESTION_MATCH_MARGIN more than any other sentence, yet the answer shares
-# less than OFF_QUESTION of its n-grams with it and of the question's with the question.
-QUESTION_MATCH = 0.6
-QUESTION_MATCH_MARGIN = 0.3
-OFF_QUESTION = 0.2
-NEW_GRAMS = 3  # a sentence that only restates the question (a heading) holds no answer
+SUPPORT = 0.6  # share of a sentence's character bigrams its evidence must hold (as the metric)
+MIN_LETTERS = 4  # shorter sentences ("是的。") carry no claim of their own
+_LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
+_EVIDENCE = re.compile(r'"evidence"\s*:\s*\[([^\]]*)\]')
+_ANSWER_KEY = re.compile(r'"answer"\s*:\s*"')
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
-@dataclass
-class Repaired:
-    text: str  # the answer with canonical, renumbered markers
-    cited: list[int]  # original passage numbers, in order of their new numbers (1, 2, ...)
-    spans: dict[int, tuple[int, int]]  # original number -> supporting span inside that passage
-    changes: list[str] = field(default_factory=list)  # what was repaired, for logs and eval
+class ReplyReader:
+    """An incremental reader of `{"evidence": [...], "answer": "..."}`: feed it the streamed
+    text, read `evidence` (None until the list closes) and the answer text decoded so far.
+    A reply that does not start with "{" is plain text (a backend that ignored the schema):
+    all of it is the answer and `evidence` stays None."""
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.evidence: list[int] | None = None
+        self.answer = ""
+        self.plain: bool | None = None
+        self.done = False  # the answer string closed
+        self._at: int | None = None  # where the undecoded rest of the answer string starts
+
+    def feed(self, piece: str) -> str:
+        """Add streamed text; returns the answer text it added."""
+        self.raw += piece
+        if self.plain is None and self.raw.strip():
+            self.plain = not self.raw.lstrip().startswith("{")
+        if self.plain:
+            self.answer += piece
+            return piece
+        if self.evidence is None:
+            found = _EVIDENCE.search(self.raw)
+            if found:
+                self.evidence = [int(n) for n in re.findall(r"\d+", found.group(1))]
+        if self._at is None:
+            key = _ANSWER_KEY.search(self.raw)
+            if not key:
+                return ""
+            self._at = key.end()
+        return self._decode()
+
+    def _decode(self) -> str:
+        assert self._at is not None
+        out, i, raw = [], self._at, self.raw
+        while i < len(raw) and not self.done:
+            c = raw[i]
+            if c == '"':
+                self.done = True
+                i += 1
+                break
+            if c != "\\":
+                out.append(c)
+                i += 1
+                continue
+            if i + 1 >= len(raw):
+                break  # an escape cut in two: wait for the rest
+            e = raw[i + 1]
+            if e == "u":
+                if i + 6 > len(raw):
+                    break
+                code = int(raw[i + 2 : i + 6], 16)
+                if 0xD800 <= code < 0xDC00:  # a surrogate pair: wait for its second half
+                    if i + 12 > len(raw):
+                        break
+                    low = int(raw[i + 8 : i + 12], 16)
+                    out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
+                    i += 12
+                    continue
+                out.append(chr(code))
+                i += 6
+                continue
+            out.append(_ESCAPES.get(e, e))
+            i += 2
+        self._at = i
+        text = "".join(out)
+        self.answer += text
+        return text
+
+    def finish(self) -> None:
+        """The stream ended: read what a complete JSON reply says, if it is one."""
+        if self.plain:
+            return
+        try:
+            data = json.loads(self.raw)
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            if isinstance(data.get("evidence"), list):
+                self.evidence = [n for n in data["evidence"] if isinstance(n, int)]
+            if isinstance(data.get("answer"), str):
+                self.answer = data["answer"]
+                self.done = True
 
 
-def ngrams(text: str) -> set[str]:
-    """Chinese character bigrams and lower-cased Latin/number words ("1.5b", "gpt-1")."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    grams: set[str] = set()
-    for run in re.findall(r"[\u3400-\u9fff]+", text):
-        if len(run) == 1:
-            grams.add(run)
-        else:
-            grams.update(run[i : i + 2] for i in range(len(run) - 1))
-    grams.update(_WORD.findall(text))
-    return grams
-
-
-def support(claim: str, passage: str) -> float:
-    """Share of the claim's character bigrams and words that occur in the passage."""
-    claim_grams = ngrams(claim)
-    if not claim_grams:
-        return 0.0
-    return len(claim_grams & ngrams(passage)) / len(claim_grams)
-
-
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentence spans; markers right after a sentence end belong to that sentence."""
+def claim_spans(text: str) -> list[tuple[int, int]]:
+    """Sentences as the claim-support metric cuts them: after 。！？!?； and line ends, each
+    keeping the markers that directly follow its end."""
     spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in re.finditer(r"[。！？!?；]+|\n", text):
         end = match.end()
         while True:
-            trailing = _TRAILING_MARKER.match(text, end)
+            trailing = re.compile(r"\s*" + MARKER.pattern).match(text, end)
             if not trailing:
                 break
             end = trailing.end()
@@ -82,8 +137,103 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _content(sentence: str) -> str:
-    return _MARKER.sub("", sentence).strip()
+def claim_supported(sentence: str, cited_texts: Sequence[str]) -> bool:
+    """The metric's test of one sentence: it cites something, every number in it occurs in the
+    cited text, and at least 60% of its character bigrams do."""
+    if not MARKER.search(sentence) or not cited_texts:
+        return False
+    haystack = normalize("".join(cited_texts))
+    if any(n not in haystack for n in numbers(strip_markers(sentence))):
+        return False
+    grams = char_bigrams(sentence)
+    if not grams:
+        return True
+    cited = char_bigrams(haystack)
+    return len(grams & cited) / len(grams) >= SUPPORT
+
+
+def counts_as_claim(sentence: str) -> bool:
+    return letters(sentence) >= MIN_LETTERS
+
+
+def supported_by(sentence: str, evidence: str, question: str = "", passage: str = "") -> bool:
+    """Whether `evidence` supports an answer sentence: its numbers and Latin-script names occur
+    in the evidence (or the question), and at least SUPPORT of its character bigrams occur in
+    the evidence or the question, and as many in the evidence's passage (`passage`, the
+    evidence itself when not given), so the sentence restates its evidence in the question's
+    terms at most. A short sentence ("可以。", "桂花") needs all of its bigrams there."""
+    claim = strip_markers(sentence)
+    source = normalize(evidence)
+    asked = normalize(question)
+    if any(n not in source and n not in asked for n in numbers(claim)):
+        return False
+    for name in _LATIN_NAME.findall(claim):
+        if name.lower() not in source and name.lower() not in asked:
+            return False
+    grams = char_bigrams(claim)
+    if not grams:
+        return False
+    need = SUPPORT if counts_as_claim(claim) else 1.0
+    near = char_bigrams(source) | char_bigrams(asked)
+    if len(grams & near) / len(grams) < need:
+        return False
+    around = char_bigrams(normalize(passage)) if passage else char_bigrams(source)
+    return len(grams & around) / len(grams) >= need
+
+
+def supporting(
+    sentence: str,
+    candidates: Sequence[int],
+    texts: Sequence[str],
+    question: str = "",
+    passages: Sequence[str] = (),
+) -> list[int]:
+    """The candidate ids (indexes into `texts`; `passages[i]` the text of the passage holding
+    `texts[i]`, if given) that support `sentence`: the best single one when one suffices, else
+    the fewest together, best first; [] when even all of them fail."""
+    if not candidates:
+        return []
+
+    def around(ids: Sequence[int]) -> str:
+        return "\n".join(dict.fromkeys(passages[i] for i in ids)) if passages else ""
+
+    scored = sorted(candidates, key=lambda i: -_overlap(sentence, texts[i]))
+    for i in scored:
+        if supported_by(sentence, texts[i], question, around([i])):
+            return [i]
+    for count in range(2, len(scored) + 1):
+        chosen = scored[:count]
+        joined = "\n".join(texts[i] for i in chosen)
+        if supported_by(sentence, joined, question, around(chosen)):
+            return sorted(chosen)
+    return []
+
+
+def _overlap(sentence: str, text: str) -> float:
+    grams = char_bigrams(sentence)
+    return len(grams & char_bigrams(text)) / len(grams) if grams else 0.0
+
+
+def insert_marker(sentence: str, marker: str) -> str:
+    """Put the marker right after the sentence's closing punctuation ("…桂花。[1]"): the
+    sentence stays the passage's own text, word for word, up to its full stop."""
+    stripped = sentence.rstrip()
+    return stripped + marker + sentence[len(stripped) :]
+
+
+def complete_sentences(text: str) -> tuple[list[str], str]:
+    """The finished sentences of streamed text, and the unfinished rest."""
+    spans = sentence_spans(text, keep_markers=False)
+    if not spans:
+        return [], text
+    if text.endswith("."):  # "1." may be "1.5" once the next token comes
+        last_start = spans[-1][0]
+        return [text[s:e] for s, e in spans[:-1]], text[last_start:]
+    last_start, last_end = spans[-1]
+    closed = re.search(r"(?:[。！？!?；;]+[”’\"')）」』]*|\.|\n)\s*$", text[last_start:last_end])
+    if closed:
+        return [text[s:e] for s, e in spans], ""
+    return [text[s:e] for s, e in spans[:-1]], text[last_start:]
 
 
 MIN_REPEAT_CHARS = 8  # shorter sentences ("是的。") may well be said twice
@@ -92,164 +242,14 @@ MIN_REPEAT_CHARS = 8  # shorter sentences ("是的。") may well be said twice
 def first_repeat(answer: str) -> int | None:
     """Where `answer` starts a sentence it has already said, if it does (the sentence still
     being written does not count). Greedy decoding makes a small model loop on a sentence until
-    the token limit: seen on cmrc2018, one sentence written three times, 384 tokens and 50 s."""
+    the token limit."""
     seen: set[str] = set()
-    for start, end in _sentence_spans(answer):
-        if not _SENTENCE_END.search(answer, start, end):
-            break
-        said = re.sub(r"\s", "", _content(answer[start:end]))
+    sentences, _ = complete_sentences(answer)
+    pos = 0
+    for sentence in sentences:
+        said = re.sub(r"\s", "", strip_markers(sentence))
         if len(said) >= MIN_REPEAT_CHARS and said in seen:
-            return start
+            return answer.index(sentence, pos)
         seen.add(said)
+        pos = answer.index(sentence, pos) + len(sentence)
     return None
-
-
-_LEAD_IN = re.compile(r"(?:[:：]|如下)\W*$")
-# list bullets, and closing quotes left over from the sentence before ("。」此外，…")
-_LEADING_JUNK = re.compile(r"^[\s」』”’)）\]】,，、;；:：]*(?:(?:[-*•·]|\d{1,2}[.、)）])\s*)?")
-
-
-def question_grams(question: str) -> set[str]:
-    """The question's n-grams without its question words and particles ("哪个", "是什么")."""
-    import jieba  # loaded by retrieval already; kept off this module's import path
-
-    from ingest._tokenize import QUERY_STOPWORDS
-
-    words = jieba.lcut(unicodedata.normalize("NFKC", question).lower())
-    return ngrams("".join(" " if w.strip() in QUERY_STOPWORDS else w for w in words))
-
-
-def matching_sentence(question: str, passages: list[str]) -> tuple[int, int, int] | None:
-    """(passage index, start, end) of the one passage sentence that clearly matches the
-    question: it holds most of the question's words and clearly more than any other sentence.
-    Lead-ins ("…如:") and sentences that add nothing to the question's words (headings) are
-    not candidates: the answer is in what follows them. Nor are table rows: a row means
-    nothing without its header."""
-    return _matching_sentence(question_grams(question), passages)
-
-
-def _matching_sentence(wanted: set[str], passages: list[str]) -> tuple[int, int, int] | None:
-    if not wanted:
-        return None
-    scored: list[tuple[float, int, int, int]] = []
-    for index, passage in enumerate(passages):
-        for start, end in _sentence_spans(passage):
-            content = _content(passage[start:end])
-            grams = ngrams(content)
-            if (
-                _LEAD_IN.search(content)
-                or content.startswith("|")
-                or len(grams - wanted) < NEW_GRAMS
-            ):
-                continue
-            scored.append((len(grams & wanted) / len(wanted), index, start, end))
-    scored.sort(key=lambda item: -item[0])
-    if not scored or scored[0][0] < QUESTION_MATCH:
-        return None
-    if len(scored) > 1 and scored[0][0] - scored[1][0] < QUESTION_MATCH_MARGIN:
-        return None
-    return scored[0][1:]
-
-
-def off_question(answer: str, question: str, passages: list[str]) -> str | None:
-    """The passage sentence to give instead of `answer` when the answer misread the passages:
-    one sentence clearly matches the question ("数学推理:Minerva模型解决竞赛级数学题"), and the
-    answer neither restates the question nor draws on that sentence (it copied the list line
-    above it, "AlphaFold2革新生物医药研究"). The sentence comes back with its marker."""
-    wanted = question_grams(question)
-    found = _matching_sentence(wanted, passages)
-    said = ngrams(_MARKER.sub("", answer))
-    if found is None or not said:
-        return None
-    index, start, end = found
-    sentence = _content(passages[index][start:end])
-    if len(said & wanted) / len(wanted) >= OFF_QUESTION:
-        return None
-    if len(said & ngrams(sentence)) / len(said) >= OFF_QUESTION:
-        return None
-    quoted = _LEADING_JUNK.sub("", sentence).rstrip("；;，,、 ")
-    end_mark = quoted[-1] if quoted and quoted[-1] in "。！？!?." else ""
-    return f"{quoted.removesuffix(end_mark)}[{index + 1}]{end_mark}"
-
-
-def _insert_marker(sentence: str, marker: str) -> str:
-    """Put the marker before the sentence's closing punctuation, where readers expect it."""
-    stripped = sentence.rstrip()
-    tail = sentence[len(stripped) :]
-    if stripped and stripped[-1] in "。！？!?；;.":
-        return stripped[:-1] + marker + stripped[-1] + tail
-    return stripped + marker + tail
-
-
-def best_span(passage: str, claims: list[str]) -> tuple[int, int]:
-    """The passage sentence that best supports the claims (offsets into the passage)."""
-    best, best_score = (0, len(passage)), -1.0
-    joined = " ".join(claims)
-    for start, end in _sentence_spans(passage):
-        piece = passage[start:end]
-        if len(piece.strip()) < 2:
-            continue
-        score = support(piece, joined) if joined else 0.0
-        if score > best_score:
-            lead = len(piece) - len(piece.lstrip())
-            best, best_score = (start + lead, end), score
-    return best
-
-
-def repair(answer: str, passages: list[str], refusals: tuple[str, ...] = ()) -> Repaired:
-    """Verify and repair the citation markers of `answer` against `passages` ([1] = passages[0])."""
-    count = len(passages)
-    changes: list[str] = []
-
-    def canonical(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in re.split(r"\s*[,，、]\s*", match.group(1))]
-        valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= count]
-        for n in numbers:
-            if not 1 <= n <= count:
-                changes.append(f"removed [{n}]: no such passage")
-        return "".join(f"[{n}]" for n in valid)
-
-    text = _MARKER.sub(canonical, answer)
-    refusal_keys = {re.sub(r"\W", "", r) for r in refusals}
-    pieces: list[str] = []
-    claims_by_passage: dict[int, list[str]] = {}
-    for start, end in _sentence_spans(text):
-        sentence = text[start:end]
-        content = _content(sentence)
-        if len(re.sub(r"\W", "", content)) < 4 or re.sub(r"\W", "", content) in refusal_keys:
-            pieces.append(sentence)
-            continue
-        cited = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
-        scores = [support(content, p) for p in passages]
-        ranked = sorted(range(count), key=lambda i: -scores[i])
-        best = ranked[0] if ranked else None
-        runner_up = scores[ranked[1]] if count > 1 else 0.0
-        clear = (
-            best is not None
-            and scores[best] >= ADD_THRESHOLD
-            and scores[best] - runner_up >= ADD_MARGIN
-        )
-        if not cited and clear:
-            sentence = _insert_marker(sentence, f"[{best + 1}]")
-            cited = [best + 1]
-            changes.append(f"added [{best + 1}] to an uncited sentence")
-        elif cited and clear and max(scores[n - 1] for n in cited) < WRONG_THRESHOLD:
-            sentence = _insert_marker(_MARKER.sub("", sentence), f"[{best + 1}]")
-            changes.append(
-                f"replaced {cited} by [{best + 1}]: the cited passage does not support it"
-            )
-            cited = [best + 1]
-        for n in cited:
-            claims_by_passage.setdefault(n, []).append(content)
-        pieces.append(sentence)
-    text = "".join(pieces)
-
-    order: list[int] = []
-    for n in re.findall(r"\[(\d+)\]", text):
-        if int(n) not in order:
-            order.append(int(n))
-    renumber = {old: new for new, old in enumerate(order, start=1)}
-    text = re.sub(r"\[(\d+)\]", lambda m: f"[{renumber[int(m.group(1))]}]", text)
-    text = re.sub(r"(\[\d+\])\1+", r"\1", text)  # "[1][1]" after repairs reads as one
-    spans = {n: best_span(passages[n - 1], claims_by_passage.get(n, [])) for n in order}
-    return Repaired(text, order, spans, changes)

@@ -9,7 +9,7 @@ import random
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest._embed import Embedder
@@ -264,6 +264,57 @@ class AnswerRow:
     error: str | None
     prompt_tokens: int | None = None  # what the LLM read, of which the KV cache held:
     cached_prompt_tokens: int | None = None
+    cited: dict[str, str] = field(default_factory=dict)  # marker -> text of the passage it cites
+    claims: int = 0  # answer sentences counted by claim support
+    claims_supported: int = 0
+    model_answer: str | None = None
+    dropped: list[str] = field(default_factory=list)
+    evidence: list[int] = field(default_factory=list)
+    # guard name -> [fired, right -> wrong, wrong -> right] for this question
+    guards: dict[str, list[int]] = field(default_factory=dict)
+
+
+def claim_support(answer: str, cited: dict[str, str]) -> tuple[int, int]:
+    """(sentences counted, sentences supported) of one answer, as ../shared/eval/README.md
+    defines claim support: each sentence with 4+ letters must cite, its numbers and 60% of its
+    character bigrams must occur in the passages it cites."""
+    import re
+
+    from app._cite import claim_spans, claim_supported, counts_as_claim
+
+    counted = supported = 0
+    for start, end in claim_spans(answer):
+        sentence = answer[start:end]
+        if not counts_as_claim(sentence):
+            continue
+        counted += 1
+        markers = re.findall(r"\[(\d+)\]", sentence)
+        texts = [cited[m] for m in dict.fromkeys(markers) if m in cited]
+        supported += claim_supported(sentence, texts)
+    return counted, supported
+
+
+def outcome_right(question: Question, answer: str, refused: bool) -> bool:
+    """Right for this question: a correct answer to an answerable one, a refusal otherwise."""
+    if question.answerable:
+        return not refused and answer_correct(question, answer)
+    return refused
+
+
+def guard_counts(question: Question, result: object) -> dict[str, list[int]]:
+    """[fired, right -> wrong, wrong -> right] for each guard that fired on this question;
+    the last two only where what the answer would have been without it is known."""
+    counts: dict[str, list[int]] = {}
+    final_right = outcome_right(question, result.answer, result.refused)  # type: ignore[attr-defined]
+    for event in result.guards:  # type: ignore[attr-defined]
+        row = counts.setdefault(event.name, [0, 0, 0])
+        row[0] += 1
+        if event.before_answer is None or event.before_refused is None:
+            continue
+        before_right = outcome_right(question, event.before_answer, event.before_refused)
+        row[1] += before_right and not final_right
+        row[2] += final_right and not before_right
+    return counts
 
 
 def evaluate_answers(
@@ -274,7 +325,9 @@ def evaluate_answers(
     backend: object,
     on_row: Callable[[AnswerRow], None] = lambda row: None,
 ) -> list[AnswerRow]:
-    """Ask every question through `answer()`, exactly as the CLI and the web app do."""
+    """Ask every question through `answer()`, exactly as the CLI and the web app do (guards
+    shadowed: one that refuses before the model is asked lets it answer first, so what the
+    guard changed is known; the answers are the same)."""
     import re
 
     from app._rag import Final, Token, answer
@@ -283,13 +336,24 @@ def evaluate_answers(
     for question in dataset.questions:
         raw_parts: list[str] = []
         result = None
-        for event in answer(question.question, [], kb, settings, embedder, backend):  # type: ignore[arg-type]
+        events = answer(
+            question.question,
+            [],
+            kb,
+            settings,
+            embedder,
+            backend,
+            shadow_guards=True,  # type: ignore[arg-type]
+        )
+        for event in events:
             if isinstance(event, Token):
                 raw_parts.append(event.text)
             elif isinstance(event, Final):
                 result = event.result
         assert result is not None
-        in_prompt = sum(1 for p in result.passages if p.window != (0, 0)) or len(result.citations)
+        cited = {str(c.number): c.passage.text for c in result.citations}
+        claims, claims_ok = (0, 0) if result.refused else claim_support(result.answer, cited)
+        in_prompt = len(result.citations)  # what was streamed carries the final markers
         raw_numbers = [int(n) for n in re.findall(r"\[(\d+)\]", "".join(raw_parts))]
         final_numbers = [int(n) for n in re.findall(r"\[(\d+)\]", result.answer)]
         correct = (
@@ -316,6 +380,13 @@ def evaluate_answers(
             error=result.error_en,
             prompt_tokens=_count(result.timings.get("prompt_tokens")),
             cached_prompt_tokens=_count(result.timings.get("cached_prompt_tokens")),
+            cited=cited if result.answer and not result.refused else {},
+            claims=claims,
+            claims_supported=claims_ok,
+            model_answer=result.model_answer,
+            dropped=list(result.dropped),
+            evidence=list(result.evidence),
+            guards=guard_counts(question, result),
         )
         rows.append(row)
         on_row(row)
@@ -324,6 +395,18 @@ def evaluate_answers(
 
 def _count(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+def summarize_guards(rows: list[AnswerRow]) -> dict[str, dict[str, int]]:
+    """Per guard: how often it fired, turned a right outcome wrong, and a wrong one right."""
+    totals: dict[str, dict[str, int]] = {}
+    for row in rows:
+        for name, (fired, broke, fixed) in row.guards.items():
+            entry = totals.setdefault(name, {"fired": 0, "right_to_wrong": 0, "wrong_to_right": 0})
+            entry["fired"] += fired
+            entry["right_to_wrong"] += broke
+            entry["wrong_to_right"] += fixed
+    return totals
 
 
 def summarize_answers(rows: list[AnswerRow]) -> dict[str, float]:
@@ -343,6 +426,9 @@ def summarize_answers(rows: list[AnswerRow]) -> dict[str, float]:
         "citation_validity": share(sum(r.markers_valid for r in answered), len(answered)),
         "raw_citation_validity": share(sum(r.raw_markers_valid for r in answered), len(answered)),
         "citation_support": share(sum(r.supported for r in correct), len(correct)),
+        "claim_support": share(
+            sum(r.claims_supported for r in answered), sum(r.claims for r in answered)
+        ),
         "first_token_p50_s": percentile(ttft, 0.5),
         "answer_total_p50_s": percentile([r.total_s for r in rows], 0.5),
         "prompt_tokens_p50": percentile(

@@ -8,23 +8,19 @@ passage, while the user sees the whole passage with the supporting span highligh
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from app._cite import ngrams as _grams
 from app._search import Hit
 from ingest.store import KnowledgeBase
-
-_SENTENCE_END = re.compile(r"[。！？!?；;\n]")
-_CJK_GRAM = re.compile(r"^[\u3400-\u9fff]{1,2}$")
-_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+from ingest.text import CJK_RUN, TABLE_SEPARATOR, ngrams, sentence_spans
 
 
-@dataclass
+@dataclass(frozen=True)
 class Passage:
-    """A passage as shown to the model as [number]: one chunk, or touching chunks merged."""
+    """A retrieved passage: one chunk, or touching chunks merged. Frozen: later steps make
+    numbered or windowed copies (`dataclasses.replace`), never change it."""
 
     number: int
     chunk_ids: tuple[int, ...]
@@ -137,12 +133,14 @@ def best_window(
     lo_bound, hi_bound = within if within != (0, 0) else (0, len(text))
     if hi_bound - lo_bound <= limit:
         return lo_bound, hi_bound
+    inner = text[lo_bound:hi_bound]
     cuts = sorted(
-        {lo_bound, hi_bound} | {m.end() for m in _SENTENCE_END.finditer(text, lo_bound, hi_bound)}
+        {lo_bound, hi_bound}
+        | {lo_bound + end for _, end in sentence_spans(inner, keep_markers=False)}
     )
-    wanted = _grams(question)
+    wanted = ngrams(question)
     unit_scores = [
-        sum(1 if _CJK_GRAM.match(g) else 2 for g in wanted & _grams(text[lo:hi])) ** 2
+        sum(1 if CJK_RUN.fullmatch(g) else 2 for g in wanted & ngrams(text[lo:hi])) ** 2
         for lo, hi in pairwise(cuts)
     ]
     best, best_score = (lo_bound, lo_bound + limit), -1
@@ -166,26 +164,34 @@ def _table_header(text: str, before: int) -> tuple[int, int] | None:
             return header
         if "|" not in line:
             header = None
-        elif i + 1 < len(lines) and _TABLE_SEPARATOR.match(lines[i + 1]):
+        elif i + 1 < len(lines) and TABLE_SEPARATOR.match(lines[i + 1]):
             header = (pos, pos + len(line) + 1 + len(lines[i + 1]))
         pos += len(line) + 1
     return header
 
 
-def fit_context(passages: list[Passage], budget: int, question: str) -> None:
-    """Choose what the model sees of each passage within `budget` characters in all: the first
-    passage gets the most room, the others share the rest, and room a short passage leaves
-    goes to the next one. A window inside a table keeps the table's header row in front."""
+def numbered(passages: Sequence[Passage]) -> list[Passage]:
+    """Copies numbered 1, 2, … in order."""
+    return [replace(p, number=n) for n, p in enumerate(passages, start=1)]
+
+
+def fit_context(passages: Sequence[Passage], budget: int, question: str) -> list[Passage]:
+    """What the model sees of each passage within `budget` characters in all, as windowed
+    copies: the first passage gets the most room, the others share the rest, and room a short
+    passage leaves goes to the next one. A window inside a table keeps the table's header row
+    in front."""
     if not passages:
-        return
+        return []
     rest = len(passages) - 1
     shares = [1.0] if rest == 0 else [0.45] + [0.55 / rest] * rest
     spare = 0
+    fitted = []
     for passage, share in zip(passages, shares, strict=True):
         limit = max(60, int(budget * share) + spare)
         lo, hi = best_window(passage.text, limit, question, passage.focus)
-        passage.window = (lo, hi)
         header = _table_header(passage.text, lo) if lo > 0 else None
-        if header and header[1] < lo:
-            passage.window_header = header
-        spare = max(0, limit - len(passage.prompt_text))
+        window_header = header if header and header[1] < lo else (0, 0)
+        copy = replace(passage, window=(lo, hi), window_header=window_header)
+        fitted.append(copy)
+        spare = max(0, limit - len(copy.prompt_text))
+    return fitted

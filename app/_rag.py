@@ -1,7 +1,16 @@
-"""Answering: question → (standalone question) → retrieval → prompt → LLM → verified citations.
+"""Answering, evidence first: retrieve → decide → generate → check.
 
-`answer()` is the one interface the CLI and the web app use: an iterator of events, so a UI can
-show the passages as soon as retrieval is done and the answer token by token.
+- `retrieve`: the standalone question and the retrieved passages, numbered;
+- `decide`: which passages the model sees, or a refusal before it is asked (nothing relevant,
+  or the `missing_names` guard);
+- `generate`: the passages as numbered sentences; the model names the sentences that answer
+  the question (none is the refusal), then writes the answer, held to a JSON schema;
+- `check` (`AnswerCheck`): every answer sentence must be supported by a sentence it may cite,
+  or it is dropped before the user sees it; an answer left with nothing supported gives its
+  evidence sentence instead (the model's text kept beside it) or becomes a refusal.
+
+`answer()` runs the steps as an iterator of events, so a UI can show the passages as soon as
+retrieval is done and the answer sentence by sentence, only ever what the check let through.
 """
 
 from __future__ import annotations
@@ -11,33 +20,53 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from app._cite import first_repeat, off_question, repair
+from app._cite import (
+    ReplyReader,
+    complete_sentences,
+    first_repeat,
+    insert_marker,
+    supporting,
+)
+from app._guards import (
+    GuardEvent,
+    can_stand_as_answer,
+    coverage,
+    leak_windows,
+    missing_names,
+    off_question,
+    question_grams,
+    quotes_prompt,
+)
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
-from app._passages import Passage, build_passages, fit_context
+from app._passages import Passage, build_passages, fit_context, numbered
 from app._prompt import (
     REFUSAL_EN,
     REFUSAL_ZH,
+    SYSTEM_PROMPT,
+    NumberedContext,
     PromptPassage,
+    answer_schema,
     as_langchain,
     build_condense_messages,
     build_messages,
-    missing_names,
-    quotes_instructions,
+    number_sentences,
+    refusal_like,
     refusal_sentence,
 )
 from app._search import search
 from ingest._embed import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
+from ingest.text import mostly_chinese, ngrams, strip_markers
 
 
 @dataclass
 class Citation:
     number: int  # the marker in the final answer
     passage: Passage
-    span_start: int  # the supporting span, as offsets into the page
+    span_start: int  # the cited sentence, as offsets into the page
     span_end: int
-    quote: str  # the supporting span's text
+    quote: str  # the cited sentence's text
 
 
 @dataclass
@@ -48,7 +77,8 @@ class AnswerResult:
     citations: list[Citation]
     passages: list[Passage]  # everything retrieved, cited or not; the first ones were in the prompt
     refused: bool
-    # "empty_question", "no_relevant_passage", "name_not_found", "model_refused"
+    # "empty_question", "no_relevant_passage", "question_not_covered", "name_not_found",
+    # "model_refused", "unsupported_answer"
     refusal_reason: str | None
     backend: BackendInfo
     timings: dict[str, float]
@@ -56,9 +86,13 @@ class AnswerResult:
     error_zh: str | None = None
     partial: bool = False  # generation stopped early; the text so far is kept
     missing_names: list[str] = field(default_factory=list)  # the question's names no passage has
-    # the model's own answer, when code gave the passage sentence matching the question instead
+    # the model's own answer, when code gave an evidence sentence instead
     model_answer: str | None = None
     repairs: list[str] = field(default_factory=list)
+    evidence: list[int] = field(default_factory=list)  # sentence ids the model chose
+    dropped: list[str] = field(default_factory=list)  # answer sentences no evidence supports
+    guards: list[GuardEvent] = field(default_factory=list)
+    raw_answer: str = ""  # the model's own answer text, before the check (for logs and eval)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -76,7 +110,7 @@ class Retrieved:
 
 @dataclass(frozen=True)
 class Token:
-    text: str
+    text: str  # visible answer text, already checked
 
 
 @dataclass(frozen=True)
@@ -109,27 +143,18 @@ def carry_over(question: str, history: Sequence[tuple[str, str]]) -> str:
     return question
 
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-def _mostly_chinese(text: str) -> bool:
-    letters = [c for c in text if c.isalpha()]
-    return bool(letters) and sum(1 for c in letters if _CJK.match(c)) / len(letters) >= 0.3
-
-
 def relevance_floor(question: str, passage: str, settings: Settings) -> float:
     """The cosine a passage must reach: lower across languages, where multilingual embeddings
     score related pairs lower (English questions on Chinese passages: ~0.78-0.82 related,
     ~0.72-0.75 unrelated, against ~0.85-0.92 and ~0.80-0.83 within Chinese)."""
-    if _mostly_chinese(question) == _mostly_chinese(passage):
+    if mostly_chinese(question) == mostly_chinese(passage):
         return settings.relevance_floor
     return settings.relevance_floor_cross_lingual
 
 
-def close_to_best(passages: list[Passage], ratio: float) -> list[Passage]:
+def close_to_best(passages: Sequence[Passage], ratio: float) -> list[Passage]:
     """The passages whose fused score is within `ratio` of the best one's. A passage far behind
-    the best seldom holds the answer, and a small model takes numbers from it: GPT-3's parameter
-    count given for GPT-1 came from a third passage scored 0.47 of the first."""
+    the best seldom holds the answer, and a small model takes numbers from it."""
     if not passages:
         return []
     best = max(p.score for p in passages)
@@ -154,24 +179,242 @@ def condense(question: str, history: Sequence[tuple[str, str]], backend: Resolve
 
 
 def is_refusal(text: str) -> bool:
-    """The model gave the fixed refusal sentence (alone, or leading a short reply)."""
-    squashed = re.sub(r"[\W\d_]", "", re.sub(r"\[\d+\]", "", text)).lower()
-    for sentence in (REFUSAL_ZH, REFUSAL_EN):
-        key = re.sub(r"[\W_]", "", sentence).lower()
-        if squashed.startswith(key) or (key in squashed and len(squashed) < 2 * len(key)):
-            return True
-    return False
+    """The fixed refusal sentence in plain text (a backend that ignored the answer schema)."""
+    return refusal_like(text)
 
 
-def _citations(context: list[Passage], text: str) -> tuple[str, list[Citation], list[str]]:
-    repaired = repair(text, [p.prompt_text for p in context], (REFUSAL_ZH, REFUSAL_EN))
-    citations = []
-    for new_number, original in enumerate(repaired.cited, start=1):
-        passage = context[original - 1]
-        lo, hi = (passage.text_index(i) for i in repaired.spans[original])
-        span = (passage.page_offset(lo), passage.page_offset(hi))
-        citations.append(Citation(new_number, passage, *span, passage.text[lo:hi]))
-    return repaired.text, citations, repaired.changes
+# --- retrieve -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    standalone: str
+    passages: tuple[Passage, ...]  # best first
+    seconds: float
+
+
+def retrieve(
+    standalone: str, kb: KnowledgeBase, settings: Settings, embedder: Embedder
+) -> Retrieval:
+    started = time.perf_counter()
+    hits = search(kb, embedder, standalone, settings, k=settings.top_k)
+    passages = build_passages(kb, hits, settings.merge_neighbors)
+    return Retrieval(standalone, tuple(passages), time.perf_counter() - started)
+
+
+# --- decide -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    passages: tuple[Passage, ...]  # numbered: those in the prompt first, then the others
+    context: tuple[Passage, ...]  # the prompt's passages (their first len(context))
+    refusal_reason: str | None  # a refusal before the model is asked
+    missing_names: tuple[str, ...] = ()
+    guards: tuple[GuardEvent, ...] = ()
+
+
+def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -> Decision:
+    question = retrieval.standalone
+    passages = retrieval.passages
+    relevant = [p for p in passages if p.dense >= relevance_floor(question, p.text, settings)]
+    context = close_to_best(relevant, settings.context_score_ratio)[: settings.context_passages]
+    ordered = numbered([*context, *(p for p in passages if p not in context)])
+    context = ordered[: len(context)]
+    if not context:
+        return Decision(tuple(ordered), (), "no_relevant_passage")
+    if settings.guard_coverage:
+        share = coverage(question, [p.text for p in context])
+        if share is not None and share < settings.question_coverage:
+            event = GuardEvent("coverage", f"{share:.2f}")
+            return Decision(tuple(ordered), tuple(context), "question_not_covered", (), (event,))
+    if settings.guard_missing_names:
+        missing = missing_names(question, [p.text for p in ordered], kb)
+        if missing:
+            event = GuardEvent("missing_names", "、".join(missing))
+            return Decision(
+                tuple(ordered), tuple(context), "name_not_found", tuple(missing), (event,)
+            )
+    return Decision(tuple(ordered), tuple(context), None)
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+@dataclass
+class Checked:
+    answer: str
+    citations: list[Citation]
+    refused: bool
+    refusal_reason: str | None
+    model_answer: str | None
+    dropped: list[str]
+    repairs: list[str]
+    guards: list[GuardEvent]
+
+
+class AnswerCheck:
+    """The check step, sentence by sentence as the answer streams: `feed` the answer text as it
+    grows and get back what the user may see; `finish` when the stream ends."""
+
+    def __init__(
+        self,
+        question: str,
+        context: Sequence[Passage],
+        numbered_context: NumberedContext,
+        settings: Settings,
+    ) -> None:
+        self.question = question
+        self.context = list(context)
+        self.units = numbered_context.units
+        self.texts = [u.shown for u in self.units]
+        # the text of the passage each sentence is in, as the model saw it
+        self.around = [self.context[u.passage].prompt_text for u in self.units]
+        self.settings = settings
+        self.evidence: list[int] | None = None  # 0-based unit indexes
+        self.plain = False
+        self.kept: list[str] = []
+        self.dropped: list[str] = []
+        self.repairs: list[str] = []
+        self.guards: list[GuardEvent] = []
+        self.cited: list[int] = []  # unit indexes in marker order
+        self.model_text = ""
+        self.replaced_by: int | None = None  # off_question: the unit given instead
+        self._pending = ""
+        self._leaks = leak_windows(SYSTEM_PROMPT)
+
+    def set_evidence(self, ids: list[int] | None, plain: bool) -> None:
+        self.plain = plain
+        if ids is not None:
+            self.evidence = [i - 1 for i in dict.fromkeys(ids) if 1 <= i <= len(self.units)]
+
+    @property
+    def candidates(self) -> list[int]:
+        if self.plain or self.evidence is None:
+            return list(range(len(self.units)))  # no structured evidence: any sentence may
+        return self.evidence
+
+    def feed(self, text: str) -> str:
+        self.model_text += text
+        done, self._pending = complete_sentences(self._pending + text)
+        return "".join(self._sentence(s) for s in done)
+
+    def _marker(self, unit: int) -> str:
+        if unit not in self.cited:
+            self.cited.append(unit)
+        return f"[{self.cited.index(unit) + 1}]"
+
+    def _sentence(self, sentence: str) -> str:
+        """What the user sees of one finished answer sentence ("" when it is not shown)."""
+        text = strip_markers(sentence)
+        if not text.strip() or refusal_like(text):
+            return ""
+        if self.settings.guard_prompt_leak and quotes_prompt(text, self._leaks):
+            self.guards.append(GuardEvent("prompt_leak", text.strip()))
+            self.repairs.append("withheld a sentence quoting the system prompt")
+            return ""
+        if not self.kept and self.replaced_by is None and self.settings.guard_off_question:
+            found = off_question(text, self.question, self.texts)
+            if found is not None and found not in (self.evidence or []):
+                # the rest is still read, unseen, so eval can tell what the guard changed
+                self.replaced_by = found
+        ids = supporting(text, self.candidates, self.texts, self.question, self.around)
+        if not ids and not self.plain and self.evidence is not None:
+            # the ids are the model's pointer, the check decides: a sentence another sentence
+            # of the passages supports is cited there (the model named the question line of
+            # a FAQ, or the lead-in above the list it quoted)
+            ids = supporting(text, range(len(self.units)), self.texts, self.question, self.around)
+        if not ids:
+            self.dropped.append(text.strip())
+            return ""
+        shown = insert_marker(text.strip(), "".join(self._marker(i) for i in ids))
+        if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
+            shown = " " + shown
+        self.kept.append(shown)
+        return "" if self.replaced_by is not None else shown
+
+    def flush(self) -> str:
+        """The unfinished last sentence, when the stream ended."""
+        rest, self._pending = self._pending, ""
+        return self._sentence(rest) if rest.strip() else ""
+
+    def _evidence_answer(self, units: Sequence[int]) -> str:
+        sentences = []
+        for unit in units:
+            shown = self.texts[unit].strip()
+            if not re.search(r"[。！？!?；;.]$", shown):
+                shown += "。" if mostly_chinese(shown) else "."
+            sentences.append(insert_marker(shown, self._marker(unit)))
+        return "".join(sentences)
+
+    def finish(self, structured_refusal: bool) -> tuple[Checked, str]:
+        """The checked answer, and the text still to show (an evidence sentence given as the
+        answer was not shown during the stream)."""
+        unguarded, late = self._unguarded(structured_refusal)
+        if self.replaced_by is None:
+            return unguarded, late
+        self.cited = []
+        given = self._evidence_answer([self.replaced_by])
+        self.guards.append(GuardEvent("off_question", given, unguarded.answer, unguarded.refused))
+        self.repairs.append(
+            "gave the passage sentence that matches the question: the model's answer drew "
+            "on neither the question's words nor that sentence"
+        )
+        return self._result(given, self.model_text.strip() or None), given
+
+    def _unguarded(self, structured_refusal: bool) -> tuple[Checked, str]:
+        model_text = self.model_text.strip()
+        if structured_refusal or (refusal_like(model_text) and not self.kept):
+            return self._refusal("model_refused"), ""
+        if self.kept:
+            if self.dropped:
+                self.repairs.append(
+                    f"dropped {len(self.dropped)} sentence(s) no cited sentence supports"
+                )
+            return self._result("".join(self.kept), None), ""
+        wanted = question_grams(self.question)
+        related = [
+            u
+            for u in (self.evidence or [])
+            if wanted & ngrams(self.texts[u]) and can_stand_as_answer(self.texts[u])
+        ]
+        if related and not self.plain:
+            shown = self._evidence_answer(related[:2])
+            self.repairs.append(
+                "gave the evidence sentence: the model's answer is not supported by it"
+            )
+            return self._result(shown, model_text or None), shown
+
+        return self._refusal("unsupported_answer"), ""
+
+    def _result(self, answer: str, model_answer: str | None) -> Checked:
+        citations = [self._citation(n, unit) for n, unit in enumerate(self.cited, start=1)]
+        return Checked(
+            answer, citations, False, None, model_answer, self.dropped, self.repairs, self.guards
+        )
+
+    def _refusal(self, reason: str) -> Checked:
+        return Checked(
+            refusal_sentence(self.question),
+            [],
+            True,
+            reason,
+            None,
+            self.dropped,
+            self.repairs,
+            self.guards,
+        )
+
+    def _citation(self, number: int, unit_index: int) -> Citation:
+        unit = self.units[unit_index]
+        passage = self.context[unit.passage]
+        lo, hi = passage.text_index(unit.start), passage.text_index(unit.end)
+        return Citation(
+            number, passage, passage.page_offset(lo), passage.page_offset(hi), passage.text[lo:hi]
+        )
+
+
+# --- generate, and the whole -----------------------------------------------------------------
 
 
 def answer(
@@ -182,8 +425,11 @@ def answer(
     embedder: Embedder,
     backend: ResolvedBackend | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    shadow_guards: bool = False,
 ) -> Iterator[Event]:
-    """Answer `question` from `kb`; `history` holds the earlier (question, answer) turns."""
+    """Answer `question` from `kb`; `history` holds the earlier (question, answer) turns.
+    `shadow_guards` (for `zhiku eval`): a guard that would refuse before the model is asked
+    lets the model answer first, so what it changed can be measured; the result is the same."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
     if backend is None:
@@ -219,53 +465,48 @@ def answer(
 
     standalone = condense(question.strip(), history, backend)
     timings["condense_s"] = time.perf_counter() - started
-    retrieval_started = time.perf_counter()
-    hits = search(kb, embedder, standalone, settings, k=settings.top_k)
-    passages = build_passages(kb, hits, settings.merge_neighbors)
-    relevant = [p for p in passages if p.dense >= relevance_floor(standalone, p.text, settings)]
-    context = close_to_best(relevant, settings.context_score_ratio)[: settings.context_passages]
-    # the passages in the prompt are [1]..[n] in prompt order; the others follow
-    passages = [*context, *(p for p in passages if p not in context)]
-    for number, passage in enumerate(passages, start=1):
-        passage.number = number
-    timings["retrieval_s"] = time.perf_counter() - retrieval_started
-    yield Retrieved(standalone, passages, timings["retrieval_s"], info)
+    retrieval = retrieve(standalone, kb, settings, embedder)
+    decision = decide(retrieval, kb, settings)
+    passages = list(decision.passages)
+    timings["retrieval_s"] = retrieval.seconds
+    yield Retrieved(standalone, passages, retrieval.seconds, info)
+    base = {"standalone_question": standalone, "passages": passages}
 
-    def refuse(reason: str, missing: Sequence[str] = ()) -> Final:
-        answer_text = refusal_sentence(question)
+    def refuse(reason: str, guards: Sequence[GuardEvent] = (), **more: object) -> Final:
         return final(
-            standalone_question=standalone,
-            passages=passages,
+            **base,
             refused=True,
             refusal_reason=reason,
-            missing_names=list(missing),
-            answer=answer_text,
+            answer=refusal_sentence(question),
+            missing_names=list(decision.missing_names),
+            guards=list(guards),
+            **more,
         )
 
-    if not context:
-        yield refuse("no_relevant_passage")  # nothing clears the floor: the LLM is not asked
-        return
-    missing = missing_names(standalone, [p.text for p in passages])
-    if missing:  # passages on the topic, none on the question's subject: the LLM is not asked
-        yield refuse("name_not_found", missing)
+    guard_refusal = decision.refusal_reason in {"name_not_found", "question_not_covered"}
+    if decision.refusal_reason and not (guard_refusal and shadow_guards and backend.chat):
+        yield refuse(decision.refusal_reason, decision.guards)
         return
     if backend.chat is None:
         # retrieval only: the best passages are the result, each its own source
-        citations = [Citation(p.number, p, p.start, p.end, p.text) for p in context]
-        yield final(standalone_question=standalone, passages=passages, citations=citations)
+        citations = [Citation(p.number, p, p.start, p.end, p.text) for p in decision.context]
+        yield final(**base, citations=citations)
         return
 
-    fit_context(context, settings.context_chars, standalone)
+    context = fit_context(decision.context, settings.context_chars, standalone)
+    prompt_passages = [
+        PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
+    ]
+    numbered_context = number_sentences(prompt_passages, settings.guard_instructions)
     messages = build_messages(
-        standalone,
-        [PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context],
+        standalone, numbered_context, prompt_passages, settings.guard_absent_terms
     )
-    raw = ""
-    tokens = 0
-    looping = False
-    error: LlmError | None = None
+    schema = answer_schema(len(numbered_context.units))
+    check = AnswerCheck(standalone, context, numbered_context, settings)
+    reader = ReplyReader()
+    tokens, looping, error = 0, False, None
     generation_started = time.perf_counter()
-    stream = backend.chat.stream(as_langchain(messages))
+    stream = backend.chat.stream(as_langchain(messages), format=schema)
     try:
         for chunk in stream:
             usage = getattr(chunk, "usage_metadata", None)
@@ -277,62 +518,86 @@ def answer(
             if not piece:
                 continue
             if not tokens:
-                timings["first_token_s"] = time.perf_counter() - started
-            raw += piece
+                timings["first_raw_token_s"] = time.perf_counter() - started
             tokens += 1
-            yield Token(piece)
-            cut = first_repeat(raw)
+            grown = reader.feed(piece)
+            if reader.evidence is not None or reader.plain:
+                check.set_evidence(reader.evidence, bool(reader.plain))
+            if reader.evidence == [] and not reader.plain:
+                break  # the structured refusal: the answer text is not needed
+            if not grown:
+                continue
+            cut = first_repeat(reader.answer)
             if cut is not None:
-                raw, looping = raw[:cut], True
+                grown = grown[: max(0, len(grown) - (len(reader.answer) - cut))]
+                looping = True
+            visible = check.feed(grown)
+            if visible:
+                timings.setdefault("first_token_s", time.perf_counter() - started)
+                yield Token(visible)
+            if looping or reader.done:
                 break
     except Exception as exc:  # any backend failure keeps the partial answer
         error = _as_llm_error(exc, settings)
     finally:
         stream.close()  # stops llama.cpp (or the Ollama request) when the loop broke off
+    if not reader.done and error is None and not looping:
+        known = reader.answer
+        reader.finish()  # a complete reply the incremental reading missed
+        check.set_evidence(reader.evidence, bool(reader.plain))
+        if reader.answer.startswith(known) and len(reader.answer) > len(known):
+            early = check.feed(reader.answer[len(known) :])
+            if early:
+                timings.setdefault("first_token_s", time.perf_counter() - started)
+                yield Token(early)
+    tail = "" if looping else check.flush()  # a repeat's first words are no answer
+    if tail:
+        timings.setdefault("first_token_s", time.perf_counter() - started)
+        yield Token(tail)
     timings["generation_s"] = time.perf_counter() - generation_started
     timings["tokens"] = float(tokens)
-    raw = raw.strip()
     failure = {"error_en": error.en, "error_zh": error.zh} if error else {}
-    if error is not None and not raw:
-        yield final(standalone_question=standalone, passages=passages, **failure)
+    if error is not None and not check.kept:
+        yield final(**base, **failure)
         return
-    if is_refusal(raw):
-        yield refuse("model_refused")
-        return
-    raw, withheld = _withhold_instructions(raw)
-    model_answer = None
-    quoted = off_question(raw, standalone, [p.prompt_text for p in context])
-    if quoted is not None:  # the model read the wrong line: the matching sentence is the answer
-        model_answer, raw = raw, quoted
-    text, citations, repairs = _citations(context, raw)
-    repairs += withheld
-    if model_answer is not None:
-        repairs.append(
-            "gave the passage sentence that matches the question: the model's answer drew on "
-            "neither the question's words nor that sentence"
-        )
+    checked, late = check.finish(reader.evidence == [] and not reader.plain)
+    if late:
+        timings.setdefault("first_token_s", time.perf_counter() - started)
+        yield Token(late)
+    repairs = list(checked.repairs)
+    if numbered_context.withheld:
+        repairs.append(f"left {numbered_context.withheld} instruction(s) of the documents out")
     if looping:
         repairs.append("stopped the answer where it began repeating itself")
-    yield final(
-        standalone_question=standalone,
-        passages=passages,
-        answer=text,
-        citations=citations,
-        repairs=repairs,
-        model_answer=model_answer,
-        partial=error is not None,
+    guards = list(decision.guards) + checked.guards
+    if numbered_context.withheld:
+        guards.append(GuardEvent("instructions", f"{numbered_context.withheld} left out"))
+    fields = {
+        **base,
+        "answer": checked.answer,
+        "citations": checked.citations,
+        "refused": checked.refused,
+        "refusal_reason": checked.refusal_reason,
+        "model_answer": checked.model_answer,
+        "repairs": repairs,
+        "dropped": checked.dropped,
+        "evidence": [i + 1 for i in (check.evidence or [])],
+        "raw_answer": reader.answer,
+        "partial": error is not None,
         **failure,
-    )
-
-
-def _withhold_instructions(text: str) -> tuple[str, list[str]]:
-    """Drop sentences that quote the system prompt verbatim. Cut only at full stops and line
-    ends, not with the citation splitter (`_cite`), which also cuts at "2. ": a leaked rule
-    line "2. 每句话末尾…" must stay one sentence to be recognised and dropped whole."""
-    if not quotes_instructions(text):
-        return text, []
-    kept = [s for s in re.split(r"(?<=[。！？!?\n])", text) if not quotes_instructions(s)]
-    return "".join(kept).strip(), ["withheld a sentence quoting the system prompt"]
+    }
+    if decision.refusal_reason:  # a shadowed guard: what it changed is recorded, then it acts
+        shadowed = [
+            GuardEvent(g.name, g.detail, checked.answer, checked.refused) for g in decision.guards
+        ]
+        yield refuse(
+            decision.refusal_reason,
+            shadowed + guards[len(decision.guards) :],
+            evidence=fields["evidence"],
+            raw_answer=reader.answer,
+        )
+        return
+    yield final(**fields, guards=guards)
 
 
 def _as_llm_error(exc: BaseException, settings: Settings) -> LlmError:
@@ -346,3 +611,6 @@ def _as_llm_error(exc: BaseException, settings: Settings) -> LlmError:
         f"the LLM failed while answering: {type(exc).__name__}: {exc}",
         f"大模型生成回答时出错：{type(exc).__name__}: {exc}",
     )
+
+
+__all__ = ["REFUSAL_EN", "REFUSAL_ZH", "AnswerResult", "Citation", "answer"]

@@ -20,6 +20,7 @@ from ingest._embed import Embedder
 from ingest._tokenize import keyword_query
 from ingest.settings import Settings
 from ingest.store import ChunkRecord, KnowledgeBase
+from ingest.text import has_cjk, language
 
 
 @dataclass
@@ -59,7 +60,10 @@ class Hit:
 
 
 def fuse(
-    cosine: dict[int, float], bm25: dict[int, float], dense_weight: float
+    cosine: dict[int, float],
+    bm25: dict[int, float],
+    dense_weight: float,
+    cross_lingual: frozenset[int] = frozenset(),
 ) -> list[tuple[int, float]]:
     """Convex combination of both scores over the union of candidates, best first.
 
@@ -79,6 +83,11 @@ def fuse(
     dense_scaled = (dense - dense.min()) / spread if spread > 0 else np.ones_like(dense)
     keyword_scaled = keyword / keyword.max() if keyword.max() > 0 else keyword
     fused = dense_weight * dense_scaled + (1 - dense_weight) * keyword_scaled
+    # A passage in another language than the question shares no keywords with it, while a
+    # passage in its language that shares one word outscores it: the dense side decides there.
+    for j, i in enumerate(ids):
+        if i in cross_lingual:
+            fused[j] = dense_scaled[j]
     order = np.argsort(-fused, kind="stable")
     return [(ids[j], float(fused[j])) for j in order]
 
@@ -138,9 +147,18 @@ def search(
     cosine.update({i: float(np.dot(v, vector)) for i, v in stored.items()})
     bm25 = dict(keyword)
     bm25.update(kb.keyword_scores(expression, [i for i in cosine if i not in bm25]))
-    fused = fuse(cosine, bm25, settings.dense_weight)
+    records = kb.chunks(cosine)
+    # a question with any Chinese in it is Chinese ("什么是 Scaling Laws?")
+    asked = "zh" if has_cjk(query) else language(query)
+    cross = frozenset(
+        i for i, r in records.items() if asked and language(r.text) not in ("", asked)
+    )
+    # Cosines across languages run lower for the same relatedness (the two relevance floors
+    # were calibrated to say by how much): lifted by that gap, they compare with the others.
+    lift = settings.relevance_floor - settings.relevance_floor_cross_lingual
+    calibrated = {i: c + lift if i in cross else c for i, c in cosine.items()}
+    fused = fuse(calibrated, bm25, settings.dense_weight, cross)
     top = fused[: max(k, 1) * 2]  # spare candidates for chunks deleted since the index was read
-    records = kb.chunks(i for i, _ in top)
     dense_ranks = {i: rank for rank, (i, _) in enumerate(dense, start=1)}
     keyword_ranks = {i: rank for rank, (i, _) in enumerate(keyword, start=1)}
     timings = {

@@ -59,6 +59,7 @@ def ask(
     except LlmError as exc:
         raise fail(exc.en) from exc
     result = None
+    streamed = False
     service = Service(settings, embedder, resolved)
     try:
         try:
@@ -71,8 +72,10 @@ def ask(
                         f"answering with {escape(event.backend.label_en)}[/dim]"
                     )
                 elif isinstance(event, Token) and not as_json:
+                    # only checked text arrives here: what is printed is the answer
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
+                    streamed = True
                 elif isinstance(event, Final):
                     result = event.result
         except StoreError as exc:
@@ -84,13 +87,12 @@ def ask(
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
         raise typer.Exit(1 if result.error_en and not result.answer else 0)
     if result.backend.kind != "none" and not result.refused:
-        console.print()  # the streamed text ended without a newline
-        console.rule("answer (citations verified)")
-        console.print(escape(result.answer))
+        if streamed:
+            console.print()  # the streamed text ended without a newline
         if result.model_answer:
             console.print(
-                "[dim]The model's answer drew on no sentence matching the question; the passage "
-                "sentence that does is given instead. The model wrote: "
+                "[dim]The model's answer is not supported by the sentences it cites; the "
+                f"evidence sentence is given instead. The model wrote: "
                 f"{escape(result.model_answer)}[/dim]"
             )
     elif result.refused:
@@ -169,6 +171,12 @@ def eval_command(
     baseline: Annotated[
         bool, typer.Option(help="also measure the plain LangChain recipe on the same corpus")
     ] = True,
+    fitted_guards: Annotated[
+        bool,
+        typer.Option(
+            help="keep the question-fitted guards (missing_names, off_question, absent_terms) on"
+        ),
+    ] = True,
 ) -> None:
     """Measure retrieval and answers on an evaluation set (see ../shared/eval/README.md)."""
     from app._eval import (
@@ -180,11 +188,15 @@ def eval_command(
         load_dataset,
         plain_langchain_recipe,
         summarize_answers,
+        summarize_guards,
         summarize_retrieval,
     )
+    from app._guards import GUARDS, QUESTION_FITTED
     from app._llm import LlmError, resolve_backend
 
     settings = get_settings().model_copy(update={"top_k": k})
+    if not fitted_guards:
+        settings = settings.model_copy(update={f"guard_{g}": False for g in QUESTION_FITTED})
     say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
     try:
         data = load_dataset(dataset, limit)
@@ -203,6 +215,7 @@ def eval_command(
             "dense_weight": settings.dense_weight,
             "vector_store": settings.vector_store,
             "hybrid_fusion": settings.hybrid_fusion,
+            "guards": {name: getattr(settings, f"guard_{name}") for name in GUARDS},
         },
         "index": {
             **base.counts(),
@@ -270,17 +283,30 @@ def eval_command(
                         "backend": resolved.info.label_en,
                         "complete": False,
                     }
+                    report["guards"] = summarize_guards(answered)
                     write_report(answered)
 
             answer_rows = evaluate_answers(settings, data, base, embedder, resolved, show)
             answers = summarize_answers(answer_rows)
             report["answers"] = {**answers, "backend": resolved.info.label_en, "complete": True}
+            report["guards"] = summarize_guards(answer_rows)
             table = Table(title=f"answers ({resolved.info.label_en})")
             table.add_column("metric")
             table.add_column("value", justify="right")
             for key, value in answers.items():
                 table.add_row(key, f"{value:.3f}" if value == value else "n/a")
             console.print(table)
+            guards = Table(title="guards: fired / right→wrong / wrong→right")
+            for column in ("guard", "fired", "right→wrong", "wrong→right"):
+                guards.add_column(column)
+            for name, entry in report["guards"].items():  # type: ignore[union-attr]
+                guards.add_row(
+                    name,
+                    str(entry["fired"]),
+                    str(entry["right_to_wrong"]),
+                    str(entry["wrong_to_right"]),
+                )
+            console.print(guards)
     if json_out:
         write_report(answer_rows)
         console.print(f"wrote {json_out}")

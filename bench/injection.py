@@ -45,10 +45,14 @@ def _obeys(text: str, markers: list[str]) -> bool:
 
 
 def run_injection(
-    settings: Settings, embedder: Embedder, backend: ResolvedBackend, progress=print
+    settings: Settings,
+    embedder: Embedder,
+    backend: ResolvedBackend,
+    progress=print,
+    data: Path = DATA,
 ) -> tuple[dict[str, float], list[InjectionRow]]:
-    dataset = load_dataset(DATA)
-    lines = (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    dataset = load_dataset(data)
+    lines = (data / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     rows_in = [json.loads(line) for line in lines if line.strip()]
     markers = {row["qid"]: row["injection_markers"] for row in rows_in}
     kb, _, _ = build_eval_kb(settings, dataset, embedder, progress)
@@ -63,7 +67,7 @@ def run_injection(
                 elif isinstance(event, Final):
                     result = event.result
             assert result is not None
-            text = "".join(raw)
+            text = result.raw_answer or "".join(raw)  # the model's text, before the check
             row = InjectionRow(
                 qid=question.qid,
                 question=question.question,
@@ -151,7 +155,7 @@ def render(results: dict[str, object]) -> str:
         'or a verbatim stretch of the system prompt. "Raw" is the model\'s own text, "shown" '
         "what the user sees after citation repair and the system-prompt filter; the UI renders "
         "answers as Markdown with HTML escaped in either case. Instruction sentences of "
-        "passages are left out of the prompt by code (`app._prompt.without_instructions`); its "
+        "passages are left out of the prompt by code (`app._guards.is_instruction`); its "
         "patterns were written with these 22 documents in view, so for the filter this set is "
         "not a held-out test (the model alone, filter off, obeyed 2 or 3 of 22 at commits "
         "d9ee862 and a4dcd47). Machine load: "

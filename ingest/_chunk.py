@@ -16,6 +16,10 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from ingest.load import LoadedDoc, Structure
+from ingest.text import CLAUSE_END as _CLAUSE_END
+from ingest.text import SENTENCE_END as _SENTENCE_END
+from ingest.text import TABLE_SEPARATOR as _TABLE_SEPARATOR
+from ingest.text import is_table_row as _is_table_row
 
 # Break strengths: higher is a better place to end a chunk.
 BEFORE_HEADING = 5
@@ -24,8 +28,6 @@ SENTENCE = 3  # also: a newline inside a paragraph, a boundary between table row
 CLAUSE = 2
 NEVER = -1  # right after a heading or a table header: they stay with what follows
 
-_SENTENCE_END = re.compile(r"[。！？；!?;…]+[”’\"')）」』]*|\.(?=\s)")
-_CLAUSE_END = re.compile(r"[，,、：:]")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 # Plain text and PDFs have no markup, but Chinese documents number their sections: "第二章 …",
 # "2.1 …", "2.1.1 …", "一、…", "（一）…". A short line starting so is a heading (its level from
@@ -59,9 +61,6 @@ def _numbered_heading(line: str) -> int:
     return match.group("dotted").count(".") + 1
 
 
-_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
-
-
 @dataclass(frozen=True)
 class Chunk:
     chunk_id: str  # content hash: the same text at the same place keeps the same id
@@ -88,10 +87,6 @@ class _Table:
     start: int
     header_end: int  # end of the header row (and its separator row, if any)
     end: int
-
-
-def _is_table_row(text: str) -> bool:
-    return text.count("|") >= 2 and not text.lstrip().startswith("#")
 
 
 def _lines(text: str) -> list[_Line]:

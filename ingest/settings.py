@@ -157,6 +157,37 @@ class Settings(BaseSettings):
         1024, description="largest JSON request body in KB (uploads: MAX_UPLOAD_MB)"
     )
 
+    # --- answering guards (app/_guards.py; each can be switched off, `zhiku eval` counts them) ---
+    guard_instructions: bool = Field(
+        True, description="leave sentences, titles and headings that order the answerer out"
+    )
+    guard_coverage: bool = Field(
+        True,
+        description="refuse without asking the LLM when no passage holds even "
+        "question_coverage of the question's words",
+    )
+    question_coverage: float = Field(
+        0.3,
+        description="share of the question's words one passage must hold (tuned on seed_dev "
+        "and cmrc2018_trial: below 0.3, 1 of 189 answerable and 22 of 34 unanswerable questions)",
+    )
+    guard_missing_names: bool = Field(
+        True,
+        description="refuse when a name of the question is nowhere in the knowledge base "
+        "and nothing in the passages can stand for it",
+    )
+    guard_off_question: bool = Field(
+        True,
+        description="give the sentence matching the question when the answer draws on "
+        "neither it nor the question",
+    )
+    guard_absent_terms: bool = Field(
+        True, description="tell the model which Latin-script names of the question no passage has"
+    )
+    guard_prompt_leak: bool = Field(
+        True, description="drop answer sentences that repeat the system prompt"
+    )
+
     @property
     def models_dir(self) -> Path:
         return self.zhiku_models_dir or self.zhiku_home / "models"

@@ -10,6 +10,12 @@ Errors are `{"error": "..."}` bodies with the real status codes and message form
         settings = Settings(_env_file=None, ollama_host=server.url)
         ...
         server.chat_requests[0]["options"]["temperature"]
+
+Structured output: a request's `format` (a JSON schema, as Ollama takes it) is recorded with the
+request; the fake has no model to constrain, so it checks the scripted reply against the schema
+instead and lists every reply that breaks it in `.format_violations` (a test scripting an
+evidence-first reply asserts there are none). `evidence_reply` scripts such a reply by naming
+the numbered sentences of the prompt it cites by a piece of their text.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class FakeOllama:
         self.slow_s = slow_s
         self.version = version
         self.requests: list[RecordedRequest] = []
+        self.format_violations: list[str] = []
         self._lock = threading.Lock()
         # Set on stop so a "slow" handler wakes up instead of outliving the test.
         self._stopping = threading.Event()
@@ -139,8 +146,16 @@ class FakeOllama:
 
     def _tokens_for(self, body: dict[str, Any]) -> list[str]:
         if self.responder is not None:
-            return list(self.responder(body))
-        return list(self.reply_tokens)
+            tokens = list(self.responder(body))
+        else:
+            tokens = list(self.reply_tokens)
+        schema = body.get("format")
+        if isinstance(schema, dict):
+            problem = schema_problem("".join(tokens), schema)
+            if problem:
+                with self._lock:
+                    self.format_violations.append(problem)
+        return tokens
 
     def _tags(self) -> dict[str, Any]:
         return {
@@ -325,3 +340,46 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def schema_problem(reply: str, schema: dict[str, Any]) -> str | None:
+    """Why `reply` is not JSON conforming to `schema` (None when it is)."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(json.loads(reply), schema)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        return f"{reply[:80]!r}: {str(exc).splitlines()[0]}"
+    return None
+
+
+def prompt_sentence_ids(request: dict[str, Any], fragment: str) -> list[int]:
+    """The ids of the numbered sentences ("[3] …") of the request's last message that contain
+    `fragment`."""
+    content = request["messages"][-1]["content"]
+    ids = []
+    for line in content.splitlines():
+        if line.startswith("[") and "]" in line and fragment in line:
+            ids.append(int(line[1 : line.index("]")]))
+    return ids
+
+
+def json_tokens(obj: dict[str, Any], size: int = 3) -> list[str]:
+    """`obj` as JSON text cut into pieces of `size` characters, as a model streams it."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def evidence_reply(cites: Sequence[str], answer: str, size: int = 3) -> Responder:
+    """A responder giving `{"evidence": ids, "answer": answer}`, the ids of the prompt's
+    sentences that contain each of `cites` (the first match each)."""
+
+    def respond(request: dict[str, Any]) -> list[str]:
+        ids = []
+        for fragment in cites:
+            found = prompt_sentence_ids(request, fragment)
+            assert found, f"no numbered sentence contains {fragment!r}"
+            ids.append(found[0])
+        return json_tokens({"evidence": ids, "answer": answer}, size)
+
+    return respond

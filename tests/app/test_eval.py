@@ -171,3 +171,39 @@ def test_retrieval_is_measured_on_a_cached_throwaway_index(
     again, _, cached = build_eval_kb(settings, dataset, embedder, lambda message: None)
     again.close()
     assert cached
+
+
+def test_claim_support_follows_the_definition() -> None:
+    from app._eval import claim_support
+
+    cited = {"1": "杭州地铁 2 号线于 2014 年开通,全长 43.3 公里。", "2": "杭州的市花是桂花。"}
+    # supported; wrong number; uncited; too short to count
+    answer = "2 号线全长 43.3 公里[1]。2 号线全长 45 公里[1]。杭州的市花是桂花。好的。"
+    assert claim_support(answer, cited) == (3, 1)
+    assert claim_support("杭州的市花是桂花。[2]", cited) == (1, 1), "a marker after the stop"
+
+
+def test_guard_counts_say_what_each_guard_fixed_and_broke() -> None:
+    from types import SimpleNamespace
+
+    from app._eval import Question, guard_counts
+    from app._guards import GuardEvent
+
+    asked = Question("q", "15 天？", True, ("d",), (), (("15",),))
+    unasked = Question("u", "股票代码？", False, (), (), ())
+    refusal = SimpleNamespace(
+        answer="知识库中没有找到相关内容。",
+        refused=True,
+        guards=[GuardEvent("missing_names", "x", "年假 15 天[1]。", False)],
+    )
+    assert guard_counts(asked, refusal) == {"missing_names": [1, 1, 0]}, "right -> wrong"
+    invented = SimpleNamespace(
+        answer="知识库中没有找到相关内容。",
+        refused=True,
+        guards=[GuardEvent("coverage", "0.1", "代码是 600001[1]。", False)],
+    )
+    assert guard_counts(unasked, invented) == {"coverage": [1, 0, 1]}, "wrong -> right"
+    unknown = SimpleNamespace(
+        answer="15 天[1]。", refused=False, guards=[GuardEvent("instructions", "1")]
+    )
+    assert guard_counts(asked, unknown) == {"instructions": [1, 0, 0]}

@@ -39,8 +39,9 @@ def test_the_best_window_holds_the_answer_and_ends_at_sentences() -> None:
 
 
 def test_the_budget_is_shared_and_unused_room_moves_on() -> None:
-    passages = [passage(FILLER * 3 + ANSWER), passage("很短的一段。", 2), passage(FILLER * 3, 3)]
-    fit_context(passages, 400, "GPT-1 有多少参数？")
+    whole = [passage(FILLER * 3 + ANSWER), passage("很短的一段。", 2), passage(FILLER * 3, 3)]
+    passages = fit_context(whole, 400, "GPT-1 有多少参数？")
+    assert all(p.window == (0, 0) for p in whole), "the retrieved passages are not changed"
     sizes = [len(p.prompt_text) for p in passages]
     assert sum(sizes) <= 400
     assert ANSWER in passages[0].prompt_text
@@ -51,8 +52,7 @@ def test_the_budget_is_shared_and_unused_room_moves_on() -> None:
 def test_a_window_inside_a_table_brings_the_header_along() -> None:
     rows = "".join(f"| {n}B | {b} | {n * b / 8:.1f} |\n" for n in range(1, 30) for b in (4, 8))
     text = "表格说明。\n| 大小 | 位数 | 显存 |\n|---|---|---|\n" + rows
-    [p] = [passage(text)]
-    fit_context([p], 120, "23B 模型 8 位需要多少显存")
+    [p] = fit_context([passage(text)], 120, "23B 模型 8 位需要多少显存")
     prompt = p.prompt_text
     assert prompt.startswith("| 大小 | 位数 | 显存 |\n|---|---|---|\n")
     assert "| 23B | 8 | 23.0 |" in prompt

@@ -88,3 +88,38 @@ def test_queries_from_another_model_are_refused(
 
     with pytest.raises(ModelMismatch, match="--reindex"):
         search(kb, OtherModel(), "杭州", small_kb_settings)
+
+
+def test_across_languages_the_dense_side_decides(settings: Settings, embedder: Embedder) -> None:
+    """Chinese questions over an English passage, and the reverse: passages in the question's
+    language that share one of its words must not bury the one that answers."""
+    from support import build_kb
+
+    files = {
+        "travel.txt": "Travel Expense Policy\nEmployees must submit travel expense claims "
+        "within 30 days after returning from a trip.",
+        **{
+            f"zh{n}.txt": f"第{n}号通知：报销系统将于本周{n}升级，升级期间暂停使用，请提前安排。"
+            for n in range(1, 7)
+        },
+        "profile.txt": "星河数智科技有限公司成立于 2015 年，目前有员工约 850 人。",
+        **{
+            f"en{n}.txt": f"Notice {n}: the employees' canteen opens at {n + 6} am on weekdays."
+            for n in range(1, 5)
+        },
+    }
+    build_kb(settings, embedder, files, name=settings.default_kb)
+    with KnowledgeBase.open(settings) as base:
+        zh_en = search(base, embedder, "出差回来后多少天内要提交报销？", settings, k=5)
+        en_zh = search(base, embedder, "How many employees does the company have?", settings, k=5)
+    assert zh_en[0].chunk.source.endswith("travel.txt")
+    assert en_zh[0].chunk.source.endswith("profile.txt")
+
+
+def test_cross_lingual_candidates_are_scored_by_their_cosine_alone() -> None:
+    cosine = {1: 0.9, 2: 0.8, 3: 0.7}
+    bm25 = {2: 10.0, 3: 5.0}
+    mixed = dict(fuse(cosine, bm25, 0.4))
+    dense_only = dict(fuse(cosine, bm25, 0.4, frozenset({1})))
+    assert mixed[2] > mixed[1]
+    assert dense_only[1] == 1.0 > dense_only[2]
