@@ -3,9 +3,9 @@ asking the LLM: the query's jieba tokens and FTS5 expression, every retrieved ch
 dense, keyword and fused scores and ranks, the passages they make, which of them would reach
 the prompt, and the refusal code would give before the model is asked.
 
-The selection follows `app._rag.answer` step by step, with the same public functions
-(`search`, `build_passages`, `relevance_floor`, `close_to_best`, `missing_names`), so what this
-shows is what answering does with the same settings.
+The selection and the refusal are answering's own step (`app._rag.decide`), so what this shows
+is what answering does with the same settings; only the reasons a passage stays out are worked
+out here, with the same public functions (`relevance_floor`, `close_to_best`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app._passages import Passage, build_passages
-from app._prompt import missing_names
-from app._rag import close_to_best, relevance_floor
+from app._rag import Retrieval, close_to_best, decide, relevance_floor
 from app._search import Hit, search
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase
@@ -39,7 +38,8 @@ class Inspection:
     hits: list[Hit]
     verdicts: list[PassageVerdict]
     excluded: int  # chunks left out of retrieval in this knowledge base
-    refusal: str | None = None  # "no_relevant_passage" / "name_not_found" / None
+    # "no_relevant_passage" / "question_not_covered" / "name_not_found" / None
+    refusal: str | None = None
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -50,7 +50,9 @@ class Inspection:
 REFUSAL_ZH = {
     "no_relevant_passage": "没有段落达到相关度下限:不调用大模型,直接回答"
     "「知识库中没有找到相关内容」。",
-    "name_not_found": "问题里的名称在检索到的段落中都没有出现:不调用大模型,直接拒答。",
+    "question_not_covered": "没有段落包含问题中足够多的词(QUESTION_COVERAGE):不调用大模型,"
+    "直接拒答。",
+    "name_not_found": "问题里的名称在整个知识库中都没有出现:不调用大模型,直接拒答。",
 }
 
 
@@ -58,24 +60,24 @@ def inspect(question: str, kb: KnowledgeBase, embedder: Embedder, settings: Sett
     """What answering `question` would retrieve and give the model (without history)."""
     hits = search(kb, embedder, question, settings, k=settings.top_k)
     passages = build_passages(kb, hits, settings.merge_neighbors)
-    floors = {id(p): relevance_floor(question, p.text, settings) for p in passages}
-    relevant = [p for p in passages if p.dense >= floors[id(p)]]
-    close = close_to_best(relevant, settings.context_score_ratio)
-    context = close[: settings.context_passages]
-    ordered = [*context, *(p for p in passages if p not in context)]
+    decision = decide(Retrieval(question, tuple(passages), 0.0), kb, settings)
+    floors = {p.chunk_ids: relevance_floor(question, p.text, settings) for p in passages}
+    relevant = [p for p in passages if p.dense >= floors[p.chunk_ids]]
+    close = {p.chunk_ids for p in close_to_best(relevant, settings.context_score_ratio)}
+    in_prompt = {p.chunk_ids for p in decision.context}
     verdicts = []
-    for number, passage in enumerate(ordered, start=1):
-        passage.number = number
-        if passage in context:
+    for passage in decision.passages:
+        key = passage.chunk_ids
+        if key in in_prompt:
             why = ""
-        elif passage not in relevant:
-            why = f"语义相似度 {passage.dense:.3f} 低于相关度下限 {floors[id(passage)]:.2f}"
-        elif passage not in close:
+        elif passage.dense < floors[key]:
+            why = f"语义相似度 {passage.dense:.3f} 低于相关度下限 {floors[key]:.2f}"
+        elif key not in close:
             why = f"综合得分不到最佳段落的 {settings.context_score_ratio:.0%}(CONTEXT_SCORE_RATIO)"
         else:
             why = f"提示词最多放 {settings.context_passages} 个段落(CONTEXT_PASSAGES)"
-        verdicts.append(PassageVerdict(passage, floors[id(passage)], not why, why))
-    inspection = Inspection(
+        verdicts.append(PassageVerdict(passage, floors[key], not why, why))
+    return Inspection(
         question,
         tokens(question),
         query_terms(question),
@@ -83,11 +85,6 @@ def inspect(question: str, kb: KnowledgeBase, embedder: Embedder, settings: Sett
         hits,
         verdicts,
         len(kb.excluded_ids()),
+        decision.refusal_reason,
+        list(decision.missing_names),
     )
-    if not context:
-        inspection.refusal = "no_relevant_passage"
-    else:
-        inspection.missing = missing_names(question, [p.text for p in ordered])
-        if inspection.missing:
-            inspection.refusal = "name_not_found"
-    return inspection
