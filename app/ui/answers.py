@@ -83,7 +83,7 @@ def _draw_answer(index: str, result: AnswerResult, kb_name: str) -> None:
         st.markdown(answer_markdown(result.answer, index, numbers))
     if result.model_answer:
         st.caption(
-            "大模型的回答没有用到资料中与问题最相符的句子,这里直接给出该句。大模型原来的回答:"
+            "大模型的回答没有得到它引用的句子的支持,这里直接给出依据的原句。大模型原来的回答:"
             + escape_markdown(result.model_answer)
         )
     if cards:
@@ -99,7 +99,11 @@ def _draw_refusal(index: str, result: AnswerResult, kb_name: str) -> None:
         st.caption("大模型判断检索到的资料不足以回答这个问题。")
     elif result.refusal_reason == "name_not_found":
         names = "、".join(f"“{n}”" for n in result.missing_names)
-        st.caption(f"检索到的资料都没有提到问题里的{names}。")
+        st.caption(f"整个知识库都没有提到问题里的{names}。")
+    elif result.refusal_reason == "question_not_covered":
+        st.caption("检索到的段落都只包含问题中很少的词,不足以回答。")
+    elif result.refusal_reason == "unsupported_answer":
+        st.caption("大模型的回答得不到资料中任何句子的支持,因此不予显示。")
     related = result.passages[:RELATED_SHOWN]
     if related:
         st.markdown("**可能相关的段落**(相关度不足,仅供参考)")
