@@ -118,23 +118,14 @@ class ReplyReader:
                 self.done = True
 
 
+# The claim-support metric's own sentence ends (../shared/eval/README.md): no English ".".
+_CLAIM_END = re.compile(r"[。！？!?；]+|\n")
+
+
 def claim_spans(text: str) -> list[tuple[int, int]]:
     """Sentences as the claim-support metric cuts them: after 。！？!?； and line ends, each
     keeping the markers that directly follow its end."""
-    spans, start = [], 0
-    for match in re.finditer(r"[。！？!?；]+|\n", text):
-        end = match.end()
-        while True:
-            trailing = re.compile(r"\s*" + MARKER.pattern).match(text, end)
-            if not trailing:
-                break
-            end = trailing.end()
-        if end > start:
-            spans.append((start, end))
-        start = end
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
+    return sentence_spans(text, ends=_CLAIM_END)
 
 
 def claim_supported(sentence: str, cited_texts: Sequence[str]) -> bool:

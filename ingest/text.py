@@ -117,12 +117,14 @@ class Sentence:
     text: str
 
 
-def sentence_spans(text: str, *, keep_markers: bool = True) -> list[tuple[int, int]]:
+def sentence_spans(
+    text: str, *, keep_markers: bool = True, ends: re.Pattern[str] = _CITE_END
+) -> list[tuple[int, int]]:
     """Spans of the sentences of `text`, cut after 。！？!?；; and line ends (an English "."
-    before a space too). With `keep_markers`, citation markers right after a sentence end stay
-    with that sentence ("…能力。 [1]")."""
+    before a space too), or wherever `ends` matches. With `keep_markers`, citation markers right
+    after a sentence end stay with that sentence ("…能力。 [1]")."""
     spans, start = [], 0
-    for match in _CITE_END.finditer(text):
+    for match in ends.finditer(text):
         end = match.end()
         while keep_markers:
             trailing = _TRAILING_MARKER.match(text, end)
