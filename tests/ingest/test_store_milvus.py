@@ -190,6 +190,42 @@ def test_a_reindex_switches_to_a_new_collection_in_one_step(milvus_settings: Set
         assert kb.page_text("a", 0) == TEXT_A
 
 
+def test_a_writer_killed_around_switching_collections_leaves_nothing_for_check(
+    milvus_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between creating a chunk collection and making it the active one (the knowledge base's
+    first write, or a reindex) and between the switch and dropping the old collection."""
+    from ingest.store.milvus.write import MilvusWriter
+
+    real_activate = MilvusWriter._activate
+
+    def dies_at_the_switch(self: MilvusWriter, name: str, epoch: int) -> None:
+        raise ConnectionError("the process died here")  # injected: a crash mid-write
+
+    monkeypatch.setattr(MilvusWriter, "_activate", dies_at_the_switch)
+    with KnowledgeBase.open(milvus_settings, "switch", create=True) as kb:
+        with pytest.raises(ConnectionError):
+            put(kb, make_doc("a", TEXT_A))
+        monkeypatch.undo()
+        assert kb.check() == [] and kb.documents() == []
+        put(kb, make_doc("a", TEXT_A))
+        before = kb.active(fresh=True)["chunks"]
+
+        def dies_after_the_switch(self: MilvusWriter, name: str, epoch: int) -> None:
+            real_activate(self, name, epoch)
+            raise ConnectionError("the process died here")
+
+        monkeypatch.setattr(MilvusWriter, "_activate", dies_after_the_switch)
+        with pytest.raises(ConnectionError), kb.writer(SPEC) as writer:
+            rows = [(doc, prepared(doc, size=40), o, t) for doc, o, t in writer.stored_documents()]
+            writer.replace_all(rows)
+        monkeypatch.undo()
+        assert kb.check() == []
+        assert kb.active(fresh=True)["chunks"] != before
+        assert not kb.client.has_collection(before)
+        assert [d.doc_id for d in kb.documents()] == ["a"]
+
+
 def test_hybrid_search_with_milvus_rankers(milvus_settings: Settings) -> None:
     with KnowledgeBase.open(milvus_settings, "hy", create=True) as kb:
         put(kb, make_doc("a", TEXT_A))

@@ -151,7 +151,14 @@ class MilvusWriter(Writer):
         if active["chunks"] is not None:
             self.kb.ensure_compatible(self.spec)
             return active["chunks"]
-        return self._new_collection(active["epoch"] + 1)
+        # Journalled like a reindex: a writer killed between creating the collection and
+        # activating it leaves an intent, and recovery drops the collection nobody uses.
+        epoch = active["epoch"] + 1
+        creation = uuid.uuid4().hex
+        write_intent(self.kb, creation, chunks_name(self.kb.name, epoch), [], reindex=True)
+        name = self._new_collection(epoch)
+        clear_intent(self.kb, creation)
+        return name
 
     def _new_collection(self, epoch: int) -> str:
         assert self.spec is not None
@@ -408,8 +415,15 @@ def recover(kb: MilvusKB) -> list[str]:
         if bodies[0].get("reindex"):
             if collection and collection != active and client.has_collection(collection):
                 client.drop_collection(collection)  # it never became active
+                done.append("undid an interrupted reindex")
+            elif collection == active:
+                # Committed, but what follows the switch may be undone: document rows with the
+                # old chunk counts, removed documents, the replaced collection. The repair
+                # scan sets all of them from what the active collection holds.
+                from ingest.store.milvus.repair import repair
+
+                done += repair(kb)
             clear_intent(kb, version)
-            done.append("undid an interrupted reindex" if collection != active else "")
             continue
         touched: set[str] = set()
         if collection and client.has_collection(collection):
