@@ -25,6 +25,7 @@ from ingest.text import (
 )
 
 SUPPORT = 0.6  # share of a sentence's character bigrams its evidence must hold (as the metric)
+QUOTE_CHARS = 8  # letters and digits from which a verbatim piece of a sentence is a quote
 MIN_LETTERS = 4  # shorter sentences ("是的。") carry no claim of their own
 _LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
 _EVIDENCE = re.compile(r'"evidence"\s*:\s*\[([^\]]*)\]')
@@ -203,6 +204,23 @@ def supporting(
 def _overlap(sentence: str, text: str) -> float:
     grams = char_bigrams(sentence)
     return len(grams & char_bigrams(text)) / len(grams) if grams else 0.0
+
+
+def _core(text: str) -> str:
+    return re.sub(r"[\W_]", "", normalize(strip_markers(text)))
+
+
+def same_words(sentence: str, source: str) -> bool:
+    return _core(sentence) == _core(source)
+
+
+def cut_quote(sentence: str, source: str) -> bool:
+    """Whether `sentence` is a piece of `source` word for word (punctuation, width and case
+    aside) but not all of it: a quote cut short, which can lose what qualifies it (a date, a
+    condition, a "不"), so it is shown whole. A short piece (a name, a number with its unit)
+    is an answer in its own right, not a quote."""
+    core, whole = _core(sentence), _core(source)
+    return len(core) >= QUOTE_CHARS and core != whole and core in whole
 
 
 def insert_marker(sentence: str, marker: str) -> str:

@@ -23,8 +23,10 @@ from dataclasses import asdict, dataclass, field
 from app._cite import (
     ReplyReader,
     complete_sentences,
+    cut_quote,
     first_repeat,
     insert_marker,
+    same_words,
     supporting,
 )
 from app._guards import (
@@ -238,6 +240,21 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
     return Decision(tuple(ordered), tuple(context), None)
 
 
+def sentence_relevance(question: str, texts: list[str], embedder: Embedder) -> list[float]:
+    """How well each sentence answers the question: the embedding cosine (question as a query,
+    sentence as a passage), plus a little for the question's words it shares, which the small
+    embedding model weighs too lightly for names and numbers."""
+    if not texts:
+        return []
+    query = embedder.encode_queries([question])[0]
+    vectors = embedder.encode_passages(texts)
+    wanted = question_grams(question) or ngrams(question)
+    return [
+        float(vector @ query) + 0.1 * len(wanted & ngrams(text)) / max(1, len(wanted))
+        for vector, text in zip(vectors, texts, strict=True)
+    ]
+
+
 # --- check --------------------------------------------------------------------------------
 
 
@@ -280,6 +297,7 @@ class AnswerCheck:
         self.cited: list[int] = []  # unit indexes in marker order
         self.model_text = ""
         self.replaced_by: int | None = None  # off_question: the unit given instead
+        self.whole: set[int] = set()  # units shown word for word, whole
         self._pending = ""
         self._leaks = leak_windows(SYSTEM_PROMPT)
 
@@ -327,11 +345,23 @@ class AnswerCheck:
         if not ids:
             self.dropped.append(text.strip())
             return ""
+        if self.settings.whole_quotes and len(ids) == 1 and self._is_prose(ids[0]):
+            if cut_quote(text, self.texts[ids[0]]):
+                if ids[0] in self.whole:
+                    return ""  # that sentence is already shown whole
+                text = self.texts[ids[0]]
+            if same_words(text, self.texts[ids[0]]):
+                self.whole.add(ids[0])
         shown = insert_marker(text.strip(), "".join(self._marker(i) for i in ids))
         if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
             shown = " " + shown
         self.kept.append(shown)
         return "" if self.replaced_by is not None else shown
+
+    def _is_prose(self, unit: int) -> bool:
+        """A sentence of running text, not a table row (shown as a record, not as written)."""
+        u = self.units[unit]
+        return not self.around[unit][u.start : u.end].lstrip().startswith("|")
 
     def flush(self) -> str:
         """The unfinished last sentence, when the stream ended."""
@@ -497,7 +527,17 @@ def answer(
     prompt_passages = [
         PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
     ]
-    numbered_context = number_sentences(prompt_passages, settings.guard_instructions)
+    numbered_context = number_sentences(
+        prompt_passages,
+        settings.guard_instructions,
+        relevance=(
+            (lambda texts: sentence_relevance(standalone, texts, embedder))
+            if settings.evidence_sentences or settings.evidence_order == "relevance"
+            else None
+        ),
+        most=settings.evidence_sentences,
+        order=settings.evidence_order,
+    )
     messages = build_messages(
         standalone, numbered_context, prompt_passages, settings.guard_absent_terms
     )

@@ -27,7 +27,9 @@ SENTENCE_END = re.compile(r"[。！？；!?;…]+[”’\"')）」』]*|\.(?=\s)
 CLAUSE_END = re.compile(r"[，,、：:]")
 # Where an answer or passage sentence ends for citing and checking: the metric's 。！？!?；
 # and line ends, plus ";" and an English full stop before a space.
-_CITE_END = re.compile(r"[。！？!?；;]+[”’\"')）」』]*|\.(?=\s|$)|\n")
+# An English full stop ends a sentence before a capital, a digit or the end, not after an
+# initial or in an abbreviation ("B. laciniata", "var. megacephala", "J. Smith").
+_CITE_END = re.compile(r"[。！？!?；;]+[”’\"')）」』]*|(?<!\b[A-Za-z])\.(?=\s*$|\s+[^a-z\s])|\n")
 # [1] [1,2] [1、2] 【1】 [^1] [资料1]: all mean "item 1"
 MARKER = re.compile(r"[\[【]\s*(?:\^|资料\s*)?(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]】]")
 _TRAILING_MARKER = re.compile(r"\s*" + MARKER.pattern)

@@ -10,6 +10,7 @@ from app._cite import (
     claim_spans,
     claim_supported,
     complete_sentences,
+    cut_quote,
     first_repeat,
     insert_marker,
     supported_by,
@@ -105,3 +106,12 @@ def test_repeats_are_whole_sentences_said_again() -> None:
     assert first_repeat(sentence * 3) == len(sentence)
     assert first_repeat("是的。是的。") is None, "short sentences may repeat"
     assert first_repeat(sentence + "杭州的市花") is None, "the sentence being written"
+
+
+def test_a_quote_cut_short_is_told_from_a_whole_one_and_from_a_paraphrase() -> None:
+    source = "1978年在美国宾州州立大学工业职业教育研究所取得博士学位，回国任教。"
+    assert cut_quote("美国宾州州立大学工业职业教育研究所取得博士学位。[1]", source)
+    assert cut_quote("1978 年在美国宾州州立大学工业职业教育研究所取得博士学位", source)
+    assert not cut_quote(source, source), "a whole quote is not cut"
+    assert not cut_quote("他在宾州州立大学读的博士。", source), "a paraphrase is no quote"
+    assert not cut_quote("取得博士学位", source), "a short piece is an answer, not a quote"

@@ -126,6 +126,22 @@ def test_a_sentence_its_evidence_does_not_support_is_never_shown(
     assert result.dropped == ["杭州每年接待游客 9000 万人次。"]
 
 
+def test_a_quote_cut_short_is_shown_as_its_whole_sentence(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    piece = "位于中国东南沿海,京杭大运河的南端。"
+    whole = "杭州是浙江省省会,位于中国东南沿海,京杭大运河的南端。"
+    with FakeOllama(responder=evidence_reply(["位于中国东南沿海"], piece + piece)) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, events = run("杭州位于哪里？", kb, settings, embedder, backend)
+        assert "".join(e.text for e in events if isinstance(e, Token)) == result.answer
+        assert result.answer.replace("，", ",") == whole + "[1]", "once, not twice"
+        assert result.citations[0].quote.replace("，", ",") == whole
+        cut = settings.model_copy(update={"whole_quotes": False})
+        result, _ = run("杭州位于哪里？", kb, cut, embedder, backend)
+    assert result.answer.replace("，", ",").startswith(piece + "[1]")
+
+
 def test_an_answer_whose_numbers_the_evidence_lacks_gives_the_evidence_sentence(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:

@@ -32,6 +32,19 @@ def test_sentences_carry_exact_offsets() -> None:
     assert [short[a:b] for a, b in sentence_spans(short, keep_markers=False)] == ["甲。", "[2]乙"]
 
 
+def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
+    text = (
+        "狭叶艾纳香(B. laciniata)与 Blumea riparia var. megacephala 相近。由 J. Smith 命名. Done."
+    )
+    assert [text[a:b] for a, b in sentence_spans(text, keep_markers=False)] == [
+        "狭叶艾纳香(B. laciniata)与 Blumea riparia var. megacephala 相近。",
+        "由 J. Smith 命名.",
+        " Done.",
+    ]
+    english = "It stops here. Then it goes on. 2 more."
+    assert len(sentence_spans(english, keep_markers=False)) == 3
+
+
 def test_long_sentences_are_cut_at_clauses_for_numbering() -> None:
     long = "，".join(["这是一个相当长的分句"] * 30) + "。"
     units = list(evidence_units(long, max_chars=60))
