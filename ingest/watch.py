@@ -54,9 +54,12 @@ class _Touched:
 class WatchState:
     """What the watcher has seen and done; the CLI prints it, a UI can show it."""
 
-    pending: int = 0
+    pending: int = 0  # paths changed and not yet ingested (including those being synced)
     last_sync: float | None = None  # wall-clock time of the last finished sync
     reports: list[IngestReport] = field(default_factory=list)
+    syncing: bool = False  # a sync is running now
+    # set it to have the watcher sync everything again at its next poll ("sync now")
+    resync: threading.Event = field(default_factory=threading.Event)
 
 
 class _Collector(FileSystemEventHandler):
@@ -200,7 +203,11 @@ def watch(
     observer.start()  # before the first sync: nothing written during it is missed
 
     def run_sync(targets: Sequence[Path]) -> None:
-        report = sync(settings, kb_name, targets, roots, embedder, progress)
+        state.syncing = True
+        try:
+            report = sync(settings, kb_name, targets, roots, embedder, progress)
+        finally:
+            state.syncing = False
         state.last_sync = time.time()
         if report.outcomes:
             state.reports.append(report)
@@ -209,11 +216,16 @@ def watch(
     try:
         run_sync(roots)
         while not stop.wait(poll_s):
+            if state.resync.is_set():
+                state.resync.clear()
+                run_sync(roots)
             ready = collector.due(quiet_s)
             with collector.lock:
-                state.pending = len(collector.touched)
+                state.pending = len(collector.touched) + len(ready)
             if ready:
                 run_sync(ready)
+                with collector.lock:
+                    state.pending = len(collector.touched)
     finally:
         observer.stop()
         observer.join(timeout=5)

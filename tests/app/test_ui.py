@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,31 @@ def documents(settings: Settings) -> list[DocumentRecord]:
 
 def html_of(at: AppTest) -> str:
     return "\n".join(h.value for h in at.html)
+
+
+def running_import(at: AppTest) -> bool:
+    return any(b.label == "取消导入" for b in at.button)
+
+
+def finish_import(at: AppTest, timeout: float = 180.0) -> AppTest:
+    """The upload runs in the background; the page polls it (in a browser, a fragment with
+    run_every; AppTest has no timers, so the test reruns the page) until its result shows."""
+    deadline = time.monotonic() + timeout
+    while running_import(at):
+        assert time.monotonic() < deadline, "the upload did not finish"
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def import_files(at: AppTest, label: str) -> AppTest:
+    return finish_import(click(at, label))
+
+
+def text_input(at: AppTest, label: str) -> Any:
+    (found,) = [t for t in at.text_input if t.label == label]
+    return found
 
 
 def texts(elements: Any) -> str:
@@ -289,7 +315,7 @@ def test_upload_saves_ingests_and_reports_every_file(home: Path, settings_for: S
         ("年假制度.md", "# 另一份\n\n不同的内容:加班可以调休。".encode(), "text/markdown"),
     ]
     uploader.set_value(files).run()
-    click(at, "导入 4 个文件到「default」")
+    import_files(at, "导入 4 个文件到「default」")
     (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
     results = dict(zip(table["文件"], table["结果"], strict=False))
     assert results["../../etc/报销规定.txt"] == "新增"
@@ -308,7 +334,7 @@ def test_upload_saves_ingests_and_reports_every_file(home: Path, settings_for: S
     assert len(docs) == 3
     # the same files again: nothing changes, and the table says so
     at.file_uploader[0].set_value(files[:2]).run()
-    click(at, "导入 2 个文件到「default」")
+    import_files(at, "导入 2 个文件到「default」")
     (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
     assert list(table["结果"]) == ["跳过", "跳过"]
     assert "内容未变化" in " ".join(table["说明"])  # the ingester's reason, in Chinese
@@ -366,14 +392,14 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     filled: Path, settings_for: Settings
 ) -> None:
     at = open_kb_page(start())
-    at.text_input[0].input("项目资料")
+    text_input(at, "新建知识库").input("项目资料")
     click(at, "新建并切换")
     assert at.selectbox(key="kb").value == "项目资料"
     assert "项目资料" in list_kbs(settings_for)
     note = "# 项目\n\n项目代号是青鸟。".encode()
     at.file_uploader[0].set_value([("说明.md", note, "text/markdown")])
     at.run()
-    click(at, "导入 1 个文件到「项目资料」")
+    import_files(at, "导入 1 个文件到「项目资料」")
     assert uploads_dir(settings_for, "项目资料").is_dir()
     # what the knowledge base gathered besides its documents goes with it
     from app._conversations import ConversationStore, Turn, conversations_path
@@ -399,7 +425,7 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
 
 def test_an_invalid_kb_name_is_explained_in_chinese(filled: Path) -> None:
     at = open_kb_page(start())
-    at.text_input[0].input("../坏名字")
+    text_input(at, "新建知识库").input("../坏名字")
     click(at, "新建并切换")
     assert "无法用「../坏名字」作为知识库名称" in texts(at.error)
     assert at.selectbox(key="kb").value == "default"
