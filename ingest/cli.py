@@ -283,7 +283,7 @@ def watch(
         )
     except KeyboardInterrupt:
         err_console.print("stopped watching")
-    except (StoreError, EmbeddingError) as exc:
+    except (StoreError, EmbeddingError, OSError) as exc:
         raise fail(str(exc)) from exc
 
 

@@ -11,6 +11,7 @@ temporary and lock files are never looked at.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import threading
@@ -193,6 +194,12 @@ def watch(
     """Watch folders (and files) until `stop` is set or Ctrl+C: first one full sync (new,
     changed and gone files since the last run), then every quiet change as it comes."""
     roots = [Path(p).resolve() for p in paths]
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(errno.ENOENT, "no such file or folder to watch", str(root))
+    # A watched folder that vanishes whole is more often a drive unmounted or a folder moved
+    # than a decision to delete everything: the watcher stops saying so, nothing is pruned.
+    folders = [root for root in roots if root.is_dir()]
     stop = stop or threading.Event()
     state = state or WatchState()
     collector = _Collector(roots)
@@ -203,6 +210,9 @@ def watch(
     observer.start()  # before the first sync: nothing written during it is missed
 
     def run_sync(targets: Sequence[Path]) -> None:
+        for folder in folders:
+            if not folder.is_dir():
+                raise FileNotFoundError(errno.ENOENT, "the watched folder is gone", str(folder))
         state.syncing = True
         try:
             report = sync(settings, kb_name, targets, roots, embedder, progress)
@@ -218,6 +228,9 @@ def watch(
         while not stop.wait(poll_s):
             if state.resync.is_set():
                 state.resync.clear()
+                with collector.lock:  # a full sync covers whatever was touched so far
+                    collector.touched.clear()
+                    state.pending = 0
                 run_sync(roots)
             ready = collector.due(quiet_s)
             with collector.lock:
