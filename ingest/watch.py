@@ -209,10 +209,13 @@ def watch(
         observer.schedule(collector, str(folder), recursive=root.is_dir())
     observer.start()  # before the first sync: nothing written during it is missed
 
-    def run_sync(targets: Sequence[Path]) -> None:
+    def check_folders() -> None:
         for folder in folders:
             if not folder.is_dir():
                 raise FileNotFoundError(errno.ENOENT, "the watched folder is gone", str(folder))
+
+    def run_sync(targets: Sequence[Path]) -> None:
+        check_folders()
         state.syncing = True
         try:
             report = sync(settings, kb_name, targets, roots, embedder, progress)
@@ -226,6 +229,7 @@ def watch(
     try:
         run_sync(roots)
         while not stop.wait(poll_s):
+            check_folders()  # a moved folder sends no event of its own to every observer
             if state.resync.is_set():
                 state.resync.clear()
                 with collector.lock:  # a full sync covers whatever was touched so far
