@@ -69,8 +69,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _throughput(task: Task) -> Throughput:
-    if task.description.strip() == "files":
-        return Throughput(None, None)
     return Throughput.of(task.completed, task.total, task.elapsed or 0.0)
 
 
@@ -80,11 +78,13 @@ class _Rate(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         rate = _throughput(task).rate
-        return Text(f"{rate:.1f}/s", style="cyan") if rate is not None else Text("")
+        if rate is None or task.description.strip() == "files":
+            return Text("")
+        return Text(f"{rate:.1f}/s", style="cyan")
 
 
 class _Eta(ProgressColumn):
-    """Time left for the chunks planned so far, at the run's rate (the web app's figure too)."""
+    """Time left for what the row counts, at the run's rate so far (the web app's figure)."""
 
     def render(self, task: Task) -> Text:
         eta = _throughput(task).eta_s

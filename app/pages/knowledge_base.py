@@ -157,6 +157,11 @@ def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]
     except Exception as exc:  # the embedding model cannot load: say so, not a traceback
         st.error(f"无法加载嵌入模型:{md(str(exc))}", icon=":material/error:")
         return
+    try:  # created here, not in the job: the page must never open it half-made
+        KnowledgeBase.open(settings, kb_name, create=True).close()
+    except StoreError as exc:
+        st.error(store_error_zh(exc), icon=":material/error:")
+        return
     st.session_state.pop(_LAST_IMPORT, None)
     st.session_state[_IMPORT_JOB] = ImportJob.start(
         settings, kb_name, files, embedder, store_error_zh

@@ -93,8 +93,20 @@ class _Counts(Progress):
     def changed(self) -> None:
         """Something moved (drawn at once, or read by the page's next poll)."""
 
-    def throughput(self) -> Throughput:
-        return Throughput.of(self.embedded, self.planned, time.monotonic() - self.started)
+    def text(self) -> str:
+        text = f"已处理 {self.done}/{self.files} 个文件"
+        if self.planned:
+            text += f" · 已向量化 {self.embedded}/{self.planned} 个段落"
+        elapsed = time.monotonic() - self.started
+        chunks = Throughput.of(self.embedded, self.planned, elapsed)
+        files = Throughput.of(self.done, self.files, elapsed)
+        if chunks.rate is not None:
+            text += f" · {chunks.rate:.1f} 段/秒"
+        # Chunks are planned a batch ahead, so the files left count too: the longer estimate.
+        left = [eta for eta in (chunks.eta_s, files.eta_s) if eta is not None]
+        if left and self.done < self.files:
+            text += f" · 预计还需 {duration_zh(max(left))}"
+        return text
 
     def fraction(self) -> float:
         # Files finish only after their batch is embedded, so embedding progress moves the bar
@@ -103,17 +115,6 @@ class _Counts(Progress):
         chunks = self.embedded / self.planned if self.planned else files
         self.shown = max(self.shown, min(1.0, 0.5 * files + 0.5 * chunks))
         return self.shown
-
-    def text(self) -> str:
-        text = f"已处理 {self.done}/{self.files} 个文件"
-        if self.planned:
-            text += f" · 已向量化 {self.embedded}/{self.planned} 个段落"
-        speed = self.throughput()
-        if speed.rate is not None and self.embedded < self.planned:
-            text += f" · {speed.rate:.1f} 段/秒"
-            if speed.eta_s is not None:
-                text += f" · 预计还需 {duration_zh(speed.eta_s)}"
-        return text
 
 
 class StreamlitProgress(_Counts):

@@ -25,8 +25,9 @@ from app._watched import (
 )
 from app.ui.imports import STATUS_ZH, outcome_rows
 from app.ui.markdown import escape_markdown as md
-from app.ui.resources import get_embedder
+from app.ui.resources import get_embedder, store_error_zh
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, StoreError
 from ingest.watch import WatchState
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,12 @@ def watched_section(settings: Settings, kb_name: str) -> None:
     if submitted:
         try:
             folder = bind_folder(settings, kb_name, raw)
+            # created here, not in the watcher: the page must never open it half-made
+            KnowledgeBase.open(settings, kb_name, create=True).close()
         except BindingError as exc:
             st.error(md(exc.zh), icon=":material/error:")
+        except StoreError as exc:
+            st.error(store_error_zh(exc), icon=":material/error:")
         else:
             st.session_state[_FLASH] = (
                 "success",
