@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # how often the folder panel re-reads its watchers (seconds)
 WATCH_POLL_S = 2.0
 _FLASH = "kb_watch_flash"
+_SEEN = "kb_watch_seen"  # folder → the last sync this session has shown
 # statuses listed first in a sync's table: what changed before what was left as it was
 _ORDER = {"failed": 0, "added": 1, "updated": 2, "removed": 3, "skipped": 4}
 
@@ -106,6 +107,18 @@ def folders_panel(settings: Settings, kb_name: str) -> None:
         st.caption("还没有绑定文件夹。")
         return
     watchers = get_watchers(settings)
+    # A sync that finished since this session last looked redraws the whole page: the
+    # document list and counts above show what it brought in.
+    seen: dict[str, float | None] = st.session_state.setdefault(_SEEN, {})
+    changed = False
+    for binding in bindings:
+        watcher = watchers.get(kb_name, binding.folder)
+        key = f"{kb_name}\n{binding.folder}"
+        last = watcher.state.last_sync if watcher is not None else None
+        changed |= key in seen and seen[key] != last
+        seen[key] = last
+    if changed:
+        st.rerun(scope="app")
     for binding in bindings:
         folder_card(settings, kb_name, binding.folder, watchers.get(kb_name, binding.folder))
 

@@ -462,3 +462,31 @@ def _inspect_and_switch_off_a_chunk(page: Any) -> None:
     texts = page.locator(".zk-hit-text")
     for i in range(texts.count()):
         assert CITED not in texts.nth(i).inner_text()
+
+
+def test_a_watched_folder_updates_the_page_by_itself(
+    app_url: str, page: Any, tmp_path: Path
+) -> None:
+    """The folder panel polls on its own in a browser (a fragment with run_every, which
+    AppTest cannot run): a file dropped into a bound folder shows up with no click."""
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "共享文件夹"
+    folder.mkdir()
+    (folder / DOCUMENT_NAME).write_text(DOCUMENT, encoding="utf-8")
+    page.goto(app_url)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=60_000)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
+    field = page.get_by_role("textbox", name="绑定文件夹")
+    expect(field).to_be_visible(timeout=60_000)
+    field.fill(str(folder))
+    page.get_by_role("button", name="绑定", exact=True).click()
+    summary = "最近一次同步的结果:新增 1"
+    expect(page.get_by_text(summary)).to_be_visible(timeout=90_000)
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("1")  # documents
+
+    (folder / "报销规定.txt").write_text("出差结束后三十天内提交报销单。", encoding="utf-8")
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("2", timeout=90_000)
+    page.get_by_text("最近一次同步的结果").scroll_into_view_if_needed()
+    page.wait_for_timeout(2000)  # the tables draw on a canvas after they arrive
+    screenshot(page, "05-watched-folder.png")
