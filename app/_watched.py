@@ -205,6 +205,7 @@ class FolderWatcher:
                 self.kb_name,
                 quiet_s=self.settings.watch_quiet_s,
                 stop=self._stop,
+                cancel=self._stop,  # unbinding or deleting does not wait for a long sync
                 embedder=self.embedder,
                 state=self.state,
             )
@@ -257,13 +258,19 @@ class Watchers:
         if watcher is not None and not watcher.running:
             watcher.start()
 
-    def stop(self, kb_name: str, folder: Path | None = None) -> None:
-        """Stop the watchers of a knowledge base (one folder, or all of them)."""
+    def stop(self, kb_name: str, folder: Path | None = None, timeout: float = 0.0) -> None:
+        """Stop the watchers of a knowledge base (one folder, or all of them); a sync under
+        way stops at its next file or model call, waited for up to `timeout` seconds."""
         with self._lock:
             keys = [k for k in self._watchers if k[0] == kb_name and folder in (None, k[1])]
             stopping = [self._watchers.pop(k) for k in keys]
         for watcher in stopping:
-            watcher.stop(timeout=0)
+            watcher.stop(timeout)
+
+    def failed(self) -> list[FolderWatcher]:
+        """Watchers that stopped on an error."""
+        with self._lock:
+            return [w for w in self._watchers.values() if w.error is not None]
 
     def stop_all(self, timeout: float = 30.0) -> None:
         with self._lock:

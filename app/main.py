@@ -354,9 +354,16 @@ def main() -> None:
         st.switch_page(pages[2])
     kb_selector(settings)
     try:
-        ensure_watchers(settings)  # bound folders are followed whichever page is open
+        watchers = ensure_watchers(settings)  # bound folders are followed whichever page is open
     except Exception:  # the embedding model cannot load: each page says so where it needs it
         log.exception("cannot start the folder watchers")
+    else:
+        for failed in watchers.failed():
+            st.sidebar.warning(
+                f"「{escape_markdown(failed.kb_name)}」的监视文件夹已停止:"
+                f"{escape_markdown(failed.error or '')}(在「知识库」页重新启动)",
+                icon=":material/folder_off:",
+            )
     navigation.run()
     st.sidebar.caption(f"数据目录:{escape_markdown(str(settings.zhiku_home.resolve()))}")
 

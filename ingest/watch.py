@@ -125,17 +125,23 @@ def sync(
     roots: Sequence[Path],
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
     """Bring the knowledge base in line with `paths` (files or folders) as they are now: what
     exists is ingested (unchanged files are skipped), what is gone, and every document that
-    came from under a gone folder, is removed. Only documents under `roots` are ever pruned."""
+    came from under a gone folder, is removed. Only documents under `roots` are ever pruned.
+    Setting `cancel` stops it at the next file or model call, before pruning."""
     found, _ = discover([p for p in paths if p.exists()])
     existing = [f for f in found if not _scratch(f, roots)]
     report = (
-        ingest_paths(settings, existing, kb_name, progress=progress, embedder=embedder)
+        ingest_paths(
+            settings, existing, kb_name, progress=progress, embedder=embedder, cancel=cancel
+        )
         if existing
         else IngestReport()
     )
+    if report.cancelled:
+        return report
     # a path gone, or a folder synced whole: documents from under it whose files are gone
     gone = _gone_origins(settings, kb_name, [p for p in paths if not p.is_file()], roots)
     if gone:
@@ -190,9 +196,12 @@ def watch(
     progress: Progress | None = None,
     state: WatchState | None = None,
     poll_s: float = 0.25,
+    cancel: threading.Event | None = None,
 ) -> WatchState:
     """Watch folders (and files) until `stop` is set or Ctrl+C: first one full sync (new,
-    changed and gone files since the last run), then every quiet change as it comes."""
+    changed and gone files since the last run), then every quiet change as it comes. `stop`
+    set from the start means one sync; `cancel` also stops a sync under way at its next file
+    or model call (what is committed stays; a watcher being shut down passes its `stop`)."""
     roots = [Path(p).resolve() for p in paths]
     for root in roots:
         if not root.exists():
@@ -218,7 +227,7 @@ def watch(
         check_folders()
         state.syncing = True
         try:
-            report = sync(settings, kb_name, targets, roots, embedder, progress)
+            report = sync(settings, kb_name, targets, roots, embedder, progress, cancel=cancel)
         finally:
             state.syncing = False
         state.last_sync = time.time()

@@ -422,6 +422,9 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> 
     yes, no = row, row
     if yes.button("确认删除", type="primary", key="kb_delete_yes"):
         st.session_state.pop(_CONFIRM_KB, None)
+        # its watchers first: a sync finishing after the deletion would create it again
+        delete_kb_watched(settings, kb_name)
+        get_watchers(settings).stop(kb_name, timeout=60)
         try:
             delete_kb(settings, kb_name)
         except StoreError as exc:
@@ -432,8 +435,6 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> 
         delete_kb_originals(settings, kb_name)
         delete_kb_conversations(settings, kb_name)
         delete_kb_evalset(settings, kb_name)
-        delete_kb_watched(settings, kb_name)
-        get_watchers(settings).stop(kb_name)
         st.session_state.get("conversations", {}).pop(kb_name, None)
         request_kb_switch(settings.default_kb)
         flash("success", f"已删除知识库「{md(kb_name)}」。")

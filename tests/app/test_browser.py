@@ -3,7 +3,8 @@
 
 A person's path through the product: upload a small Chinese document through the real file
 uploader on the knowledge-base page, ask a question it answers on the chat page, see the
-streamed answer with its citation [1], open the source card. Screenshots go to
+streamed answer with its citation [1], open the source card; bind a folder and see a file
+dropped into it appear with no click (the page polls by itself). Screenshots go to
 `test-artifacts/` for a human to look at.
 
 The answer comes from `FakeOllama` (`LLM_BACKEND=ollama`, see `tests/app/ollama_server.py`):
