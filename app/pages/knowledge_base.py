@@ -198,12 +198,13 @@ def import_panel() -> None:
     progress = job.progress
     stopping = job.cancel.is_set()
     label = "正在取消:当前这一步完成后停止…" if stopping else f"正在导入 {job.count} 个文件…"
-    with box, st.status(label, state="running", expanded=True):
-        st.progress(progress.fraction(), text=progress.text())
-        if progress.note and not progress.lines:
-            st.caption(md(progress.note))
-        for line in progress.lines[-8:]:
-            st.write(line)
+    # not a `with` block: leaving one marks the status complete, and the run is not
+    status = box.status(label, state="running", expanded=True)
+    status.progress(progress.fraction(), text=progress.text())
+    if progress.note and not progress.lines:
+        status.caption(md(progress.note))
+    for line in progress.lines[-8:]:
+        status.write(line)
 
 
 def import_summary(rows: list[ImportRow]) -> str:
