@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest._embed import Embedder
+from ingest._insert import Progress
 from ingest._store import validate_kb_name
 from ingest.settings import Settings
 from ingest.store import ModelMismatch, StoreError
@@ -183,6 +184,7 @@ class FolderWatcher:
     kb_name: str
     folder: Path
     embedder: Embedder
+    progress: Progress = field(default_factory=Progress)  # of the sync under way
     state: WatchState = field(default_factory=WatchState)
     error: str | None = None  # why the thread stopped, in Chinese; None while it runs
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -207,6 +209,7 @@ class FolderWatcher:
                 stop=self._stop,
                 cancel=self._stop,  # unbinding or deleting does not wait for a long sync
                 embedder=self.embedder,
+                progress=self.progress,
                 state=self.state,
             )
         except Exception as exc:  # shown on the page with a restart button; the app goes on
@@ -233,7 +236,12 @@ class Watchers:
         self._lock = threading.Lock()
         self._watchers: dict[tuple[str, Path], FolderWatcher] = {}
 
-    def ensure(self, settings: Settings, embedder: Callable[[], Embedder]) -> None:
+    def ensure(
+        self,
+        settings: Settings,
+        embedder: Callable[[], Embedder],
+        progress: Callable[[], Progress] = Progress,
+    ) -> None:
         """Start a watcher for every binding without one, stop those whose binding is gone
         (unbound in another session or process). A watcher that stopped on an error is left
         stopped (its error shown) until `restart`."""
@@ -244,7 +252,7 @@ class Watchers:
             for key in [k for k in self._watchers if k not in wanted]:
                 self._watchers.pop(key).stop(timeout=0)  # it finishes its sync on its own
             for kb, folder in sorted(wanted - self._watchers.keys()):
-                watcher = FolderWatcher(settings, kb, folder, embedder())
+                watcher = FolderWatcher(settings, kb, folder, embedder(), progress())
                 self._watchers[(kb, folder)] = watcher
                 watcher.start()
 

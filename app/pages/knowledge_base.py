@@ -197,7 +197,11 @@ def import_panel() -> None:
         job.cancel.set()
     progress = job.progress
     stopping = job.cancel.is_set()
-    label = "正在取消:当前这一步完成后停止…" if stopping else f"正在导入 {job.count} 个文件…"
+    label = (
+        "正在取消:当前这一步完成后停止…"
+        if stopping
+        else f"正在导入 {job.count} 个文件到「{md(job.kb_name)}」…"
+    )
     # not a `with` block: leaving one marks the status complete, and the run is not
     status = box.status(label, state="running", expanded=True)
     status.progress(progress.fraction(), text=progress.text())

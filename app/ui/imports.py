@@ -57,7 +57,11 @@ class _Counts(Progress):
         self.started = time.monotonic()
 
     def start(self, files: int) -> None:
+        """A run begins (a watcher reuses one display for each of its syncs); lines of files
+        kept out before it (`rejected`) stay."""
         self.files = files
+        self.done = self.planned = self.embedded = 0
+        self.shown = 0.0
         self.started = time.monotonic()
         self.changed()
 

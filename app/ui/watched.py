@@ -23,7 +23,7 @@ from app._watched import (
     load_bindings,
     unbind_folder,
 )
-from app.ui.imports import STATUS_ZH, outcome_rows
+from app.ui.imports import STATUS_ZH, JobProgress, outcome_rows
 from app.ui.markdown import escape_markdown as md
 from app.ui.resources import get_embedder, store_error_zh
 from ingest.settings import Settings
@@ -40,6 +40,14 @@ _SEEN = "kb_watch_seen"  # folder → the last sync this session has shown
 _ORDER = {"failed": 0, "added": 1, "updated": 2, "removed": 3, "skipped": 4}
 
 
+class SyncProgress(JobProgress):
+    """The counts of a watcher's sync under way; its per-file lines are not kept (a watcher
+    runs for days: the last sync's table comes from its report)."""
+
+    def add_line(self, line: str) -> None:
+        pass
+
+
 @st.cache_resource(show_spinner=False)
 def _watchers(home: str) -> Watchers:
     return Watchers()
@@ -52,7 +60,7 @@ def get_watchers(settings: Settings) -> Watchers:
 def ensure_watchers(settings: Settings) -> Watchers:
     """Every bound folder has a running watcher (or the error that stopped it)."""
     watchers = get_watchers(settings)
-    watchers.ensure(settings, lambda: get_embedder(settings))
+    watchers.ensure(settings, lambda: get_embedder(settings), SyncProgress)
     return watchers
 
 
@@ -135,9 +143,10 @@ def folder_card(
             st.error(f"监视已停止:{md(watcher.error)}", icon=":material/error:")
         elif watcher.state.syncing:
             first = watcher.state.last_sync is None
-            st.caption(
-                ":blue[:material/sync:] " + ("正在进行第一次完整同步…" if first else "正在同步…")
-            )
+            line = "正在进行第一次完整同步" if first else "正在同步"
+            if isinstance(watcher.progress, JobProgress) and watcher.progress.files:
+                line += ":" + watcher.progress.text()
+            st.caption(f":blue[:material/sync:] {line}…")
         elif watcher.running:
             st.caption(":green[:material/visibility:] 监视中")
         state = watcher.state if watcher is not None else None
