@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest._embed import Embedder
-from ingest._insert import Progress
+from ingest._insert import IngestReport, Progress
 from ingest._store import validate_kb_name
 from ingest.settings import Settings
 from ingest.store import ModelMismatch, StoreError
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 WATCHED_DIR = "watched"
 FORMAT_VERSION = 1
+KEPT_REPORTS = 10  # syncs whose per-file outcomes a watcher keeps
 
 
 class BindingError(ValueError):
@@ -211,10 +212,15 @@ class FolderWatcher:
                 embedder=self.embedder,
                 progress=self.progress,
                 state=self.state,
+                on_report=self._trim,
             )
         except Exception as exc:  # shown on the page with a restart button; the app goes on
             log.exception("watcher of %s for %s stopped", self.folder, self.kb_name)
             self.error = error_zh(exc, self.folder)
+
+    def _trim(self, report: IngestReport) -> None:
+        # the page shows the last sync; a watcher that runs for weeks must not grow without end
+        del self.state.reports[:-KEPT_REPORTS]
 
     @property
     def running(self) -> bool:

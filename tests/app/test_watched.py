@@ -10,6 +10,7 @@ that holds them cleared, which is what a new server process starts from.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -226,3 +227,20 @@ def test_bindings_survive_a_restart_and_a_failed_watcher_can_be_restarted(
     click(at, "重新启动监视")
     wait_page(at, lambda at: "监视中" in texts(at.caption))
     assert "监视已停止" not in texts(at.error)
+
+
+def test_reruns_and_other_sessions_share_one_watcher_per_folder(
+    settings: Settings, folder: Path
+) -> None:
+    first = start()
+    bind(first, str(folder))
+    watcher = get_watchers(settings).get("default", folder)
+    assert watcher is not None
+    second = start()  # another browser tab
+    for at in (first, second, first, second):
+        rerun(at)
+    assert get_watchers(settings).get("default", folder) is watcher
+    threads = [t for t in threading.enumerate() if t.name == "zhiku-watch-default"]
+    assert len(threads) == 1 and threads[0].is_alive()
+    wait_page(second, lambda at: "年假.txt" in sync_table(at))  # both tabs see its syncs
+    assert "年假.txt" in sync_table(rerun(first))
