@@ -23,7 +23,7 @@ from ingest._embed import Embedder
 from ingest._insert import IngestReport, Progress
 from ingest._store import validate_kb_name
 from ingest.settings import Settings
-from ingest.store import ModelMismatch, StoreError
+from ingest.store import ModelMismatch, StoreError, list_kbs
 from ingest.watch import WatchState, watch
 
 log = logging.getLogger(__name__)
@@ -248,11 +248,14 @@ class Watchers:
         embedder: Callable[[], Embedder],
         progress: Callable[[], Progress] = Progress,
     ) -> None:
-        """Start a watcher for every binding without one, stop those whose binding is gone
-        (unbound in another session or process). A watcher that stopped on an error is left
-        stopped (its error shown) until `restart`."""
+        """Start a watcher for every binding without one, stop those whose binding or
+        knowledge base is gone (unbound or deleted in another session or process). A watcher
+        that stopped on an error is left stopped (its error shown) until `restart`."""
+        bound = all_bindings(settings)
+        # a knowledge base deleted elsewhere (`zhiku kb delete`) is not brought back by a sync
+        existing = set(list_kbs(settings)) if bound else set()
         wanted = {
-            (kb, b.folder) for kb, bindings in all_bindings(settings).items() for b in bindings
+            (kb, b.folder) for kb, bindings in bound.items() if kb in existing for b in bindings
         }
         with self._lock:
             for key in [k for k in self._watchers if k not in wanted]:

@@ -244,3 +244,22 @@ def test_reruns_and_other_sessions_share_one_watcher_per_folder(
     assert len(threads) == 1 and threads[0].is_alive()
     wait_page(second, lambda at: "年假.txt" in sync_table(at))  # both tabs see its syncs
     assert "年假.txt" in sync_table(rerun(first))
+
+
+def test_a_knowledge_base_deleted_from_the_command_line_is_not_watched_back(
+    settings: Settings, folder: Path
+) -> None:
+    from ingest.store import delete_kb, kb_exists
+
+    at = start()
+    bind(at, str(folder))
+    wait_page(at, lambda at: "年假.txt" in sync_table(at))
+    watcher = get_watchers(settings).get("default", folder)
+    assert watcher is not None
+    delete_kb(settings, "default")  # as `zhiku kb delete default` does
+    rerun(at)
+    wait_for(lambda: not watcher.running)
+    (folder / "新文件.txt").write_text("删除之后写入的文件。", encoding="utf-8")
+    rerun(at)
+    assert get_watchers(settings).get("default", folder) is None
+    assert not kb_exists(settings, "default")
