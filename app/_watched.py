@@ -259,7 +259,7 @@ class Watchers:
         }
         with self._lock:
             for key in [k for k in self._watchers if k not in wanted]:
-                self._watchers.pop(key).stop(timeout=0)  # it finishes its sync on its own
+                self._watchers.pop(key).stop(timeout=0)  # a sync stops at its next step
             for kb, folder in sorted(wanted - self._watchers.keys()):
                 watcher = FolderWatcher(settings, kb, folder, embedder(), progress())
                 self._watchers[(kb, folder)] = watcher

@@ -1,6 +1,8 @@
-"""The knowledge-base page: upload documents, see and manage what a knowledge base holds, and
-create, switch or delete knowledge bases. Saving and ingesting are library calls
-(`import_uploads` → `save_uploads` + `ingest_paths`); this page only shows them.
+"""The knowledge-base page: upload documents, bind watched folders, see and manage what a
+knowledge base holds, and create, switch or delete knowledge bases. Saving and ingesting are
+library calls (`import_uploads` → `save_uploads` + `ingest_paths`, run in the background by
+`ImportJob` so the page can show progress and cancel it); the watched folders are drawn by
+`app/ui/watched.py`; this page only shows them.
 """
 
 from __future__ import annotations
