@@ -1,5 +1,5 @@
-"""The `zhiku` command: `ingest` and `kb` from `ingest.cli`, plus `ask`, `eval`, and the service
-commands `serve`, `keys` and `mcp`."""
+"""The `zhiku` command: `ingest`, `watch` and `kb` from `ingest.cli`, plus `ask`, `eval`,
+`watched` (the web app's watched folders), and the service commands `serve`, `keys` and `mcp`."""
 
 from __future__ import annotations
 
@@ -318,6 +318,27 @@ keys_cli = typer.Typer(
     help="Create, list and revoke API keys for `zhiku serve`.", no_args_is_help=True
 )
 cli.add_typer(keys_cli, name="keys")
+
+
+@cli.command()
+def watched(kb: KbOption = None) -> None:
+    """The folders the web app keeps knowledge bases in step with (bound on its knowledge-base
+    page); `zhiku watch FOLDER --kb NAME` follows one from the command line instead."""
+    from app._watched import all_bindings, load_bindings
+
+    settings = get_settings()
+    bindings = {kb: load_bindings(settings, kb)} if kb else all_bindings(settings)
+    table = Table(title="watched folders (web app)")
+    for column in ("kb", "folder", "bound (UTC)", "present"):
+        table.add_column(column, overflow="fold")
+    for name, folders in bindings.items():
+        for b in folders:
+            table.add_row(escape(name), escape(str(b.folder)), b.bound_at, _yes(b.folder.is_dir()))
+    console.print(table)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "[red]no[/red]"
 
 
 @cli.command()

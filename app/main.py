@@ -61,6 +61,7 @@ from app.ui.resources import (  # noqa: E402
     store_error_zh,
 )
 from app.ui.viewer import current_source, viewer_panel  # noqa: E402
+from app.ui.watched import ensure_watchers  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from ingest.store import KnowledgeBase, StoreError, list_kbs  # noqa: E402
 
@@ -352,6 +353,17 @@ def main() -> None:
     if st.session_state.pop(RETURN_TO_INSPECT_KEY, False):
         st.switch_page(pages[2])
     kb_selector(settings)
+    try:
+        watchers = ensure_watchers(settings)  # bound folders are followed whichever page is open
+    except Exception:  # the embedding model cannot load: each page says so where it needs it
+        log.exception("cannot start the folder watchers")
+    else:
+        for failed in watchers.failed():
+            st.sidebar.warning(
+                f"「{escape_markdown(failed.kb_name)}」的监视文件夹已停止:"
+                f"{escape_markdown(failed.error or '')}(在「知识库」页重新启动)",
+                icon=":material/folder_off:",
+            )
     navigation.run()
     st.sidebar.caption(f"数据目录:{escape_markdown(str(settings.zhiku_home.resolve()))}")
 

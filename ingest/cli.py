@@ -25,7 +25,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.progress import Progress as RichProgress
 from rich.table import Table
@@ -33,6 +32,7 @@ from rich.text import Text
 
 from ingest._embed import EmbeddingError
 from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
+from ingest._throughput import Throughput
 from ingest.settings import Settings, get_settings
 from ingest.store import KnowledgeBase, StoreError, delete_kb, list_kbs, salvage_kb
 
@@ -68,14 +68,31 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _throughput(task: Task) -> Throughput:
+    return Throughput.of(task.completed, task.total, task.elapsed or 0.0)
+
+
 class _Rate(ProgressColumn):
     """Chunks (or pages) per second over the run so far: the figure that tells how long a
     big folder will take."""
 
     def render(self, task: Task) -> Text:
-        if task.description.strip() == "files" or not task.elapsed or not task.completed:
+        rate = _throughput(task).rate
+        if rate is None or task.description.strip() == "files":
             return Text("")
-        return Text(f"{task.completed / task.elapsed:.1f}/s", style="cyan")
+        return Text(f"{rate:.1f}/s", style="cyan")
+
+
+class _Eta(ProgressColumn):
+    """Time left for what the row counts, at the run's rate so far (the web app's figure)."""
+
+    def render(self, task: Task) -> Text:
+        eta = _throughput(task).eta_s
+        if eta is None:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(round(eta), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
 
 PROGRESS_COLUMNS = (
@@ -85,7 +102,7 @@ PROGRESS_COLUMNS = (
     _Rate(),
     TimeElapsedColumn(),
     TextColumn("ETA"),
-    TimeRemainingColumn(),
+    _Eta(),
 )
 
 
@@ -222,8 +239,12 @@ def watch(
     paths: Annotated[list[Path], typer.Argument(help="folders (and files) to keep ingested")],
     kb: KbOption = None,
     quiet: Annotated[
-        float, typer.Option(help="seconds a file must be left alone before it is ingested")
-    ] = 2.0,
+        float | None,
+        typer.Option(
+            help="seconds a file must be left alone before it is ingested "
+            "[default: WATCH_QUIET_S, 2.0]"
+        ),
+    ] = None,
 ) -> None:
     """Keep a knowledge base in step with folders: new and changed files are ingested, deleted
     ones removed, moves followed. Runs until Ctrl+C."""
@@ -252,10 +273,17 @@ def watch(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        watch_folders(settings, paths, kb, quiet_s=quiet, on_report=show, stop=stop)
+        watch_folders(
+            settings,
+            paths,
+            kb,
+            quiet_s=settings.watch_quiet_s if quiet is None else quiet,
+            on_report=show,
+            stop=stop,
+        )
     except KeyboardInterrupt:
         err_console.print("stopped watching")
-    except (StoreError, EmbeddingError) as exc:
+    except (StoreError, EmbeddingError, OSError) as exc:
         raise fail(str(exc)) from exc
 
 

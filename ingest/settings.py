@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(100.0, description="files larger than this are rejected unread")
     max_upload_mb: float = Field(500.0, description="total size of one browser upload")
     max_pdf_pages: int = Field(3000, description="PDFs with more pages are rejected")
+    watch_quiet_s: float = Field(
+        2.0,
+        description="seconds a file in a watched folder must be left alone (and its size stop "
+        "changing) before it is ingested: `zhiku watch` and the web app's watched folders",
+    )
     keep_originals: bool = Field(
         True,
         description="keep a copy of every ingested file under <ZHIKU_HOME>/originals, so a "

@@ -11,6 +11,7 @@ temporary and lock files are never looked at.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import threading
@@ -54,9 +55,12 @@ class _Touched:
 class WatchState:
     """What the watcher has seen and done; the CLI prints it, a UI can show it."""
 
-    pending: int = 0
+    pending: int = 0  # paths changed and not yet ingested (including those being synced)
     last_sync: float | None = None  # wall-clock time of the last finished sync
     reports: list[IngestReport] = field(default_factory=list)
+    syncing: bool = False  # a sync is running now
+    # set it to have the watcher sync everything again at its next poll ("sync now")
+    resync: threading.Event = field(default_factory=threading.Event)
 
 
 class _Collector(FileSystemEventHandler):
@@ -121,17 +125,23 @@ def sync(
     roots: Sequence[Path],
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
     """Bring the knowledge base in line with `paths` (files or folders) as they are now: what
     exists is ingested (unchanged files are skipped), what is gone, and every document that
-    came from under a gone folder, is removed. Only documents under `roots` are ever pruned."""
+    came from under a gone folder, is removed. Only documents under `roots` are ever pruned.
+    Setting `cancel` stops it at the next file or model call, before pruning."""
     found, _ = discover([p for p in paths if p.exists()])
     existing = [f for f in found if not _scratch(f, roots)]
     report = (
-        ingest_paths(settings, existing, kb_name, progress=progress, embedder=embedder)
+        ingest_paths(
+            settings, existing, kb_name, progress=progress, embedder=embedder, cancel=cancel
+        )
         if existing
         else IngestReport()
     )
+    if report.cancelled:
+        return report
     # a path gone, or a folder synced whole: documents from under it whose files are gone
     gone = _gone_origins(settings, kb_name, [p for p in paths if not p.is_file()], roots)
     if gone:
@@ -186,10 +196,19 @@ def watch(
     progress: Progress | None = None,
     state: WatchState | None = None,
     poll_s: float = 0.25,
+    cancel: threading.Event | None = None,
 ) -> WatchState:
     """Watch folders (and files) until `stop` is set or Ctrl+C: first one full sync (new,
-    changed and gone files since the last run), then every quiet change as it comes."""
+    changed and gone files since the last run), then every quiet change as it comes. `stop`
+    set from the start means one sync; `cancel` also stops a sync under way at its next file
+    or model call (what is committed stays; a watcher being shut down passes its `stop`)."""
     roots = [Path(p).resolve() for p in paths]
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(errno.ENOENT, "no such file or folder to watch", str(root))
+    # A watched folder that vanishes whole is more often a drive unmounted or a folder moved
+    # than a decision to delete everything: the watcher stops saying so, nothing is pruned.
+    folders = [root for root in roots if root.is_dir()]
     stop = stop or threading.Event()
     state = state or WatchState()
     collector = _Collector(roots)
@@ -199,8 +218,18 @@ def watch(
         observer.schedule(collector, str(folder), recursive=root.is_dir())
     observer.start()  # before the first sync: nothing written during it is missed
 
+    def check_folders() -> None:
+        for folder in folders:
+            if not folder.is_dir():
+                raise FileNotFoundError(errno.ENOENT, "the watched folder is gone", str(folder))
+
     def run_sync(targets: Sequence[Path]) -> None:
-        report = sync(settings, kb_name, targets, roots, embedder, progress)
+        check_folders()
+        state.syncing = True
+        try:
+            report = sync(settings, kb_name, targets, roots, embedder, progress, cancel=cancel)
+        finally:
+            state.syncing = False
         state.last_sync = time.time()
         if report.outcomes:
             state.reports.append(report)
@@ -209,11 +238,20 @@ def watch(
     try:
         run_sync(roots)
         while not stop.wait(poll_s):
+            check_folders()  # a moved folder sends no event of its own to every observer
+            if state.resync.is_set():
+                state.resync.clear()
+                with collector.lock:  # a full sync covers whatever was touched so far
+                    collector.touched.clear()
+                    state.pending = 0
+                run_sync(roots)
             ready = collector.due(quiet_s)
             with collector.lock:
-                state.pending = len(collector.touched)
+                state.pending = len(collector.touched) + len(ready)
             if ready:
                 run_sync(ready)
+                with collector.lock:
+                    state.pending = len(collector.touched)
     finally:
         observer.stop()
         observer.join(timeout=5)

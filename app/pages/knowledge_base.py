@@ -1,6 +1,8 @@
-"""The knowledge-base page: upload documents, see and manage what a knowledge base holds, and
-create, switch or delete knowledge bases. Saving and ingesting are library calls
-(`import_uploads` → `save_uploads` + `ingest_paths`); this page only shows them.
+"""The knowledge-base page: upload documents, bind watched folders, see and manage what a
+knowledge base holds, and create, switch or delete knowledge bases. Saving and ingesting are
+library calls (`import_uploads` → `save_uploads` + `ingest_paths`, run in the background by
+`ImportJob` so the page can show progress and cancel it); the watched folders are drawn by
+`app/ui/watched.py`; this page only shows them.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import streamlit as st
 
 from app._conversations import delete_kb_conversations
 from app._evalset import delete_kb_evalset
+from app._watched import delete_kb_watched
 from app.ui.evaluation import evalset_section
 from app.ui.imports import (
     STATUS_ZH,
+    ImportJob,
     ImportRow,
     StreamlitProgress,
-    import_uploads,
     outcome_reason_zh,
 )
 from app.ui.markdown import escape_markdown as md
@@ -34,6 +37,7 @@ from app.ui.resources import (
     request_kb_switch,
     store_error_zh,
 )
+from app.ui.watched import get_watchers, watched_section
 from ingest._insert import ingest_paths, remove_documents
 from ingest._originals import delete_kb_originals, discard_originals, originals_dir
 from ingest._upload import delete_kb_uploads, discard_upload, uploads_dir
@@ -43,6 +47,10 @@ from ingest.store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
 
 _FLASH = "kb_flash"
 _LAST_IMPORT = "kb_last_import"
+_IMPORT_JOB = "kb_import_job"
+# how often the page looks at a running upload (seconds): the progress line and the cancel
+# button answer within this
+IMPORT_POLL_S = 0.7
 _UPLOADER_ROUND = "kb_uploader_round"
 _CONFIRM_DOC = "kb_confirm_doc"
 _CONFIRM_KB = "kb_confirm_kb"
@@ -129,33 +137,87 @@ def upload_section(settings: Settings, kb_name: str) -> None:
             "命令行导入的文件不保存副本(`KEEP_ORIGINALS=false`):原文件移走后,"
             "引用只能显示导入时提取的文字。"
         )
+    job: ImportJob | None = st.session_state.get(_IMPORT_JOB)
     label = f"导入 {len(files)} 个文件到「{md(kb_name)}」" if files else "导入到知识库"
-    if st.button(label, type="primary", disabled=not files, icon=":material/upload:"):
-        run_import(settings, kb_name, [(f.name, f.getvalue()) for f in files or []])
+    if st.button(
+        label,
+        type="primary",
+        disabled=not files or job is not None,
+        icon=":material/upload:",
+        help="正在导入时请等待完成,或先取消。" if job is not None else None,
+    ):
+        start_import(settings, kb_name, [(f.name, f.getvalue()) for f in files or []])
+    if job is not None:
+        import_panel()
     show_last_import()
 
 
-def run_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]]) -> None:
-    bar = st.progress(0.0, text="准备中…")
-    status = st.status(f"正在导入 {len(files)} 个文件…", expanded=True)
-    progress = StreamlitProgress(bar, status)
+def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]]) -> None:
+    """Ingest in the background: the page keeps answering (progress, 取消导入) meanwhile."""
     try:
-        rows = import_uploads(settings, kb_name, files, get_embedder(settings), progress)
+        embedder = get_embedder(settings)
+    except Exception as exc:  # the embedding model cannot load: say so, not a traceback
+        st.error(f"无法加载嵌入模型:{md(str(exc))}", icon=":material/error:")
+        return
+    try:  # created here, not in the job: the page must never open it half-made
+        KnowledgeBase.open(settings, kb_name, create=True).close()
     except StoreError as exc:
-        status.update(label="导入失败", state="error")
         st.error(store_error_zh(exc), icon=":material/error:")
         return
-    st.session_state[_LAST_IMPORT] = (rows, progress.lines)
+    st.session_state.pop(_LAST_IMPORT, None)
+    st.session_state[_IMPORT_JOB] = ImportJob.start(
+        settings, kb_name, files, embedder, store_error_zh
+    )
     # A fresh uploader: the files are in; leaving them listed invites importing them twice.
     st.session_state[_UPLOADER_ROUND] = st.session_state.get(_UPLOADER_ROUND, 0) + 1
     st.rerun()
+
+
+@st.fragment(run_every=IMPORT_POLL_S)
+def import_panel() -> None:
+    """The running upload: progress with chunks/s and the time left, the files done so far,
+    and the cancel button. Reruns on its own every IMPORT_POLL_S; the whole page reruns once
+    the job is over (the result table and the document list then show it)."""
+    job: ImportJob | None = st.session_state.get(_IMPORT_JOB)
+    if job is None:
+        return
+    if job.wait(timeout=0.05):
+        st.session_state.pop(_IMPORT_JOB, None)
+        if job.error is not None:
+            flash("error", f"导入失败:{job.error}")
+        else:
+            st.session_state[_LAST_IMPORT] = (job.rows or [], job.progress.lines)
+        st.rerun()
+    box = st.container()  # drawn after the button: a click this run already shows
+    if st.button(
+        "取消导入",
+        icon=":material/cancel:",
+        disabled=job.cancel.is_set(),
+        key="kb_import_cancel",
+        help="已经完成的文件保留在知识库中;其余文件再次上传即可继续导入。",
+    ):
+        job.cancel.set()
+    progress = job.progress
+    stopping = job.cancel.is_set()
+    label = (
+        "正在取消:当前这一步完成后停止…"
+        if stopping
+        else f"正在导入 {job.count} 个文件到「{md(job.kb_name)}」…"
+    )
+    # not a `with` block: leaving one marks the status complete, and the run is not
+    status = box.status(label, state="running", expanded=True)
+    status.progress(progress.fraction(), text=progress.text())
+    if progress.note and not progress.lines:
+        status.caption(md(progress.note))
+    for line in progress.lines[-8:]:
+        status.write(line)
 
 
 def import_summary(rows: list[ImportRow]) -> str:
     counts = {status: 0 for status in ("added", "updated", "skipped", "failed")}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-    return " · ".join(f"{STATUS_ZH[s]} {n}" for s, n in counts.items())
+    return " · ".join(f"{STATUS_ZH[s]} {n}" for s, n in counts.items() if n or s != "cancelled")
 
 
 def show_last_import() -> None:
@@ -164,8 +226,9 @@ def show_last_import() -> None:
         return
     rows, lines = last
     failed = any(row.status == "failed" for row in rows)
+    cancelled = any(row.status == "cancelled" for row in rows)
     with st.status(
-        f"导入完成:{import_summary(rows)}",
+        f"{'导入已取消' if cancelled else '导入完成'}:{import_summary(rows)}",
         state="error" if failed else "complete",
         expanded=False,
     ):
@@ -366,6 +429,9 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> 
     yes, no = row, row
     if yes.button("确认删除", type="primary", key="kb_delete_yes"):
         st.session_state.pop(_CONFIRM_KB, None)
+        # its watchers first: a sync finishing after the deletion would create it again
+        delete_kb_watched(settings, kb_name)
+        get_watchers(settings).stop(kb_name, timeout=60)
         try:
             delete_kb(settings, kb_name)
         except StoreError as exc:
@@ -409,6 +475,7 @@ def page() -> None:
         cols[1].metric("段落", counts["chunks"])
         cols[2].metric("最近更新", local_time(latest)[5:] if latest else "—")
     upload_section(settings, kb_name)
+    watched_section(settings, kb_name)
     documents_section(settings, kb_name, docs)
     evalset_section(settings, kb_name, kb)
     manage_section(settings, kb_name, kb)

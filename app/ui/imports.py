@@ -3,6 +3,8 @@ upload (saving and ingesting are library calls: `save_uploads` + `ingest_paths`)
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -12,6 +14,7 @@ from app.ui.markdown import escape_markdown, file_name
 from ingest._embed import Embedder
 from ingest._insert import FileOutcome, Progress
 from ingest._reasons import Rejection
+from ingest._throughput import Throughput, duration_zh
 from ingest.settings import Settings
 
 STATUS_ZH = {
@@ -20,6 +23,7 @@ STATUS_ZH = {
     "skipped": "跳过",
     "failed": "失败",
     "removed": "移除",
+    "cancelled": "已取消",
 }
 # Streamlit's bundled icon font: emoji would depend on the fonts of the user's system.
 STATUS_ICON = {
@@ -28,30 +32,38 @@ STATUS_ICON = {
     "skipped": ":gray[:material/skip_next:]",
     "failed": ":red[:material/error:]",
     "removed": ":gray[:material/delete:]",
+    "cancelled": ":orange[:material/cancel:]",
 }
+CANCELLED_ZH = "已取消，未导入:再次上传这些文件即可导入(已完成的文件会跳过)"
 
 
 def outcome_reason_zh(outcome: FileOutcome) -> str:
     return outcome.reason_zh
 
 
-@dataclass
-class StreamlitProgress(Progress):
-    """Shows an ingest run as an overall progress bar and one status line per file."""
+class _Counts(Progress):
+    """What an ingest run has done so far, and the progress line and fraction drawn from it:
+    files, chunks embedded of those planned, chunks/s and the time left (the same computation
+    as the command line's, `ingest._throughput`)."""
 
-    bar: st.delta_generator.DeltaGenerator
-    status: st.delta_generator.DeltaGenerator
-    display_name: Callable[[str], str] = file_name
-    files: int = 0
-    done: int = 0
-    planned: int = 0
-    embedded: int = 0
-    shown: float = 0.0
-    lines: list[str] = field(default_factory=list)
+    def __init__(self, display_name: Callable[[str], str] = file_name) -> None:
+        self.display_name = display_name
+        self.files = 0
+        self.done = 0
+        self.planned = 0
+        self.embedded = 0
+        self.shown = 0.0
+        self.lines: list[str] = []
+        self.started = time.monotonic()
 
     def start(self, files: int) -> None:
+        """A run begins (a watcher reuses one display for each of its syncs); lines of files
+        kept out before it (`rejected`) stay."""
         self.files = files
-        self._draw()
+        self.done = self.planned = self.embedded = 0
+        self.shown = 0.0
+        self.started = time.monotonic()
+        self.changed()
 
     def file_done(self, outcome: FileOutcome) -> None:
         self.done += 1
@@ -62,38 +74,87 @@ class StreamlitProgress(Progress):
         reason = outcome_reason_zh(outcome)
         if reason:
             line += f" — {escape_markdown(reason)}"
-        self.lines.append(line)
-        self.status.write(line)
-        self._draw()
+        self.add_line(line)
+        self.changed()
 
     def chunks_planned(self, chunks: int) -> None:
         self.planned += chunks
-        self._draw()
+        self.changed()
 
     def chunks_embedded(self, chunks: int) -> None:
         self.embedded += chunks
-        self._draw()
-
-    def message(self, text: str) -> None:
-        self.status.caption(escape_markdown(text))
+        self.changed()
 
     def rejected(self, name: str, reason: str) -> None:
         """A file kept out before ingestion (bad name, type or size)."""
         line = f"{STATUS_ICON['failed']} {escape_markdown(name)}:{STATUS_ZH['failed']}"
         line += f" — {escape_markdown(reason)}"
-        self.lines.append(line)
-        self.status.write(line)
+        self.add_line(line)
 
-    def _draw(self) -> None:
+    def add_line(self, line: str) -> None:
+        self.lines.append(line)
+
+    def changed(self) -> None:
+        """Something moved (drawn at once, or read by the page's next poll)."""
+
+    def text(self) -> str:
+        text = f"已处理 {self.done}/{self.files} 个文件"
+        if self.planned:
+            text += f" · 已向量化 {self.embedded}/{self.planned} 个段落"
+        elapsed = time.monotonic() - self.started
+        chunks = Throughput.of(self.embedded, self.planned, elapsed)
+        files = Throughput.of(self.done, self.files, elapsed)
+        if chunks.rate is not None:
+            text += f" · {chunks.rate:.1f} 段/秒"
+        # Chunks are planned a batch ahead, so the files left count too: the longer estimate.
+        left = [eta for eta in (chunks.eta_s, files.eta_s) if eta is not None]
+        if left and self.done < self.files:
+            text += f" · 预计还需 {duration_zh(max(left))}"
+        return text
+
+    def fraction(self) -> float:
         # Files finish only after their batch is embedded, so embedding progress moves the bar
         # during one large file; it never moves backwards when more chunks are planned.
         files = self.done / self.files if self.files else 0.0
         chunks = self.embedded / self.planned if self.planned else files
         self.shown = max(self.shown, min(1.0, 0.5 * files + 0.5 * chunks))
-        text = f"已处理 {self.done}/{self.files} 个文件"
-        if self.planned:
-            text += f" · 已向量化 {self.embedded}/{self.planned} 个段落"
-        self.bar.progress(self.shown, text=text)
+        return self.shown
+
+
+class StreamlitProgress(_Counts):
+    """Shows an ingest run as an overall progress bar and one status line per file, drawn as
+    it goes (the run is in the script's own thread)."""
+
+    def __init__(
+        self,
+        bar: st.delta_generator.DeltaGenerator,
+        status: st.delta_generator.DeltaGenerator,
+    ) -> None:
+        super().__init__()
+        self.bar = bar
+        self.status = status
+
+    def add_line(self, line: str) -> None:
+        super().add_line(line)
+        self.status.write(line)
+
+    def message(self, text: str) -> None:
+        self.status.caption(escape_markdown(text))
+
+    def changed(self) -> None:
+        self.bar.progress(self.fraction(), text=self.text())
+
+
+class JobProgress(_Counts):
+    """Records a run in a background thread; the page draws it on each poll (Streamlit draws
+    only from the script's thread). Reads of a few counters need no lock: each is one int."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.note = ""  # the latest message (model loading and the like)
+
+    def message(self, text: str) -> None:
+        self.note = text
 
 
 def rejection_zh(rejection: Rejection | None) -> str:
@@ -129,9 +190,11 @@ def import_uploads(
     kb_name: str,
     files: Sequence[tuple[str, bytes]],
     embedder: Embedder,
-    progress: StreamlitProgress,
+    progress: _Counts,
+    cancel: threading.Event | None = None,
 ) -> list[ImportRow]:
-    """Save uploaded files, ingest the ones that were saved, and report every file.
+    """Save uploaded files, ingest the ones that were saved, and report every file. When
+    `cancel` is set the files committed so far stay and the rest are reported as cancelled.
     Raises StoreError when the knowledge base itself cannot be written."""
     from ingest._insert import ingest_paths
     from ingest._upload import save_uploads
@@ -144,6 +207,7 @@ def import_uploads(
     names = {path: s.name for path, s in by_path.items()}
     progress.display_name = lambda path: names.get(path, file_name(path))
     outcomes: dict[str, FileOutcome] = {}
+    cancelled = False
     if by_path:
         paths = list(dict.fromkeys(s.path for s in saved if s.path is not None))
         report = ingest_paths(
@@ -152,8 +216,10 @@ def import_uploads(
             kb_name,
             progress=progress,
             embedder=embedder,  # type: ignore[arg-type]
+            cancel=cancel,
         )
         outcomes = {o.path: o for o in report.outcomes}
+        cancelled = report.cancelled
     rows: list[ImportRow] = []
     for upload in saved:
         if upload.rejection is not None or upload.path is None:
@@ -163,6 +229,12 @@ def import_uploads(
         notes = []
         if upload.renamed:
             notes.append(f"已有同名的不同文件,另存为「{upload.stored_name}」")
+        if outcome is None and cancelled:  # not reached, or its batch was not committed
+            notes.append(CANCELLED_ZH)
+            rows.append(
+                ImportRow(upload.name, upload.stored_name, "cancelled", 0, 0, ";".join(notes))
+            )
+            continue
         if outcome is None:  # cannot happen: every saved path is reported
             rows.append(ImportRow(upload.name, upload.stored_name, "failed", 0, 0, "未处理"))
             continue
@@ -180,3 +252,69 @@ def import_uploads(
             )
         )
     return rows
+
+
+def outcome_rows(
+    outcomes: Sequence[FileOutcome], display_name: Callable[[str], str] = file_name
+) -> list[dict[str, object]]:
+    """Per-file outcomes of an ingest run as the rows of a result table (the upload's columns)."""
+    return [
+        {
+            "文件": display_name(o.path),
+            "结果": STATUS_ZH[o.status],
+            "文档": o.documents,
+            "段落": o.chunks,
+            "说明": outcome_reason_zh(o),
+        }
+        for o in outcomes
+    ]
+
+
+# ----- an upload running in the background --------------------------------------------------
+
+
+@dataclass
+class ImportJob:
+    """An upload ingested in a daemon thread, so the page stays live (progress, the cancel
+    button) while it runs: a click arrives as a new script run, which finds the job in the
+    session and sets `cancel`. The run is `import_uploads`, unchanged."""
+
+    kb_name: str
+    count: int
+    progress: JobProgress = field(default_factory=JobProgress)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    rows: list[ImportRow] | None = None
+    error: str | None = None  # Chinese, when the knowledge base could not be written
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def start(
+        cls,
+        settings: Settings,
+        kb_name: str,
+        files: Sequence[tuple[str, bytes]],
+        embedder: Embedder,
+        error_zh: Callable[[Exception], str],
+    ) -> ImportJob:
+        job = cls(kb_name, len(files))
+
+        def run() -> None:
+            try:
+                job.rows = import_uploads(
+                    settings, kb_name, files, embedder, job.progress, job.cancel
+                )
+            except Exception as exc:  # StoreError, or a bug: said on the page, the app goes on
+                job.error = error_zh(exc)
+
+        job._thread = threading.Thread(target=run, name="zhiku-import", daemon=True)
+        job._thread.start()
+        return job
+
+    @property
+    def finished(self) -> bool:
+        return self._thread is None or not self._thread.is_alive()
+
+    def wait(self, timeout: float) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.finished

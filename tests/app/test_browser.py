@@ -3,7 +3,8 @@
 
 A person's path through the product: upload a small Chinese document through the real file
 uploader on the knowledge-base page, ask a question it answers on the chat page, see the
-streamed answer with its citation [1], open the source card. Screenshots go to
+streamed answer with its citation [1], open the source card; bind a folder and see a file
+dropped into it appear with no click (the page polls by itself). Screenshots go to
 `test-artifacts/` for a human to look at.
 
 The answer comes from `FakeOllama` (`LLM_BACKEND=ollama`, see `tests/app/ollama_server.py`):
@@ -462,3 +463,68 @@ def _inspect_and_switch_off_a_chunk(page: Any) -> None:
     texts = page.locator(".zk-hit-text")
     for i in range(texts.count()):
         assert CITED not in texts.nth(i).inner_text()
+
+
+def test_a_watched_folder_updates_the_page_by_itself(
+    app_url: str, page: Any, tmp_path: Path
+) -> None:
+    """The folder panel polls on its own in a browser (a fragment with run_every, which
+    AppTest cannot run): a file dropped into a bound folder shows up with no click."""
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "共享文件夹"
+    folder.mkdir()
+    (folder / DOCUMENT_NAME).write_text(DOCUMENT, encoding="utf-8")
+    page.goto(app_url)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=60_000)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
+    field = page.get_by_role("textbox", name="绑定文件夹")
+    expect(field).to_be_visible(timeout=60_000)
+    field.fill(str(folder))
+    page.get_by_role("button", name="绑定", exact=True).click()
+    summary = "最近一次同步的结果:新增 1"
+    expect(page.get_by_text(summary)).to_be_visible(timeout=90_000)
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("1")  # documents
+
+    (folder / "报销规定.txt").write_text("出差结束后三十天内提交报销单。", encoding="utf-8")
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("2", timeout=90_000)
+    page.get_by_text("最近一次同步的结果").scroll_into_view_if_needed()
+    page.wait_for_timeout(2000)  # the tables draw on a canvas after they arrive
+    screenshot(page, "05-watched-folder.png")
+
+
+def test_a_long_upload_shows_its_speed_and_stops_on_cancel(
+    app_url: str, page: Any, tmp_path: Path
+) -> None:
+    """取消导入 pressed in the browser while the real ingestion runs (the panel polls on its
+    own): the run stops, the result says which files were not imported, the knowledge base
+    stays consistent. Resuming is covered by tests/app/test_ui.py."""
+    from playwright.sync_api import expect
+    from support import make_settings
+
+    from ingest.store import KnowledgeBase
+
+    files = []
+    for n in range(4):  # ~80 chunks each: the run lasts long enough to press the button
+        path = tmp_path / f"长文档{n}.txt"
+        rows = (f"第{n}份第{i}条:编号{n * 1000 + i}的设备每{i % 7}周检修。" for i in range(1500))
+        path.write_text("\n".join(rows), encoding="utf-8")
+        files.append(str(path))
+    page.goto(app_url)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=60_000)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
+    expect(page.get_by_text("上传文档", exact=True)).to_be_visible(timeout=60_000)
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files)
+    import_button = page.get_by_role("button", name="导入 4 个文件到「default」")
+    expect(import_button).to_be_enabled(timeout=30_000)
+    import_button.click()
+    expect(page.get_by_text("段/秒")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("预计还需")).to_be_visible()
+    screenshot(page, "06-upload-running.png")
+    page.get_by_role("button", name="取消导入").click()
+    expect(page.get_by_text("导入已取消")).to_be_visible(timeout=90_000)
+    page.wait_for_timeout(2000)  # the tables draw on a canvas after they arrive
+    screenshot(page, "07-upload-cancelled.png")
+    with KnowledgeBase.open(make_settings(tmp_path / "home")) as kb:
+        assert kb.check() == []
+        assert len(kb.documents()) < 4

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -165,3 +166,18 @@ def test_a_scanned_pdf_is_ingested_by_ocr_and_answers_questions(
         regions = layout.lines_between(best["start"], best["end"])
         assert regions and all(line.box[2] <= layout.width for line in regions)
         assert {c.kind for c in kb.document_chunks(best["doc_id"])} == {"ocr"}
+
+
+def test_watched_lists_the_folders_the_app_follows(zhiku: Any, tmp_path: Path) -> None:
+    from app._watched import bind_folder
+
+    folder = tmp_path / "合同"
+    folder.mkdir()
+    bind_folder(get_settings(), "项目", str(folder))
+    result = zhiku("watched")
+    assert result.exit_code == 0, result.output
+    flat = "".join(result.output.split())  # the table folds long paths over lines
+    assert "项目" in flat and "合同" in flat and "yes" in flat
+    folder.rmdir()
+    assert "no" in zhiku("watched", "--kb", "项目").output  # bound, but gone
+    assert "合同" not in "".join(zhiku("watched", "--kb", "default").output.split())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,31 @@ def documents(settings: Settings) -> list[DocumentRecord]:
 
 def html_of(at: AppTest) -> str:
     return "\n".join(h.value for h in at.html)
+
+
+def running_import(at: AppTest) -> bool:
+    return any(b.label == "取消导入" for b in at.button)
+
+
+def finish_import(at: AppTest, timeout: float = 180.0) -> AppTest:
+    """The upload runs in the background; the page polls it (in a browser, a fragment with
+    run_every; AppTest has no timers, so the test reruns the page) until its result shows."""
+    deadline = time.monotonic() + timeout
+    while running_import(at):
+        assert time.monotonic() < deadline, "the upload did not finish"
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def import_files(at: AppTest, label: str) -> AppTest:
+    return finish_import(click(at, label))
+
+
+def text_input(at: AppTest, label: str) -> Any:
+    (found,) = [t for t in at.text_input if t.label == label]
+    return found
 
 
 def texts(elements: Any) -> str:
@@ -289,7 +316,7 @@ def test_upload_saves_ingests_and_reports_every_file(home: Path, settings_for: S
         ("年假制度.md", "# 另一份\n\n不同的内容:加班可以调休。".encode(), "text/markdown"),
     ]
     uploader.set_value(files).run()
-    click(at, "导入 4 个文件到「default」")
+    import_files(at, "导入 4 个文件到「default」")
     (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
     results = dict(zip(table["文件"], table["结果"], strict=False))
     assert results["../../etc/报销规定.txt"] == "新增"
@@ -308,10 +335,67 @@ def test_upload_saves_ingests_and_reports_every_file(home: Path, settings_for: S
     assert len(docs) == 3
     # the same files again: nothing changes, and the table says so
     at.file_uploader[0].set_value(files[:2]).run()
-    click(at, "导入 2 个文件到「default」")
+    import_files(at, "导入 2 个文件到「default」")
     (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
     assert list(table["结果"]) == ["跳过", "跳过"]
     assert "内容未变化" in " ".join(table["说明"])  # the ingester's reason, in Chinese
+
+
+def test_a_running_upload_shows_its_speed_and_can_be_cancelled_and_resumed(
+    home: Path, settings_for: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.ui.imports import JobProgress
+
+    # One file per committed batch, as the 256-chunk batches of a large upload are: enough
+    # small files to fill several real batches would take minutes to embed here.
+    monkeypatch.setattr("ingest._insert.BATCH_CHUNKS", 1)
+    # The moment of the click made deterministic: the run pauses once the first file is
+    # committed (at the next file's planning), until the test has pressed 取消导入.
+    first_committed, clicked = threading.Event(), threading.Event()
+    planned = JobProgress.chunks_planned
+
+    def pausing(self: JobProgress, chunks: int) -> None:
+        if self.done == 1 and not first_committed.is_set():
+            first_committed.set()
+            clicked.wait(timeout=120)
+        planned(self, chunks)
+
+    monkeypatch.setattr(JobProgress, "chunks_planned", pausing)
+    files = [
+        (f"制度{i}.txt", f"第{i}条制度:员工第{i}年的年假为{i + 10}天。".encode(), "text/plain")
+        for i in range(5)
+    ]
+    at = open_kb_page(start())
+    at.file_uploader[0].set_value(files).run()
+    click(at, "导入 5 个文件到「default」")
+    assert first_committed.wait(timeout=180)
+    at.run()
+    assert any(s.label.startswith("正在导入") for s in at.status)
+    (line,) = [p.proto.text for p in at.get("progress")]
+    assert "已处理 1/5 个文件" in line
+    assert "段/秒" in line and "预计还需" in line
+    click(at, "取消导入")
+    assert any(s.label.startswith("正在取消") for s in at.status)
+    clicked.set()
+    finish_import(at)
+    (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
+    results = dict(zip(table["文件"], table["结果"], strict=True))
+    assert results == {"制度0.txt": "新增"} | {f"制度{i}.txt": "已取消" for i in range(1, 5)}
+    assert " ".join(table["说明"]).count("已取消，未导入") == 4
+    assert any(s.label.startswith("导入已取消") for s in at.status)
+    with KnowledgeBase.open(settings_for) as kb:
+        assert kb.check() == []  # what `zhiku kb check` runs
+        assert [Path(d.origin).name for d in kb.documents()] == ["制度0.txt"]
+
+    # the same files again: the finished one is skipped, the rest come in
+    monkeypatch.setattr(JobProgress, "chunks_planned", planned)
+    at.file_uploader[0].set_value(files).run()
+    import_files(at, "导入 5 个文件到「default」")
+    (table,) = [d.value for d in at.dataframe if "结果" in d.value.columns]
+    assert list(table["结果"]) == ["跳过"] + ["新增"] * 4
+    with KnowledgeBase.open(settings_for) as kb:
+        assert kb.check() == []
+        assert len(kb.documents()) == 5
 
 
 def test_the_page_sees_what_the_cli_ingested(
@@ -366,14 +450,14 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     filled: Path, settings_for: Settings
 ) -> None:
     at = open_kb_page(start())
-    at.text_input[0].input("项目资料")
+    text_input(at, "新建知识库").input("项目资料")
     click(at, "新建并切换")
     assert at.selectbox(key="kb").value == "项目资料"
     assert "项目资料" in list_kbs(settings_for)
     note = "# 项目\n\n项目代号是青鸟。".encode()
     at.file_uploader[0].set_value([("说明.md", note, "text/markdown")])
     at.run()
-    click(at, "导入 1 个文件到「项目资料」")
+    import_files(at, "导入 1 个文件到「项目资料」")
     assert uploads_dir(settings_for, "项目资料").is_dir()
     # what the knowledge base gathered besides its documents goes with it
     from app._conversations import ConversationStore, Turn, conversations_path
@@ -399,7 +483,7 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
 
 def test_an_invalid_kb_name_is_explained_in_chinese(filled: Path) -> None:
     at = open_kb_page(start())
-    at.text_input[0].input("../坏名字")
+    text_input(at, "新建知识库").input("../坏名字")
     click(at, "新建并切换")
     assert "无法用「../坏名字」作为知识库名称" in texts(at.error)
     assert at.selectbox(key="kb").value == "default"

@@ -151,3 +151,42 @@ def test_files_deleted_while_not_watching_are_pruned_at_start(
     state = watch(settings, [folder], "w", stop=stop, embedder=embedder)
     assert {Path(s).name for s in contents(settings, "w")} == {"keep.txt"}
     assert [o.status for r in state.reports for o in r.outcomes if "gone" in o.path] == ["removed"]
+
+
+def test_a_watched_folder_that_vanishes_whole_stops_the_watcher_and_keeps_its_documents(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    # an unmounted drive or a moved folder looks like "everything deleted": nothing is pruned
+    settings = make_settings(tmp_path / "home")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("杭州的市花是桂花。", encoding="utf-8")
+    state = WatchState()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            watch(settings, [folder], "w", quiet_s=QUIET_S, embedder=embedder, state=state)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_for(lambda: state.last_sync is not None)
+    folder.rename(tmp_path / "elsewhere")
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert len(failure) == 1 and isinstance(failure[0], FileNotFoundError)
+    assert {Path(s).name for s in contents(settings, "w")} == {"a.txt"}
+    with pytest.raises(FileNotFoundError):  # and a watch never starts on a missing folder
+        watch(settings, [folder], "w", embedder=embedder)
+
+
+def test_sync_now_resyncs_the_whole_folder(
+    watching: tuple[Settings, Path, WatchState],
+) -> None:
+    settings, _, state = watching
+    synced = state.last_sync
+    state.resync.set()
+    wait_for(lambda: state.last_sync != synced and not state.resync.is_set())
+    assert {Path(s).name for s in contents(settings, "w")} == {"a.txt", "b.md", "d.txt"}
