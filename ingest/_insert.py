@@ -20,8 +20,9 @@ import numpy as np
 
 from ingest._chunk import Chunk, chunk_document
 from ingest._embed import Embedder, EmbeddingSpec, load_embedder
-from ingest._originals import keep_original
+from ingest._originals import keep_original, release_originals
 from ingest._reasons import Rejection
+from ingest._upload import discard_upload
 from ingest.load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, PreparedChunk, StoreError
@@ -345,12 +346,16 @@ class _Run:
                 docs = [(doc, next(prepared)) for doc, _, _ in pending.docs]
                 origin = str(pending.path)
                 # checked again under the lock: another process may have stored it meanwhile
-                if self.kb.source_sha256(origin) == pending.sha256 and not self.force:
+                previous = self.kb.source_sha256(origin)
+                if previous == pending.sha256 and not self.force:
                     self.record(FileOutcome(origin, "skipped", reason=Rejection("unchanged")))
                     continue
                 status = writer.put_file(
                     origin, pending.sha256, pending.size, docs, pending.drop_doc_ids
                 )
+                if previous is not None and previous != pending.sha256:
+                    # the changed file's old bytes: their copy goes unless another file has them
+                    release_originals(self.settings, self.kb, [(origin, previous)])
                 note = _skip_note(pending.skipped_records)
                 if not docs and not pending.drop_doc_ids:
                     self.record(
@@ -420,11 +425,12 @@ def ingest_paths(
         except Cancelled:
             run.report.cancelled = True
         if prune and not run.report.cancelled:
-            gone = [o for o in kb.origins() if not Path(o).exists()]
+            gone = [(o, sha) for o, sha, _ in kb.source_records() if not Path(o).exists()]
             if gone:
                 with kb.writer(None, save_vectors=False) as writer:
-                    writer.remove_origins(gone)
-                for origin in gone:
+                    writer.remove_origins([o for o, _ in gone])
+                    release_originals(settings, kb, gone)
+                for origin, _ in gone:
                     run.record(FileOutcome(origin, "removed", reason=Rejection("gone")))
         if kb.vectors_stale():
             with kb.writer(None):
@@ -469,7 +475,10 @@ def reindex_kb(
 def remove_documents(
     settings: Settings, kb_name: str | None, selectors: Sequence[str]
 ) -> tuple[list[str], list[str]]:
-    """Remove documents chosen by doc id, path or file name. Returns (removed ids, unmatched)."""
+    """Remove documents chosen by doc id, path or file name, with what zhiku kept of their
+    files: the kept copy (`KEEP_ORIGINALS`) and the stored upload, once no document of the
+    knowledge base comes from that file (or, for the copy, from one with the same bytes).
+    Returns (removed ids, unmatched)."""
     kb = KnowledgeBase.open(settings, kb_name)
     try:
         docs = kb.documents()
@@ -490,7 +499,13 @@ def remove_documents(
         if chosen:
             spec = kb.embedding_spec()
             with kb.writer(spec) as writer:
+                before = kb.source_records()
                 writer.remove_documents(chosen)
+                still = set(kb.origins())
+                dropped = [(origin, sha) for origin, sha, _ in before if origin not in still]
+                release_originals(settings, kb, dropped)
+            for origin, _ in dropped:
+                discard_upload(settings, kb.name, origin)
         return chosen, unmatched
     finally:
         kb.close()

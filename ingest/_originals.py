@@ -10,14 +10,20 @@ from, when it is still there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest._store import validate_kb_name
 from ingest.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -86,5 +92,29 @@ def discard_originals(settings: Settings, kb_name: str, keep: set[str]) -> int:
     return removed
 
 
+def release_originals(
+    settings: Settings, kb: KnowledgeBase, dropped: Iterable[tuple[str, str]]
+) -> int:
+    """Delete the kept copies of files, given as (origin, sha256), that `kb` no longer holds,
+    unless another of its files has the same bytes (one copy serves all of them). Called under
+    the writer lock, after the write: an ingest that would reuse the copy waits for it.
+    Returns how many copies were deleted."""
+    kept = {_copy_name(sha, origin) for origin, sha, _ in kb.source_records()}
+    folder = originals_dir(settings, kb.name)
+    removed = 0
+    for name in {_copy_name(sha, origin) for origin, sha in dropped} - kept:
+        try:
+            (folder / name).unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # the document is gone all the same; the copy stays, said so
+            log.warning("could not delete the kept copy %s: %s", folder / name, exc)
+            continue
+        removed += 1
+    return removed
+
+
 def delete_kb_originals(settings: Settings, kb_name: str) -> None:
-    shutil.rmtree(originals_dir(settings, kb_name), ignore_errors=True)
+    """Remove a deleted knowledge base's kept copies; raises OSError when some stay."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(originals_dir(settings, kb_name))

@@ -16,6 +16,7 @@ again, instead of nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -252,8 +253,9 @@ def discard_upload(settings: Settings, kb_name: str, origin: str) -> bool:
 
 
 def delete_kb_uploads(settings: Settings, kb_name: str) -> None:
-    """Remove the uploaded copies of a deleted knowledge base."""
-    shutil.rmtree(uploads_dir(settings, kb_name), ignore_errors=True)
+    """Remove the uploaded copies of a deleted knowledge base; raises OSError when some stay."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(uploads_dir(settings, kb_name))
 
 
 __all__ = [

@@ -230,5 +230,4 @@ def test_an_upload_a_document_still_comes_from_is_kept(
     assert saved.path.exists()
     removed, _ = remove_documents(settings, "default", [str(saved.path)])
     assert removed
-    assert discard_upload(settings, "default", str(saved.path))
-    assert not saved.path.exists()
+    assert not saved.path.exists()  # removing its last document took the stored upload along
