@@ -10,6 +10,7 @@ the command uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -143,7 +144,9 @@ def save_case(settings: Settings, kb: KnowledgeBase, case: Case) -> bool:
 
 
 def delete_kb_evalset(settings: Settings, kb_name: str) -> None:
-    shutil.rmtree(evalset_dir(settings, kb_name), ignore_errors=True)
+    """Remove a deleted knowledge base's evaluation set; raises OSError when some of it stays."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(evalset_dir(settings, kb_name))
 
 
 def remove_case(settings: Settings, kb_name: str, qid: str) -> None:

@@ -1,5 +1,6 @@
 """The `zhiku` command: `ingest`, `watch` and `kb` from `ingest.cli`, plus `ask`, `eval`,
-`watched` (the web app's watched folders), and the service commands `serve`, `keys` and `mcp`."""
+`kb delete` (through the service: it knows everything a knowledge base owns), `watched` (the web
+app's watched folders), and the service commands `serve`, `keys` and `mcp`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ingest._embed import EmbeddingError, load_embedder
-from ingest.cli import KbOption, cli, console, err_console, fail
+from ingest.cli import KbOption, cli, console, err_console, fail, kb_cli
 from ingest.settings import get_settings
 from ingest.store import KnowledgeBase, StoreError
 
@@ -335,6 +336,30 @@ def watched(kb: KbOption = None) -> None:
         for b in folders:
             table.add_row(escape(name), escape(str(b.folder)), b.bound_at, _yes(b.folder.is_dir()))
     console.print(table)
+
+
+@kb_cli.command("delete")
+def kb_delete(
+    name: Annotated[str, typer.Argument(help="the knowledge base to delete")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete a knowledge base and everything it owns: documents and index, uploaded files,
+    kept copies, conversations, evaluation set, watched-folder bindings. A deletion that stops
+    half-way says what is left; running it again finishes it."""
+    from app.service import DeletionIncomplete, Service
+
+    if not yes and not typer.confirm(
+        f"Delete knowledge base {name!r} with all its documents, conversations and evaluation set?"
+    ):
+        raise typer.Exit(1)
+    service = Service(get_settings())
+    try:
+        service.delete_kb(name)
+    except (StoreError, DeletionIncomplete) as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        service.close()
+    console.print(f"deleted {name!r}")
 
 
 def _yes(flag: bool) -> str:

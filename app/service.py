@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from app._conversations import conversations_path, delete_kb_conversations
+from app._evalset import delete_kb_evalset, evalset_dir
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._rag import AnswerResult, Event, Final, answer
 from app._search import Hit, search
+from app._watched import Watchers, delete_kb_watched, load_bindings
 from ingest._embed import Embedder, load_embedder
 from ingest._insert import FileOutcome, Progress, ingest_paths, remove_documents
+from ingest._originals import delete_kb_originals, originals_dir
 from ingest._store import (
     DB_FILE,
     ChunkRecord,
@@ -30,11 +35,12 @@ from ingest._store import (
     KnowledgeBase,
     StoreError,
     delete_kb,
+    kb_exists,
     kb_path,
     list_kbs,
     validate_kb_name,
 )
-from ingest._upload import SavedUpload, delete_kb_uploads, discard_upload, save_uploads
+from ingest._upload import SavedUpload, delete_kb_uploads, save_uploads, uploads_dir
 from ingest.settings import Settings
 
 _BACKEND_TTL_S = 300.0  # "auto" notices an Ollama started (or stopped) within minutes
@@ -130,6 +136,40 @@ class _Ticket:
             self.queue._left(False)
 
 
+DELETING_DIR = "deleting"  # <ZHIKU_HOME>/deleting/<kb>: a deletion begun and not finished
+WATCHER_STOP_S = 60.0  # how long a deletion waits for a watcher's sync to stop
+
+
+@dataclass(frozen=True)
+class Owned:
+    """One thing a knowledge base owns under the data home or in the store, and how it goes.
+    `delete` does nothing when it is already gone, so a deletion run again finishes."""
+
+    en: str
+    zh: str
+    present: Callable[[], bool]
+    delete: Callable[[], None]
+
+
+class DeletionIncomplete(ServiceError):
+    """A deletion stopped at one step: what is gone, what is left, and that running the same
+    deletion again finishes it."""
+
+    def __init__(self, name: str, done: list[Owned], left: list[Owned], cause: Exception) -> None:
+        detail_zh = cause.zh if isinstance(cause, StoreError) and cause.zh else str(cause)
+        gone_en = ", ".join(p.en for p in done) or "nothing"
+        gone_zh = "、".join(p.zh for p in done) or "无"
+        super().__init__(
+            "conflict",
+            f"knowledge base {name!r} is only partly deleted ({cause}). Deleted: {gone_en}; "
+            f"left: {', '.join(p.en for p in left)}. Delete it again to finish.",
+            f"知识库「{name}」只删除了一部分（{detail_zh}）。已删除：{gone_zh}；"
+            f"尚未删除：{'、'.join(p.zh for p in left)}。请再次删除以完成。",
+        )
+        self.done = done
+        self.left = left
+
+
 @dataclass(frozen=True)
 class KbInfo:
     name: str
@@ -159,8 +199,10 @@ class Service:
         settings: Settings,
         embedder: Embedder | None = None,
         backend: ResolvedBackend | None = None,
+        watchers: Watchers | None = None,
     ) -> None:
         self.settings = settings
+        self.watchers = watchers  # the web app's folder watchers, stopped before a deletion
         self._embedder = embedder
         self._backend = backend
         self._backend_fixed = backend is not None
@@ -247,18 +289,109 @@ class Service:
 
     def create_kb(self, name: str) -> KbInfo:
         name = validate_kb_name(name)
-        if (kb_path(self.settings, name) / DB_FILE).is_file():
+        if kb_exists(self.settings, name):
             raise ServiceError(
                 "conflict", f"knowledge base {name!r} already exists", f"知识库 {name!r} 已存在"
             )
+        self.finish_deletion(name)
         KnowledgeBase.open(self.settings, name, create=True).close()
         return self.kb_info(name)
 
+    def owned(self, name: str) -> list[Owned]:
+        """Everything knowledge base `name` owns, in the order a deletion removes it: its
+        watchers first (a sync finishing after the store is gone would create it again), then
+        the store's data (after which the knowledge base is gone for every reader), then what
+        the app keeps beside it. Anything new kept per knowledge base belongs in this list."""
+        settings = self.settings
+
+        def conversations_present() -> bool:
+            path = conversations_path(settings, name)
+            return any(Path(f"{path}{suffix}").exists() for suffix in ("", "-wal", "-shm"))
+
+        def stop_watching() -> None:
+            delete_kb_watched(settings, name)  # other processes' watchers stop on their next look
+            if self.watchers is not None:
+                self.watchers.stop(name, timeout=WATCHER_STOP_S)
+
+        def delete_store() -> None:
+            self._forget(name)
+            if kb_exists(settings, name):
+                delete_kb(settings, name)
+
+        return [
+            Owned(
+                "watched-folder bindings",
+                "监视文件夹的绑定",
+                lambda: bool(load_bindings(settings, name)),
+                stop_watching,
+            ),
+            Owned(
+                "documents and index",
+                "文档和索引",
+                lambda: kb_exists(settings, name),
+                delete_store,
+            ),
+            Owned(
+                "uploaded files",
+                "上传的文件",
+                uploads_dir(settings, name).exists,
+                lambda: delete_kb_uploads(settings, name),
+            ),
+            Owned(
+                "kept copies of ingested files",
+                "导入文件的副本",
+                originals_dir(settings, name).exists,
+                lambda: delete_kb_originals(settings, name),
+            ),
+            Owned(
+                "conversations",
+                "对话记录",
+                conversations_present,
+                lambda: delete_kb_conversations(settings, name),
+            ),
+            Owned(
+                "evaluation set",
+                "评测题",
+                evalset_dir(settings, name).exists,
+                lambda: delete_kb_evalset(settings, name),
+            ),
+        ]
+
+    def _deletion_mark(self, name: str) -> Path:
+        return self.settings.zhiku_home / DELETING_DIR / name
+
     def delete_kb(self, name: str) -> None:
+        """Delete a knowledge base and everything it owns (`owned`), in that order. A step
+        that fails stops the deletion with DeletionIncomplete, saying what is gone and what is
+        left; the same call again finishes it (every step skips what is already gone). A mark
+        under the data home records the unfinished deletion, so that a knowledge base created
+        again under the name first loses the rest (`finish_deletion`) and starts empty."""
         name = validate_kb_name(name)
-        self._forget(name)
-        delete_kb(self.settings, name)
-        delete_kb_uploads(self.settings, name)
+        parts = self.owned(name)
+        mark = self._deletion_mark(name)
+        if not mark.exists() and not any(part.present() for part in parts):
+            raise StoreError(f"knowledge base {name!r} does not exist", f"知识库 {name!r} 不存在")
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(datetime.now(UTC).isoformat(timespec="seconds"), encoding="utf-8")
+        done: list[Owned] = []
+        for part in parts:
+            try:
+                part.delete()
+            except (StoreError, OSError) as exc:
+                left = [p for p in parts if p not in done and _present(p)]
+                raise DeletionIncomplete(name, done, left or [part], exc) from exc
+            done.append(part)
+        mark.unlink(missing_ok=True)
+
+    def finish_deletion(self, name: str) -> bool:
+        """Finish a deletion of `name` that stopped after its store was emptied (what is left
+        is the deleted knowledge base's, not a new one's); whether there was one. One that
+        stopped before leaves the knowledge base as it is: only deleting it again removes it."""
+        name = validate_kb_name(name)
+        if not self._deletion_mark(name).exists() or kb_exists(self.settings, name):
+            return False
+        self.delete_kb(name)
+        return True
 
     def documents(self, kb_name: str) -> list[DocumentRecord]:
         return self.kb(kb_name).documents()
@@ -287,9 +420,10 @@ class Service:
         return "\n\n".join(pages)
 
     def remove_document(self, kb_name: str, doc_id: str) -> None:
+        """Remove a document with its stored upload and kept copy, once no other document of
+        the knowledge base comes from that file (`ingest._insert.remove_documents`)."""
         doc = self.document(kb_name, doc_id)
         remove_documents(self.settings, kb_name, [doc.doc_id])
-        discard_upload(self.settings, kb_name, doc.origin)
 
     def passage(self, kb_name: str, chunk_id: int) -> ChunkRecord:
         record = self.kb(kb_name).chunks([chunk_id]).get(chunk_id)
@@ -306,7 +440,9 @@ class Service:
     def save_files(self, kb_name: str, files: Sequence[tuple[str, bytes]]) -> list[SavedUpload]:
         """Save uploaded files under the data home (names sanitised, limits applied): the
         bytes are safe on disk before any slow ingestion starts."""
-        return save_uploads(self.settings, validate_kb_name(kb_name), files)
+        kb_name = validate_kb_name(kb_name)
+        self.finish_deletion(kb_name)  # a new knowledge base under a deleted one's name
+        return save_uploads(self.settings, kb_name, files)
 
     def ingest_saved(
         self, kb_name: str, saved: Sequence[SavedUpload], progress: Progress | None = None
@@ -441,4 +577,21 @@ class Service:
         }
 
 
-__all__ = ["Busy", "ImportedFile", "KbInfo", "LlmQueue", "Queued", "Service", "ServiceError"]
+def _present(part: Owned) -> bool:
+    try:
+        return part.present()
+    except (StoreError, OSError):
+        return True  # cannot tell: say it may be left
+
+
+__all__ = [
+    "Busy",
+    "DeletionIncomplete",
+    "ImportedFile",
+    "KbInfo",
+    "LlmQueue",
+    "Owned",
+    "Queued",
+    "Service",
+    "ServiceError",
+]

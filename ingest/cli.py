@@ -1,7 +1,9 @@
 """`zhiku ingest` and `zhiku kb …`: the ingestion half of the command line.
 
 The `zhiku` entry point lives in `app.cli`, which adds `ask` and `eval` to this Typer app
-(app may import ingest, never the reverse).
+(app may import ingest, never the reverse), and `kb delete`: a knowledge base owns
+conversations, evaluation sets and watched folders of the app's as well as its documents, and
+only the app's service knows them all.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ingest._embed import EmbeddingError
 from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
 from ingest._throughput import Throughput
 from ingest.settings import Settings, get_settings
-from ingest.store import KnowledgeBase, StoreError, delete_kb, list_kbs, salvage_kb
+from ingest.store import KnowledgeBase, StoreError, list_kbs, salvage_kb
 
 cli = typer.Typer(
     name="zhiku",
@@ -431,18 +433,3 @@ def kb_migrate(
     if not report.ok:
         raise fail(f"the copy of {name!r} does not match its source; the source is unchanged")
     console.print(f"use it with [bold]VECTOR_STORE={to}[/bold]; the {report.source} copy is kept")
-
-
-@kb_cli.command("delete")
-def kb_delete(
-    name: Annotated[str, typer.Argument(help="the knowledge base to delete")],
-    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
-) -> None:
-    """Delete a knowledge base and everything in it."""
-    if not yes and not typer.confirm(f"Delete knowledge base {name!r} and all its documents?"):
-        raise typer.Exit(1)
-    try:
-        delete_kb(get_settings(), name)
-    except StoreError as exc:
-        raise fail(str(exc)) from exc
-    console.print(f"deleted {name!r}")

@@ -83,3 +83,48 @@ def make_cjk_pdf(path: Path, pages: list[list[str]]) -> Path:
         pdf.showPage()
     pdf.save()
     return path
+
+
+def give_app_data(settings: Settings, name: str, watched: Path) -> None:
+    """What a knowledge base gathers in the app besides its documents, made the way the app
+    makes it: a stored conversation, an evaluation question saved from feedback and a watched
+    folder binding. `name` must exist (the evaluation set copies its documents)."""
+    from app._conversations import ConversationStore, Turn
+    from app._evalset import make_case, save_case
+    from app._watched import bind_folder
+    from ingest.store import KnowledgeBase
+
+    ConversationStore(settings, name).append("c1", Turn("杭州的市花是什么？"))
+    with KnowledgeBase.open(settings, name) as kb:
+        save_case(settings, kb, make_case("杭州的市花是什么？", "桂花", []))
+    watched.mkdir(parents=True, exist_ok=True)
+    bind_folder(settings, name, str(watched))
+
+
+def leftovers(settings: Settings, name: str) -> list[Path]:
+    """Everything under the data home that is named after knowledge base `name` (a folder, a
+    file `name.*`, the store's trash of it), models aside: after a deletion this is empty."""
+    home = settings.zhiku_home
+    found = []
+    for path in home.rglob("*") if home.is_dir() else ():
+        parts = path.relative_to(home).parts
+        if parts[0] == "models":
+            continue
+        trash = path.name.startswith(f".deleted-{name}-")
+        if name in parts or path.name.split(".", 1)[0] == name or trash:
+            found.append(path)
+    return found
+
+
+def app_data_is_empty(settings: Settings, name: str) -> None:
+    """Knowledge base `name` (just created again) shows nothing of an older one's."""
+    from app._conversations import ConversationStore
+    from app._evalset import load_cases
+    from app._watched import load_bindings
+    from ingest.store import KnowledgeBase
+
+    with KnowledgeBase.open(settings, name) as kb:
+        assert kb.documents() == []
+    assert ConversationStore(settings, name).list() == []
+    assert load_cases(settings, name) == []
+    assert load_bindings(settings, name) == []

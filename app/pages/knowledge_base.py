@@ -13,9 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app._conversations import delete_kb_conversations
-from app._evalset import delete_kb_evalset
-from app._watched import delete_kb_watched
+from app.service import Service, ServiceError
 from app.ui.evaluation import evalset_section
 from app.ui.imports import (
     STATUS_ZH,
@@ -38,12 +36,12 @@ from app.ui.resources import (
     store_error_zh,
 )
 from app.ui.watched import get_watchers, watched_section
-from ingest._insert import ingest_paths, remove_documents
-from ingest._originals import delete_kb_originals, discard_originals, originals_dir
-from ingest._upload import delete_kb_uploads, discard_upload, uploads_dir
+from ingest._insert import ingest_paths
+from ingest._originals import originals_dir
+from ingest._upload import uploads_dir
 from ingest.load import SUPPORTED_SUFFIXES
 from ingest.settings import Settings
-from ingest.store import DocumentRecord, KnowledgeBase, StoreError, delete_kb
+from ingest.store import DocumentRecord, KnowledgeBase, StoreError
 
 _FLASH = "kb_flash"
 _LAST_IMPORT = "kb_last_import"
@@ -160,6 +158,7 @@ def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]
         st.error(f"无法加载嵌入模型:{md(str(exc))}", icon=":material/error:")
         return
     try:  # created here, not in the job: the page must never open it half-made
+        service(settings).finish_deletion(kb_name)
         KnowledgeBase.open(settings, kb_name, create=True).close()
     except StoreError as exc:
         st.error(store_error_zh(exc), icon=":material/error:")
@@ -350,20 +349,14 @@ def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRec
         yes, no = row, row
         if yes.button("确认删除", type="primary", key="kb_doc_delete_yes"):
             st.session_state.pop(_CONFIRM_DOC, None)
-            try:
-                removed, _ = remove_documents(settings, kb_name, [doc.doc_id])
-                discard_upload(settings, kb_name, doc.origin)
-                kept = get_kb(settings, kb_name)
-                if kept is not None:  # the copy of a file no document comes from any more
-                    still = {kept.source_sha256(origin) or "" for origin in kept.origins()}
-                    discard_originals(settings, kb_name, still)
+            try:  # the API's call: the document, its stored upload and its kept copy
+                service(settings).remove_document(kb_name, doc.doc_id)
+            except ServiceError:
+                flash("info", f"「{md(doc.title)}」已不在知识库中。")
             except StoreError as exc:
                 flash("error", store_error_zh(exc))
             else:
-                if removed:
-                    flash("success", f"已删除「{md(doc.title)}」。")
-                else:
-                    flash("info", f"「{md(doc.title)}」已不在知识库中。")
+                flash("success", f"已删除「{md(doc.title)}」。")
             st.rerun()
         if no.button("取消", key="kb_doc_delete_no"):
             st.session_state.pop(_CONFIRM_DOC, None)
@@ -387,7 +380,10 @@ def manage_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -
             create_kb(settings, name)
     with delete_col:
         st.markdown("删除知识库")
-        st.caption("删除当前知识库的全部文档、索引和上传的文件副本,无法恢复。")
+        st.caption(
+            "删除当前知识库的全部文档、索引、上传的文件和导入文件的副本,"
+            "以及它的对话记录、评测题和监视文件夹的绑定,无法恢复。"
+        )
         if st.button(
             f"删除「{md(kb_name)}」",
             icon=":material/delete_forever:",
@@ -405,8 +401,12 @@ def create_kb(settings: Settings, raw_name: str) -> None:
     if not name:
         st.error("请输入知识库名称。", icon=":material/error:")
         return
-    try:
+    try:  # what a deletion of the same name left unfinished goes first: it starts empty
+        service(settings).finish_deletion(name)
         KnowledgeBase.open(settings, name, create=True).close()
+    except ServiceError as exc:
+        st.error(md(exc.zh), icon=":material/error:")
+        return
     except StoreError:
         st.error(
             f"无法用「{md(name)}」作为知识库名称:请使用 1-64 个汉字、字母、数字、“-”或“_”,"
@@ -429,19 +429,16 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> 
     yes, no = row, row
     if yes.button("确认删除", type="primary", key="kb_delete_yes"):
         st.session_state.pop(_CONFIRM_KB, None)
-        # its watchers first: a sync finishing after the deletion would create it again
-        delete_kb_watched(settings, kb_name)
-        get_watchers(settings).stop(kb_name, timeout=60)
-        try:
-            delete_kb(settings, kb_name)
+        try:  # the API's call, with this app's watchers to stop first
+            service(settings).delete_kb(kb_name)
+        except ServiceError as exc:  # says what is left; deleting again finishes it
+            forget_kb(settings, kb_name)
+            flash("error", md(exc.zh))
+            st.rerun()
         except StoreError as exc:
             flash("error", store_error_zh(exc))
             st.rerun()
         forget_kb(settings, kb_name)
-        delete_kb_uploads(settings, kb_name)
-        delete_kb_originals(settings, kb_name)
-        delete_kb_conversations(settings, kb_name)
-        delete_kb_evalset(settings, kb_name)
         st.session_state.get("conversations", {}).pop(kb_name, None)
         request_kb_switch(settings.default_kb)
         flash("success", f"已删除知识库「{md(kb_name)}」。")
@@ -449,6 +446,12 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> 
     if no.button("取消", key="kb_delete_no"):
         st.session_state.pop(_CONFIRM_KB, None)
         st.rerun()
+
+
+def service(settings: Settings) -> Service:
+    """The service the HTTP API uses, for this page's deletions: the same calls, the same
+    order, with this app's folder watchers (cheap to make: it loads nothing until asked)."""
+    return Service(settings, watchers=get_watchers(settings))
 
 
 # ----- the page -----------------------------------------------------------------------------

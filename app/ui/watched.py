@@ -23,6 +23,7 @@ from app._watched import (
     load_bindings,
     unbind_folder,
 )
+from app.service import Service, ServiceError
 from app.ui.imports import STATUS_ZH, JobProgress, outcome_rows
 from app.ui.markdown import escape_markdown as md
 from app.ui.resources import get_embedder, store_error_zh
@@ -91,10 +92,14 @@ def watched_section(settings: Settings, kb_name: str) -> None:
         submitted = right.form_submit_button("绑定", icon=":material/add_link:", width="stretch")
     if submitted:
         try:
+            # a deletion of this name left unfinished goes first (its old bindings with it)
+            Service(settings, watchers=get_watchers(settings)).finish_deletion(kb_name)
             folder = bind_folder(settings, kb_name, raw)
             # created here, not in the watcher: the page must never open it half-made
             KnowledgeBase.open(settings, kb_name, create=True).close()
         except BindingError as exc:
+            st.error(md(exc.zh), icon=":material/error:")
+        except ServiceError as exc:
             st.error(md(exc.zh), icon=":material/error:")
         except StoreError as exc:
             st.error(store_error_zh(exc), icon=":material/error:")

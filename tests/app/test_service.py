@@ -10,12 +10,19 @@ import threading
 
 import pytest
 from ollama_server import FakeOllama
+from support import app_data_is_empty, build_kb, give_app_data, leftovers
 
+from app._conversations import conversations_path
+from app._evalset import evalset_dir
 from app._llm import resolve_backend
 from app._rag import Final, Retrieved, Token
-from app.service import Busy, LlmQueue, Queued, Service
+from app._watched import Watchers, load_bindings
+from app.service import Busy, DeletionIncomplete, LlmQueue, Queued, Service
 from ingest._embed import Embedder
+from ingest._originals import originals_dir
+from ingest._upload import uploads_dir
 from ingest.settings import Settings
+from ingest.store import StoreError
 
 pytestmark = pytest.mark.timeout(300)  # includes building the small knowledge base
 QUESTION = "杭州的市花是什么？"
@@ -94,3 +101,127 @@ def test_a_place_given_up_before_its_turn_is_freed() -> None:
         waiting.cancel()
         assert queue.waiting == 0
         queue.enter().cancel()  # there is room again
+
+
+# ----- deleting: everything a knowledge base owns, in order, finished when run again -------
+
+
+def kb_with_everything(settings: Settings, embedder: Embedder, name: str) -> Service:
+    """Knowledge base `name` with a document from a folder (its copy kept: KEEP_ORIGINALS is
+    on), an uploaded one, a conversation, a saved evaluation question and a watched folder
+    followed by a real watcher; the service knows the watchers, as the web app's does."""
+    assert settings.keep_originals
+    build_kb(settings, embedder, {"city.txt": "杭州概况\n杭州的市花是桂花，市树是香樟。"}, name)
+    service = Service(settings, embedder, watchers=Watchers())
+    saved = service.save_files(
+        name, [("年假.md", "# 年假\n\n员工每年享有十五天带薪年假。".encode())]
+    )
+    assert [r.status for r in service.ingest_saved(name, saved)] == ["added"]
+    give_app_data(settings, name, settings.zhiku_home.parent / f"watched-{name}")
+    assert service.watchers is not None
+    service.watchers.ensure(settings, lambda: embedder)
+    assert all(part.present() for part in service.owned(name)), [
+        p.en for p in service.owned(name) if not p.present()
+    ]
+    return service
+
+
+def test_deleting_a_kb_removes_everything_it_owns_and_a_new_one_starts_empty(
+    settings: Settings, embedder: Embedder
+) -> None:
+    service = kb_with_everything(settings, embedder, "项目资料")
+    watchers = service.watchers
+    assert watchers is not None
+    (folder,) = [b.folder for b in load_bindings(settings, "项目资料")]
+    watcher = watchers.get("项目资料", folder)
+    assert watcher is not None and watcher.running
+    build_kb(settings, embedder, {"leave.txt": "年假制度\n员工每年有十五天带薪年假。"}, "other")
+    service.delete_kb("项目资料")
+    assert not watcher.running and watchers.get("项目资料", folder) is None
+    assert leftovers(settings, "项目资料") == []
+    assert service.kb_names() == ["other"]  # another knowledge base is untouched
+    assert service.documents("other")
+    with pytest.raises(StoreError, match="does not exist"):
+        service.delete_kb("项目资料")  # nothing left to delete
+    service.create_kb("项目资料")
+    app_data_is_empty(settings, "项目资料")
+    service.close()
+
+
+def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = kb_with_everything(settings, embedder, "kb1")
+
+    def refused(settings: Settings, name: str) -> None:
+        raise PermissionError(13, "Permission denied", "conversations/kb1.sqlite")
+
+    # the conversations cannot be deleted (say a file the user made read-only)
+    monkeypatch.setattr("app.service.delete_kb_conversations", refused)
+    with pytest.raises(DeletionIncomplete) as stopped:
+        service.delete_kb("kb1")
+    assert [p.en for p in stopped.value.left] == ["conversations", "evaluation set"]
+    assert "尚未删除：对话记录、评测题" in stopped.value.zh and "请再次删除" in stopped.value.zh
+    assert "kb1" not in service.kb_names()  # the documents went first: never half present
+    assert not uploads_dir(settings, "kb1").exists()
+    assert not originals_dir(settings, "kb1").exists()
+    assert conversations_path(settings, "kb1").exists()
+    monkeypatch.undo()
+    service.delete_kb("kb1")  # the same call finishes it
+    assert leftovers(settings, "kb1") == []
+
+    # stopped at the store (a writer holds it): the documents stay, nothing after them goes
+    service = kb_with_everything(settings, embedder, "kb2")
+
+    def busy(settings: Settings, name: str) -> None:
+        raise StoreError("knowledge base 'kb2' is being written by another process", "正在写入")
+
+    monkeypatch.setattr("app.service.delete_kb", busy)
+    with pytest.raises(DeletionIncomplete) as stopped:
+        service.delete_kb("kb2")
+    assert [p.en for p in stopped.value.done] == ["watched-folder bindings"]
+    assert "documents and index" in stopped.value.en and "正在写入" in stopped.value.zh
+    assert service.documents("kb2") and conversations_path(settings, "kb2").exists()
+    assert not service.finish_deletion("kb2")  # its documents are there: only a delete goes on
+    monkeypatch.undo()
+    service.delete_kb("kb2")
+    assert leftovers(settings, "kb2") == []
+
+
+def test_a_kb_created_after_an_unfinished_deletion_starts_empty(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = kb_with_everything(settings, embedder, "kb1")
+
+    def refused(settings: Settings, name: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("app.service.delete_kb_evalset", refused)
+    with pytest.raises(DeletionIncomplete):
+        service.delete_kb("kb1")
+    monkeypatch.undo()
+    service.create_kb("kb1")  # the deleted one's evaluation set does not come back
+    app_data_is_empty(settings, "kb1")
+    assert not evalset_dir(settings, "kb1").exists()
+
+
+def test_removing_a_document_removes_its_upload_and_kept_copy(
+    settings: Settings, embedder: Embedder
+) -> None:
+    folder = build_kb(settings, embedder, {"city.txt": "杭州概况\n杭州的市花是桂花。"}, "a")
+    build_kb(settings, embedder, {"city.txt": "杭州概况\n杭州的市花是桂花。"}, "b")
+    service = Service(settings, embedder)
+    saved = service.save_files(
+        "a", [("年假.md", "# 年假\n\n员工每年享有十五天带薪年假。".encode())]
+    )
+    service.ingest_saved("a", saved)
+    copies = {kb: list(originals_dir(settings, kb).iterdir()) for kb in ("a", "b")}
+    assert len(copies["a"]) == 1 and len(copies["b"]) == 1
+    for doc in service.documents("a"):
+        service.remove_document("a", doc.doc_id)
+    assert service.documents("a") == []
+    assert list(originals_dir(settings, "a").iterdir()) == []
+    assert saved[0].path is not None and not saved[0].path.exists()
+    assert copies["b"][0].is_file()  # the other knowledge base keeps its own copy
+    assert (folder / "city.txt").is_file()  # and the user's file is never touched
+    service.close()
