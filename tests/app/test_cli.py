@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import app_data_is_empty, give_app_data, leftovers
 from typer.testing import CliRunner
 
 from app.cli import cli
 from ingest._embed import Embedder
+from ingest._originals import originals_dir
 from ingest.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,6 +120,33 @@ def test_delete_asks_for_confirmation(zhiku: object, docs: Path) -> None:
     assert "temp" in zhiku("kb", "list").output
     assert zhiku("kb", "delete", "temp", "--yes").exit_code == 0
     assert "temp" not in zhiku("kb", "list").output
+
+
+def test_delete_removes_everything_the_kb_owns_and_a_stopped_one_finishes(
+    zhiku: Any, docs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert zhiku("ingest", str(docs), "--kb", "temp").exit_code == 0  # copies kept
+    settings = get_settings()
+    assert len(list(originals_dir(settings, "temp").iterdir())) == 2
+    give_app_data(settings, "temp", tmp_path / "watched")
+
+    def refused(settings: object, name: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("app.service.delete_kb_evalset", refused)
+        stopped = zhiku("kb", "delete", "temp", "--yes")
+    assert stopped.exit_code == 1
+    said = " ".join(stopped.output.split())
+    assert "only partly deleted" in said and "left: evaluation set" in said
+    assert "Delete it again to finish" in said
+    assert zhiku("kb", "delete", "temp", "--yes").exit_code == 0
+    assert leftovers(get_settings(), "temp") == []
+    again = zhiku("kb", "delete", "temp", "--yes")
+    assert again.exit_code == 1 and "does not exist" in again.output
+    assert zhiku("ingest", str(docs), "--kb", "temp").exit_code == 0
+    app_data_is_empty(get_settings(), "temp")
+    assert (docs / "city.txt").is_file()  # the user's own files stay
 
 
 def test_eval_prints_the_metrics_and_writes_every_question(zhiku: object, tmp_path: Path) -> None:

@@ -143,7 +143,7 @@ def test_deleting_a_kb_removes_everything_it_owns_and_a_new_one_starts_empty(
     assert service.documents("other")
     with pytest.raises(StoreError, match="does not exist"):
         service.delete_kb("项目资料")  # nothing left to delete
-    service.create_kb("项目资料")
+    assert service.create_kb("项目资料").documents == 0
     app_data_is_empty(settings, "项目资料")
     service.close()
 
@@ -196,11 +196,11 @@ def test_a_kb_created_after_an_unfinished_deletion_starts_empty(
     def refused(settings: Settings, name: str) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("app.service.delete_kb_evalset", refused)
-    with pytest.raises(DeletionIncomplete):
+    with monkeypatch.context() as patch, pytest.raises(DeletionIncomplete):
+        patch.setattr("app.service.delete_kb_evalset", refused)
         service.delete_kb("kb1")
-    monkeypatch.undo()
-    service.create_kb("kb1")  # the deleted one's evaluation set does not come back
+    # the deleted one's evaluation set does not come back
+    assert service.create_kb("kb1").documents == 0
     app_data_is_empty(settings, "kb1")
     assert not evalset_dir(settings, "kb1").exists()
 
