@@ -5,11 +5,18 @@ the app's size limits hold, and bad requests get JSON errors."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import Served
+from support import app_data_is_empty, give_app_data, leftovers, make_settings
+
+from app._conversations import conversations_path
+from ingest._embed import Embedder
+from ingest._insert import ingest_paths
+from ingest._originals import originals_dir
 
 pytestmark = pytest.mark.timeout(600)  # the shared server starts in the first test
 
@@ -125,3 +132,52 @@ def test_status_shows_backend_counts_and_queue(served: Served) -> None:
     names = {k["name"]: k for k in status["knowledge_bases"]}
     assert names["default"]["documents"] == 3
     assert status["llm_queue"]["max_waiting"] == 8
+
+
+def test_deleting_a_kb_removes_everything_it_owns_and_a_stopped_one_finishes(
+    served: Served, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The server's own data home, changed beside it the way the app and `zhiku ingest` do."""
+    settings = make_settings(served.home)
+    url = f"{served.url}/v1/knowledge_bases/gone"
+    created = httpx.post(
+        f"{served.url}/v1/knowledge_bases", json={"name": "gone"}, headers=served.headers()
+    )
+    assert created.status_code == 201
+    upload = [("files", ("年假.md", "# 年假\n\n员工每年享有十五天带薪年假。".encode()))]
+    job = wait_for(
+        served, httpx.post(f"{url}/documents", files=upload, headers=served.headers()).json()
+    )
+    assert job["status"] == "done" and job["files"][0]["status"] == "added", job
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "city.txt").write_text("杭州概况\n杭州的市花是桂花。", encoding="utf-8")
+    (folder / "tea.txt").write_text("西湖龙井是杭州的名茶。", encoding="utf-8")
+    ingest_paths(settings, [folder], "gone", embedder=embedder)  # their copies are kept
+    assert len(list(originals_dir(settings, "gone").iterdir())) == 2
+    give_app_data(settings, "gone", tmp_path / "watched")
+
+    docs = httpx.get(f"{url}/documents", headers=served.headers()).json()
+    tea = next(d for d in docs if d["file"] == "tea.txt")
+    assert httpx.delete(f"{url}/documents/{tea['doc_id']}", headers=served.headers()).is_success
+    (kept,) = originals_dir(settings, "gone").iterdir()  # only city.txt's copy is left
+    assert kept.read_text(encoding="utf-8").startswith("杭州概况")
+
+    # a real failure at one step: where the conversations' write-ahead log would be, a folder
+    blocker = Path(f"{conversations_path(settings, 'gone')}-wal")
+    blocker.mkdir()
+    stopped = httpx.delete(url, headers=served.headers())
+    assert stopped.status_code == 409
+    error = stopped.json()["error"]
+    assert "尚未删除：对话记录、评测题" in error["message_zh"]
+    assert httpx.get(url, headers=served.headers()).status_code == 404  # the documents went first
+    blocker.rmdir()
+    assert httpx.delete(url, headers=served.headers()).status_code == 200  # finished
+    assert leftovers(settings, "gone") == []
+    assert httpx.delete(url, headers=served.headers()).status_code == 404
+    again = httpx.post(
+        f"{served.url}/v1/knowledge_bases", json={"name": "gone"}, headers=served.headers()
+    )
+    assert again.status_code == 201 and again.json()["documents"] == 0
+    app_data_is_empty(settings, "gone")
+    assert httpx.delete(url, headers=served.headers()).status_code == 200
