@@ -383,6 +383,10 @@ class Service:
             done.append(part)
         mark.unlink(missing_ok=True)
 
+    def deletion_unfinished(self, name: str) -> bool:
+        """Whether a deletion of `name` stopped before it was done (deleting again finishes)."""
+        return self._deletion_mark(validate_kb_name(name)).exists()
+
     def finish_deletion(self, name: str) -> bool:
         """Finish a deletion of `name` that stopped after its store was emptied (what is left
         is the deleted knowledge base's, not a new one's); whether there was one. One that

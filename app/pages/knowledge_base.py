@@ -378,6 +378,7 @@ def manage_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -
         )
         if st.form_submit_button("新建并切换", icon=":material/add:"):
             create_kb(settings, name)
+    unfinished = service(settings).deletion_unfinished(kb_name)
     with delete_col:
         st.markdown("删除知识库")
         st.caption(
@@ -387,12 +388,14 @@ def manage_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -
         if st.button(
             f"删除「{md(kb_name)}」",
             icon=":material/delete_forever:",
-            disabled=kb is None,
+            disabled=kb is None and not unfinished,
             key="kb_delete",
         ):
             st.session_state[_CONFIRM_KB] = kb_name
             st.rerun()
-        if st.session_state.get(_CONFIRM_KB) == kb_name and kb is not None:
+        if unfinished:
+            st.caption(f"「{md(kb_name)}」上次没有删除完:再次删除即可删除剩下的部分。")
+        if st.session_state.get(_CONFIRM_KB) == kb_name and (kb is not None or unfinished):
             confirm_kb_deletion(settings, kb_name, kb)
 
 
@@ -419,8 +422,8 @@ def create_kb(settings: Settings, raw_name: str) -> None:
     st.rerun()
 
 
-def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase) -> None:
-    documents = kb.counts().get("documents", 0)
+def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -> None:
+    documents = kb.counts().get("documents", 0) if kb is not None else 0
     st.error(
         f"确定永久删除知识库「{md(kb_name)}」吗?其中的 {documents} 篇文档都会被删除。",
         icon=":material/warning:",

@@ -22,7 +22,7 @@ import pytest
 # tests/app has no __init__.py (it would shadow the real `app`): the helper is top-level
 from ollama_server import FakeOllama
 from streamlit.testing.v1 import AppTest
-from support import MODELS_DIR, REPO, make_settings
+from support import MODELS_DIR, REPO, give_app_data, leftovers, make_settings
 
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths
@@ -447,7 +447,7 @@ def test_reingest_a_document_and_when_its_file_is_gone(
 
 
 def test_create_switch_and_delete_a_kb_with_confirmation(
-    filled: Path, settings_for: Settings
+    filled: Path, settings_for: Settings, embedder: Embedder, tmp_path: Path
 ) -> None:
     at = open_kb_page(start())
     text_input(at, "新建知识库").input("项目资料")
@@ -460,12 +460,17 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     import_files(at, "导入 1 个文件到「项目资料」")
     assert uploads_dir(settings_for, "项目资料").is_dir()
     # what the knowledge base gathered besides its documents goes with it
-    from app._conversations import ConversationStore, Turn, conversations_path
-    from app._evalset import evalset_dir, make_case, save_case
+    from app._conversations import conversations_path
+    from app._evalset import evalset_dir
+    from ingest._originals import originals_dir
 
-    ConversationStore(settings_for, "项目资料").append("c1", Turn("项目代号?"))
-    with KnowledgeBase.open(settings_for, "项目资料") as kb:
-        save_case(settings_for, kb, make_case("项目代号?", "青鸟", []))
+    own = tmp_path / "项目" / "进度.txt"  # from the command line: its copy is kept
+    own.parent.mkdir()
+    own.write_text("项目进度\n\n青鸟项目下个月上线。", encoding="utf-8")
+    ingest_paths(settings_for, [own], "项目资料", embedder=embedder)
+    assert originals_dir(settings_for, "项目资料").is_dir()
+    give_app_data(settings_for, "项目资料", tmp_path / "watched")
+    at.run()  # the page starts the bound folder's watcher
     click(at, "删除「项目资料」")
     assert "确定永久删除知识库「项目资料」吗" in texts(at.error)
     click(at, "取消")
@@ -476,9 +481,36 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     assert not uploads_dir(settings_for, "项目资料").exists()
     assert not conversations_path(settings_for, "项目资料").exists()
     assert not evalset_dir(settings_for, "项目资料").exists()
+    assert leftovers(settings_for, "项目资料") == []  # kept copies and the binding too
+    assert own.is_file()
     assert at.selectbox(key="kb").value == "default"
     # switching back and forth through the sidebar keeps each knowledge base's view
     assert at.metric[0].value == "3"
+
+
+def test_a_kb_deletion_that_stops_says_what_is_left_and_deleting_again_finishes(
+    filled: Path, settings_for: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    give_app_data(settings_for, "default", tmp_path / "watched")
+    at = open_kb_page(start())
+
+    def refused(settings: Settings, name: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patch:  # the evaluation set cannot be deleted
+        patch.setattr("app.service.delete_kb_evalset", refused)
+        click(at, "删除「default」")
+        click(at, "确认删除")
+    said = texts(at.error)
+    assert "已删除：监视文件夹的绑定、文档和索引" in said
+    assert "尚未删除：评测题。请再次删除以完成" in said
+    assert "default" not in list_kbs(settings_for)  # its documents went first
+    assert "上次没有删除完" in texts(at.caption)
+    click(at, "删除「default」")
+    click(at, "确认删除")
+    assert "已删除知识库「default」" in texts(at.success)
+    assert leftovers(settings_for, "default") == []
+    no_traceback(at)
 
 
 def test_an_invalid_kb_name_is_explained_in_chinese(filled: Path) -> None:
