@@ -29,14 +29,12 @@ from ingest._embed import Embedder, load_embedder
 from ingest._insert import FileOutcome, Progress, ingest_paths, remove_documents
 from ingest._originals import delete_kb_originals, originals_dir
 from ingest._store import (
-    DB_FILE,
     ChunkRecord,
     DocumentRecord,
     KnowledgeBase,
     StoreError,
     delete_kb,
     kb_exists,
-    kb_path,
     list_kbs,
     validate_kb_name,
 )
@@ -207,7 +205,7 @@ class Service:
         self._backend = backend
         self._backend_fixed = backend is not None
         self._backend_at = 0.0
-        self._kbs: dict[str, tuple[KnowledgeBase, int]] = {}
+        self._kbs: dict[str, tuple[KnowledgeBase, str]] = {}
         self._lock = threading.RLock()
         self.llm_queue = LlmQueue(settings.llm_queue_max, settings.llm_queue_timeout_s)
 
@@ -233,23 +231,22 @@ class Service:
 
     def kb(self, name: str | None = None) -> KnowledgeBase:
         """The shared instance of a knowledge base (StoreError when it does not exist). One
-        deleted and created again (say by the CLI) is a new file: the instance follows it."""
+        deleted and created again (say by the CLI) has another identity: the instance follows
+        it, in either store."""
         name = validate_kb_name(name or self.settings.default_kb)
-        db = kb_path(self.settings, name) / DB_FILE
         with self._lock:
-            try:
-                inode = db.stat().st_ino
-            except OSError:
-                inode = None
             cached = self._kbs.get(name)
-            if cached is not None and cached[1] == inode:
-                return cached[0]
             if cached is not None:
+                try:
+                    if cached[0].identity() == cached[1]:
+                        return cached[0]
+                except (OSError, StoreError):
+                    pass  # deleted meanwhile
                 # not closed here: a request may still be reading it (its connection closes
                 # when the last reference goes)
                 self._kbs.pop(name)
             kb = KnowledgeBase.open(self.settings, name)
-            self._kbs[name] = (kb, (kb.path / DB_FILE).stat().st_ino)
+            self._kbs[name] = (kb, kb.identity())
             return kb
 
     def _forget(self, name: str) -> None:

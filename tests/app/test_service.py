@@ -127,8 +127,9 @@ def kb_with_everything(settings: Settings, embedder: Embedder, name: str) -> Ser
 
 
 def test_deleting_a_kb_removes_everything_it_owns_and_a_new_one_starts_empty(
-    settings: Settings, embedder: Embedder
+    store_settings: Settings, embedder: Embedder
 ) -> None:
+    settings = store_settings
     service = kb_with_everything(settings, embedder, "项目资料")
     watchers = service.watchers
     assert watchers is not None

@@ -13,6 +13,7 @@ from ingest._insert import ingest_paths, remove_documents
 from ingest._originals import discard_originals, original_file, originals_dir
 from ingest._store import KnowledgeBase
 from ingest._upload import save_uploads
+from ingest.settings import Settings
 
 TEXT = "# 年假\n\n员工每年享有十五天带薪年假。"
 
@@ -57,9 +58,9 @@ def test_no_copy_when_turned_off_or_for_uploads(tmp_path: Path, embedder: Embedd
 
 
 def test_removing_a_document_removes_its_copy_unless_another_still_uses_it(
-    tmp_path: Path, embedder: Embedder
+    store_settings: Settings, tmp_path: Path, embedder: Embedder
 ) -> None:
-    settings = make_settings(tmp_path / "home")
+    settings = store_settings
     docs = tmp_path / "docs"
     docs.mkdir()
     note = docs / "年假.md"
