@@ -342,19 +342,32 @@ def watched(kb: KbOption = None) -> None:
 def kb_delete(
     name: Annotated[str, typer.Argument(help="the knowledge base to delete")],
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    store_only: Annotated[
+        bool,
+        typer.Option(
+            "--store-only",
+            help="delete only this store's copy (VECTOR_STORE), keeping the uploads, copies, "
+            "conversations and evaluation set that the other store's copy uses after "
+            "`zhiku kb migrate`",
+        ),
+    ] = False,
 ) -> None:
     """Delete a knowledge base and everything it owns: documents and index, uploaded files,
     kept copies, conversations, evaluation set, watched-folder bindings. A deletion that stops
     half-way says what is left; running it again finishes it."""
     from app.service import DeletionIncomplete, Service
 
-    if not yes and not typer.confirm(
-        f"Delete knowledge base {name!r} with all its documents, conversations and evaluation set?"
-    ):
+    settings = get_settings()
+    what = (
+        f"the {settings.vector_store} copy of knowledge base {name!r}"
+        if store_only
+        else f"knowledge base {name!r} with all its documents, conversations and evaluation set"
+    )
+    if not yes and not typer.confirm(f"Delete {what}?"):
         raise typer.Exit(1)
-    service = Service(get_settings())
+    service = Service(settings)
     try:
-        service.delete_kb(name)
+        service.delete_kb(name, store_only=store_only)
     except (StoreError, DeletionIncomplete) as exc:
         raise fail(str(exc)) from exc
     finally:

@@ -357,13 +357,19 @@ class Service:
     def _deletion_mark(self, name: str) -> Path:
         return self.settings.zhiku_home / DELETING_DIR / name
 
-    def delete_kb(self, name: str) -> None:
+    def delete_kb(self, name: str, store_only: bool = False) -> None:
         """Delete a knowledge base and everything it owns (`owned`), in that order. A step
         that fails stops the deletion with DeletionIncomplete, saying what is gone and what is
         left; the same call again finishes it (every step skips what is already gone). A mark
         under the data home records the unfinished deletion, so that a knowledge base created
-        again under the name first loses the rest (`finish_deletion`) and starts empty."""
+        again under the name first loses the rest (`finish_deletion`) and starts empty.
+        `store_only` deletes only the configured store's copy: after a migration the other
+        store's copy of the name still uses the uploads, copies and conversations."""
         name = validate_kb_name(name)
+        if store_only:
+            self._forget(name)
+            delete_kb(self.settings, name)  # StoreError when it is not there
+            return
         parts = self.owned(name)
         mark = self._deletion_mark(name)
         if not mark.exists() and not any(part.present() for part in parts):

@@ -432,4 +432,8 @@ def kb_migrate(
         err_console.print(f"[red]problem:[/red] {escape(problem)}", soft_wrap=True)
     if not report.ok:
         raise fail(f"the copy of {name!r} does not match its source; the source is unchanged")
-    console.print(f"use it with [bold]VECTOR_STORE={to}[/bold]; the {report.source} copy is kept")
+    console.print(
+        f"use it with [bold]VECTOR_STORE={to}[/bold]; the {report.source} copy is kept "
+        f"(`VECTOR_STORE={'faiss' if to == 'milvus' else 'milvus'} zhiku kb delete {name} "
+        "--store-only` removes it alone)"
+    )

@@ -48,7 +48,8 @@ def migrate_kb(
                 if existing.counts()["documents"]:
                     raise StoreError(
                         f"knowledge base {name!r} already has documents in the {to} store: "
-                        f"delete it there first (VECTOR_STORE={to} zhiku kb delete {name})",
+                        "delete it there first "
+                        f"(VECTOR_STORE={to} zhiku kb delete {name} --store-only)",
                         f"知识库 {name!r} 在 {to} 存储中已有文档：请先在那里删除它",
                     )
         with open_kb(settings, name, create=True, kind=to) as target:

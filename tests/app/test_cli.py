@@ -12,6 +12,7 @@ import pytest
 from support import app_data_is_empty, give_app_data, leftovers
 from typer.testing import CliRunner
 
+from app._conversations import conversations_path
 from app.cli import cli
 from ingest._embed import Embedder
 from ingest._originals import originals_dir
@@ -147,6 +148,18 @@ def test_delete_removes_everything_the_kb_owns_and_a_stopped_one_finishes(
     assert zhiku("ingest", str(docs), "--kb", "temp").exit_code == 0
     app_data_is_empty(get_settings(), "temp")
     assert (docs / "city.txt").is_file()  # the user's own files stay
+
+
+def test_delete_store_only_keeps_what_another_stores_copy_uses(
+    zhiku: Any, docs: Path, tmp_path: Path
+) -> None:
+    assert zhiku("ingest", str(docs), "--kb", "moved").exit_code == 0
+    give_app_data(get_settings(), "moved", tmp_path / "watched")
+    assert zhiku("kb", "delete", "moved", "--yes", "--store-only").exit_code == 0
+    assert "moved" not in zhiku("kb", "list").output
+    settings = get_settings()
+    assert originals_dir(settings, "moved").is_dir()
+    assert conversations_path(settings, "moved").is_file()
 
 
 def test_eval_prints_the_metrics_and_writes_every_question(zhiku: object, tmp_path: Path) -> None:

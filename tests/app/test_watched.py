@@ -256,7 +256,7 @@ def test_a_knowledge_base_deleted_from_the_command_line_is_not_watched_back(
     wait_page(at, lambda at: "年假.txt" in sync_table(at))
     watcher = get_watchers(settings).get("default", folder)
     assert watcher is not None
-    delete_kb(settings, "default")  # as `zhiku kb delete default` does
+    delete_kb(settings, "default")  # by another process, its bindings file left behind
     rerun(at)
     wait_for(lambda: not watcher.running)
     (folder / "新文件.txt").write_text("删除之后写入的文件。", encoding="utf-8")

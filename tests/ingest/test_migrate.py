@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from ingest._embed import Embedder
+from ingest._originals import originals_dir
 from ingest.settings import Settings, get_settings
 from ingest.store import open_kb
 
@@ -78,7 +79,9 @@ def test_migrate_to_milvus_and_back_keeps_everything(
     refused = zhiku("kb", "migrate", "--to", "milvus")
     assert refused.exit_code == 1 and "already has documents" in refused.output
 
-    assert zhiku("kb", "delete", "default", "--yes").exit_code == 0  # the FAISS copy
+    # the FAISS copy alone: the Milvus one still uses the kept copies
+    assert zhiku("kb", "delete", "default", "--yes", "--store-only").exit_code == 0
+    assert originals_dir(faiss, "default").is_dir()
     back = zhiku("kb", "migrate", "--to", "faiss", store="milvus")
     assert back.exit_code == 0, back.output
     assert zhiku("kb", "check").exit_code == 0
