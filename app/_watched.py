@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 WATCHED_DIR = "watched"
 FORMAT_VERSION = 1
 KEPT_REPORTS = 10  # syncs whose per-file outcomes a watcher keeps
+# how often a watcher checks that its binding is still there: another process deleting the
+# knowledge base (`zhiku kb delete`, the API) or unbinding the folder removes it
+BINDING_POLL_S = 2.0
 
 
 class BindingError(ValueError):
@@ -194,11 +197,27 @@ class FolderWatcher:
     def start(self) -> None:
         self.state = WatchState()
         self.error = None
+        self._stop.set()  # the guard of an earlier run, if any, ends
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"zhiku-watch-{self.kb_name}", daemon=True
         )
         self._thread.start()
+        threading.Thread(
+            target=self._guard, name=f"zhiku-watch-guard-{self.kb_name}", daemon=True
+        ).start()
+
+    def _guard(self) -> None:
+        """Stop when the binding goes, whoever removed it: a knowledge base deleted by another
+        process is not brought back by this watcher's next sync, even with no page open to
+        run `Watchers.ensure`."""
+        stop = self._stop
+        while not stop.wait(BINDING_POLL_S):
+            if self.folder not in {b.folder for b in load_bindings(self.settings, self.kb_name)}:
+                log.info(
+                    "%s is no longer bound to %s: its watcher stops", self.folder, self.kb_name
+                )
+                stop.set()
 
     def _run(self) -> None:
         try:

@@ -263,3 +263,26 @@ def test_a_knowledge_base_deleted_from_the_command_line_is_not_watched_back(
     rerun(at)
     assert get_watchers(settings).get("default", folder) is None
     assert not kb_exists(settings, "default")
+
+
+def test_a_watcher_stops_when_another_process_deletes_its_knowledge_base(
+    settings: Settings, folder: Path, embedder: Embedder
+) -> None:
+    """No page open to notice: the watcher itself sees its binding go, and a file written
+    afterwards does not bring the deleted knowledge base back."""
+    from app._watched import Watchers
+    from app.service import Service
+    from ingest.store import kb_exists
+
+    bind_folder(settings, "default", str(folder))
+    KnowledgeBase.open(settings, "default", create=True).close()
+    watchers = Watchers()  # this process's, as a web app's
+    watchers.ensure(settings, lambda: embedder)
+    watcher = watchers.get("default", folder.resolve())
+    assert watcher is not None
+    wait_for(lambda: watcher.state.last_sync is not None)
+    Service(settings).delete_kb("default")  # another process: it does not know these watchers
+    wait_for(lambda: not watcher.running, timeout=30)
+    (folder / "新文件.txt").write_text("删除之后写入的文件。", encoding="utf-8")
+    time.sleep(QUIET_S)
+    assert not kb_exists(settings, "default")
