@@ -372,10 +372,14 @@ class Service:
             return
         parts = self.owned(name)
         mark = self._deletion_mark(name)
-        if not mark.exists() and not any(part.present() for part in parts):
+        had = [part for part in parts if _present(part)]
+        if not mark.exists() and not had:
             raise StoreError(f"knowledge base {name!r} does not exist", f"知识库 {name!r} 不存在")
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.write_text(datetime.now(UTC).isoformat(timespec="seconds"), encoding="utf-8")
+        try:  # the intent first: a deletion that stops is known to be unfinished
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.write_text(datetime.now(UTC).isoformat(timespec="seconds"), encoding="utf-8")
+        except OSError as exc:
+            raise DeletionIncomplete(name, [], had, exc) from exc
         done: list[Owned] = []
         for part in parts:
             try:
@@ -383,7 +387,8 @@ class Service:
             except (StoreError, OSError) as exc:
                 left = [p for p in parts if p not in done and _present(p)]
                 raise DeletionIncomplete(name, done, left or [part], exc) from exc
-            done.append(part)
+            if part in had:  # what was there and is gone now, for the message
+                done.append(part)
         mark.unlink(missing_ok=True)
 
     def deletion_unfinished(self, name: str) -> bool:

@@ -160,6 +160,9 @@ def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]
     try:  # created here, not in the job: the page must never open it half-made
         service(settings).finish_deletion(kb_name)
         KnowledgeBase.open(settings, kb_name, create=True).close()
+    except ServiceError as exc:  # an old deletion of the name could not be finished
+        st.error(md(exc.zh), icon=":material/error:")
+        return
     except StoreError as exc:
         st.error(store_error_zh(exc), icon=":material/error:")
         return
