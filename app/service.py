@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app._conversations import conversations_path, delete_kb_conversations
-from app._evalset import delete_kb_evalset, evalset_dir
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
+from app._owned import Owned, deletion_mark, owned
 from app._rag import AnswerResult, Event, Final, answer
 from app._search import Hit, search
-from app._watched import Watchers, delete_kb_watched, load_bindings
+from app._watched import Watchers
 from ingest._embed import Embedder, load_embedder
 from ingest._insert import FileOutcome, Progress, ingest_paths, remove_documents
-from ingest._originals import delete_kb_originals, originals_dir
 from ingest._store import (
     ChunkRecord,
     DocumentRecord,
@@ -38,7 +36,7 @@ from ingest._store import (
     list_kbs,
     validate_kb_name,
 )
-from ingest._upload import SavedUpload, delete_kb_uploads, save_uploads, uploads_dir
+from ingest._upload import SavedUpload, save_uploads
 from ingest.settings import Settings
 
 _BACKEND_TTL_S = 300.0  # "auto" notices an Ollama started (or stopped) within minutes
@@ -132,21 +130,6 @@ class _Ticket:
         if self._state == "waiting":
             self._state = "left"
             self.queue._left(False)
-
-
-DELETING_DIR = "deleting"  # <ZHIKU_HOME>/deleting/<kb>: a deletion begun and not finished
-WATCHER_STOP_S = 60.0  # how long a deletion waits for a watcher's sync to stop
-
-
-@dataclass(frozen=True)
-class Owned:
-    """One thing a knowledge base owns under the data home or in the store, and how it goes.
-    `delete` does nothing when it is already gone, so a deletion run again finishes."""
-
-    en: str
-    zh: str
-    present: Callable[[], bool]
-    delete: Callable[[], None]
 
 
 class DeletionIncomplete(ServiceError):
@@ -295,67 +278,8 @@ class Service:
         return self.kb_info(name)
 
     def owned(self, name: str) -> list[Owned]:
-        """Everything knowledge base `name` owns, in the order a deletion removes it: its
-        watchers first (a sync finishing after the store is gone would create it again), then
-        the store's data (after which the knowledge base is gone for every reader), then what
-        the app keeps beside it. Anything new kept per knowledge base belongs in this list."""
-        settings = self.settings
-
-        def conversations_present() -> bool:
-            path = conversations_path(settings, name)
-            return any(Path(f"{path}{suffix}").exists() for suffix in ("", "-wal", "-shm"))
-
-        def stop_watching() -> None:
-            delete_kb_watched(settings, name)  # other processes' watchers stop on their next look
-            if self.watchers is not None:
-                self.watchers.stop(name, timeout=WATCHER_STOP_S)
-
-        def delete_store() -> None:
-            self._forget(name)
-            if kb_exists(settings, name):
-                delete_kb(settings, name)
-
-        return [
-            Owned(
-                "watched-folder bindings",
-                "监视文件夹的绑定",
-                lambda: bool(load_bindings(settings, name)),
-                stop_watching,
-            ),
-            Owned(
-                "documents and index",
-                "文档和索引",
-                lambda: kb_exists(settings, name),
-                delete_store,
-            ),
-            Owned(
-                "uploaded files",
-                "上传的文件",
-                uploads_dir(settings, name).exists,
-                lambda: delete_kb_uploads(settings, name),
-            ),
-            Owned(
-                "kept copies of ingested files",
-                "导入文件的副本",
-                originals_dir(settings, name).exists,
-                lambda: delete_kb_originals(settings, name),
-            ),
-            Owned(
-                "conversations",
-                "对话记录",
-                conversations_present,
-                lambda: delete_kb_conversations(settings, name),
-            ),
-            Owned(
-                "evaluation set",
-                "评测题",
-                evalset_dir(settings, name).exists,
-                lambda: delete_kb_evalset(settings, name),
-            ),
-        ]
-
-    def _deletion_mark(self, name: str) -> Path:
-        return self.settings.zhiku_home / DELETING_DIR / name
+        """Everything knowledge base `name` owns, in the order a deletion removes it."""
+        return owned(self.settings, name, self.watchers, lambda: self._forget(name))
 
     def delete_kb(self, name: str, store_only: bool = False) -> None:
         """Delete a knowledge base and everything it owns (`owned`), in that order. A step
@@ -371,7 +295,7 @@ class Service:
             delete_kb(self.settings, name)  # StoreError when it is not there
             return
         parts = self.owned(name)
-        mark = self._deletion_mark(name)
+        mark = deletion_mark(self.settings, name)
         had = [part for part in parts if _present(part)]
         if not mark.exists() and not had:
             raise StoreError(f"knowledge base {name!r} does not exist", f"知识库 {name!r} 不存在")
@@ -393,14 +317,14 @@ class Service:
 
     def deletion_unfinished(self, name: str) -> bool:
         """Whether a deletion of `name` stopped before it was done (deleting again finishes)."""
-        return self._deletion_mark(validate_kb_name(name)).exists()
+        return deletion_mark(self.settings, validate_kb_name(name)).exists()
 
     def finish_deletion(self, name: str) -> bool:
         """Finish a deletion of `name` that stopped after its store was emptied (what is left
         is the deleted knowledge base's, not a new one's); whether there was one. One that
         stopped before leaves the knowledge base as it is: only deleting it again removes it."""
         name = validate_kb_name(name)
-        if not self._deletion_mark(name).exists() or kb_exists(self.settings, name):
+        if not deletion_mark(self.settings, name).exists() or kb_exists(self.settings, name):
             return False
         self.delete_kb(name)
         return True

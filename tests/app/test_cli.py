@@ -135,7 +135,7 @@ def test_delete_removes_everything_the_kb_owns_and_a_stopped_one_finishes(
         raise PermissionError(13, "Permission denied")
 
     with monkeypatch.context() as patch:
-        patch.setattr("app.service.delete_kb_evalset", refused)
+        patch.setattr("app._owned.delete_kb_evalset", refused)
         stopped = zhiku("kb", "delete", "temp", "--yes")
     assert stopped.exit_code == 1
     said = " ".join(stopped.output.split())

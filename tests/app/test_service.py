@@ -158,7 +158,7 @@ def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
         raise PermissionError(13, "Permission denied", "conversations/kb1.sqlite")
 
     # the conversations cannot be deleted (say a file the user made read-only)
-    monkeypatch.setattr("app.service.delete_kb_conversations", refused)
+    monkeypatch.setattr("app._owned.delete_kb_conversations", refused)
     with pytest.raises(DeletionIncomplete) as stopped:
         service.delete_kb("kb1")
     assert [p.en for p in stopped.value.left] == ["conversations", "evaluation set"]
@@ -177,7 +177,7 @@ def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
     def busy(settings: Settings, name: str) -> None:
         raise StoreError("knowledge base 'kb2' is being written by another process", "正在写入")
 
-    monkeypatch.setattr("app.service.delete_kb", busy)
+    monkeypatch.setattr("app._owned.delete_kb", busy)
     with pytest.raises(DeletionIncomplete) as stopped:
         service.delete_kb("kb2")
     assert [p.en for p in stopped.value.done] == ["watched-folder bindings"]
@@ -198,7 +198,7 @@ def test_a_kb_created_after_an_unfinished_deletion_starts_empty(
         raise PermissionError(13, "Permission denied")
 
     with monkeypatch.context() as patch, pytest.raises(DeletionIncomplete):
-        patch.setattr("app.service.delete_kb_evalset", refused)
+        patch.setattr("app._owned.delete_kb_evalset", refused)
         service.delete_kb("kb1")
     # the deleted one's evaluation set does not come back
     assert service.create_kb("kb1").documents == 0

@@ -498,7 +498,7 @@ def test_a_kb_deletion_that_stops_says_what_is_left_and_deleting_again_finishes(
         raise PermissionError(13, "Permission denied")
 
     with monkeypatch.context() as patch:  # the evaluation set cannot be deleted
-        patch.setattr("app.service.delete_kb_evalset", refused)
+        patch.setattr("app._owned.delete_kb_evalset", refused)
         click(at, "删除「default」")
         click(at, "确认删除")
     said = texts(at.error)
