@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
@@ -152,50 +151,30 @@ def _label(title: str, page: int | None, headings: Sequence[str]) -> str:
 
 
 def number_sentences(
-    passages: Sequence[PromptPassage],
-    filter_instructions: bool = True,
-    relevance: Callable[[list[str]], Sequence[float]] | None = None,
-    most: int = 0,
-    order: Literal["document", "relevance"] = "document",
+    passages: Sequence[PromptPassage], filter_instructions: bool = True
 ) -> NumberedContext:
     """Every sentence of the passages, numbered 1, 2, … across them in prompt order. With
     `filter_instructions`, sentences, titles and headings that speak to the answerer are left
-    out (the user still sees the passage whole among the sources). With `relevance` (a score
-    per sentence text), only the `most` best sentences are kept (0: all), and with
-    `order="relevance"` each passage's sentences are numbered best first."""
-    labels: list[str] = []
-    found: list[tuple[int, int, int, str]] = []  # passage, start, end, shown
+    out (the user still sees the passage whole among the sources)."""
+    units: list[Unit] = []
+    blocks: list[str] = []
     withheld = 0
     for index, passage in enumerate(passages):
         title, headings = passage.title, passage.headings
         if filter_instructions:
             title, headings, fired = clean_label(title, headings)
             withheld += fired
-        labels.append(_label(title, passage.page, headings))
+        lines = [_label(title, passage.page, headings)]
         for start, end, shown in passage_units(passage.text):
             if filter_instructions and is_instruction(shown):
                 withheld += 1
                 continue
             if shown.strip() in {passage.title.strip(), *(h.strip() for h in passage.headings)}:
                 continue  # the label already says it
-            found.append((index, start, end, shown))
-    rank = list(range(len(found)))
-    if relevance is not None and found:
-        scores = list(relevance([shown for *_, shown in found]))
-        rank = sorted(rank, key=lambda i: -scores[i])
-        if most:
-            rank = rank[:most]
-        if order == "document":
-            rank.sort()
-    chosen = sorted(rank, key=lambda i: (found[i][0], rank.index(i)))
-    units: list[Unit] = []
-    lines: list[list[str]] = [[label] for label in labels]
-    for i in chosen:
-        index, start, end, shown = found[i]
-        units.append(Unit(index, start, end, shown))
-        lines[index].append(f"[{len(units)}] {shown}")
-    blocks = tuple("\n".join(b) for b in lines if len(b) > 1 or relevance is None)
-    return NumberedContext(tuple(units), blocks, withheld)
+            units.append(Unit(index, start, end, shown))
+            lines.append(f"[{len(units)}] {shown}")
+        blocks.append("\n".join(lines))
+    return NumberedContext(tuple(units), tuple(blocks), withheld)
 
 
 def answer_schema(sentence_count: int, max_evidence: int = 3) -> dict[str, object]:

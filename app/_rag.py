@@ -240,21 +240,6 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
     return Decision(tuple(ordered), tuple(context), None)
 
 
-def sentence_relevance(question: str, texts: list[str], embedder: Embedder) -> list[float]:
-    """How well each sentence answers the question: the embedding cosine (question as a query,
-    sentence as a passage), plus a little for the question's words it shares, which the small
-    embedding model weighs too lightly for names and numbers."""
-    if not texts:
-        return []
-    query = embedder.encode_queries([question])[0]
-    vectors = embedder.encode_passages(texts)
-    wanted = question_grams(question) or ngrams(question)
-    return [
-        float(vector @ query) + 0.1 * len(wanted & ngrams(text)) / max(1, len(wanted))
-        for vector, text in zip(vectors, texts, strict=True)
-    ]
-
-
 # --- check --------------------------------------------------------------------------------
 
 
@@ -527,17 +512,7 @@ def answer(
     prompt_passages = [
         PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
     ]
-    numbered_context = number_sentences(
-        prompt_passages,
-        settings.guard_instructions,
-        relevance=(
-            (lambda texts: sentence_relevance(standalone, texts, embedder))
-            if settings.evidence_sentences or settings.evidence_order == "relevance"
-            else None
-        ),
-        most=settings.evidence_sentences,
-        order=settings.evidence_order,
-    )
+    numbered_context = number_sentences(prompt_passages, settings.guard_instructions)
     messages = build_messages(
         standalone, numbered_context, prompt_passages, settings.guard_absent_terms
     )

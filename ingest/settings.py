@@ -127,18 +127,10 @@ class Settings(BaseSettings):
         800, description="characters of passages in the prompt, in all: prompt size is speed"
     )
     merge_neighbors: bool = True
-    evidence_sentences: int = Field(
-        0,
-        description="sentences of the prompt's passages numbered for the model: the N most "
-        "relevant to the question (embedding cosine and shared words); 0 = all",
-    )
     whole_quotes: bool = Field(
         True,
         description="an answer sentence that quotes part of a passage sentence word for word "
         "is shown as the whole sentence (a cut quote can lose a date, a condition, a negation)",
-    )
-    evidence_order: Literal["document", "relevance"] = Field(
-        "document", description="order of the numbered sentences within a passage"
     )
     relevance_floor: float = Field(
         0.83,

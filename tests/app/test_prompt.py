@@ -44,25 +44,6 @@ def passages() -> list[PromptPassage]:
     ]
 
 
-def test_the_most_relevant_sentences_are_kept_and_still_point_at_their_text() -> None:
-    scores = {"市花是桂花。": 0.9, "大小=1.5B，位数=4，显存(GB)=0.9": 0.8, "说明完毕。": 0.1}
-
-    def relevance(texts: list[str]) -> list[float]:
-        return [scores.get(t, 0.0) for t in texts]
-
-    kept = number_sentences(passages(), relevance=relevance, most=2)
-    assert [u.shown for u in kept.units] == ["大小=1.5B，位数=4，显存(GB)=0.9", "市花是桂花。"]
-    assert TABLE[kept.units[0].start : kept.units[0].end] == "| 1.5B | 4 | 0.9 |"
-    assert kept.units[1].passage == 1
-    text = "\n".join(kept.blocks)
-    assert "[1] 大小=1.5B" in text and "[2] 市花是桂花。" in text and "显存估算" not in text
-    ranked = number_sentences(passages()[1:], relevance=relevance, order="relevance")
-    assert [u.shown for u in ranked.units] == ["市花是桂花。", "杭州的市树是香樟。"]
-    # a passage none of whose sentences is kept is left out of the prompt, label and all
-    only = number_sentences(passages(), relevance=relevance, most=1)
-    assert only.blocks == ("《杭州概况》\n[1] 市花是桂花。",)
-
-
 def test_sentences_are_numbered_across_passages_inside_data_markers() -> None:
     context = number_sentences(passages())
     text = build_messages("1.5B 模型 4 位量化需要多少显存？", context, passages())[-1]["content"]
