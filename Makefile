@@ -11,7 +11,7 @@ PORT ?= 8501
 KB ?= default
 
 .DEFAULT_GOAL := help
-.PHONY: help install models run serve ingest test lint eval bench browser milvus clean
+.PHONY: help install models run serve ingest test check lint eval bench browser milvus clean
 
 help: ## show this help
 	@echo "知库 zhiku — local knowledge base with cited answers"
@@ -77,6 +77,10 @@ lint: $(STAMP) ## ruff
 test: $(STAMP) browser milvus lint ## run the whole test suite (the first run prepares the models)
 	$(BIN)/zhiku prepare
 	$(BIN)/pytest
+
+check: $(STAMP) lint ## the fast loop: ruff and every test but the slow ones (embedded LLM, real browser)
+	$(BIN)/zhiku prepare
+	$(BIN)/pytest -m "not slow" -x -q
 
 eval: models ## measure retrieval and answers on the public evaluation sets (../shared/eval)
 	$(BIN)/zhiku eval ../shared/eval/cmrc2018_trial --retrieval-only
