@@ -210,17 +210,30 @@ def _core(text: str) -> str:
     return re.sub(r"[\W_]", "", normalize(strip_markers(text)))
 
 
-def same_words(sentence: str, source: str) -> bool:
-    return _core(sentence) == _core(source)
+def _quoted(sentence: str, question: str) -> list[str]:
+    """What of `sentence` may be a quote: all of it, and what follows a lead-in that restates
+    the question's words ("误食黄蝉" + "可引致…", "木咀C" + "自小被溺爱…")."""
+    core, asked = _core(sentence), _core(question)
+    forms = [core]
+    lead = next((k for k in range(len(core), 1, -1) if core[:k] in asked), 0)
+    if lead:
+        forms.append(core[lead:])
+    return [f for f in forms if len(f) >= QUOTE_CHARS]
 
 
-def cut_quote(sentence: str, source: str) -> bool:
-    """Whether `sentence` is a piece of `source` word for word (punctuation, width and case
-    aside) but not all of it: a quote cut short, which can lose what qualifies it (a date, a
-    condition, a "不"), so it is shown whole. A short piece (a name, a number with its unit)
-    is an answer in its own right, not a quote."""
-    core, whole = _core(sentence), _core(source)
-    return len(core) >= QUOTE_CHARS and core != whole and core in whole
+def quotes(sentence: str, source: str, question: str = "") -> bool:
+    """Whether `sentence` quotes `source` word for word (punctuation, width and case aside),
+    all of it or a piece, maybe after restating the question's words. A short piece (a name,
+    a number with its unit) is an answer in its own right, not a quote."""
+    whole = _core(source)
+    return any(form in whole for form in _quoted(sentence, question))
+
+
+def cut_quote(sentence: str, source: str, question: str = "") -> bool:
+    """A quote of `source` cut short, which can lose what qualifies it (a date, a condition, a
+    "不"), so it is shown whole."""
+    whole = _core(source)
+    return any(form in whole and form != whole for form in _quoted(sentence, question))
 
 
 def insert_marker(sentence: str, marker: str) -> str:

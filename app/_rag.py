@@ -26,7 +26,7 @@ from app._cite import (
     cut_quote,
     first_repeat,
     insert_marker,
-    same_words,
+    quotes,
     supporting,
 )
 from app._guards import (
@@ -321,7 +321,18 @@ class AnswerCheck:
             if found is not None and found not in (self.evidence or []):
                 # the rest is still read, unseen, so eval can tell what the guard changed
                 self.replaced_by = found
-        ids = supporting(text, self.candidates, self.texts, self.question, self.around)
+        quoted = self._quoted_unit(text)
+        if quoted is not None:
+            # a sentence quoting a passage sentence word for word is cited there, and shown as
+            # that whole sentence when the quote was cut short
+            if cut_quote(text, self.texts[quoted], self.question):
+                if quoted in self.whole:
+                    return ""  # that sentence is already shown whole
+                text = self.texts[quoted]
+            self.whole.add(quoted)
+            ids = [quoted]
+        else:
+            ids = supporting(text, self.candidates, self.texts, self.question, self.around)
         if not ids and not self.plain and self.evidence is not None:
             # the ids are the model's pointer, the check decides: a sentence another sentence
             # of the passages supports is cited there (the model named the question line of
@@ -330,18 +341,22 @@ class AnswerCheck:
         if not ids:
             self.dropped.append(text.strip())
             return ""
-        if self.settings.whole_quotes and len(ids) == 1 and self._is_prose(ids[0]):
-            if cut_quote(text, self.texts[ids[0]]):
-                if ids[0] in self.whole:
-                    return ""  # that sentence is already shown whole
-                text = self.texts[ids[0]]
-            if same_words(text, self.texts[ids[0]]):
-                self.whole.add(ids[0])
         shown = insert_marker(text.strip(), "".join(self._marker(i) for i in ids))
         if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
             shown = " " + shown
         self.kept.append(shown)
         return "" if self.replaced_by is not None else shown
+
+    def _quoted_unit(self, text: str) -> int | None:
+        """The passage sentence `text` quotes word for word, one the model chose first."""
+        if not self.settings.whole_quotes:
+            return None
+        found = [
+            i
+            for i in range(len(self.units))
+            if self._is_prose(i) and quotes(text, self.texts[i], self.question)
+        ]
+        return next((i for i in found if i in self.candidates), found[0] if found else None)
 
     def _is_prose(self, unit: int) -> bool:
         """A sentence of running text, not a table row (shown as a record, not as written)."""

@@ -129,8 +129,9 @@ class Settings(BaseSettings):
     merge_neighbors: bool = True
     whole_quotes: bool = Field(
         True,
-        description="an answer sentence that quotes part of a passage sentence word for word "
-        "is shown as the whole sentence (a cut quote can lose a date, a condition, a negation)",
+        description="an answer sentence that quotes a passage sentence word for word is cited "
+        "there, and shown as that whole sentence when the quote was cut short (a cut quote can "
+        "lose a date, a condition, a negation)",
     )
     relevance_floor: float = Field(
         0.83,

@@ -13,6 +13,7 @@ from app._cite import (
     cut_quote,
     first_repeat,
     insert_marker,
+    quotes,
     supported_by,
     supporting,
 )
@@ -115,3 +116,13 @@ def test_a_quote_cut_short_is_told_from_a_whole_one_and_from_a_paraphrase() -> N
     assert not cut_quote(source, source), "a whole quote is not cut"
     assert not cut_quote("他在宾州州立大学读的博士。", source), "a paraphrase is no quote"
     assert not cut_quote("取得博士学位", source), "a short piece is an answer, not a quote"
+
+
+def test_a_quote_may_start_by_restating_the_question() -> None:
+    source = "全株具有毒性,尤其乳液,误食可引致呕吐、腹泻、发烧,影响心脏和呼吸系统。"
+    question = "误食黄蝉有什么危害？"
+    answer = "误食黄蝉可引致呕吐、腹泻、发烧,影响心脏和呼吸系统。"
+    assert quotes(answer, source, question) and cut_quote(answer, source, question)
+    assert not quotes(answer, source), "without the question the lead-in is no quote"
+    assert not quotes("误食黄蝉会导致心脏和呼吸系统衰竭。", source, question)
+

@@ -142,6 +142,18 @@ def test_a_quote_cut_short_is_shown_as_its_whole_sentence(
     assert result.answer.replace("，", ",").startswith(piece + "[1]")
 
 
+def test_a_quote_is_cited_at_the_sentence_it_quotes_whatever_id_the_model_named(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    reply = "杭州地铁2 号线于 2014 年开通,全长 43.3 公里。"
+    with FakeOllama(responder=evidence_reply(["1 号线于 2012"], reply)) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, _ = run("杭州地铁 2 号线有多长？", kb, settings, embedder, backend)
+    [citation] = result.citations
+    assert "43.3" in citation.quote and "53.6" not in citation.quote
+    assert "43.3" in result.answer and result.answer.endswith("[1]")
+
+
 def test_an_answer_whose_numbers_the_evidence_lacks_gives_the_evidence_sentence(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
