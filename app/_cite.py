@@ -236,6 +236,14 @@ def cut_quote(sentence: str, source: str, question: str = "") -> bool:
     return any(form in whole and form != whole for form in _quoted(sentence, question))
 
 
+_ANSWER_LABEL = re.compile(r"^\s*(?:答|回答|解答|A)\s*\d*\s*[:：]\s*", re.IGNORECASE)
+
+
+def without_answer_label(sentence: str) -> str:
+    """A FAQ's answer line without its "答：" / "A:" label, as it reads given as an answer."""
+    return _ANSWER_LABEL.sub("", sentence, count=1)
+
+
 def insert_marker(sentence: str, marker: str) -> str:
     """Put the marker right after the sentence's closing punctuation ("…桂花。[1]"): the
     sentence stays the passage's own text, word for word, up to its full stop."""

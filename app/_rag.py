@@ -28,6 +28,7 @@ from app._cite import (
     insert_marker,
     quotes,
     supporting,
+    without_answer_label,
 )
 from app._guards import (
     GuardEvent,
@@ -328,7 +329,7 @@ class AnswerCheck:
             if cut_quote(text, self.texts[quoted], self.question):
                 if quoted in self.whole:
                     return ""  # that sentence is already shown whole
-                text = self.texts[quoted]
+                text = without_answer_label(self.texts[quoted])
             self.whole.add(quoted)
             ids = [quoted]
         else:
@@ -371,7 +372,7 @@ class AnswerCheck:
     def _evidence_answer(self, units: Sequence[int]) -> str:
         sentences = []
         for unit in units:
-            shown = self.texts[unit].strip()
+            shown = without_answer_label(self.texts[unit]).strip()
             if not re.search(r"[。！？!?；;.]$", shown):
                 shown += "。" if mostly_chinese(shown) else "."
             sentences.append(insert_marker(shown, self._marker(unit)))

@@ -16,6 +16,7 @@ from app._cite import (
     quotes,
     supported_by,
     supporting,
+    without_answer_label,
 )
 
 
@@ -126,3 +127,9 @@ def test_a_quote_may_start_by_restating_the_question() -> None:
     assert not quotes(answer, source), "without the question the lead-in is no quote"
     assert not quotes("误食黄蝉会导致心脏和呼吸系统衰竭。", source, question)
 
+
+def test_an_answer_line_given_as_the_answer_loses_its_label() -> None:
+    assert without_answer_label("答：可以，由前台代收。") == "可以，由前台代收。"
+    assert without_answer_label("A: Yes, reception keeps it.") == "Yes, reception keeps it."
+    assert without_answer_label("答案在第三章。") == "答案在第三章。", "no label, no change"
+    assert without_answer_label("Amazon: 48 h.") == "Amazon: 48 h."
