@@ -491,6 +491,9 @@ def test_a_watched_folder_updates_the_page_by_itself(
     page.get_by_text("最近一次同步的结果").scroll_into_view_if_needed()
     page.wait_for_timeout(2000)  # the tables draw on a canvas after they arrive
     screenshot(page, "05-watched-folder.png")
+    # the app server is shared by this module's tests: leave it watching nothing
+    page.get_by_role("button", name="解除绑定").click()
+    expect(page.get_by_text("还没有绑定文件夹。")).to_be_visible(timeout=60_000)
 
 
 def test_a_long_upload_shows_its_speed_and_stops_on_cancel(
@@ -514,7 +517,9 @@ def test_a_long_upload_shows_its_speed_and_stops_on_cancel(
     expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=60_000)
     page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
     expect(page.get_by_text("上传文档", exact=True)).to_be_visible(timeout=60_000)
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files)
+    dropzone = page.get_by_test_id("stFileUploaderDropzoneInput")
+    expect(dropzone).to_be_attached(timeout=90_000)
+    dropzone.set_input_files(files)
     import_button = page.get_by_role("button", name="导入 4 个文件到「default」")
     expect(import_button).to_be_enabled(timeout=30_000)
     import_button.click()
