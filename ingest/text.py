@@ -24,7 +24,8 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?")
 
 # Where chunks may end a sentence (ingest/_chunk.py): full stops with closing quotes after them.
 SENTENCE_END = re.compile(r"[。！？；!?;…]+[”’\"')）」』]*|\.(?=\s)")
-CLAUSE_END = re.compile(r"[，,、：:]")
+# clause marks; an ASCII comma or colon between digits is part of a number ("2,800", "9:30")
+CLAUSE_END = re.compile(r"[，、：]|(?<!\d)[,:]|[,:](?!\d)")
 # Where an answer or passage sentence ends for citing and checking: the metric's 。！？!?；
 # and line ends, plus ";" and an English full stop before a space.
 # An English full stop ends a sentence before a capital, a digit or the end, not after an

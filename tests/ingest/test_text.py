@@ -45,6 +45,16 @@ def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
     assert len(sentence_spans(english, keep_markers=False)) == 3
 
 
+def test_a_long_sentence_is_never_cut_inside_a_number() -> None:
+    long = (
+        "这种植物生长于海拔一百米以上至2,800米的林缘及森林草原地区以及灌丛处与坡地之上的路旁"
+        "和低海拔湿润地区，每日9:30开放的植物园里也有栽培的记录可以查到。"
+    )
+    units = [u.text for u in evidence_units(long, max_chars=30)]
+    assert "".join(units) == long
+    assert any("2,800米" in u for u in units) and any("9:30" in u for u in units)
+
+
 def test_long_sentences_are_cut_at_clauses_for_numbering() -> None:
     long = "，".join(["这是一个相当长的分句"] * 30) + "。"
     units = list(evidence_units(long, max_chars=60))
