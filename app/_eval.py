@@ -270,6 +270,7 @@ class AnswerRow:
     model_answer: str | None = None
     dropped: list[str] = field(default_factory=list)
     evidence: list[int] = field(default_factory=list)
+    raw_answer: str = ""  # the answer text of the model's reply, before the check
     # guard name -> [fired, right -> wrong, wrong -> right] for this question
     guards: dict[str, list[int]] = field(default_factory=dict)
 
@@ -386,6 +387,7 @@ def evaluate_answers(
             model_answer=result.model_answer,
             dropped=list(result.dropped),
             evidence=list(result.evidence),
+            raw_answer=result.raw_answer,
             guards=guard_counts(question, result),
         )
         rows.append(row)

@@ -35,10 +35,12 @@ from app._guards import (
     can_stand_as_answer,
     coverage,
     leak_windows,
+    mentions_topic,
     missing_names,
     off_question,
     question_grams,
     quotes_prompt,
+    topic_terms,
 )
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app._passages import Passage, build_passages, fit_context, numbered
@@ -60,7 +62,7 @@ from app._search import search
 from ingest._embed import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
-from ingest.text import mostly_chinese, ngrams, strip_markers
+from ingest.text import CJK, mostly_chinese, ngrams, strip_markers
 
 
 @dataclass
@@ -256,6 +258,9 @@ class Checked:
     guards: list[GuardEvent]
 
 
+QUOTED_SENTENCES = 3  # evidence sentences quoted after an answer, at most
+
+
 class AnswerCheck:
     """The check step, sentence by sentence as the answer streams: `feed` the answer text as it
     grows and get back what the user may see; `finish` when the stream ends."""
@@ -286,6 +291,14 @@ class AnswerCheck:
         self.whole: set[int] = set()  # units shown word for word, whole
         self._pending = ""
         self._leaks = leak_windows(SYSTEM_PROMPT)
+        terms = topic_terms(question) if settings.guard_off_topic else []
+        self.on_topic = [
+            mentions_topic(terms, "\n".join((p.title, *p.headings, p.prompt_text)), question)
+            for p in self.context
+        ]
+        self.off_topic: list[str] = []  # sentences the off_topic guard kept from the user
+        self.unguarded: list[str] = []  # every sentence shown, and those it kept back
+        self.reworded: set[int] = set()  # units an answer sentence cites in other words
 
     def set_evidence(self, ids: list[int] | None, plain: bool) -> None:
         self.plain = plain
@@ -342,10 +355,19 @@ class AnswerCheck:
         if not ids:
             self.dropped.append(text.strip())
             return ""
+        if not any(self._on_topic(i) for i in ids):
+            self.off_topic.append(text.strip())
+            self.unguarded.append(text.strip())
+            self.dropped.append(text.strip())
+            return ""
+        if quoted is None:
+            said = ngrams(text)
+            self.reworded.update(i for i in ids if said - ngrams(self.texts[i]))
         shown = insert_marker(text.strip(), "".join(self._marker(i) for i in ids))
         if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
             shown = " " + shown
         self.kept.append(shown)
+        self.unguarded.append(shown)
         return "" if self.replaced_by is not None else shown
 
     def _quoted_unit(self, text: str) -> int | None:
@@ -358,6 +380,9 @@ class AnswerCheck:
             if self._is_prose(i) and quotes(text, self.texts[i], self.question)
         ]
         return next((i for i in found if i in self.candidates), found[0] if found else None)
+
+    def _on_topic(self, unit: int) -> bool:
+        return self.on_topic[self.units[unit].passage]
 
     def _is_prose(self, unit: int) -> bool:
         """A sentence of running text, not a table row (shown as a record, not as written)."""
@@ -377,6 +402,46 @@ class AnswerCheck:
                 shown += "。" if mostly_chinese(shown) else "."
             sentences.append(insert_marker(shown, self._marker(unit)))
         return "".join(sentences)
+
+    def _evidence_quote(self) -> str:
+        """The evidence the answer did not show whole, quoted word for word after it: a
+        sentence it cites in words of its own (a paraphrase can change a date, a condition,
+        the source's terms; an extract of the sentence's own words is not quoted again), and an
+        evidence sentence holding words of the question the answer left out. The reader checks
+        the answer against the source's own words."""
+        if not self.settings.quote_evidence or self.plain or not self.evidence:
+            return ""
+        wanted = question_grams(self.question)
+        shown = ngrams("".join(strip_markers(k) for k in self.kept))
+        names = {g for g in wanted if not CJK.match(g)}  # "2" of "2 号线", "GPT-4"
+
+        def adds(unit: int) -> bool:
+            if unit in self.whole or not self._is_prose(unit) or not self._on_topic(unit):
+                return False
+            if not can_stand_as_answer(self.texts[unit]):
+                return False  # a heading, a question line, a lead-in
+            if unit in self.cited:
+                return unit in self.reworded
+            grams = ngrams(self.texts[unit])
+            if (names & shown) - grams:
+                return False  # it lacks a number or Latin name of the question the answer has
+            return bool((wanted & grams) - shown)
+
+        units = sorted(u for u in self.evidence if adds(u))[:QUOTED_SENTENCES]
+        if not units:
+            return ""
+        lines: list[list[int]] = []
+        for unit in units:  # sentences next to each other in one passage make one line
+            last = lines[-1][-1] if lines else None
+            if (
+                last is not None
+                and unit == last + 1
+                and self.units[unit].passage == self.units[last].passage
+            ):
+                lines[-1].append(unit)
+            else:
+                lines.append([unit])
+        return "\n\n原文：\n\n" + "\n\n".join("> " + self._evidence_answer(line) for line in lines)
 
     def finish(self, structured_refusal: bool) -> tuple[Checked, str]:
         """The checked answer, and the text still to show (an evidence sentence given as the
@@ -402,21 +467,43 @@ class AnswerCheck:
                 self.repairs.append(
                     f"dropped {len(self.dropped)} sentence(s) no cited sentence supports"
                 )
-            return self._result("".join(self.kept), None), ""
+            quote = self._evidence_quote()
+            self._note_off_topic("".join(self.unguarded) + quote, False)
+            return self._result("".join(self.kept) + quote, None), quote
         wanted = question_grams(self.question)
         related = [
             u
             for u in (self.evidence or [])
             if wanted & ngrams(self.texts[u]) and can_stand_as_answer(self.texts[u])
         ]
-        if related and not self.plain:
-            shown = self._evidence_answer(related[:2])
+        on_topic = [u for u in related if self._on_topic(u)]
+        if self.plain:
+            on_topic = related = []
+        if on_topic:
+            shown = self._evidence_answer(on_topic[:2])
             self.repairs.append(
                 "gave the evidence sentence: the model's answer is not supported by it"
             )
+            self._note_off_topic(shown, False)
             return self._result(shown, model_text or None), shown
-
+        if self.off_topic or related:  # what was left cites passages about something else
+            self.off_topic = self.off_topic or [self.texts[u] for u in related[:2]]
+            before = "".join(self.unguarded) or "".join(self.off_topic)
+            self._note_off_topic(before, False)
+            return self._refusal("off_topic"), ""
         return self._refusal("unsupported_answer"), ""
+
+    def _note_off_topic(self, before: str, before_refused: bool) -> None:
+        """Record the off_topic guard when it kept a sentence back, with what the user would
+        have got without it."""
+        if self.off_topic:
+            self.guards.append(
+                GuardEvent("off_topic", " / ".join(self.off_topic), before, before_refused)
+            )
+            self.repairs.append(
+                f"dropped {len(self.off_topic)} sentence(s) citing passages that mention "
+                "nothing the question asks about"
+            )
 
     def _result(self, answer: str, model_answer: str | None) -> Checked:
         citations = [self._citation(n, unit) for n, unit in enumerate(self.cited, start=1)]

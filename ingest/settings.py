@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         "there, and shown as that whole sentence when the quote was cut short (a cut quote can "
         "lose a date, a condition, a negation)",
     )
+    quote_evidence: bool = Field(
+        True,
+        description="after an answer in the model's words, quote the evidence sentences it "
+        "chose word for word, each cited (a paraphrase can drop what the source says)",
+    )
     relevance_floor: float = Field(
         0.83,
         description="cosine a passage must reach to be given to the LLM; below it, a refusal "
@@ -186,6 +191,11 @@ class Settings(BaseSettings):
         True,
         description="refuse when a name of the question is nowhere in the knowledge base "
         "and nothing in the passages can stand for it",
+    )
+    guard_off_topic: bool = Field(
+        True,
+        description="drop an answer sentence whose cited passages mention none of the "
+        "things the question asks about",
     )
     guard_off_question: bool = Field(
         True,

@@ -155,7 +155,8 @@ class AnswerOut(BaseModel):
     citations: list[CitationOut]
     refused: bool = Field(description="true when the knowledge base does not hold the answer")
     refusal_reason: str | None = Field(
-        description="empty_question, no_relevant_passage, name_not_found or model_refused"
+        description="empty_question, no_relevant_passage, question_not_covered, "
+        "name_not_found, model_refused, unsupported_answer or off_topic"
     )
     missing_names: list[str]
     retrieval_only: bool = Field(description="no LLM: the citations are the best passages")

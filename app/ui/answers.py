@@ -104,6 +104,8 @@ def _draw_refusal(index: str, result: AnswerResult, kb_name: str) -> None:
         st.caption("检索到的段落都只包含问题中很少的词,不足以回答。")
     elif result.refusal_reason == "unsupported_answer":
         st.caption("大模型的回答得不到资料中任何句子的支持,因此不予显示。")
+    elif result.refusal_reason == "off_topic":
+        st.caption("大模型引用的段落都没有提到问题所问的事物,它的回答说的是别的内容,因此不予显示。")
     related = result.passages[:RELATED_SHOWN]
     if related:
         st.markdown("**可能相关的段落**(相关度不足,仅供参考)")

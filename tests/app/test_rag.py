@@ -154,6 +154,60 @@ def test_a_quote_is_cited_at_the_sentence_it_quotes_whatever_id_the_model_named(
     assert "43.3" in result.answer and result.answer.endswith("[1]")
 
 
+def test_an_answer_in_other_words_is_followed_by_its_evidence_word_for_word(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    reply = "杭州地铁二号线长 43.3 公里。"
+    with FakeOllama(responder=evidence_reply(["2 号线于 2014"], reply)) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, events = run("杭州地铁 2 号线有多长？", kb, settings, embedder, backend)
+        plain = settings.model_copy(update={"quote_evidence": False})
+        unquoted, _ = run("杭州地铁 2 号线有多长？", kb, plain, embedder, backend)
+    assert "".join(e.text for e in events if isinstance(e, Token)) == result.answer
+    said, quote = result.answer.split("\n\n原文：\n\n")
+    assert said == "杭州地铁二号线长 43.3 公里。[1]"
+    assert quote.replace("，", ",").startswith("> 2 号线于 2014 年开通,全长 43.3 公里")
+    assert quote.endswith("[1]"), "the quote cites the sentence it repeats"
+    assert unquoted.answer == said
+
+
+def test_an_answer_that_strayed_from_its_evidence_is_followed_by_that_evidence(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    # the model named the sentence with the city flower, then copied the city's first line
+    reply = "杭州是浙江省省会，位于中国东南沿海，京杭大运河的南端。"
+    with FakeOllama(responder=evidence_reply(["市花是桂花"], reply)) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
+    assert "> 杭州的市树是香樟,市花是桂花。[2]" in result.answer.replace("，", ",")
+    assert [c.number for c in result.citations] == [1, 2]
+
+
+def test_an_answer_citing_passages_about_something_else_is_a_refusal(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    reply = "杭州是浙江省省会，位于中国东南沿海。"
+    question = "苏州园林有哪些？"  # no passage speaks of Suzhou or of gardens
+    with FakeOllama(responder=evidence_reply(["浙江省省会"], reply)) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        open_door = settings.model_copy(
+            update={
+                "relevance_floor": 0.0,
+                "relevance_floor_cross_lingual": 0.0,
+                "guard_coverage": False,
+                "guard_missing_names": False,
+            }
+        )
+        result, events = run(question, kb, open_door, embedder, backend)
+        off = open_door.model_copy(update={"guard_off_topic": False})
+        unguarded, _ = run(question, kb, off, embedder, backend)
+    assert result.refused and result.refusal_reason == "off_topic"
+    assert not any(isinstance(e, Token) for e in events), "the stray answer was never shown"
+    [event] = [g for g in result.guards if g.name == "off_topic"]
+    assert event.before_answer and "浙江省省会" in event.before_answer
+    assert not unguarded.refused and "浙江省省会" in unguarded.answer
+
+
 def test_an_answer_whose_numbers_the_evidence_lacks_gives_the_evidence_sentence(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
