@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # Markdown (lists, bold, code) stays, since answers use it.
 _MARKDOWN_ACTIVE = re.compile(r"([\\\[\]<>&$`])")
 _CITATION = re.compile(r"\[(\d{1,3})\]")
+_QUOTE_LINE = re.compile(r"(?m)^\\> ")
 
 
 def escape_markdown(text: str) -> str:
@@ -56,7 +57,8 @@ def answer_markdown(text: str, turn: int | str, numbers: Sequence[int]) -> str:
         parts.append(f"[{marker}](#{anchor_id(turn, number)})" if number in known else marker)
         position = match.end()
     parts.append(escape_markdown(text[position:]))
-    return "".join(parts)
+    # a line opening with "> " is the evidence quoted under the answer: a blockquote, no markup
+    return _QUOTE_LINE.sub("> ", "".join(parts))
 
 
 def file_name(source: str) -> str:
