@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.text import CJK, has_cjk, language, ngrams, strip_markers
+from ingest.text import CJK, NUMBER, has_cjk, language, ngrams, strip_markers
 
 GUARDS = (
     "instructions",
@@ -336,14 +336,20 @@ def can_stand_as_answer(sentence: str) -> bool:
     return bool(_SENTENCE_CLOSE.search(text)) or len(text) > 30
 
 
-def matching_sentence(question: str, sentences: Sequence[str]) -> int | None:
-    """The index of the one sentence that clearly matches the question: it holds most of the
-    question's words (and all of its Latin-script names) and clearly more than any other, adds
-    something to them, and can stand as an answer by itself."""
+def matching_sentence(
+    question: str,
+    sentences: Sequence[str],
+    share: float = QUESTION_MATCH,
+    margin: float = QUESTION_MATCH_MARGIN,
+) -> int | None:
+    """The index of the one sentence that clearly matches the question: it holds `share` of the
+    question's words or more (and all of its Latin-script names), `margin` more than any other,
+    adds something to them, and can stand as an answer by itself."""
     wanted = question_grams(question)
     if not wanted:
         return None
     terms = [t.lower() for t in _TERM.findall(question) if len(t) >= 2]
+    numbers = set(NUMBER.findall(unicodedata.normalize("NFKC", question)))
     scored = []
     for index, sentence in enumerate(sentences):
         grams = ngrams(sentence)
@@ -351,11 +357,13 @@ def matching_sentence(question: str, sentences: Sequence[str]) -> int | None:
             continue
         if any(t not in sentence.lower() for t in terms):
             continue  # a sentence without the question's subject ("Claude 4") does not match
+        if numbers - set(NUMBER.findall(unicodedata.normalize("NFKC", sentence))):
+            continue  # nor one without its numbers: "2 号线" is not "1 号线 … 2012 年"
         scored.append((len(grams & wanted) / len(wanted), index))
     scored.sort(key=lambda item: -item[0])
-    if not scored or scored[0][0] < QUESTION_MATCH:
+    if not scored or scored[0][0] < share:
         return None
-    if len(scored) > 1 and scored[0][0] - scored[1][0] < QUESTION_MATCH_MARGIN:
+    if len(scored) > 1 and scored[0][0] - scored[1][0] < margin:
         return None
     return scored[0][1]
 

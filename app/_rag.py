@@ -35,6 +35,7 @@ from app._guards import (
     can_stand_as_answer,
     coverage,
     leak_windows,
+    matching_sentence,
     mentions_topic,
     missing_names,
     off_question,
@@ -259,6 +260,10 @@ class Checked:
 
 
 QUOTED_SENTENCES = 3  # evidence sentences quoted after an answer, at most
+# a sentence quoted as matching the question holds this share of the question's words, by this
+# margin over any other sentence (tuned on cmrc2018_trial)
+QUOTE_MATCH = 0.5
+QUOTE_MATCH_MARGIN = 0.2
 
 
 class AnswerCheck:
@@ -404,11 +409,12 @@ class AnswerCheck:
         return "".join(sentences)
 
     def _evidence_quote(self) -> str:
-        """The evidence the answer did not show whole, quoted word for word after it: a
-        sentence it cites in words of its own (a paraphrase can change a date, a condition,
-        the source's terms; an extract of the sentence's own words is not quoted again), and an
-        evidence sentence holding words of the question the answer left out. The reader checks
-        the answer against the source's own words."""
+        """The evidence the answer did not show whole, quoted word for word after it: the
+        sentences the model named as evidence and those the answer cites, save those it shows
+        whole or gives as an extract of their own words (a paraphrase can change a date, a
+        condition, the source's terms; the model often names the right sentence and then
+        copies its neighbour), and the sentence clearly matching the question's words. The
+        reader checks the answer against the source's own words."""
         if not self.settings.quote_evidence or self.plain or not self.evidence:
             return ""
         wanted = question_grams(self.question)
@@ -422,12 +428,29 @@ class AnswerCheck:
                 return False  # a heading, a question line, a lead-in
             if unit in self.cited:
                 return unit in self.reworded
-            grams = ngrams(self.texts[unit])
-            if (names & shown) - grams:
-                return False  # it lacks a number or Latin name of the question the answer has
-            return bool((wanted & grams) - shown)
+            return keeps_names(unit)
 
-        units = sorted(u for u in self.evidence if adds(u))[:QUOTED_SENTENCES]
+        def keeps_names(unit: int) -> bool:
+            # not one that lacks a number or Latin name of the question the answer has ("2"
+            # of "2 号线"): the model named the wrong line, the answer found the right one
+            return not (names & shown) - ngrams(self.texts[unit])
+
+        named = list(dict.fromkeys([*self.evidence, *self.cited]))  # evidence, then the rest
+        units = [u for u in named if adds(u)][:QUOTED_SENTENCES]
+        if self.settings.quote_matching_sentence:
+            # the sentence holding clearly the most of the question's words: the model, asked
+            # where an attribute of X is, often names the sentence that introduces X instead
+            best = matching_sentence(self.question, self.texts, QUOTE_MATCH, QUOTE_MATCH_MARGIN)
+            if (
+                best is not None
+                and best not in units
+                and best not in self.cited
+                and self._is_prose(best)
+                and self._on_topic(best)
+                and keeps_names(best)
+            ):
+                units.append(best)
+        units.sort()
         if not units:
             return ""
         lines: list[list[int]] = []

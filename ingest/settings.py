@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         description="after an answer in the model's words, quote the evidence sentences it "
         "chose word for word, each cited (a paraphrase can drop what the source says)",
     )
+    quote_matching_sentence: bool = Field(
+        True,
+        description="with quote_evidence, also quote the passage sentence that clearly holds "
+        "the most of the question's words when the answer does not show it",
+    )
     relevance_floor: float = Field(
         0.83,
         description="cosine a passage must reach to be given to the LLM; below it, a refusal "

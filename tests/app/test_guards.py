@@ -198,3 +198,13 @@ def test_topic_terms_are_the_things_asked_about_not_question_words() -> None:
     assert topic_terms("《越南亡国史》讲述了什么内容？")[-1] == "越南亡国史"
     assert "What" not in topic_terms("What is the refund policy?")
     assert topic_terms("今天天气怎么样？") == []
+
+
+def test_a_sentence_without_the_question_s_numbers_does_not_match_it() -> None:
+    lines = [
+        "杭州地铁 1 号线于 2012 年开通，全长 53.6 公里；",
+        "2 号线于 2014 年开通，全长 43.3 公里。",
+        "杭州的市花是桂花。",
+    ]
+    assert matching_sentence("杭州地铁 2 号线有多长？", lines, 0.3, 0.1) != 0
+    assert matching_sentence("杭州地铁 1 号线有多长？", lines, 0.3, 0.1) == 0

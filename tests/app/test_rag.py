@@ -183,6 +183,20 @@ def test_an_answer_that_strayed_from_its_evidence_is_followed_by_that_evidence(
     assert [c.number for c in result.citations] == [1, 2]
 
 
+def test_the_sentence_clearly_matching_the_question_is_quoted_when_the_answer_missed_it(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    # evidence and answer both on the city's first line; the flower is in another sentence
+    reply = "杭州是浙江省省会，位于中国东南沿海，京杭大运河的南端。"
+    with FakeOllama(responder=evidence_reply(["浙江省省会"], reply)) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
+        off = settings.model_copy(update={"quote_matching_sentence": False})
+        unquoted, _ = run("杭州的市花是什么？", kb, off, embedder, backend)
+    assert "> 杭州的市树是香樟,市花是桂花。[2]" in result.answer.replace("，", ",")
+    assert "市花" not in unquoted.answer and "原文" not in unquoted.answer
+
+
 def test_an_answer_citing_passages_about_something_else_is_a_refusal(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
