@@ -1,0 +1,147 @@
+"""Check a `zhiku eval --json` run's replies again, with other settings, without the LLM.
+
+The model's reply (its evidence ids and answer text, kept in `--json` as `evidence` and
+`raw_answer`) does not depend on the check step, so what a check setting or guard changes
+(`QUOTE_EVIDENCE`, `WHOLE_QUOTES`, `GUARD_OFF_TOPIC`, …) can be measured on the replies of one
+run in about a minute instead of a new run of the LLM:
+
+    .venv/bin/python -m bench.recheck RUN.json [--set quote_evidence=false ...] [--changed]
+
+Retrieval is run again (it is fast and deterministic); a question the run refused before the
+model was asked, or whose generation failed, keeps its outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app._cite import first_repeat
+from app._eval import answer_correct, build_eval_kb, claim_support, load_dataset
+from app._passages import fit_context
+from app._prompt import PromptPassage, number_sentences
+from app._rag import AnswerCheck, decide, retrieve
+from ingest._embed import Embedder, load_embedder
+from ingest.settings import Settings, get_settings
+
+# refusals decided before the model is asked, even by `zhiku eval` (which lets the model answer
+# past the refusing guards, to count what they change): the run has no reply for them
+BEFORE_THE_MODEL = {"empty_question", "no_relevant_passage"}
+
+
+@dataclass(frozen=True)
+class Rechecked:
+    qid: str
+    answerable: bool
+    answer: str
+    refused: bool
+    right: bool  # a correct answer to an answerable question, a refusal of an unanswerable one
+    was_right: bool
+    claims: int
+    claims_supported: int
+
+
+def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list[Rechecked]:
+    rows = run["per_question"]["answers"]
+    dataset = load_dataset(Path(run["dataset"]), len(rows))
+    questions = {q.qid: q for q in dataset.questions}
+    kb, _, _ = build_eval_kb(settings, dataset, embedder, lambda message: None)
+    out = []
+    try:
+        for row in rows:
+            question = questions[row["qid"]]
+            answer, refused = row["answer"], row["refused"]
+            cited: dict[str, str] = row.get("cited") or {}
+            if row["refusal_reason"] not in BEFORE_THE_MODEL and not row.get("error"):
+                decision = decide(retrieve(question.question, kb, settings, embedder), kb, settings)
+                context = fit_context(decision.context, settings.context_chars, question.question)
+                passages = [
+                    PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text)
+                    for p in context
+                ]
+                numbered = number_sentences(passages, settings.guard_instructions)
+                check = AnswerCheck(question.question, context, numbered, settings)
+                evidence = list(row.get("evidence") or [])
+                check.set_evidence(evidence, False)
+                text = row.get("raw_answer", "")
+                cut = first_repeat(text)
+                for char in text if cut is None else text[:cut]:
+                    check.feed(char)  # as it streamed: a sentence is checked at its full stop
+                if cut is None:
+                    check.flush()
+                checked, _ = check.finish(evidence == [])
+                answer, refused = checked.answer, checked.refused
+                if decision.refusal_reason:  # a guard refusing before the model, shadowed
+                    answer, refused = row["answer"], True
+                cited = {str(c.number): c.passage.text for c in checked.citations}
+            if question.answerable:
+                right = not refused and answer_correct(question, answer)
+                was_right = bool(row["correct"])
+            else:
+                right, was_right = refused, bool(row["refused"])
+            claims, supported = (0, 0) if refused else claim_support(answer, cited)
+            out.append(
+                Rechecked(
+                    question.qid,
+                    question.answerable,
+                    answer,
+                    refused,
+                    right,
+                    was_right,
+                    claims,
+                    supported,
+                )
+            )
+    finally:
+        kb.close()
+    return out
+
+
+def summary(rows: list[Rechecked]) -> dict[str, float]:
+    answerable = [r for r in rows if r.answerable]
+    unanswerable = [r for r in rows if not r.answerable]
+    claims = sum(r.claims for r in rows)
+    return {
+        "answer_accuracy": sum(r.right for r in answerable) / max(1, len(answerable)),
+        "refusal_accuracy": sum(r.right for r in unanswerable) / max(1, len(unanswerable)),
+        "false_refusals": sum(r.refused for r in answerable) / max(1, len(answerable)),
+        "claim_support": sum(r.claims_supported for r in rows) / max(1, claims),
+        "changed": float(sum(r.right != r.was_right for r in rows)),
+    }
+
+
+def _value(text: str) -> object:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a `zhiku eval --json` file")
+    parser.add_argument("--set", action="append", default=[], help="SETTING=VALUE, repeatable")
+    parser.add_argument("--changed", action="store_true", help="list the questions that changed")
+    args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    settings = get_settings().model_copy(
+        update={key.lower(): _value(value) for key, value in overrides.items()}
+    )
+    run = json.loads(args.run.read_text(encoding="utf-8"))
+    rows = recheck(run, settings, load_embedder(settings))
+    print(json.dumps({"settings": overrides, **summary(rows)}, ensure_ascii=False))
+    for row in rows:
+        if args.changed and row.right != row.was_right:
+            verdict = "now right" if row.right else "now wrong"
+            print(f"{row.qid} {verdict}: {row.answer[:160]!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
