@@ -486,12 +486,11 @@ class AnswerCheck:
         if structured_refusal or (refusal_like(model_text) and not self.kept):
             return self._refusal("model_refused"), ""
         if self.kept:
-            if self.dropped:
-                self.repairs.append(
-                    f"dropped {len(self.dropped)} sentence(s) no cited sentence supports"
-                )
+            unsupported = len(self.dropped) - len(self.off_topic)
+            if unsupported:
+                self.repairs.append(f"dropped {unsupported} sentence(s) no cited sentence supports")
             quote = self._evidence_quote()
-            self._note_off_topic("".join(self.unguarded) + quote, False)
+            self._note_off_topic("".join(self.unguarded) + quote)
             return self._result("".join(self.kept) + quote, None), quote
         wanted = question_grams(self.question)
         related = [
@@ -507,22 +506,20 @@ class AnswerCheck:
             self.repairs.append(
                 "gave the evidence sentence: the model's answer is not supported by it"
             )
-            self._note_off_topic(shown, False)
+            self._note_off_topic(shown)
             return self._result(shown, model_text or None), shown
         if self.off_topic or related:  # what was left cites passages about something else
             self.off_topic = self.off_topic or [self.texts[u] for u in related[:2]]
             before = "".join(self.unguarded) or "".join(self.off_topic)
-            self._note_off_topic(before, False)
+            self._note_off_topic(before)
             return self._refusal("off_topic"), ""
         return self._refusal("unsupported_answer"), ""
 
-    def _note_off_topic(self, before: str, before_refused: bool) -> None:
-        """Record the off_topic guard when it kept a sentence back, with what the user would
-        have got without it."""
+    def _note_off_topic(self, before: str) -> None:
+        """Record the off_topic guard when it kept a sentence back, with the answer the user
+        would have got without it."""
         if self.off_topic:
-            self.guards.append(
-                GuardEvent("off_topic", " / ".join(self.off_topic), before, before_refused)
-            )
+            self.guards.append(GuardEvent("off_topic", " / ".join(self.off_topic), before, False))
             self.repairs.append(
                 f"dropped {len(self.off_topic)} sentence(s) citing passages that mention "
                 "nothing the question asks about"
