@@ -479,7 +479,9 @@ def test_a_watched_folder_updates_the_page_by_itself(
     expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=60_000)
     page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
     field = page.get_by_role("textbox", name="绑定文件夹")
-    expect(field).to_be_visible(timeout=60_000)
+    # the knowledge-base page's first run in a fresh app can take over a minute when the two
+    # cores are busy (it failed at 60 s once in CI with the rest of the page still drawing)
+    expect(field).to_be_visible(timeout=180_000)
     field.fill(str(folder))
     page.get_by_role("button", name="绑定", exact=True).click()
     summary = "最近一次同步的结果:新增 1"
@@ -518,7 +520,7 @@ def test_a_long_upload_shows_its_speed_and_stops_on_cancel(
     page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
     expect(page.get_by_text("上传文档", exact=True)).to_be_visible(timeout=60_000)
     dropzone = page.get_by_test_id("stFileUploaderDropzoneInput")
-    expect(dropzone).to_be_attached(timeout=90_000)
+    expect(dropzone).to_be_attached(timeout=180_000)  # the page's first run, as above
     dropzone.set_input_files(files)
     import_button = page.get_by_role("button", name="导入 4 个文件到「default」")
     expect(import_button).to_be_enabled(timeout=30_000)
