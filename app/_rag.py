@@ -244,6 +244,18 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
     return Decision(tuple(ordered), tuple(context), None)
 
 
+def prompt_context(
+    decision: Decision, question: str, settings: Settings
+) -> tuple[list[Passage], list[PromptPassage], NumberedContext]:
+    """What the model reads of the decided passages: those that fit the prompt, as prompt
+    passages, and their numbered sentences (the ids its evidence names)."""
+    context = fit_context(decision.context, settings.context_chars, question)
+    passages = [
+        PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
+    ]
+    return context, passages, number_sentences(passages, settings.guard_instructions)
+
+
 # --- check --------------------------------------------------------------------------------
 
 
@@ -631,11 +643,7 @@ def answer(
         yield final(**base, citations=citations)
         return
 
-    context = fit_context(decision.context, settings.context_chars, standalone)
-    prompt_passages = [
-        PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
-    ]
-    numbered_context = number_sentences(prompt_passages, settings.guard_instructions)
+    context, prompt_passages, numbered_context = prompt_context(decision, standalone, settings)
     messages = build_messages(
         standalone, numbered_context, prompt_passages, settings.guard_absent_terms
     )

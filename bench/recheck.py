@@ -21,9 +21,7 @@ from typing import Any
 
 from app._cite import first_repeat
 from app._eval import answer_correct, build_eval_kb, claim_support, load_dataset
-from app._passages import fit_context
-from app._prompt import PromptPassage, number_sentences
-from app._rag import AnswerCheck, decide, retrieve
+from app._rag import AnswerCheck, decide, prompt_context, retrieve
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
 
@@ -57,12 +55,7 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
             cited: dict[str, str] = row.get("cited") or {}
             if row["refusal_reason"] not in BEFORE_THE_MODEL and not row.get("error"):
                 decision = decide(retrieve(question.question, kb, settings, embedder), kb, settings)
-                context = fit_context(decision.context, settings.context_chars, question.question)
-                passages = [
-                    PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text)
-                    for p in context
-                ]
-                numbered = number_sentences(passages, settings.guard_instructions)
+                context, _, numbered = prompt_context(decision, question.question, settings)
                 check = AnswerCheck(question.question, context, numbered, settings)
                 evidence = list(row.get("evidence") or [])
                 check.set_evidence(evidence, False)

@@ -10,9 +10,7 @@ from pathlib import Path
 from support import CITY_DOC, GPT_DOC
 
 from app._eval import load_dataset
-from app._passages import fit_context
-from app._prompt import PromptPassage, number_sentences
-from app._rag import decide, retrieve
+from app._rag import decide, prompt_context, retrieve
 from bench.recheck import recheck, summary
 from ingest._embed import Embedder
 from ingest.settings import Settings
@@ -46,11 +44,8 @@ def sentence_id(settings: Settings, embedder: Embedder, folder: Path, fragment: 
         decision = decide(retrieve(QUESTION, kb, settings, embedder), kb, settings)
     finally:
         kb.close()
-    context = fit_context(decision.context, settings.context_chars, QUESTION)
-    passages = [
-        PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
-    ]
-    units = number_sentences(passages).units
+    _, _, numbered = prompt_context(decision, QUESTION, settings)
+    units = numbered.units
     return next(i + 1 for i, u in enumerate(units) if fragment in u.shown)
 
 
