@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         None, description="where converted models live; default <ZHIKU_HOME>/models"
     )
     default_kb: str = "default"
+    state_url: str = Field(
+        "",
+        description="where the app's own records live (people, keys, conversations, jobs, "
+        "audit log): empty = SQLite at <ZHIKU_HOME>/state.sqlite; "
+        "postgresql+psycopg://user:password@host:5432/db to share them between app servers",
+    )
     lock_timeout_s: float = Field(30.0, description="how long a writer waits for another writer")
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss",

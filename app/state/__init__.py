@@ -1,0 +1,10 @@
+"""The app's own records: people, grants, keys, conversations, jobs, the audit log.
+
+One SQLAlchemy engine (`app.state.engine`): SQLite under `ZHIKU_HOME` by default, PostgreSQL when
+`STATE_URL` names one. Each kind of record defines its tables on `engine.metadata` in a module of
+its own beside this one and reads and writes them with SQLAlchemy Core.
+"""
+
+from app.state.engine import SCHEMA_VERSION, StateError, metadata, open_state, state_url
+
+__all__ = ["SCHEMA_VERSION", "StateError", "metadata", "open_state", "state_url"]
