@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from ingest._embed import Embedder
@@ -265,8 +267,13 @@ class AnswerRow:
     prompt_tokens: int | None = None  # what the LLM read, of which the KV cache held:
     cached_prompt_tokens: int | None = None
     cited: dict[str, str] = field(default_factory=dict)  # marker -> text of the passage it cites
+    # marker -> {"sentence": the cited sentence, "labels": [title, *headings]}
+    cited_sentences: dict[str, dict[str, object]] = field(default_factory=dict)
     claims: int = 0  # answer sentences counted by claim support
     claims_supported: int = 0
+    # the evidence quoted under the answer, not part of `answer`: marker, text, doc_id, ...
+    evidence_quotes: list[dict[str, object]] = field(default_factory=list)
+    evidence_rescued: bool = False  # the evidence holds the gold answer the answer lacks
     model_answer: str | None = None
     dropped: list[str] = field(default_factory=list)
     evidence: list[int] = field(default_factory=list)
@@ -275,24 +282,193 @@ class AnswerRow:
     guards: dict[str, list[int]] = field(default_factory=dict)
 
 
-def claim_support(answer: str, cited: dict[str, str]) -> tuple[int, int]:
-    """(sentences counted, sentences supported) of one answer, as ../shared/eval/README.md
-    defines claim support: each sentence with 4+ letters must cite, its numbers and 60% of its
-    character bigrams must occur in the passages it cites."""
-    import re
+# ----- claim support ---------------------------------------------------------------------------
+# The metric's own reading of an answer, written apart from the check that decides what is shown
+# (app/_cite.py, AnswerCheck): if both shared one definition, the metric would read 1.0 by
+# construction. The definition is in README.md ("Claim support").
 
-    from app._cite import claim_spans, claim_supported, counts_as_claim
+SUPPORT_SHARE = 0.6  # of a claim's character bigrams, in the passage it is supported by
+MERGED_SHARE = 0.2  # of its bigrams found only in another cited passage: a merged fact
+MIN_LETTERS = 4
+_CLAIM = re.compile(r"[^。！？!?；\n]*(?:[。！？!?；]+|\n|$)(?:\s*\[\d{1,3}\])*")
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?")
+_LATIN = re.compile(r"[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*")
+_CLAUSE = re.compile(r"[，,；;：:。！？!?\n]")
+# words holding a negating character that negate nothing
+_NOT_NEGATIONS = re.compile(
+    r"非常|未来|不断|不过|不仅|不但|不少|不同|不久|无论|不管|无线|是否|并且|除非"
+)
+_NEGATION = re.compile(
+    r"不|没|未|无|非|禁止|严禁|勿|\b(?:not|no|never|none|cannot|neither|nor|without)\b|n't"
+)
 
+
+@dataclass(frozen=True)
+class CitedSentence:
+    """What one marker of an answer points at: the cited sentence and its passage."""
+
+    sentence: str
+    passage: str  # the whole passage's text
+    labels: tuple[str, ...] = ()  # the document's title and the passage's headings
+
+
+def _plain(text: str) -> str:
+    return unicodedata.normalize("NFKC", _MARKER.sub("", text)).lower()
+
+
+def _bigrams(text: str) -> set[str]:
+    chars = [c for c in _plain(text) if c.isalnum()]
+    return {a + b for a, b in pairwise(chars)} or set(chars)
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(_plain(text))}
+
+
+def _has_number(number: str, text: str) -> bool:
+    pattern = r"(?<![\d.])" + re.escape(number) + r"(?![\d]|\.\d)"
+    return re.search(pattern, _plain(text).replace(",", "")) is not None
+
+
+def _latin_names(claim: str) -> set[str]:
+    """The Latin-script words a claim must take from its source: all of them in a Chinese
+    sentence ("GPT-4", "A 公司"); in an English one, those written with a capital or a digit
+    past the first word (names, models), since its other words may be the writer's own."""
+    text = unicodedata.normalize("NFKC", _MARKER.sub("", claim))
+    words = re.findall(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*", text)
+    if sum(1 for c in text if "\u3400" <= c <= "\u9fff") >= len("".join(words)) / 2:
+        return {w.lower() for w in words}
+    return {w.lower() for w in words[1:] if w[0].isupper() or any(c.isdigit() for c in w)}
+
+
+def negated(text: str) -> bool:
+    plain = _NOT_NEGATIONS.sub("", _plain(text))
+    return _NEGATION.search(plain) is not None
+
+
+def _polarity_agrees(claim: str, sentences: list[str]) -> bool:
+    """Each clause of the claim carries the polarity of the cited clause closest to it."""
+    cited = [c for s in sentences for c in _CLAUSE.split(_plain(s)) if c.strip()]
+    for part in _CLAUSE.split(_plain(claim)):
+        grams = _bigrams(part)
+        if not grams or not cited:
+            continue
+        best = max(cited, key=lambda c: len(grams & _bigrams(c)))
+        if grams & _bigrams(best) and negated(part) != negated(best):
+            return False
+    return True
+
+
+def _is_title(claim: str, cited: CitedSentence) -> bool:
+    """A title or heading states no fact: the document's title, a heading of the passage, or a
+    Markdown heading line of it."""
+    said = "".join(c for c in _plain(claim) if c.isalnum())
+    if not said:
+        return False
+    lines = [
+        line.lstrip("#").strip() for line in cited.passage.splitlines() if line.startswith("#")
+    ]
+    for label in (*cited.labels, *lines):
+        squashed = "".join(c for c in _plain(label) if c.isalnum())
+        if squashed and said in squashed:
+            return True
+    return False
+
+
+def claim_sentences(answer: str) -> list[str]:
+    """The answer cut after 。！？!?； and line ends, each sentence keeping the markers that
+    directly follow its end."""
+    return [m.group(0).strip() for m in _CLAIM.finditer(answer) if m.group(0).strip()]
+
+
+def counts_as_claim(sentence: str) -> bool:
+    """4+ letters or CJK characters, or a marker: a cited "可以。[1]" is a claim too."""
+    letters = sum(1 for c in _plain(sentence) if c.isalpha())
+    return letters >= MIN_LETTERS or (letters > 0 and _MARKER.search(sentence) is not None)
+
+
+def claim_is_supported(sentence: str, cited: dict[str, CitedSentence], question: str = "") -> bool:
+    """One answer sentence against what its markers cite: supported by the cited sentence(s)
+    of one single passage (see README.md, "Claim support")."""
+    markers = list(dict.fromkeys(_MARKER.findall(sentence)))
+    targets = [cited[m] for m in markers if m in cited]
+    if not targets:
+        return False  # uncited, or citing nothing that was given
+    grams = _bigrams(sentence)
+    asked = _bigrams(question) if question else set()
+    by_passage: dict[str, list[CitedSentence]] = {}
+    for target in targets:
+        by_passage.setdefault(target.passage, []).append(target)
+    for passage, group in by_passage.items():
+        stated = [t.sentence for t in group if not _is_title(t.sentence, t)]
+        if not stated or any(_is_title(sentence, t) for t in group):
+            continue
+        source = "\n".join(stated)
+        if any(not _has_number(n, source) for n in _numbers(sentence)):
+            continue
+        if any(name not in _plain(source) for name in _latin_names(sentence)):
+            continue
+        found = grams & _bigrams(passage)
+        if grams and len(found) / len(grams) < SUPPORT_SHARE:
+            continue
+        elsewhere = set().union(*(_bigrams(p) for p in by_passage if p != passage))
+        borrowed = (grams - found - asked) & elsewhere
+        if grams and len(borrowed) >= 2 and len(borrowed) / len(grams) >= MERGED_SHARE:
+            continue  # parts of it come only from another passage: a merged fact
+        if not _polarity_agrees(sentence, stated):
+            continue
+        return True
+    return False
+
+
+def claim_support(
+    answer: str, cited: dict[str, CitedSentence], question: str = ""
+) -> tuple[int, int]:
+    """(sentences counted, sentences supported) of one answer's text (never its evidence)."""
     counted = supported = 0
-    for start, end in claim_spans(answer):
-        sentence = answer[start:end]
+    for sentence in claim_sentences(answer):
         if not counts_as_claim(sentence):
             continue
         counted += 1
-        markers = re.findall(r"\[(\d+)\]", sentence)
-        texts = [cited[m] for m in dict.fromkeys(markers) if m in cited]
-        supported += claim_supported(sentence, texts)
+        supported += claim_is_supported(sentence, cited, question)
     return counted, supported
+
+
+def cited_sentences(citations: Iterable[object]) -> dict[str, CitedSentence]:
+    """Marker -> what it cites, from `AnswerResult.citations`."""
+    out = {}
+    for c in citations:
+        p = c.passage  # type: ignore[attr-defined]
+        labels = (p.title, *p.headings)
+        out[str(c.number)] = CitedSentence(c.quote, p.text, labels)  # type: ignore[attr-defined]
+    return out
+
+
+def cited_from_row(row: dict[str, object]) -> dict[str, CitedSentence]:
+    """Marker -> what it cites, from an answer row of `zhiku eval --json` (a run written before
+    the cited sentences were kept falls back to the whole passage)."""
+    passages: dict[str, str] = row.get("cited") or {}  # type: ignore[assignment]
+    sentences: dict[str, dict[str, object]] = row.get("cited_sentences") or {}  # type: ignore[assignment]
+    out = {}
+    for marker, text in passages.items():
+        found = sentences.get(marker) or {}
+        labels = tuple(str(label) for label in found.get("labels") or ())  # type: ignore[attr-defined]
+        out[marker] = CitedSentence(str(found.get("sentence", text)), text, labels)
+    return out
+
+
+def evidence_text(quotes: Iterable[object]) -> str:
+    return "\n".join(q.text for q in quotes)  # type: ignore[attr-defined]
+
+
+def evidence_rescues(question: Question, answer: str, refused: bool, evidence: str) -> bool:
+    """The evidence quoted under an answer holds the gold answer that the answer alone lacks."""
+    if not question.answerable or refused or not evidence:
+        return False
+    return not answer_correct(question, answer) and answer_correct(
+        question, answer + "\n" + evidence
+    )
 
 
 def outcome_right(question: Question, answer: str, refused: bool) -> bool:
@@ -353,7 +529,13 @@ def evaluate_answers(
                 result = event.result
         assert result is not None
         cited = {str(c.number): c.passage.text for c in result.citations}
-        claims, claims_ok = (0, 0) if result.refused else claim_support(result.answer, cited)
+        sentences = cited_sentences(result.citations)
+        claims, claims_ok = (
+            (0, 0)
+            if result.refused
+            else claim_support(result.answer, sentences, result.standalone_question)
+        )
+        quotes = [asdict(q) for q in result.evidence_quotes]
         in_prompt = len(result.citations)  # what was streamed carries the final markers
         raw_numbers = [int(n) for n in re.findall(r"\[(\d+)\]", "".join(raw_parts))]
         final_numbers = [int(n) for n in re.findall(r"\[(\d+)\]", result.answer)]
@@ -382,8 +564,17 @@ def evaluate_answers(
             prompt_tokens=_count(result.timings.get("prompt_tokens")),
             cached_prompt_tokens=_count(result.timings.get("cached_prompt_tokens")),
             cited=cited if result.answer and not result.refused else {},
+            cited_sentences={
+                m: {"sentence": c.sentence, "labels": list(c.labels)} for m, c in sentences.items()
+            }
+            if result.answer and not result.refused
+            else {},
             claims=claims,
             claims_supported=claims_ok,
+            evidence_quotes=quotes,
+            evidence_rescued=evidence_rescues(
+                question, result.answer, result.refused, evidence_text(result.evidence_quotes)
+            ),
             model_answer=result.model_answer,
             dropped=list(result.dropped),
             evidence=list(result.evidence),
@@ -427,6 +618,9 @@ def summarize_answers(rows: list[AnswerRow]) -> dict[str, float]:
         "false_refusals": share(sum(r.refused for r in answerable), len(answerable)),
         "citation_validity": share(sum(r.markers_valid for r in answered), len(answered)),
         "raw_citation_validity": share(sum(r.raw_markers_valid for r in answered), len(answered)),
+        # answerable questions the answer got wrong whose quoted evidence holds the gold answer
+        # (answer_accuracy scores the answer alone; the two added are "answer or its evidence")
+        "evidence_rescue": share(sum(r.evidence_rescued for r in answerable), len(answerable)),
         "citation_support": share(sum(r.supported for r in correct), len(correct)),
         "claim_support": share(
             sum(r.claims_supported for r in answered), sum(r.claims for r in answered)

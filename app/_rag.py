@@ -9,6 +9,10 @@
   or it is dropped before the user sees it; an answer left with nothing supported gives its
   evidence sentence instead (the model's text kept beside it) or becomes a refusal.
 
+The result keeps the answer and its evidence apart: `answer` is what zhiku asserts (sentences
+with `[n]` markers), `evidence_quotes` the source sentences quoted word for word under it, as
+data (`EvidenceQuote`), never pasted into the answer text.
+
 `answer()` runs the steps as an iterator of events, so a UI can show the passages as soon as
 retrieval is done and the answer sentence by sentence, only ever what the check let through.
 """
@@ -76,6 +80,23 @@ class Citation:
 
 
 @dataclass
+class EvidenceQuote:
+    """A sentence of the documents quoted word for word under the answer, so the reader checks
+    the answer against the source's own words. Quotes with the same `group` are consecutive
+    sentences of one passage, shown together."""
+
+    marker: int  # its [n]: the citation with this number points at the same sentence
+    text: str  # the sentence as quoted (without its marker)
+    passage: int  # the number of its passage among `AnswerResult.passages`
+    doc_id: str
+    title: str
+    page: int | None
+    span_start: int  # offsets into the page, as for a citation
+    span_end: int
+    group: int = 0
+
+
+@dataclass
 class AnswerResult:
     question: str
     standalone_question: str
@@ -96,6 +117,8 @@ class AnswerResult:
     model_answer: str | None = None
     repairs: list[str] = field(default_factory=list)
     evidence: list[int] = field(default_factory=list)  # sentence ids the model chose
+    # the source sentences quoted under the answer; not part of `answer`
+    evidence_quotes: list[EvidenceQuote] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # answer sentences no evidence supports
     guards: list[GuardEvent] = field(default_factory=list)
     raw_answer: str = ""  # the model's own answer text, before the check (for logs and eval)
@@ -126,11 +149,18 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The evidence quoted under the answer, once the answer has streamed (also in `Final`)."""
+
+    quotes: tuple[EvidenceQuote, ...]
+
+
+@dataclass(frozen=True)
 class Final:
     result: AnswerResult
 
 
-Event = Retrieved | Token | Notice | Final
+Event = Retrieved | Token | Notice | Evidence | Final
 
 _LEANING = re.compile(
     r"^(它|他|她|它们|他们|这|那|其|该|此|上述|前者|后者)|^(it|they|this|that|these|those)\b",
@@ -269,6 +299,7 @@ class Checked:
     dropped: list[str]
     repairs: list[str]
     guards: list[GuardEvent]
+    evidence_quotes: list[EvidenceQuote] = field(default_factory=list)
 
 
 QUOTED_SENTENCES = 3  # evidence sentences quoted after an answer, at most
@@ -420,15 +451,15 @@ class AnswerCheck:
             sentences.append(insert_marker(shown, self._marker(unit)))
         return "".join(sentences)
 
-    def _evidence_quote(self) -> str:
-        """The evidence the answer did not show whole, quoted word for word after it: the
+    def _evidence_quote(self) -> list[EvidenceQuote]:
+        """The evidence the answer did not show whole, quoted word for word under it: the
         sentences the model named as evidence and those the answer cites, save those it shows
         whole or gives as an extract of their own words (a paraphrase can change a date, a
         condition, the source's terms; the model often names the right sentence and then
         copies its neighbour), and the sentence clearly matching the question's words. The
         reader checks the answer against the source's own words."""
         if not self.settings.quote_evidence or self.plain or not self.evidence:
-            return ""
+            return []
         wanted = question_grams(self.question)
         shown = ngrams("".join(strip_markers(k) for k in self.kept))
         names = {g for g in wanted if not CJK.match(g)}  # "2" of "2 号线", "GPT-4"
@@ -463,8 +494,6 @@ class AnswerCheck:
             ):
                 units.append(best)
         units.sort()
-        if not units:
-            return ""
         lines: list[list[int]] = []
         for unit in units:  # sentences next to each other in one passage make one line
             last = lines[-1][-1] if lines else None
@@ -476,7 +505,23 @@ class AnswerCheck:
                 lines[-1].append(unit)
             else:
                 lines.append([unit])
-        return "\n\n原文：\n\n" + "\n\n".join("> " + self._evidence_answer(line) for line in lines)
+        return [self._quote(unit, group) for group, line in enumerate(lines) for unit in line]
+
+    def _quote(self, unit_index: int, group: int) -> EvidenceQuote:
+        marker = int(self._marker(unit_index)[1:-1])
+        citation = self._citation(marker, unit_index)
+        passage = citation.passage
+        return EvidenceQuote(
+            marker,
+            without_answer_label(self.texts[unit_index]).strip(),
+            passage.number,
+            passage.doc_id,
+            passage.title,
+            passage.page,
+            citation.span_start,
+            citation.span_end,
+            group,
+        )
 
     def finish(self, structured_refusal: bool) -> tuple[Checked, str]:
         """The checked answer, and the text still to show (an evidence sentence given as the
@@ -501,9 +546,9 @@ class AnswerCheck:
             unsupported = len(self.dropped) - len(self.off_topic)
             if unsupported:
                 self.repairs.append(f"dropped {unsupported} sentence(s) no cited sentence supports")
-            quote = self._evidence_quote()
-            self._note_off_topic("".join(self.unguarded) + quote)
-            return self._result("".join(self.kept) + quote, None), quote
+            quotes = self._evidence_quote()
+            self._note_off_topic("".join(self.unguarded))
+            return self._result("".join(self.kept), None, quotes), ""
         wanted = question_grams(self.question)
         related = [
             u
@@ -537,10 +582,20 @@ class AnswerCheck:
                 "nothing the question asks about"
             )
 
-    def _result(self, answer: str, model_answer: str | None) -> Checked:
+    def _result(
+        self, answer: str, model_answer: str | None, quotes: Sequence[EvidenceQuote] = ()
+    ) -> Checked:
         citations = [self._citation(n, unit) for n, unit in enumerate(self.cited, start=1)]
         return Checked(
-            answer, citations, False, None, model_answer, self.dropped, self.repairs, self.guards
+            answer,
+            citations,
+            False,
+            None,
+            model_answer,
+            self.dropped,
+            self.repairs,
+            self.guards,
+            list(quotes),
         )
 
     def _refusal(self, reason: str) -> Checked:
@@ -710,6 +765,8 @@ def answer(
     if late:
         timings.setdefault("first_token_s", time.perf_counter() - started)
         yield Token(late)
+    if checked.evidence_quotes and not decision.refusal_reason:
+        yield Evidence(tuple(checked.evidence_quotes))
     repairs = list(checked.repairs)
     if numbered_context.withheld:
         repairs.append(f"left {numbered_context.withheld} instruction(s) of the documents out")
@@ -728,6 +785,7 @@ def answer(
         "repairs": repairs,
         "dropped": checked.dropped,
         "evidence": [i + 1 for i in (check.evidence or [])],
+        "evidence_quotes": checked.evidence_quotes,
         "raw_answer": reader.answer,
         "partial": error is not None,
         **failure,
@@ -759,4 +817,12 @@ def _as_llm_error(exc: BaseException, settings: Settings) -> LlmError:
     )
 
 
-__all__ = ["REFUSAL_EN", "REFUSAL_ZH", "AnswerResult", "Citation", "answer"]
+__all__ = [
+    "REFUSAL_EN",
+    "REFUSAL_ZH",
+    "AnswerResult",
+    "Citation",
+    "Evidence",
+    "EvidenceQuote",
+    "answer",
+]

@@ -3,7 +3,8 @@
 The model's reply (its evidence ids and answer text, kept in `--json` as `evidence` and
 `raw_answer`) does not depend on the check step, so what a check setting or guard changes
 (`QUOTE_EVIDENCE`, `WHOLE_QUOTES`, `GUARD_OFF_TOPIC`, …) can be measured on the replies of one
-run in about a minute instead of a new run of the LLM:
+run in about a minute instead of a new run of the LLM. The figures are `zhiku eval`'s: answer
+accuracy on the answer text alone, evidence rescue apart, claim support as README.md defines it:
 
     .venv/bin/python -m bench.recheck RUN.json [--set quote_evidence=false ...] [--changed]
 
@@ -15,12 +16,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app._cite import first_repeat
-from app._eval import answer_correct, build_eval_kb, claim_support, load_dataset
+from app._eval import (
+    answer_correct,
+    build_eval_kb,
+    cited_from_row,
+    cited_sentences,
+    claim_support,
+    evidence_rescues,
+    evidence_text,
+    load_dataset,
+)
 from app._rag import AnswerCheck, decide, prompt_context, retrieve
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
@@ -34,17 +45,20 @@ BEFORE_THE_MODEL = {"empty_question", "no_relevant_passage"}
 class Rechecked:
     qid: str
     answerable: bool
-    answer: str
+    answer: str  # the answer alone
     refused: bool
     right: bool  # a correct answer to an answerable question, a refusal of an unanswerable one
-    was_right: bool
+    was_right: bool  # as the run scored it
     claims: int
     claims_supported: int
+    evidence: str = ""  # the evidence quoted under the answer, a sentence a line
+    rescued: bool = False  # the evidence holds the gold answer the answer lacks
+    markers_valid: bool = True  # every marker of the answer is one of its citations
 
 
 def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list[Rechecked]:
     rows = run["per_question"]["answers"]
-    dataset = load_dataset(Path(run["dataset"]), len(rows))
+    dataset = load_dataset(Path(run["dataset"]))  # by qid: a run cut short has a part of it
     questions = {q.qid: q for q in dataset.questions}
     kb, _, _ = build_eval_kb(settings, dataset, embedder, lambda message: None)
     out = []
@@ -52,7 +66,8 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
         for row in rows:
             question = questions[row["qid"]]
             answer, refused = row["answer"], row["refused"]
-            cited: dict[str, str] = row.get("cited") or {}
+            cited = cited_from_row(row)
+            evidence = evidence_text(_Quote(q["text"]) for q in row.get("evidence_quotes") or [])
             if row["refusal_reason"] not in BEFORE_THE_MODEL and not row.get("error"):
                 decision = decide(retrieve(question.question, kb, settings, embedder), kb, settings)
                 context, _, numbered = prompt_context(decision, question.question, settings)
@@ -67,15 +82,19 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
                     check.flush()
                 checked, _ = check.finish(evidence == [])
                 answer, refused = checked.answer, checked.refused
+                evidence = evidence_text(checked.evidence_quotes)
                 if decision.refusal_reason:  # a guard refusing before the model, shadowed
-                    answer, refused = row["answer"], True
-                cited = {str(c.number): c.passage.text for c in checked.citations}
+                    answer, refused, evidence = row["answer"], True, ""
+                cited = cited_sentences(checked.citations)
             if question.answerable:
                 right = not refused and answer_correct(question, answer)
                 was_right = bool(row["correct"])
             else:
                 right, was_right = refused, bool(row["refused"])
-            claims, supported = (0, 0) if refused else claim_support(answer, cited)
+            claims, supported = (
+                (0, 0) if refused else claim_support(answer, cited, question.question)
+            )
+            markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
             out.append(
                 Rechecked(
                     question.qid,
@@ -86,6 +105,9 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
                     was_right,
                     claims,
                     supported,
+                    evidence,
+                    evidence_rescues(question, answer, refused, evidence),
+                    refused or all(str(n) in cited for n in markers),
                 )
             )
     finally:
@@ -93,14 +115,22 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
     return out
 
 
+@dataclass(frozen=True)
+class _Quote:
+    text: str
+
+
 def summary(rows: list[Rechecked]) -> dict[str, float]:
     answerable = [r for r in rows if r.answerable]
     unanswerable = [r for r in rows if not r.answerable]
+    answered = [r for r in rows if not r.refused and r.answer]
     claims = sum(r.claims for r in rows)
     return {
         "answer_accuracy": sum(r.right for r in answerable) / max(1, len(answerable)),
+        "evidence_rescue": sum(r.rescued for r in answerable) / max(1, len(answerable)),
         "refusal_accuracy": sum(r.right for r in unanswerable) / max(1, len(unanswerable)),
         "false_refusals": sum(r.refused for r in answerable) / max(1, len(answerable)),
+        "citation_validity": sum(r.markers_valid for r in answered) / max(1, len(answered)),
         "claim_support": sum(r.claims_supported for r in rows) / max(1, claims),
         "changed": float(sum(r.right != r.was_right for r in rows)),
     }

@@ -10,10 +10,14 @@ import pytest
 
 from app._eval import (
     AnswerRow,
+    CitedSentence,
     Question,
     answer_correct,
     build_eval_kb,
+    cited_from_row,
+    claim_support,
     evaluate_retrieval,
+    evidence_rescues,
     first_hit_rank,
     is_hit,
     load_dataset,
@@ -173,14 +177,169 @@ def test_retrieval_is_measured_on_a_cached_throwaway_index(
     assert cached
 
 
-def test_claim_support_follows_the_definition() -> None:
-    from app._eval import claim_support
+def cites(*pairs: tuple[str, str]) -> dict[str, CitedSentence]:
+    """Markers 1, 2, … citing (sentence, passage) pairs."""
+    return {str(n): CitedSentence(s, p) for n, (s, p) in enumerate(pairs, start=1)}
 
-    cited = {"1": "杭州地铁 2 号线于 2014 年开通,全长 43.3 公里。", "2": "杭州的市花是桂花。"}
-    # supported; wrong number; uncited; too short to count
+
+METRO = "杭州地铁 2 号线于 2014 年开通,全长 43.3 公里。"
+FLOWER = "杭州的市花是桂花。"
+
+
+def test_claim_support_follows_the_definition() -> None:
+    cited = cites((METRO, METRO), (FLOWER, FLOWER))
+    # supported; wrong number; uncited; too short and uncited: not counted
     answer = "2 号线全长 43.3 公里[1]。2 号线全长 45 公里[1]。杭州的市花是桂花。好的。"
     assert claim_support(answer, cited) == (3, 1)
     assert claim_support("杭州的市花是桂花。[2]", cited) == (1, 1), "a marker after the stop"
+    assert claim_support("杭州的市花是桂花。[7]", cited) == (1, 0), "a marker citing nothing given"
+    assert claim_support("桂花。[2]", cited) == (1, 1), "a cited short answer counts"
+    assert claim_support(
+        "The battery lasts up to 12 hours.[1]",
+        cites(
+            (
+                "The battery lasts up to 12 hours on one charge.",
+                "Specs. The battery lasts up to 12 hours on one charge.",
+            )
+        ),
+    ) == (1, 1)
+
+
+LEAVE = "试用期员工不可以请婚假。"
+LEAVE_PASSAGE = LEAVE + "正式员工入职满一年可请婚假 3 天。"
+
+
+@pytest.mark.parametrize(
+    ("answer", "cited"),
+    [
+        # a negation flip: every bigram of the claim is in the sentence it cites
+        ("试用期员工可以请婚假。[1]", cites((LEAVE, LEAVE_PASSAGE))),
+        ("可以。[1]", cites((LEAVE, LEAVE_PASSAGE))),
+        ("The battery can be replaced.[1]", cites(("The battery cannot be replaced.",) * 2)),
+        # a merged fact: each half from its own passage, the whole said by neither
+        (
+            "A 公司由 B 公司的创始人李明创立。[1][2]",
+            cites(
+                ("A 公司成立于 2010 年,由张伟创立。",) * 2,
+                ("B 公司的创始人李明曾任教于浙江大学。",) * 2,
+            ),
+        ),
+        (
+            "阿里巴巴由马化腾创立。[1][2]",
+            cites(
+                ("阿里巴巴集团于 1999 年在杭州成立。",) * 2,
+                ("腾讯由马化腾等五人于 1998 年创立,总部位于深圳。",) * 2,
+            ),
+        ),
+        # a title given as the answer ("这次调价从哪天起执行？")
+        (
+            "关于调整班车票价的通知。[1]",
+            {
+                "1": CitedSentence(
+                    "关于调整班车票价的通知",
+                    "# 关于调整班车票价的通知\n\n自 2025 年 3 月 1 日起,单程票价调整为 5 元。",
+                )
+            },
+        ),
+        (
+            "员工班车管理办法。[1]",
+            {
+                "1": CitedSentence(
+                    "员工班车管理办法", "员工班车管理办法 第一条", ("员工班车管理办法",)
+                )
+            },
+        ),
+        # a neighbour's table row: model A's weight given for model B
+        (
+            "B200 的重量为 1.2 kg。[1]",
+            cites(
+                (
+                    "| A100 | 1.2 kg | 10 小时 |",
+                    "| 型号 | 重量 | 续航 |\n|---|---|---|\n"
+                    "| A100 | 1.2 kg | 10 小时 |\n| B200 | 1.5 kg | 12 小时 |",
+                )
+            ),
+        ),
+        (
+            "乙型的重量为 1.2 千克。[1]",
+            cites(
+                (
+                    "| 甲型 | 1.2 千克 |",
+                    "| 型号 | 重量 |\n|---|---|\n| 甲型 | 1.2 千克 |\n| 乙型 | 1.5 千克 |",
+                )
+            ),
+        ),
+        # a number from the passage but not from the sentence cited
+        ("正式员工入职满一年可请婚假 3 天。[1]", cites((LEAVE, LEAVE_PASSAGE))),
+    ],
+)
+def test_claim_support_catches_what_a_bigram_check_passes(
+    answer: str, cited: dict[str, CitedSentence]
+) -> None:
+    assert claim_support(answer, cited) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "cited"),
+    [
+        ("试用期员工不可以请婚假。[1]", cites((LEAVE, LEAVE_PASSAGE))),
+        ("不可以。[1]", cites((LEAVE, LEAVE_PASSAGE))),
+        ("A 公司由张伟创立。[1]", cites(("A 公司成立于 2010 年,由张伟创立。",) * 2)),
+        (
+            "自 2025 年 3 月 1 日起执行。[1]",
+            cites(("自 2025 年 3 月 1 日起,单程票价调整为 5 元。",) * 2),
+        ),
+        (
+            "A100 的重量为 1.2 kg。[1]",
+            cites(
+                (
+                    "| A100 | 1.2 kg | 10 小时 |",
+                    "| 型号 | 重量 | 续航 |\n|---|---|---|\n| A100 | 1.2 kg | 10 小时 |",
+                )
+            ),
+        ),
+        # two clauses, each with the polarity of its own part of the sentence
+        (
+            "正式员工可以申请班车卡,实习生不可以。[1]",
+            cites(("正式员工可凭工牌申请班车卡;实习生和外包人员不在发放范围内。",) * 2),
+        ),
+        # "非常" negates nothing
+        ("西湖非常美丽。[1]", cites(("西湖非常美丽,游客众多。",) * 2)),
+    ],
+)
+def test_claim_support_keeps_what_the_sources_say(
+    answer: str, cited: dict[str, CitedSentence]
+) -> None:
+    assert claim_support(answer, cited) == (1, 1)
+
+
+def test_claim_support_reads_the_cited_sentences_of_a_run_file() -> None:
+    row = {
+        "cited": {"1": LEAVE_PASSAGE},
+        "cited_sentences": {"1": {"sentence": LEAVE, "labels": ["员工手册"]}},
+    }
+    cited = cited_from_row(row)
+    assert cited["1"] == CitedSentence(LEAVE, LEAVE_PASSAGE, ("员工手册",))
+    assert claim_support("可以。[1]", cited) == (1, 0)
+    older = cited_from_row({"cited": {"1": LEAVE_PASSAGE}})  # a run from before
+    assert older["1"].sentence == LEAVE_PASSAGE
+
+
+def test_evidence_rescue_is_counted_apart_from_the_answer() -> None:
+    asked = Question("q", "2 号线多长？", True, ("d",), (), (("43.3 公里",),))
+    assert evidence_rescues(asked, "二号线很长。[1]", False, "2 号线全长 43.3 公里。")
+    assert not evidence_rescues(asked, "全长 43.3 公里。[1]", False, "2 号线全长 43.3 公里。")
+    assert not evidence_rescues(asked, "二号线很长。[1]", False, "1 号线全长 53.6 公里。")
+    assert not evidence_rescues(asked, "知识库中没有找到相关内容。", True, "")
+    rows = [
+        answer_row(True, False, True),
+        answer_row(True, False, False),
+        answer_row(False, True, False),
+    ]
+    rows[1].evidence_rescued = True
+    summary = summarize_answers(rows)
+    assert summary["answer_accuracy"] == pytest.approx(1 / 2), "the answer alone"
+    assert summary["evidence_rescue"] == pytest.approx(1 / 2)
 
 
 def test_guard_counts_say_what_each_guard_fixed_and_broke() -> None:

@@ -14,6 +14,7 @@ from app._llm import BackendInfo, ResolvedBackend, forget_backend_status, resolv
 from app._prompt import REFUSAL_EN, REFUSAL_ZH, SYSTEM_PROMPT
 from app._rag import (
     AnswerResult,
+    Evidence,
     Final,
     Notice,
     Retrieved,
@@ -162,13 +163,23 @@ def test_an_answer_in_other_words_is_followed_by_its_evidence_word_for_word(
         settings, backend = ollama(small_kb_settings, server)
         result, events = run("杭州地铁 2 号线有多长？", kb, settings, embedder, backend)
         plain = settings.model_copy(update={"quote_evidence": False})
-        unquoted, _ = run("杭州地铁 2 号线有多长？", kb, plain, embedder, backend)
+        unquoted, plain_events = run("杭州地铁 2 号线有多长？", kb, plain, embedder, backend)
     assert "".join(e.text for e in events if isinstance(e, Token)) == result.answer
-    said, quote = result.answer.split("\n\n原文：\n\n")
-    assert said == "杭州地铁二号线长 43.3 公里。[1]"
-    assert quote.replace("，", ",").startswith("> 2 号线于 2014 年开通,全长 43.3 公里")
-    assert quote.endswith("[1]"), "the quote cites the sentence it repeats"
-    assert unquoted.answer == said
+    assert result.answer == "杭州地铁二号线长 43.3 公里。[1]", "the answer alone, no quote in it"
+    [quote] = result.evidence_quotes
+    assert quote.text.replace("，", ",").startswith("2 号线于 2014 年开通,全长 43.3 公里")
+    assert quote.marker == 1, "the quote cites the sentence it repeats"
+    [citation] = result.citations
+    assert (quote.doc_id, quote.passage) == (citation.passage.doc_id, citation.passage.number)
+    assert (quote.span_start, quote.span_end) == (citation.span_start, citation.span_end)
+    assert quote.page == citation.passage.page and quote.title == citation.passage.title
+    # the evidence arrives as its own event after the answer's tokens, before the result
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[-2] == "Evidence" and kinds.index("Token") < kinds.index("Evidence")
+    [evidence] = [e for e in events if isinstance(e, Evidence)]
+    assert list(evidence.quotes) == result.evidence_quotes
+    assert unquoted.answer == result.answer and unquoted.evidence_quotes == []
+    assert not any(isinstance(e, Evidence) for e in plain_events)
 
 
 def test_an_answer_that_strayed_from_its_evidence_is_followed_by_that_evidence(
@@ -179,7 +190,9 @@ def test_an_answer_that_strayed_from_its_evidence_is_followed_by_that_evidence(
     with FakeOllama(responder=evidence_reply(["市花是桂花"], reply)) as server:
         settings, backend = ollama(small_kb_settings, server)
         result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
-    assert "> 杭州的市树是香樟,市花是桂花。[2]" in result.answer.replace("，", ",")
+    assert "市花" not in result.answer
+    [quote] = result.evidence_quotes
+    assert (quote.marker, quote.text.replace("，", ",")) == (2, "杭州的市树是香樟,市花是桂花。")
     assert [c.number for c in result.citations] == [1, 2]
 
 
@@ -193,8 +206,11 @@ def test_the_sentence_clearly_matching_the_question_is_quoted_when_the_answer_mi
         result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
         off = settings.model_copy(update={"quote_matching_sentence": False})
         unquoted, _ = run("杭州的市花是什么？", kb, off, embedder, backend)
-    assert "> 杭州的市树是香樟,市花是桂花。[2]" in result.answer.replace("，", ",")
-    assert "市花" not in unquoted.answer and "原文" not in unquoted.answer
+    assert [q.text.replace("，", ",") for q in result.evidence_quotes] == [
+        "杭州的市树是香樟,市花是桂花。"
+    ]
+    assert "市花" not in result.answer and "原文" not in result.answer
+    assert "市花" not in unquoted.answer and unquoted.evidence_quotes == []
 
 
 def test_an_answer_citing_passages_about_something_else_is_a_refusal(

@@ -68,6 +68,36 @@ def test_a_setting_is_measured_on_the_stored_replies(
     [quoted] = recheck(run, settings, embedder)
     plain = settings.model_copy(update={"quote_evidence": False})
     [unquoted] = recheck(run, plain, embedder)
-    assert quoted.right and "原文" in quoted.answer and quoted.claims == quoted.claims_supported
-    assert not unquoted.right and unquoted.answer == reply + "[1]"
-    assert summary([quoted])["changed"] == 1 and summary([unquoted])["changed"] == 0
+    # the answer alone is scored: the quote under it does not make it right, it rescues it
+    assert quoted.answer == unquoted.answer == reply + "[1]"
+    assert not quoted.right and not unquoted.right
+    assert quoted.evidence.replace("，", ",").startswith("2 号线于 2014 年开通,全长 43.3 公里")
+    assert quoted.rescued and not unquoted.rescued and unquoted.evidence == ""
+    assert quoted.claims == quoted.claims_supported == 1 and quoted.markers_valid
+    figures = summary([quoted])
+    assert figures["answer_accuracy"] == 0 and figures["evidence_rescue"] == 1
+    assert figures["changed"] == 0 and summary([unquoted])["evidence_rescue"] == 0
+
+
+def test_a_run_scored_with_its_quote_is_scored_again_on_the_answer_alone(
+    settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    """A run from before the evidence was kept apart: its answer held the quote, `correct`
+    counted it; checked again, the answer alone is scored."""
+    folder = dataset(tmp_path / "set")
+    evidence = sentence_id(settings, embedder, folder, "2 号线于 2014")
+    reply = "杭州地铁二号线长 43.3 公里。"
+    row = {
+        "qid": "q1",
+        "answer": reply + "[1]\n\n原文：\n\n> 2 号线于 2014 年开通，全长 43.3 公里。[1]",
+        "refused": False,
+        "refusal_reason": None,
+        "correct": True,
+        "evidence": [evidence],
+        "raw_answer": reply,
+        "cited": {"1": "…"},
+    }
+    run = {"dataset": str(folder), "per_question": {"answers": [row]}}
+    [again] = recheck(run, settings, embedder)
+    assert not again.right and again.was_right and again.rescued
+    assert summary([again])["changed"] == 1
