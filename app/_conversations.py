@@ -1,6 +1,7 @@
 """Conversations kept on disk: one SQLite file per knowledge base under the data home
-(`<ZHIKU_HOME>/conversations/<kb>.sqlite`). A turn is stored with its whole answer (citations,
-passages, spans) as JSON, so a reload or an app restart reopens it exactly as it was shown.
+(`<ZHIKU_HOME>/conversations/<kb>.sqlite`). A turn is stored with its whole answer (the answer,
+the evidence quoted under it, citations, passages, spans) as JSON, so a reload or an app restart
+reopens it exactly as it was shown.
 
 Every call opens its own short connection in WAL mode: several browser tabs and several app
 processes read and write the same file; a turn's position is assigned inside an IMMEDIATE
@@ -10,6 +11,7 @@ transaction, so two tabs adding to one conversation never collide.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -19,9 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app._export import export_markdown
 from app._llm import BackendInfo
 from app._passages import Passage
-from app._rag import AnswerResult, Citation
+from app._rag import AnswerResult, Citation, EvidenceQuote
 from ingest._store import validate_kb_name
 from ingest.settings import Settings
 
@@ -117,8 +120,48 @@ def result_from_dict(data: dict[str, Any]) -> AnswerResult:
         )
         for c in values.get("citations") or []
     ]
+    if "evidence_quotes" in values:
+        values["evidence_quotes"] = [EvidenceQuote(**q) for q in values["evidence_quotes"] or []]
+    else:
+        values["answer"], values["evidence_quotes"] = _split_quote(
+            str(values.get("answer") or ""), values["citations"]
+        )
     known = AnswerResult.__dataclass_fields__
     return AnswerResult(**{k: v for k, v in values.items() if k in known})
+
+
+_OLD_QUOTE = "\n\n原文：\n\n"
+
+
+def _split_quote(answer: str, citations: list[Citation]) -> tuple[str, list[EvidenceQuote]]:
+    """An answer stored before the evidence was kept apart had it appended ("…\n\n原文：\n\n>
+    sentence[n]"): split it off again, so history, export and follow-ups read the answer."""
+    if _OLD_QUOTE not in answer:
+        return answer, []
+    said, quoted = answer.split(_OLD_QUOTE, 1)
+    by_number = {c.number: c for c in citations}
+    quotes = []
+    for group, line in enumerate(quoted.split("\n\n")):
+        text = line.removeprefix("> ")
+        for sentence, marker in re.findall(r"(.*?)\[(\d+)\]", text):
+            citation = by_number.get(int(marker))
+            if citation is None:
+                continue
+            p = citation.passage
+            quotes.append(
+                EvidenceQuote(
+                    citation.number,
+                    sentence,
+                    p.number,
+                    p.doc_id,
+                    p.title,
+                    p.page,
+                    citation.span_start,
+                    citation.span_end,
+                    group,
+                )
+            )
+    return said, quotes
 
 
 def turn_to_dict(turn: Turn) -> dict[str, Any]:
@@ -320,8 +363,6 @@ def export_json(conversation: Conversation, turns: list[Turn]) -> str:
 
 
 def export_conversation_markdown(conversation: Conversation, turns: list[Turn]) -> str:
-    from app.ui.markdown import export_markdown
-
     parts = [f"# {conversation.title}", "", f"*{conversation.created_at}*", ""]
     for turn in turns:
         if turn.result is not None:

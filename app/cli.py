@@ -42,6 +42,7 @@ def ask(
     ] = False,
 ) -> None:
     """Answer a question from a knowledge base, with numbered sources."""
+    from app._export import quote_groups
     from app._llm import LlmError, resolve_backend
     from app._rag import Final, Notice, Retrieved, Token
     from app.service import Service
@@ -109,6 +110,12 @@ def ask(
     if result.error_en:
         label = "partial answer: " if result.partial else ""
         err_console.print(f"[red]{label}{escape(result.error_en)}[/red]")
+    if result.evidence_quotes and not result.refused:
+        # the source's own words, apart from the answer: a reader checks one against the other
+        console.rule("evidence (原文)")
+        for group in quote_groups(result.evidence_quotes):
+            text = "".join(f"{' '.join(q.text.split())}[{q.marker}]" for q in group)
+            console.print(f"> {escape(text)}", style="italic")
     if result.citations:
         console.rule("sources" if result.answer else "passages")
         for c in result.citations:

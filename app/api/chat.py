@@ -1,12 +1,12 @@
 """`POST /v1/chat/completions` and `GET /v1/models`, the OpenAI-compatible face of `answer()`.
 
-The model is `zhiku/<knowledge base>`. The answer text carries `[n]` markers; the citations,
-the refusal flag and its reason come in a `zhiku` field that OpenAI clients ignore (on the
-response, or on the final chunk of a stream). A stream sends the model's words as they come;
-its final chunk's `zhiku.answer` is the verified text, whose markers the citations number (the
-streamed words use the passages' numbers, `passage_number` on each citation). Earlier turns of
-`messages` are the chat history (a follow-up is rewritten into a standalone question); system
-messages are not obeyed: answers come from the knowledge base alone.
+The model is `zhiku/<knowledge base>`. The message `content` is the answer alone, with `[n]`
+markers; the evidence quoted under it (`zhiku.evidence`), the citations, the refusal flag and its
+reason come in a `zhiku` field that OpenAI clients ignore (on the response, or on the final chunk
+of a stream). A stream sends the checked answer sentence by sentence as `content`, never the
+evidence; its final chunk's `zhiku.answer` is the same text. Earlier turns of `messages` are the
+chat history (a follow-up is rewritten into a standalone question; the assistant turns are read
+as answers); system messages are not obeyed: answers come from the knowledge base alone.
 """
 
 from __future__ import annotations

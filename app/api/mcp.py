@@ -1,9 +1,10 @@
 """The knowledge bases as an MCP server (the official `mcp` SDK's `MCPServer`): over stdio with
 `zhiku mcp`, and over streamable HTTP at `/mcp` under `zhiku serve` (behind the same API keys).
 
-Tools: `search`, `ask` (the answer with its citations and refusal flag), `list_knowledge_bases`,
-`get_passage`; every document is a resource, `zhiku://<kb>/documents/<doc_id>`. Every tool
-goes through the one `Service`, so an answer here is the answer everywhere.
+Tools: `search`, `ask` (the answer, its evidence, citations and refusal flag),
+`list_knowledge_bases`, `get_passage`; every document is a resource,
+`zhiku://<kb>/documents/<doc_id>`. Every tool goes through the one `Service`, so an answer here
+is the answer everywhere.
 """
 
 from __future__ import annotations
@@ -85,13 +86,15 @@ def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
     @_told(ToolError)
     def ask(question: str, kb: str | None = None) -> dict[str, Any]:
         """Answer a question from a knowledge base. The answer's [n] markers are the
-        citations (document, page, quoted span, offsets); refused=true with refusal_reason
+        citations (document, page, quoted span, offsets); `evidence` holds the source
+        sentences quoted under the answer (not part of it); refused=true with refusal_reason
         when the knowledge base does not hold the answer."""
         name = check(kb)
         result = service.ask(name, question)
         out = answer_out(result)
         return {
             "answer": answer_text(result),
+            "evidence": [q.model_dump() for q in out.evidence],
             "citations": [c.model_dump() for c in out.citations],
             "refused": out.refused,
             "refusal_reason": out.refusal_reason,

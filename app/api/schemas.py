@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app._passages import Passage
-from app._rag import AnswerResult, Citation
+from app._rag import AnswerResult, Citation, EvidenceQuote
 from app._search import Hit
 from app.service import ImportedFile, KbInfo
 from ingest._store import ChunkRecord, DocumentRecord
@@ -148,10 +148,42 @@ def passage_out(p: Passage) -> RetrievedPassage:
     )
 
 
+class EvidenceOut(BaseModel):
+    """A sentence of the documents quoted under the answer, word for word. Not part of the
+    answer text: show it apart (e.g. as a quote under the answer)."""
+
+    marker: int = Field(description="its [n]: the citation with this number is its source")
+    text: str = Field(description="the sentence as written in the document")
+    passage_number: int
+    doc_id: str
+    title: str
+    page: int | None
+    span_start: int = Field(description="offset of the sentence in its page's text")
+    span_end: int
+    group: int = Field(description="quotes sharing a group are consecutive sentences")
+
+
+def evidence_out(q: EvidenceQuote) -> EvidenceOut:
+    return EvidenceOut(
+        marker=q.marker,
+        text=q.text,
+        passage_number=q.passage,
+        doc_id=q.doc_id,
+        title=q.title,
+        page=q.page,
+        span_start=q.span_start,
+        span_end=q.span_end,
+        group=q.group,
+    )
+
+
 class AnswerOut(BaseModel):
     """What zhiku adds to an OpenAI response (the `zhiku` field, ignored by OpenAI clients)."""
 
     answer: str = Field(description="the verified answer; its [n] markers are `citations`")
+    evidence: list[EvidenceOut] = Field(
+        description="the source sentences quoted under the answer, apart from its text"
+    )
     citations: list[CitationOut]
     refused: bool = Field(description="true when the knowledge base does not hold the answer")
     refusal_reason: str | None = Field(
@@ -175,6 +207,7 @@ class AnswerOut(BaseModel):
 def answer_out(result: AnswerResult) -> AnswerOut:
     return AnswerOut(
         answer=result.answer,
+        evidence=[evidence_out(q) for q in result.evidence_quotes],
         citations=[citation_out(c) for c in result.citations],
         refused=result.refused,
         refusal_reason=result.refusal_reason,
@@ -194,7 +227,8 @@ def answer_out(result: AnswerResult) -> AnswerOut:
 
 
 def answer_text(result: AnswerResult) -> str:
-    """The assistant message: the answer; without an LLM, the best passages, numbered."""
+    """The assistant message: the answer alone (its evidence is `zhiku.evidence`); without an
+    LLM, the best passages, numbered."""
     if result.answer or result.refused:
         return result.answer
     return "\n\n".join(f"[{c.number}] {c.passage.title}: {c.quote}" for c in result.citations)

@@ -1,6 +1,7 @@
-"""A finished answer in the chat: its text with linked citations, the buttons that open each
-source beside the chat, its source cards, how it was made, and its feedback row (👍/👎, a note,
-the right answer, 存为评测题). Answers from other knowledge bases asked at once follow it."""
+"""A finished answer in the chat: its text with linked citations, the evidence quoted under it
+(原文), the buttons that open each source beside the chat, its source cards, how it was made,
+and its feedback row (👍/👎, a note, the right answer, 存为评测题). Answers from other
+knowledge bases asked at once follow it."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import streamlit as st
 
 from app._conversations import Feedback, Turn
 from app._evalset import make_case, save_case
+from app._export import EVIDENCE_HEADING, export_markdown
 from app._rag import AnswerResult
 from app.ui.cards import SourceCard, card_for_citation, render_source_card
 from app.ui.conversations import Place
 from app.ui.markdown import (
     answer_markdown,
     escape_markdown,
-    export_markdown,
+    evidence_block_markdown,
     message_markdown,
     timing_line,
 )
@@ -78,9 +80,14 @@ def _draw_answer(index: str, result: AnswerResult, kb_name: str) -> None:
         card_for_citation(c.number, c.passage, c.span_start, c.span_end, c.quote)
         for c in result.citations
     ]
+    numbers = [c.number for c in result.citations]
     if result.answer:
-        numbers = [c.number for c in result.citations]
         st.markdown(answer_markdown(result.answer, index, numbers))
+    if result.evidence_quotes:
+        # the source's own words under the answer, drawn from the data, apart from the answer
+        with st.container(key=f"zk-evidence-{index}"):
+            st.caption(f"{EVIDENCE_HEADING}(资料中的原句,供核对回答)")
+            st.markdown(evidence_block_markdown(result.evidence_quotes, index, numbers))
     if result.model_answer:
         st.caption(
             "大模型的回答没有得到它引用的句子的支持,这里直接给出依据的原句。大模型原来的回答:"

@@ -1,4 +1,4 @@
-"""Markdown and HTML for the web app: escaping, citation links, answers exported as Markdown.
+"""Markdown and HTML for the web app: escaping, citation links, the evidence under an answer.
 
 Document text is never rendered as HTML: it goes through `html.escape` into markup written here,
 or through `escape_markdown` when it is part of an answer.
@@ -9,19 +9,20 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app._export import export_markdown as export_markdown
+from app._export import file_name as file_name
+from app._export import quote_groups
+
 if TYPE_CHECKING:
-    from app._passages import Passage
-    from app._rag import AnswerResult
+    from app._rag import AnswerResult, EvidenceQuote
 
 
 # Characters that would let text become a link, an image, raw HTML or a formula; the rest of
 # Markdown (lists, bold, code) stays, since answers use it.
 _MARKDOWN_ACTIVE = re.compile(r"([\\\[\]<>&$`])")
 _CITATION = re.compile(r"\[(\d{1,3})\]")
-_QUOTE_LINE = re.compile(r"(?m)^\\> ")
 
 
 def escape_markdown(text: str) -> str:
@@ -57,13 +58,21 @@ def answer_markdown(text: str, turn: int | str, numbers: Sequence[int]) -> str:
         parts.append(f"[{marker}](#{anchor_id(turn, number)})" if number in known else marker)
         position = match.end()
     parts.append(escape_markdown(text[position:]))
-    # a line opening with "> " is the evidence quoted under the answer: a blockquote, no markup
-    return _QUOTE_LINE.sub("> ", "".join(parts))
+    return "".join(parts)
 
 
-def file_name(source: str) -> str:
-    """The file a source came from: a JSONL record's source is `file.jsonl#record`."""
-    return Path(source.split("#", 1)[0]).name
+def evidence_block_markdown(
+    quotes: Sequence[EvidenceQuote], turn: int | str, numbers: Sequence[int]
+) -> str:
+    """The evidence quoted under an answer: a blockquote per group of consecutive sentences,
+    each sentence's marker linked to its source card; document text escaped."""
+    blocks = []
+    for group in quote_groups(quotes):
+        text = "".join(
+            answer_markdown(f"{' '.join(q.text.split())}[{q.marker}]", turn, numbers) for q in group
+        )
+        blocks.append(f"> {text}")
+    return "\n\n".join(blocks)
 
 
 def highlight(text: str, lo: int, hi: int) -> str:
@@ -77,32 +86,6 @@ def highlight(text: str, lo: int, hi: int) -> str:
         + "</mark>"
         + html.escape(text[hi:])
     )
-
-
-def _source_line(number: int, passage: Passage) -> str:
-    page = f",第 {passage.page} 页" if passage.page is not None else ""
-    return f"[{number}] 《{passage.title}》 {file_name(passage.source)}{page}"
-
-
-def export_markdown(question: str, result: AnswerResult) -> str:
-    """An answer with its sources, for copying into notes."""
-    lines = [f"**问:** {question}", ""]
-    if result.refused:
-        lines.append("知识库中没有找到相关内容。")
-    elif result.answer:
-        lines.append(result.answer)
-    else:
-        lines.append("(仅检索模式:以下为最相关的段落)")
-    if result.citations:
-        lines += ["", "**来源**", ""]
-        for citation in result.citations:
-            lines.append(_source_line(citation.number, citation.passage))
-            quote = " ".join(citation.quote.split())
-            if quote:
-                lines.append(f"> {quote}")
-            lines.append("")
-    lines.append(f"*由 知库 生成 · {result.backend.label_zh}*")
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def timing_line(result: AnswerResult) -> str:

@@ -109,6 +109,34 @@ def test_ask_prints_sources_and_json(zhiku: object, docs: Path) -> None:
     assert "桂花" in data["citations"][0]["quote"]
 
 
+def test_ask_prints_the_answer_then_its_evidence_apart(
+    zhiku: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an LLM (the fake Ollama server of tests/app/ollama_server.py: the real one cannot
+    be installed here) answering in its own words, the quoted sentence follows under its rule."""
+    from ollama_server import FakeOllama, evidence_reply
+    from support import CITY_DOC
+
+    folder = tmp_path / "city"
+    folder.mkdir()
+    (folder / "city.txt").write_text(CITY_DOC, encoding="utf-8")
+    zhiku("ingest", str(folder))
+    said = "杭州地铁二号线长 43.3 公里。"
+    with FakeOllama(responder=evidence_reply(["2 号线于 2014"], said)) as server:
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        out = zhiku("ask", "杭州地铁 2 号线有多长？", "--backend", "ollama").output
+        data = json.loads(
+            zhiku("ask", "杭州地铁 2 号线有多长？", "--backend", "ollama", "--json").output
+        )
+    lines = out.splitlines()
+    answer_at = lines.index(said + "[1]")
+    rule_at = next(i for i, line in enumerate(lines) if "evidence (原文)" in line)
+    quote = lines[rule_at + 1].replace("，", ",")
+    assert answer_at < rule_at and quote.startswith("> 2 号线于 2014 年开通,全长 43.3 公里")
+    assert data["answer"] == said + "[1]"
+    assert "43.3 公里" in data["evidence_quotes"][0]["text"]
+
+
 def test_ask_on_a_missing_knowledge_base_says_how_to_create_it(zhiku: object) -> None:
     result = zhiku("ask", "问题", "--kb", "nothing-here")
     assert result.exit_code == 1

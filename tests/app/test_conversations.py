@@ -20,7 +20,7 @@ from app._conversations import (
 )
 from app._llm import BackendInfo
 from app._passages import Passage
-from app._rag import AnswerResult, Citation
+from app._rag import AnswerResult, Citation, EvidenceQuote
 
 
 def _result(question: str = "员工每年有几天年假?") -> AnswerResult:
@@ -110,6 +110,47 @@ def test_export_as_markdown_and_json(tmp_path: Path) -> None:
     data = json.loads(export_json(info, turns))
     assert data["format"] == "zhiku-conversation"
     assert result_from_dict(data["turns"][0]["result"]) == _result()
+
+
+def _quoted_result() -> AnswerResult:
+    """An answer in the model's words, with the evidence sentence quoted under it."""
+    result = _result()
+    result.answer = "年假一共十五天[1]。"
+    passage = result.citations[0].passage
+    result.evidence_quotes = [
+        EvidenceQuote(1, "员工每年享有十五天带薪年假。", 1, "doc-1", "员工手册", 2, 17, 31)
+    ]
+    result.citations = [Citation(1, passage, 17, 31, "员工每年享有十五天带薪年假。")]
+    return result
+
+
+def test_the_answer_and_its_evidence_are_kept_and_exported_apart(tmp_path: Path) -> None:
+    store = ConversationStore(make_settings(tmp_path / "home"), "default")
+    conversation = store.create()
+    store.append(conversation, Turn("员工每年有几天年假?", _quoted_result()))
+    [turn] = store.turns(conversation)
+    assert turn.result == _quoted_result()
+    assert turn.result.answer == "年假一共十五天[1]。", "history reads the answer alone"
+    info = store.get(conversation)
+    assert info is not None
+    markdown = export_conversation_markdown(info, [turn])
+    answer_at = markdown.index("年假一共十五天[1]。")
+    quote_at = markdown.index("> 员工每年享有十五天带薪年假。[1]")
+    assert answer_at < markdown.index("**原文**") < quote_at < markdown.index("**来源**")
+    data = json.loads(export_json(info, [turn]))["turns"][0]["result"]
+    assert data["answer"] == "年假一共十五天[1]。"
+    assert data["evidence_quotes"][0]["text"] == "员工每年享有十五天带薪年假。"
+    assert data["evidence_quotes"][0]["marker"] == 1 and data["evidence_quotes"][0]["page"] == 2
+
+
+def test_an_answer_stored_with_its_quote_inside_is_split_when_read(tmp_path: Path) -> None:
+    """A turn stored before the evidence was kept apart had it appended to the answer."""
+    old = _quoted_result().to_dict()
+    old.pop("evidence_quotes")
+    old["answer"] = "年假一共十五天[1]。\n\n原文：\n\n> 员工每年享有十五天带薪年假。[1]"
+    again = result_from_dict(json.loads(json.dumps(old)))
+    assert again.answer == "年假一共十五天[1]。"
+    assert again.evidence_quotes == _quoted_result().evidence_quotes
 
 
 def test_a_turn_stored_by_another_version_keeps_its_question(tmp_path: Path) -> None:

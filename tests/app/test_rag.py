@@ -484,6 +484,26 @@ def test_follow_ups_are_rewritten_by_the_llm_before_retrieval(
     assert "43.3" in result.citations[0].passage.text
 
 
+def test_a_follow_up_is_rewritten_from_the_answer_not_from_its_evidence(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    def responder(request: dict[str, Any]) -> list[str]:
+        if "改写" in request["messages"][0]["content"]:
+            return ["杭州地铁 2 号线哪年开通？"]
+        return evidence_reply(["2 号线于 2014"], "杭州地铁二号线长 43.3 公里。")(request)
+
+    with FakeOllama(responder=responder) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        first, _ = run("杭州地铁 2 号线有多长？", kb, settings, embedder, backend)
+        assert first.evidence_quotes and "2014" not in first.answer
+        history = [("杭州地铁 2 号线有多长？", first.answer)]  # as the app and the API pass it
+        run("它哪年开通？", kb, settings, embedder, backend, history)
+        condense_prompt = server.chat_requests[-2]["messages"][-1]["content"]
+    assert "改写" in server.chat_requests[-2]["messages"][0]["content"]
+    assert "杭州地铁二号线长 43.3 公里" in condense_prompt
+    assert "2014" not in condense_prompt and "原文" not in condense_prompt
+
+
 def test_without_an_llm_follow_ups_carry_the_previous_question() -> None:
     history = [("杭州地铁 1 号线有多长？", "")]
     assert carry_over("那 2 号线呢？", history) == "杭州地铁 1 号线有多长？ 那 2 号线呢？"

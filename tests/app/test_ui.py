@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 # tests/app has no __init__.py (it would shadow the real `app`): the helper is top-level
-from ollama_server import FakeOllama
+from ollama_server import FakeOllama, evidence_reply
 from streamlit.testing.v1 import AppTest
 from support import MODELS_DIR, REPO, give_app_data, leftovers, make_settings
 
@@ -234,6 +234,36 @@ def test_follow_up_questions_carry_the_conversation(filled: Path, ollama: FakeOl
     assert condensing and "每年有几天年假" in condensing[-1]
     click(at, "新对话")
     assert len(at.chat_message) == 0
+
+
+def test_the_evidence_is_drawn_under_the_answer_apart_from_it(
+    filled: Path, ollama: FakeOllama
+) -> None:
+    said = "未休完的年假可顺延至次年三月底。"  # the model's words; the source says 可以顺延到
+
+    def responder(body: dict[str, Any]) -> Sequence[str]:
+        if "改写后的问题" in body["messages"][-1]["content"]:
+            return answering_responder(body)
+        return evidence_reply(["未休完的年假"], said)(body)
+
+    ollama.responder = responder
+    at = ask(start(), "没休完的年假怎么办?")
+    shown = [str(m.value) for m in at.markdown]
+    [answer] = [m for m in shown if said in m]
+    assert "可以顺延到" not in answer and "原文" not in answer, "the answer is the answer alone"
+    [quote] = [m for m in shown if m.startswith("> ")]
+    assert quote.startswith("> 未休完的年假可以顺延到次年三月底。") and "(#zk-src-0-1)" in quote
+    assert any(c.value.startswith("原文") for c in at.caption)
+    exported = texts(at.code)
+    assert exported.index(said) < exported.index("**原文**") < exported.index("**来源**")
+    at = ask(at, "那要提前多久申请?")
+    condensing = [
+        r["messages"][-1]["content"]
+        for r in ollama.chat_requests
+        if "改写后的问题" in r["messages"][-1]["content"]
+    ]
+    assert condensing and said in condensing[-1], "the follow-up reads the answer"
+    assert "可以顺延到" not in condensing[-1] and "原文" not in condensing[-1]
 
 
 def test_retrieval_only_shows_passages_and_how_to_enable_generation(filled: Path) -> None:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/app: ollama_server
-from ollama_server import FakeOllama
+from ollama_server import FakeOllama, evidence_reply
 from support import REPO, SMALL_CORPUS, build_kb, make_settings
 
 from ingest._embed import Embedder
@@ -33,6 +33,9 @@ ZHIKU = str(Path(sys.executable).with_name("zhiku"))
 ANSWERED = "杭州的市花是什么？"
 MODEL_REFUSES = "杭州的市长叫什么名字？"
 OFF_TOPIC = "量子色动力学中的渐近自由是哪一年发现的？"
+# answered in the model's own words: the evidence sentence is quoted under the answer
+QUOTED = "杭州地铁 2 号线有多长？"
+QUOTED_REPLY = "杭州地铁二号线长 43.3 公里。"
 OTHER_DOC = "年假制度\n员工每年有 15 天带薪年假，未休完的年假可以顺延到次年三月底。\n"
 
 
@@ -44,6 +47,8 @@ def reply_for(request: dict[str, Any]) -> list[str]:
         return [ANSWERED]
     if ANSWERED in prompt:
         return ["杭州的市花", "是桂花[1]。"]
+    if QUOTED in prompt:
+        return evidence_reply(["2 号线于 2014"], QUOTED_REPLY)(request)
     return ["知识库中没有", "找到相关内容。"]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import ANSWERED, OFF_TOPIC, ZHIKU, Served, create_key
+from conftest import ANSWERED, OFF_TOPIC, QUOTED, QUOTED_REPLY, ZHIKU, Served, create_key
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -41,6 +41,10 @@ async def test_stdio_lists_tools_searches_and_answers_with_citations(served: Ser
         assert answered["refused"] is False and "桂花" in answered["answer"]
         assert answered["citations"][0]["file"] == "city.txt"
         assert "市花是桂花" in answered["citations"][0]["quote"]
+
+        quoted = result_of(await session.call_tool("ask", {"question": QUOTED}))
+        assert quoted["answer"] == QUOTED_REPLY + "[1]", "the answer alone"
+        assert "43.3 公里" in quoted["evidence"][0]["text"] and quoted["evidence"][0]["marker"] == 1
 
         refused = result_of(await session.call_tool("ask", {"question": OFF_TOPIC}))
         assert refused["refused"] is True

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ANSWERED, MODEL_REFUSES, OFF_TOPIC, Served
+from conftest import ANSWERED, MODEL_REFUSES, OFF_TOPIC, QUOTED, QUOTED_REPLY, Served
 from openai import NotFoundError, OpenAI
 
 pytestmark = pytest.mark.timeout(600)  # the shared server starts in the first test
@@ -59,6 +59,34 @@ def test_a_stream_ends_with_the_citations(client: OpenAI) -> None:
     assert zhiku["citations"][0]["file"] == "city.txt"
     assert "[1]" in zhiku["answer"]
     assert all("zhiku" not in (c.model_extra or {}) for c in chunks[:-1])
+
+
+def test_the_content_is_the_answer_and_the_evidence_comes_apart(client: OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="zhiku/default", messages=[{"role": "user", "content": QUOTED}]
+    )
+    text = completion.choices[0].message.content
+    zhiku = zhiku_of(completion)
+    assert text == zhiku["answer"] == QUOTED_REPLY + "[1]", "the answer alone, no quote in it"
+    [quote] = zhiku["evidence"]
+    assert quote["text"].replace("，", ",").startswith("2 号线于 2014 年开通,全长 43.3 公里")
+    [citation] = [c for c in zhiku["citations"] if c["number"] == quote["marker"]]
+    assert (quote["span_start"], quote["span_end"]) == (
+        citation["span_start"],
+        citation["span_end"],
+    )
+    assert quote["doc_id"] == citation["doc_id"] and quote["title"] == "杭州概况"
+
+
+def test_a_stream_streams_the_answer_and_ends_with_its_evidence(client: OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="zhiku/default", messages=[{"role": "user", "content": QUOTED}], stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    zhiku = zhiku_of(chunks[-1])
+    assert text == zhiku["answer"] == QUOTED_REPLY + "[1]", "only the answer is streamed"
+    assert "2014" not in text and "2014" in zhiku["evidence"][0]["text"]
 
 
 def test_nothing_in_the_knowledge_base_is_a_refusal_flag(client: OpenAI, served: Served) -> None:
