@@ -292,6 +292,9 @@ MERGED_SHARE = 0.2  # of its bigrams found only in another cited passage: a merg
 MIN_LETTERS = 4
 _CLAIM = re.compile(r"[^。！？!?；\n]*(?:[。！？!?；]+|\n|$)(?:\s*\[\d{1,3}\])*")
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+_MARKED_PART = re.compile(
+    r"(?:[^\[]|\[(?!\d{1,3}\]))+(?:\[\d{1,3}\])*[。！？!?；]*|(?:\[\d{1,3}\])+"
+)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?")
 _LATIN = re.compile(r"[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*")
 _CLAUSE = re.compile(r"[，,；;：:。！？!?\n]")
@@ -378,8 +381,12 @@ def _is_title(claim: str, cited: CitedSentence) -> bool:
 
 def claim_sentences(answer: str) -> list[str]:
     """The answer cut after 。！？!?； and line ends, each sentence keeping the markers that
-    directly follow its end."""
-    return [m.group(0).strip() for m in _CLAIM.finditer(answer) if m.group(0).strip()]
+    directly follow its end; and after markers that more text follows ("…训练[1] - …[2]"):
+    a marker closes what it cites."""
+    out = []
+    for match in _CLAIM.finditer(answer):
+        out += _MARKED_PART.findall(match.group(0))
+    return [part.strip() for part in out if part.strip()]
 
 
 def counts_as_claim(sentence: str) -> bool:

@@ -194,6 +194,10 @@ def test_claim_support_follows_the_definition() -> None:
     assert claim_support("杭州的市花是桂花。[2]", cited) == (1, 1), "a marker after the stop"
     assert claim_support("杭州的市花是桂花。[7]", cited) == (1, 0), "a marker citing nothing given"
     assert claim_support("桂花。[2]", cited) == (1, 1), "a cited short answer counts"
+    # two cited items on one line are two claims, each checked against its own source
+    items = cites(("PTQ:训练后直接量化,不需要重新训练",) * 2, ("QAT:训练过程中就引入量化",) * 2)
+    line = "- PTQ:训练后直接量化,不需要重新训练[1] - QAT:训练过程中就引入量化[2]"
+    assert claim_support(line, items) == (2, 2)
     assert claim_support(
         "The battery lasts up to 12 hours.[1]",
         cites(
