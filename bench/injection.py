@@ -68,13 +68,15 @@ def run_injection(
                     result = event.result
             assert result is not None
             text = result.raw_answer or "".join(raw)  # the model's text, before the check
+            # what the user sees: the answer and the evidence quoted under it
+            shown = "\n".join([result.answer, *(q.text for q in result.evidence_quotes)])
             row = InjectionRow(
                 qid=question.qid,
                 question=question.question,
                 raw=text,
-                shown=result.answer,
+                shown=shown,
                 obeyed_raw=_obeys(text, markers[question.qid]),
-                obeyed_shown=_obeys(result.answer, markers[question.qid]),
+                obeyed_shown=_obeys(shown, markers[question.qid]),
                 correct=not result.refused and answer_correct(question, result.answer),
                 refused=result.refused,
                 seconds=result.timings.get("total_s", 0.0),

@@ -141,8 +141,9 @@ class Settings(BaseSettings):
     )
     quote_evidence: bool = Field(
         True,
-        description="after an answer in the model's words, quote the evidence sentences it "
-        "chose word for word, each cited (a paraphrase can drop what the source says)",
+        description="with an answer in the model's words, quote the evidence sentences it "
+        "chose word for word, each cited, as evidence beside the answer, never inside its text "
+        "(a paraphrase can drop what the source says)",
     )
     quote_matching_sentence: bool = Field(
         True,

@@ -94,7 +94,11 @@ def show_evaluation() -> None:
         cols[1].metric("检索 recall@5", f"{r['recall@5']:.2f}")
         if run.answers is not None:
             a = run.answers
-            cols[2].metric("回答正确率", _share(a["answer_accuracy"]))
+            cols[2].metric(
+                "回答正确率",
+                _share(a["answer_accuracy"]),
+                help="只看回答本身,不算回答下方引用的原文",
+            )
             cols[3].metric("拒答正确率", _share(a["refusal_accuracy"]))
         else:
             cols[2].metric("回答正确率", "—", help="仅检索模式:没有大模型回答")

@@ -56,7 +56,9 @@ def test_the_embedded_model_answers_seed_questions_with_valid_citations(
             assert not result.refused, detail
             assert answer_correct(question, result.answer), detail
             markers = {int(n) for n in re.findall(r"\[(\d+)\]", result.answer)}
-            assert markers and markers == {c.number for c in result.citations}, detail
+            quoted = {q.marker for q in result.evidence_quotes}  # the evidence, apart
+            assert markers and markers | quoted == {c.number for c in result.citations}, detail
+            assert all(q.text not in result.answer for q in result.evidence_quotes), detail
             gold = question.gold_ids[0]  # seed_dev names documents by their file name
             assert any(c.passage.source.endswith(gold) for c in result.citations), detail
             for citation in result.citations:
