@@ -379,6 +379,22 @@ def _is_title(claim: str, cited: CitedSentence) -> bool:
     return False
 
 
+_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}")
+
+
+def _row_header(cited: CitedSentence, passage: str) -> str:
+    """The header row of the table a cited row is in ("" for a sentence of running text)."""
+    row = cited.sentence.strip()
+    if not row.startswith("|"):
+        return ""
+    lines = passage.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.strip() == row), None)
+    for i in range(at - 1 if at is not None else -1, 0, -1):
+        if _TABLE_SEPARATOR.match(lines[i]):
+            return lines[i - 1]
+    return ""
+
+
 def claim_sentences(answer: str) -> list[str]:
     """The answer cut after 。！？!?； and line ends, each sentence keeping the markers that
     directly follow its end; and after markers that more text follows ("…训练[1] - …[2]"):
@@ -411,7 +427,8 @@ def claim_is_supported(sentence: str, cited: dict[str, CitedSentence], question:
         stated = [t.sentence for t in group if not _is_title(t.sentence, t)]
         if not stated or any(_is_title(sentence, t) for t in group):
             continue
-        source = "\n".join(stated)
+        # a table row is read with its table's header, as the row's record shows it
+        source = "\n".join([*stated, *(_row_header(t, passage) for t in group)])
         if any(not _has_number(n, source) for n in _numbers(sentence)):
             continue
         if any(name not in _plain(source) for name in _latin_names(sentence)):

@@ -307,6 +307,17 @@ def test_claim_support_catches_what_a_bigram_check_passes(
             "正式员工可以申请班车卡,实习生不可以。[1]",
             cites(("正式员工可凭工牌申请班车卡;实习生和外包人员不在发放范围内。",) * 2),
         ),
+        # a table row given as its record: the column names come from the table's header
+        (
+            "大小(billion)=1.5B,显存占用(GB)=0.9[1]",
+            cites(
+                (
+                    "| 1.5B | 4 | 0.9 |",
+                    "| 大小(billion) | 模型位数 | 显存占用(GB) |\n|---|---|---|\n"
+                    "| 1.5B | 4 | 0.9 |\n| 7B | 4 | 4.2 |",
+                )
+            ),
+        ),
         # "非常" negates nothing
         ("西湖非常美丽。[1]", cites(("西湖非常美丽,游客众多。",) * 2)),
     ],
