@@ -250,6 +250,12 @@ def show_last_import() -> None:
 # ----- documents ----------------------------------------------------------------------------
 
 
+def _origin_state(origin: str) -> str:
+    if origin.startswith(("http://", "https://")):
+        return "网页"  # kept in step by its source's sync, not looked up here
+    return "存在" if Path(origin.split("#", 1)[0]).exists() else "已不存在"
+
+
 def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
     return [
         {
@@ -260,7 +266,7 @@ def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
             "段落": doc.chunks,
             "大小": human_size(doc.size),
             "导入时间": local_time(doc.ingested_at),
-            "原文件": "存在" if Path(doc.origin.split("#", 1)[0]).exists() else "已不存在",
+            "原文件": _origin_state(doc.origin),
         }
         for doc in docs
     ]

@@ -62,7 +62,10 @@ def answer_markdown(text: str, turn: int | str, numbers: Sequence[int]) -> str:
 
 
 def file_name(source: str) -> str:
-    """The file a source came from: a JSONL record's source is `file.jsonl#record`."""
+    """The file a source came from: a JSONL record's source is `file.jsonl#record`; a web
+    page is its address without the scheme."""
+    if source.startswith(("http://", "https://")):
+        return source.split("://", 1)[1]
     return Path(source.split("#", 1)[0]).name
 
 
