@@ -4,6 +4,7 @@ removes nothing. Also the `zhiku sources` and `zhiku ingest URL` commands as a u
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from web_site import WebSite, html
 from app.cli import cli
 from app.service import Service
 from app.sources import Schedule, SourceStore, new_source, sync_source
+from app.sources.scheduler import Scheduler
 from ingest._embed import Embedder
 from ingest.settings import Settings, get_settings
 from ingest.store import KnowledgeBase
@@ -193,3 +195,25 @@ def test_the_command_line(zhiku, site: WebSite, tmp_path: Path) -> None:  # type
     removed = zhiku("sources", "remove", source_id, "--purge")
     assert removed.exit_code == 0 and "its 4 documents" in removed.output
     assert zhiku("sources", "list").output.startswith("no sources")
+
+
+def test_the_scheduler_fires_a_due_schedule(
+    tmp_path: Path, embedder: Embedder, site: WebSite
+) -> None:
+    settings = make_settings(tmp_path / "home", web_delay_s=0.0, llm_backend="none")
+    store = SourceStore(settings)
+    timed = store.add(new_source(KB, site.url("/help/a.html"), schedule=Schedule.parse(every="1s")))
+    by_hand = store.add(new_source(KB, site.url("/help/b.html")))  # manual: never fired
+    scheduler = Scheduler(settings, lambda: embedder, poll_s=0.2)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(store.get(timed.id).history) < 2:
+            time.sleep(0.2)
+    finally:
+        scheduler.stop()
+    history = store.get(timed.id).history
+    assert len(history) >= 2 and all(r.trigger == "schedule" for r in history)
+    assert (history[0].added, history[1].added, history[1].skipped) == (1, 0, 1)
+    assert store.get(by_hand.id).history == ()
+    assert scheduler.last_error is None and not scheduler.alive
