@@ -35,6 +35,7 @@ from app.ui.resources import (
     request_kb_switch,
     store_error_zh,
 )
+from app.ui.sources import sources_section
 from app.ui.watched import get_watchers, watched_section
 from ingest._insert import ingest_paths
 from ingest._originals import originals_dir
@@ -491,6 +492,7 @@ def page() -> None:
         cols[2].metric("最近更新", local_time(latest)[5:] if latest else "—")
     upload_section(settings, kb_name)
     watched_section(settings, kb_name)
+    sources_section(settings, kb_name)
     documents_section(settings, kb_name, docs)
     evalset_section(settings, kb_name, kb)
     manage_section(settings, kb_name, kb)

@@ -33,6 +33,7 @@ class Scheduler:
     poll_s: float = POLL_S
     running_source: Source | None = None  # the source being synced now
     last_error: str | None = None  # the latest failed sync, in Chinese, for the page
+    busy: set[str] = field(default_factory=set)  # ids of sources synced by `sync_now` now
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -52,6 +53,28 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def sync_now(self, source: Source, trigger: str = "manual") -> None:
+        """Sync one source in a thread of its own (the page's 立即同步, a source just added)."""
+        if source.id in self.busy:
+            return
+        self.busy.add(source.id)
+
+        def run() -> None:
+            try:
+                sync_source(
+                    self.settings, SourceStore(self.settings), source, trigger=trigger,
+                    embedder=self.embedder(),
+                )  # fmt: skip
+            except SourceError:
+                pass  # already being synced
+            except Exception as exc:
+                log.exception("sync of %s failed", source.location)
+                self.last_error = f"{source.location}:{getattr(exc, 'zh', None) or exc!r}"[:300]
+            finally:
+                self.busy.discard(source.id)
+
+        threading.Thread(target=run, name=f"zhiku-sync-{source.id}", daemon=True).start()
+
     def run_due(self) -> int:
         """Sync every due source once; how many were synced."""
         store = SourceStore(self.settings)
@@ -59,6 +82,8 @@ class Scheduler:
         for source in due_sources(store):
             if self._stop.is_set():
                 break
+            if source.id in self.busy:
+                continue
             self.running_source = source
             try:
                 sync_source(
