@@ -38,8 +38,8 @@ class Scheduler:
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
+        if self.alive and not self._stop.is_set():
+            return  # running (one stopping is replaced: its loop ends at its next look)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zhiku-sources", daemon=True)
         self._thread.start()
