@@ -16,7 +16,10 @@ EVIDENCE_HEADING = "原文"
 
 
 def file_name(source: str) -> str:
-    """The file a source came from: a JSONL record's source is `file.jsonl#record`."""
+    """The file a source came from: a JSONL record's source is `file.jsonl#record`; a web
+    page is its address without the scheme."""
+    if source.startswith(("http://", "https://")):
+        return source.split("://", 1)[1]
     return Path(source.split("#", 1)[0]).name
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from app._conversations import conversations_path, delete_kb_conversations
 from app._evalset import delete_kb_evalset, evalset_dir
 from app._watched import Watchers, delete_kb_watched, load_bindings
+from app.sources.model import SourceStore
 from ingest._originals import delete_kb_originals, originals_dir
 from ingest._upload import delete_kb_uploads, uploads_dir
 from ingest.settings import Settings
@@ -71,6 +72,13 @@ def owned(
             "监视文件夹的绑定",
             lambda: bool(load_bindings(settings, name)),
             stop_watching,
+        ),
+        # before the documents: a scheduled sync must not bring the knowledge base back
+        Owned(
+            "sources (web pages, sites, folders) and their history",
+            "数据来源(网页、网站、文件夹)及同步记录",
+            lambda: bool(SourceStore(settings).list(name)),
+            lambda: SourceStore(settings).delete_kb(name),
         ),
         Owned("documents and index", "文档和索引", lambda: kb_exists(settings, name), delete_store),
         Owned(

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from app.sources.cli import sources_cli
 from ingest._embed import EmbeddingError, load_embedder
 from ingest.cli import KbOption, cli, console, err_console, fail, kb_cli
 from ingest.settings import get_settings
@@ -326,6 +327,7 @@ keys_cli = typer.Typer(
     help="Create, list and revoke API keys for `zhiku serve`.", no_args_is_help=True
 )
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(sources_cli, name="sources")
 
 
 @cli.command()

@@ -60,6 +60,7 @@ from app.ui.resources import (  # noqa: E402
     kb_selector,
     store_error_zh,
 )
+from app.ui.sources import ensure_scheduler  # noqa: E402
 from app.ui.viewer import current_source, viewer_panel  # noqa: E402
 from app.ui.watched import ensure_watchers  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
@@ -364,6 +365,10 @@ def main() -> None:
                 f"{escape_markdown(failed.error or '')}(在「知识库」页重新启动)",
                 icon=":material/folder_off:",
             )
+    try:
+        ensure_scheduler(settings)  # sources on a schedule are synced whichever page is open
+    except Exception:
+        log.exception("cannot start the source scheduler")
     navigation.run()
     st.sidebar.caption(f"数据目录:{escape_markdown(str(settings.zhiku_home.resolve()))}")
 

@@ -23,7 +23,7 @@ from ingest._embed import Embedder, EmbeddingSpec, load_embedder
 from ingest._originals import keep_original, release_originals
 from ingest._reasons import Rejection
 from ingest._upload import discard_upload
-from ingest.load import SUPPORTED_SUFFIXES, LoadedDoc, load_file
+from ingest.load import SUPPORTED_SUFFIXES, Loaded, LoadedDoc, load_file
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, PreparedChunk, StoreError
 
@@ -130,6 +130,11 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
     return found, problems
 
 
+def is_url(origin: str) -> bool:
+    """Whether a stored origin is a web address rather than a file's path."""
+    return origin.startswith(("http://", "https://"))
+
+
 def embedding_text(title: str, headings: Sequence[str], text: str) -> str:
     """What the embedding model sees: the passage with where it sits, so a table row or a
     short paragraph still carries its document's and section's subject."""
@@ -147,9 +152,10 @@ def _sha256(path: Path) -> str:
 
 @dataclass
 class _Pending:
-    """One loaded file waiting for its vectors."""
+    """One loaded file (or fetched web page) waiting for its vectors."""
 
-    path: Path
+    origin: str  # the file's path, or the page's URL
+    original: Path | None  # the bytes to keep a copy of (KEEP_ORIGINALS), if any
     sha256: str
     size: int
     docs: list[tuple[LoadedDoc, list[Chunk], list[str]]]  # doc, chunks, embedding texts
@@ -199,7 +205,11 @@ def prepare_chunks(
     return out, len(todo)
 
 
-class _Run:
+class IngestRun:
+    """One ingestion into an open knowledge base: `plan` (a file) or `plan_loaded` (anything
+    loaded, e.g. a fetched page) queue documents, `flush` embeds and commits them; outcomes go
+    to `report`."""
+
     def __init__(
         self,
         settings: Settings,
@@ -288,6 +298,13 @@ class _Run:
                 FileOutcome(origin, "failed", reason=Rejection("internal", detail=repr(exc)[:200]))
             )
             return
+        self.plan_loaded(origin, sha256, size, loaded, path)
+
+    def plan_loaded(
+        self, origin: str, sha256: str, size: int, loaded: Loaded, original: Path | None
+    ) -> None:
+        """Chunk what was loaded from `origin` (a file, or a fetched page or file whose origin
+        is its URL) and queue it for embedding, or record why nothing of it is stored."""
         docs: list[tuple[LoadedDoc, list[Chunk], list[str]]] = []
         new_ids = {doc.doc_id for doc in loaded.docs}
         # records that vanished from a changed JSONL file go with it
@@ -308,7 +325,8 @@ class _Run:
                 None,
             )
             if twin is not None:
-                if Path(twin.origin).exists():
+                # a page's twin at another URL is still online as far as we know
+                if is_url(twin.origin) or Path(twin.origin).exists():
                     skipped.append(Rejection("duplicate_content", other=twin.source))
                     continue
                 drop.append(twin.doc_id)  # the same content moved here from a file now gone
@@ -324,7 +342,7 @@ class _Run:
             # nothing of this file is or will be in the knowledge base
             self.record(FileOutcome(origin, "failed", reason=problems[0]))
             return
-        self.pending.append(_Pending(path, sha256, size, docs, skipped, drop))
+        self.pending.append(_Pending(origin, original, sha256, size, docs, skipped, drop))
         n = sum(len(c) for _, c, _ in docs)
         self.pending_chunks += n
         self.progress.chunks_planned(n)
@@ -344,7 +362,7 @@ class _Run:
         with self.kb.writer(self.spec() or self.embedder().spec, save_vectors=False) as writer:
             for pending in batch:
                 docs = [(doc, next(prepared)) for doc, _, _ in pending.docs]
-                origin = str(pending.path)
+                origin = pending.origin
                 # checked again under the lock: another process may have stored it meanwhile
                 previous = self.kb.source_sha256(origin)
                 if previous == pending.sha256 and not self.force:
@@ -363,8 +381,9 @@ class _Run:
                     )
                     continue
                 updated = "updated" in status.values() or bool(pending.drop_doc_ids)
-                if docs:  # what the viewer opens once the source folder has moved
-                    keep_original(self.settings, self.kb.name, pending.path, pending.sha256)
+                if docs and pending.original is not None:
+                    # what the viewer opens once the source folder has moved
+                    keep_original(self.settings, self.kb.name, pending.original, pending.sha256)
                 self.record(
                     FileOutcome(
                         origin,
@@ -408,7 +427,7 @@ def ingest_paths(
     files, missing = discover(paths)
     kb = KnowledgeBase.open(settings, kb_name, create=True)
     try:
-        run = _Run(settings, kb, embedder, progress, force=force, cancel=cancel)
+        run = IngestRun(settings, kb, embedder, progress, force=force, cancel=cancel)
         if reindex:
             reindex_kb(kb, run.embedder(), settings, progress)
         else:
@@ -425,7 +444,11 @@ def ingest_paths(
         except Cancelled:
             run.report.cancelled = True
         if prune and not run.report.cancelled:
-            gone = [(o, sha) for o, sha, _ in kb.source_records() if not Path(o).exists()]
+            gone = [
+                (o, sha)
+                for o, sha, _ in kb.source_records()
+                if not is_url(o) and not Path(o).exists()  # pages go by their sources' sync
+            ]
             if gone:
                 with kb.writer(None, save_vectors=False) as writer:
                     writer.remove_origins([o for o, _ in gone])
@@ -515,11 +538,13 @@ __all__ = [
     "Cancelled",
     "FileOutcome",
     "IngestReport",
+    "IngestRun",
     "Progress",
     "StoreError",
     "discover",
     "embedding_text",
     "ingest_paths",
+    "is_url",
     "reindex_kb",
     "remove_documents",
 ]

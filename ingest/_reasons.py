@@ -93,6 +93,74 @@ REASONS: dict[str, tuple[str, str]] = {
         "跳过 {count} 条记录：{first_zh}",
     ),
     "internal": ("unexpected error: {detail}", "意外错误:{detail}"),
+    # web pages and sites (ingest/web/)
+    "bad_url": ("not a web address zhiku can fetch: {detail}", "无法抓取的网址:{detail}"),
+    "http_status": (
+        "the server answered HTTP {status} ({phrase})",
+        "服务器返回 HTTP {status}({phrase})",
+    ),
+    "http_gone": (
+        "the page is gone (HTTP {status})",
+        "页面已不存在(HTTP {status})",
+    ),
+    "http_auth": (
+        "the page needs a login (HTTP {status})",
+        "页面需要登录才能访问(HTTP {status})",
+    ),
+    "login_page": (
+        "a login page (a password form), not content: log in cannot be done for you",
+        "这是登录页(含密码输入框),不是内容页,知库不会代为登录",
+    ),
+    "timeout": (
+        "no answer within {seconds:g} s",
+        "{seconds:g} 秒内没有响应",
+    ),
+    "unreachable": ("cannot reach the server: {detail}", "无法连接服务器:{detail}"),
+    "too_many_redirects": (
+        "too many redirects (a loop?): {detail}",
+        "重定向次数过多(可能是循环重定向):{detail}",
+    ),
+    "offsite_redirect": (
+        "redirected to {target}, outside the site being crawled",
+        "被重定向到 {target},不在抓取的网站范围内",
+    ),
+    "robots": (
+        "robots.txt of the site does not allow fetching it",
+        "网站的 robots.txt 不允许抓取此页面",
+    ),
+    "page_too_large": (
+        "the page is over the {limit_mb:g} MB limit",
+        "页面超过 {limit_mb:g} MB 的上限",
+    ),
+    "content_type": (
+        "content type {content_type!r} is not a page or a supported file",
+        "内容类型 {content_type!r} 既不是网页也不是支持的文件格式",
+    ),
+    "no_main_text": (
+        "no main text found on the page (only navigation or scripts?)",
+        "页面上没有找到正文(只有导航或脚本?)",
+    ),
+    "endless_pattern": (
+        "{count} pages in a row of the URL pattern {pattern}: an endless calendar or "
+        "pagination, not followed further",
+        "URL 模式 {pattern} 已连续出现 {count} 次:疑似无尽的日历或翻页,不再继续抓取",
+    ),
+    "page_limit": (
+        "not fetched: the crawl reached its limit of {limit} pages",
+        "未抓取:已达到本次最多抓取 {limit} 个页面的上限",
+    ),
+    "not_modified": (
+        "unchanged on the server (HTTP 304)",
+        "服务器上未变化(HTTP 304),已跳过",
+    ),
+    "gone_pending": (
+        "the page is gone (HTTP {status}); removed after {left} more sync(s) confirm it",
+        "页面已不存在(HTTP {status});再确认 {left} 次同步后才会从知识库移除",
+    ),
+    "page_gone": (
+        "the page is gone (HTTP {status}) {count} syncs in a row",
+        "页面已连续 {count} 次同步不存在(HTTP {status}),已移除",
+    ),
 }
 
 

@@ -142,6 +142,8 @@ class _RichProgress(Progress):
 
 def _shown(path: str) -> str:
     """Paths under the working folder are shown relative to it: tables stay readable."""
+    if path.startswith(("http://", "https://")):
+        return path
     try:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
@@ -169,29 +171,76 @@ def report_table(report: IngestReport) -> Table:
 
 @cli.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="files and folders (searched recursively)")],
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="files and folders (searched recursively), or web addresses (http/https)",
+            metavar="PATHS_OR_URLS...",
+        ),
+    ],
     kb: KbOption = None,
     prune: Annotated[bool, typer.Option(help="remove documents whose files are gone")] = False,
     reindex: Annotated[
         bool, typer.Option(help="re-chunk and re-embed everything with the current settings")
     ] = False,
+    crawl: Annotated[
+        bool,
+        typer.Option(
+            help="follow links from each URL (or read it as a sitemap): the pages on its host "
+            "under its path"
+        ),
+    ] = False,
+    depth: Annotated[
+        int | None, typer.Option(help="links followed from the start page [default: WEB_MAX_DEPTH]")
+    ] = None,
+    max_pages: Annotated[
+        int | None, typer.Option(help="pages fetched at most [default: WEB_MAX_PAGES]")
+    ] = None,
+    delay: Annotated[
+        float | None,
+        typer.Option(help="seconds between two requests to the site [default: WEB_DELAY_S]"),
+    ] = None,
 ) -> None:
-    """Add files to a knowledge base; unchanged files are skipped, changed ones replaced."""
+    """Add files or web pages to a knowledge base; unchanged ones are skipped, changed ones
+    replaced. A URL is one page (and the PDF and Office files it links to), or with --crawl a
+    site; robots.txt is obeyed."""
+    from ingest.web import fetcher_of, ingest_web, is_web_url, limits_of
+
     settings = get_settings()
+    urls = [t for t in targets if is_web_url(t)]
+    paths = [Path(t) for t in targets if not is_web_url(t)]
+    if urls and (prune or reindex):
+        raise fail("--prune and --reindex take files and folders, not web addresses")
     try:
         with (
             RichProgress(*PROGRESS_COLUMNS, console=err_console, transient=True) as bar,
             cancel_on_sigint() as cancel,
         ):
-            report = ingest_paths(
-                settings,
-                paths,
-                kb,
-                prune=prune,
-                reindex=reindex,
-                progress=_RichProgress(bar),
-                cancel=cancel,
-            )
+            report = IngestReport()
+            if paths or not urls:
+                report = ingest_paths(
+                    settings,
+                    paths,
+                    kb,
+                    prune=prune,
+                    reindex=reindex,
+                    progress=_RichProgress(bar),
+                    cancel=cancel,
+                )
+            if urls and not report.cancelled:
+                web = ingest_web(
+                    settings,
+                    urls,
+                    kb,
+                    limits=limits_of(settings, crawl, max_depth=depth, max_pages=max_pages),
+                    fetcher=fetcher_of(settings, delay_s=delay),
+                    progress=_RichProgress(bar),
+                    cancel=cancel,
+                )
+                report.outcomes += web.outcomes
+                report.seconds += web.seconds
+                report.embedded_chunks += web.embedded_chunks
+                report.cancelled = web.cancelled
     except (StoreError, EmbeddingError) as exc:
         raise fail(str(exc)) from exc
     console.print(report_table(report))

@@ -110,6 +110,28 @@ class Settings(BaseSettings):
         "citation opens on its page after the source folder moves (uploads are kept anyway)",
     )
 
+    # --- web pages and sites (`zhiku ingest URL`, sources) ---
+    web_delay_s: float = Field(
+        1.0,
+        description="seconds between two requests to one web host (a longer robots.txt "
+        "Crawl-delay wins)",
+    )
+    web_timeout_s: float = Field(20.0, description="seconds a web request may take")
+    web_max_page_mb: float = Field(
+        5.0, description="web pages larger than this are refused (linked files: MAX_FILE_MB)"
+    )
+    web_max_pages: int = Field(200, description="pages a site crawl fetches at most")
+    web_max_depth: int = Field(3, description="links followed from a crawl's start page")
+    web_user_agent: str = Field(
+        "zhiku/0.1 (knowledge-base crawler)",
+        description="the User-Agent sent, and the name robots.txt rules are read for",
+    )
+    source_remove_after: int = Field(
+        3,
+        description="syncs in a row a page must answer 404/410 before its documents are "
+        "removed: a site outage never empties a knowledge base",
+    )
+
     # --- retrieval ---
     top_k: int = 5
     dense_candidates: int = 40

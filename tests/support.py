@@ -99,6 +99,9 @@ def give_app_data(settings: Settings, name: str, watched: Path) -> None:
         save_case(settings, kb, make_case("杭州的市花是什么？", "桂花", []))
     watched.mkdir(parents=True, exist_ok=True)
     bind_folder(settings, name, str(watched))
+    from app.sources import SourceStore, new_source
+
+    SourceStore(settings).add(new_source(name, str(watched)))
 
 
 def leftovers(settings: Settings, name: str) -> list[Path]:

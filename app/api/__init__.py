@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api import chat, library
+from app.api import chat, library, sources
 from app.api.auth import Caller, Reader, caller
 from app.api.errors import ApiError, BodyLimit, error_response, install_handlers
 from app.api.jobs import Jobs
@@ -24,6 +24,7 @@ from app.api.keys import KeyStore
 from app.api.mcp import build_mcp
 from app.api.schemas import Health, StatusOut
 from app.service import Service
+from app.sources.scheduler import Scheduler
 from ingest.settings import Settings
 
 VERSION = "0.1.0"
@@ -103,8 +104,10 @@ def create_app(
         mcp_route.app = next(
             r for r in mcp_app.routes if getattr(r, "path", None) == "/mcp"
         ).endpoint  # type: ignore[attr-defined]
+        app.state.scheduler.start()
         async with mcp.session_manager.run():
             yield
+        app.state.scheduler.stop(timeout=0)
         service.close()  # the knowledge bases reopen on the next request, if any
 
     app = FastAPI(
@@ -120,6 +123,8 @@ def create_app(
     )
     app.state.service = service
     app.state.jobs = jobs
+    # sources on a schedule are synced while the server runs, as in the web app
+    app.state.scheduler = Scheduler(settings, service.embedder)
     app.state.keys = KeyStore(settings)
     app.state.open_without_keys = open_without_keys
     install_handlers(app)
@@ -148,6 +153,7 @@ def create_app(
 
     app.include_router(chat.router)
     app.include_router(library.router)
+    app.include_router(sources.router)
     # the SDK's endpoint routed at /mcp itself: a mount would answer /mcp with a redirect to
     # /mcp/, which MCP clients do not follow
     app.router.routes.append(Route("/mcp", endpoint=mcp_route, include_in_schema=False))

@@ -35,6 +35,7 @@ from app.ui.resources import (
     request_kb_switch,
     store_error_zh,
 )
+from app.ui.sources import sources_section
 from app.ui.watched import get_watchers, watched_section
 from ingest._insert import ingest_paths
 from ingest._originals import originals_dir
@@ -250,6 +251,12 @@ def show_last_import() -> None:
 # ----- documents ----------------------------------------------------------------------------
 
 
+def _origin_state(origin: str) -> str:
+    if origin.startswith(("http://", "https://")):
+        return "网页"  # kept in step by its source's sync, not looked up here
+    return "存在" if Path(origin.split("#", 1)[0]).exists() else "已不存在"
+
+
 def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
     return [
         {
@@ -260,7 +267,7 @@ def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
             "段落": doc.chunks,
             "大小": human_size(doc.size),
             "导入时间": local_time(doc.ingested_at),
-            "原文件": "存在" if Path(doc.origin.split("#", 1)[0]).exists() else "已不存在",
+            "原文件": _origin_state(doc.origin),
         }
         for doc in docs
     ]
@@ -485,6 +492,7 @@ def page() -> None:
         cols[2].metric("最近更新", local_time(latest)[5:] if latest else "—")
     upload_section(settings, kb_name)
     watched_section(settings, kb_name)
+    sources_section(settings, kb_name)
     documents_section(settings, kb_name, docs)
     evalset_section(settings, kb_name, kb)
     manage_section(settings, kb_name, kb)

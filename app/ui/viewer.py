@@ -138,6 +138,8 @@ def viewer_panel(settings: Settings) -> None:
             icon=":material/info:",
         )
     stored = page_text(kb, source.doc_id, source.page_seq, source.start, source.end)
+    if source.source.startswith(("http://", "https://")):
+        st.link_button("打开网页原文", source.source, icon=":material/open_in_new:")
     st.caption(
         "原文(导入时提取的文字),引用的句子已高亮"
         if stored.span != (0, 0)

@@ -38,19 +38,28 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGN
 
 
 def load_html(file: SourceFile, options: LoadOptions) -> Loaded:
-    soup = BeautifulSoup(_decode_html(file.data), "lxml")
+    title, text = render_html(decode_html(file.data))
+    return Loaded([file.doc(title, [Page(None, require_text(text))], "markdown")])
+
+
+def render_html(markup: str) -> tuple[str, str]:
+    """The title and the visible text as Markdown (normalised) of an HTML document; the title
+    is the <title>, else the first h1, else the first line of text."""
+    soup = BeautifulSoup(markup, "lxml")
     title_tag = soup.find("title")
     html_title = one_line(title_tag.get_text()) if title_tag else ""
     renderer = _HtmlRenderer()
     renderer.walk(soup)
-    text = require_text(normalize_text("\n\n".join(renderer.finish())))
+    text = normalize_text("\n\n".join(renderer.finish()))
     title = html_title or renderer.first_h1 or first_line(text)
-    return Loaded([file.doc(title[:TITLE_MAX], [Page(None, text)], "markdown")])
+    return title[:TITLE_MAX], text
 
 
-def _decode_html(data: bytes) -> str:
+def decode_html(data: bytes, charset: str | None = None) -> str:
+    """The page's text: a BOM first, then the charset the server sent (`charset`) or the page
+    declares, then the bytes themselves (a declaration that does not decode is a lie)."""
     if not data.startswith(tuple(bom for bom, _ in BOMS)):
-        declared = EncodingDetector.find_declared_encoding(data, is_html=True)
+        declared = charset or EncodingDetector.find_declared_encoding(data, is_html=True)
         encoding = _html_codec(declared) if declared else None
         if encoding:
             try:

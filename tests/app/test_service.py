@@ -180,7 +180,10 @@ def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
     monkeypatch.setattr("app._owned.delete_kb", busy)
     with pytest.raises(DeletionIncomplete) as stopped:
         service.delete_kb("kb2")
-    assert [p.en for p in stopped.value.done] == ["watched-folder bindings"]
+    assert [p.en for p in stopped.value.done] == [
+        "watched-folder bindings",
+        "sources (web pages, sites, folders) and their history",
+    ]
     assert "documents and index" in stopped.value.en and "正在写入" in stopped.value.zh
     assert service.documents("kb2") and conversations_path(settings, "kb2").exists()
     assert not service.finish_deletion("kb2")  # its documents are there: only a delete goes on

@@ -672,3 +672,32 @@ def test_an_embedded_model_that_traps_at_start_is_reported_once_and_answers_go_o
         assert "年假制度.md" in html_of(at)  # answered from retrieval
     finally:
         llamacpp.stop_workers()
+
+
+def test_a_web_site_is_added_on_the_kb_page_synced_and_its_history_shown(
+    home: Path, settings_for: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from web_site import WebSite, html
+
+    from app.sources import SourceStore
+
+    monkeypatch.setenv("WEB_DELAY_S", "0")
+    with WebSite() as site:
+        site.put("/help/", html("客服中心", "<h1>客服中心</h1><p>退货请在签收后七天内申请。</p>"))
+        at = open_kb_page(start())
+        next(t for t in at.text_input if t.label == "网址").set_value(site.url("/help/"))
+        next(s for s in at.selectbox if s.label == "同步").set_value("每 30 分钟")
+        next(c for c in at.checkbox if c.label == "整个网站").check()
+        click(at, "添加")
+        assert "已添加" in " ".join(s.value for s in at.success)
+        store = SourceStore(settings_for)
+        [source] = store.list("default")
+        assert source.kind == "site" and source.schedule.every_s == 1800
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not store.get(source.id).history:
+            time.sleep(0.5)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert [d.source for d in documents(settings_for)] == [site.url("/help/")]
+    shown = " ".join(c.value for c in at.caption)
+    assert "新增 1" in shown and "每 30 分钟" in " ".join(str(m.value) for m in at.metric)

@@ -181,3 +181,42 @@ def test_deleting_a_kb_removes_everything_it_owns_and_a_stopped_one_finishes(
     assert again.status_code == 201 and again.json()["documents"] == 0
     app_data_is_empty(settings, "gone")
     assert httpx.delete(url, headers=served.headers()).status_code == 200
+
+
+def test_a_web_source_is_added_synced_searched_and_removed(served: Served) -> None:
+    from web_site import WebSite, html
+
+    base = f"{served.url}/v1/knowledge_bases/websrc/sources"
+    with WebSite() as site:
+        page = html("会员须知", "<h1>会员须知</h1><p>会员每月可以免费退换两次。</p>")
+        site.put("/faq.html", page)
+        response = httpx.post(
+            base, json={"url": site.url("/faq.html"), "every": "2h"}, headers=served.headers()
+        )
+        assert response.status_code == 202, response.text
+        source = response.json()
+        assert source["schedule"] == "every 2h" and source["kind"] == "page"
+        deadline = time.monotonic() + 120
+        detail: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            detail = httpx.get(f"{base}/{source['id']}", headers=served.headers()).json()
+            if detail["history"]:
+                break
+            time.sleep(0.3)
+        [sync] = detail["history"]
+        assert (sync["trigger"], sync["added"], sync["failed"]) == ("api", 1, 0), sync
+    found = httpx.post(
+        f"{served.url}/v1/search",
+        json={"kb": "websrc", "query": "会员每月可以免费退换几次?"},
+        headers=served.headers(),
+    ).json()
+    assert found["passages"][0]["source"] == site.url("/faq.html")
+    bad = httpx.post(base, json={"url": "file:///etc/passwd"}, headers=served.headers())
+    assert bad.status_code == 400 and "error" in bad.json()
+    twice = httpx.post(base, json={"url": site.url("/faq.html")}, headers=served.headers())
+    assert twice.status_code == 400 and "already" in twice.json()["error"]["message"]
+    gone = httpx.delete(f"{base}/{source['id']}", headers=served.headers())
+    assert gone.status_code == 200
+    assert httpx.get(base, headers=served.headers()).json() == []
+    missing = httpx.get(f"{base}/{source['id']}", headers=served.headers())
+    assert missing.status_code == 404 and "error" in missing.json()

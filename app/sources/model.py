@@ -1,0 +1,335 @@
+"""Sources as data: a folder, a web page or a site bound to a knowledge base, with an optional
+schedule, what its last syncs learnt of each page, and its history.
+
+Kept per knowledge base in `<ZHIKU_HOME>/sources/<kb>.json` behind `SourceStore` (the one place
+that reads or writes them, under a file lock so the CLI, the web app and the API can share them);
+a SQL table can replace the file without its callers changing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import FileLock
+
+from ingest._store import validate_kb_name
+from ingest.settings import Settings
+from ingest.web import Known, Validators
+
+SourceKind = Literal["folder", "page", "site"]
+SOURCES_DIR = "sources"
+FORMAT_VERSION = 1
+KEPT_HISTORY = 50  # syncs a source remembers
+KEPT_ITEMS = 200  # per-URL lines a sync record keeps (the counts are always whole)
+
+_EVERY = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$", re.IGNORECASE)
+_AT = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+_UNIT_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+class SourceError(ValueError):
+    """A source that cannot be added or found; English for the CLI, Chinese for the page."""
+
+    def __init__(self, en: str, zh: str) -> None:
+        super().__init__(en)
+        self.en = en
+        self.zh = zh
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Every `every_s` seconds, or daily at `at` ("HH:MM", local time); neither: by hand."""
+
+    every_s: int | None = None
+    at: str | None = None
+
+    @classmethod
+    def parse(cls, every: str | None = None, at: str | None = None) -> Schedule:
+        if every and at:
+            raise SourceError(
+                "give --every or --at, not both", "只能选择「每隔」或「每天定时」之一"
+            )
+        if every:
+            match = _EVERY.match(every)
+            if not match or int(match.group(1)) == 0:
+                raise SourceError(
+                    f"not an interval: {every!r} (say 30m, 2h or 1d)",
+                    f"无法识别的间隔:{every!r}(例如 30m、2h、1d)",
+                )
+            return cls(every_s=int(match.group(1)) * _UNIT_S[match.group(2).lower()])
+        if at:
+            match = _AT.match(at)
+            if not match:
+                raise SourceError(
+                    f"not a time of day: {at!r} (say 03:00)", f"无法识别的时间:{at!r}(例如 03:00)"
+                )
+            return cls(at=f"{int(match.group(1)):02d}:{match.group(2)}")
+        return cls()
+
+    @property
+    def manual(self) -> bool:
+        return self.every_s is None and self.at is None
+
+    def describe(self) -> str:
+        if self.every_s is not None:
+            for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
+                if self.every_s % seconds == 0:
+                    return f"every {self.every_s // seconds}{unit}"
+            return f"every {self.every_s}s"
+        return f"daily at {self.at}" if self.at else "manual"
+
+    def describe_zh(self) -> str:
+        if self.every_s is not None:
+            for unit, seconds in (("天", 86400), ("小时", 3600), ("分钟", 60)):
+                if self.every_s % seconds == 0:
+                    return f"每 {self.every_s // seconds} {unit}"
+            return f"每 {self.every_s} 秒"
+        return f"每天 {self.at}" if self.at else "手动"
+
+    def next_run(self, last: datetime | None, now: datetime) -> datetime | None:
+        """When the next sync is due (aware datetimes); None for a manual source. A source
+        never synced is due at once."""
+        if self.manual:
+            return None
+        if last is None:
+            return now
+        if self.every_s is not None:
+            return last + timedelta(seconds=self.every_s)
+        assert self.at is not None
+        hour, minute = (int(p) for p in self.at.split(":"))
+        local_last = last.astimezone()
+        due = local_last.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if due <= local_last:
+            due += timedelta(days=1)
+        return due.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PageState:
+    """What the syncs of a web source know of one URL it holds."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    kind: str | None = None
+    links: tuple[str, ...] = ()
+    gone: int = 0  # syncs in a row that answered 404/410
+    gone_status: int | None = None
+
+    def known(self) -> Known:
+        return Known(Validators(self.etag, self.last_modified), self.kind, self.links)
+
+    @classmethod
+    def of(cls, known: Known) -> PageState:
+        v = known.validators
+        return cls(v.etag, v.last_modified, known.kind, tuple(known.links))
+
+
+@dataclass(frozen=True)
+class SyncItem:
+    url: str  # or a file's path
+    status: str  # added / updated / removed / failed (skipped ones are counted, not listed)
+    reason_en: str = ""
+    reason_zh: str = ""
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    started_at: str  # ISO, UTC
+    seconds: float
+    trigger: str  # "manual", "schedule", "cli", "api"
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    items: tuple[SyncItem, ...] = ()
+    error_en: str = ""  # why the sync stopped before its end (nothing was removed then)
+    error_zh: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    kb: str
+    kind: SourceKind
+    location: str  # the URL, or the folder's resolved path
+    schedule: Schedule = field(default_factory=Schedule)
+    created_at: str = ""
+    max_depth: int | None = None  # a site's crawl limits; None: the settings'
+    max_pages: int | None = None
+    pages: dict[str, PageState] = field(default_factory=dict)
+    history: tuple[SyncRecord, ...] = ()
+
+    @property
+    def last_sync(self) -> SyncRecord | None:
+        return self.history[-1] if self.history else None
+
+    def next_run(self, now: datetime | None = None) -> datetime | None:
+        last = self.last_sync
+        started = datetime.fromisoformat(last.started_at) if last else None
+        return self.schedule.next_run(started, now or datetime.now(UTC))
+
+    def due(self, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        when = self.next_run(now)
+        return when is not None and when <= now
+
+
+def source_id(kb: str, location: str) -> str:
+    return hashlib.sha1(f"{kb}\n{location}".encode()).hexdigest()[:10]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ----- storage ----------------------------------------------------------------------------
+
+
+def _to_json(source: Source) -> dict[str, Any]:
+    data = asdict(source)
+    data["pages"] = {url: asdict(state) for url, state in source.pages.items()}
+    return data
+
+
+def _from_json(data: dict[str, Any]) -> Source:
+    pages = {
+        url: PageState(**{**state, "links": tuple(state.get("links", ()))})
+        for url, state in data.get("pages", {}).items()
+    }
+    history = tuple(
+        SyncRecord(**{**r, "items": tuple(SyncItem(**i) for i in r.get("items", ()))})
+        for r in data.get("history", ())
+    )
+    return Source(
+        id=data["id"],
+        kb=data["kb"],
+        kind=data["kind"],
+        location=data["location"],
+        schedule=Schedule(**data.get("schedule", {})),
+        created_at=data.get("created_at", ""),
+        max_depth=data.get("max_depth"),
+        max_pages=data.get("max_pages"),
+        pages=pages,
+        history=history,
+    )
+
+
+class SourceStore:
+    """The sources of one data home: a JSON file per knowledge base, each change a whole
+    rewrite under a lock (files of a few hundred KB; a sync changes them once)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.folder = settings.zhiku_home / SOURCES_DIR
+
+    def _file(self, kb: str) -> Path:
+        return self.folder / f"{validate_kb_name(kb)}.json"
+
+    @contextmanager
+    def _locked(self, kb: str) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self._file(kb)) + ".lock", timeout=60):
+            yield
+
+    def _read(self, kb: str) -> list[Source]:
+        try:
+            raw = json.loads(self._file(kb).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            return []  # a file edited by hand into something else: nothing usable in it
+        out = []
+        for entry in raw.get("sources", []) if isinstance(raw, dict) else []:
+            try:
+                out.append(_from_json(entry))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
+
+    def _write(self, kb: str, sources: list[Source]) -> None:
+        path = self._file(kb)
+        body = {"version": FORMAT_VERSION, "sources": [_to_json(s) for s in sources]}
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        partial.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(partial, path)
+
+    def kbs(self) -> list[str]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p.stem for p in self.folder.glob("*.json"))
+
+    def list(self, kb: str | None = None) -> list[Source]:
+        names = [kb] if kb else self.kbs()
+        return [s for name in names for s in self._read(name)]
+
+    def get(self, ident: str, kb: str | None = None) -> Source:
+        """A source by its id (or an unambiguous prefix of it) or its location."""
+        matches = [s for s in self.list(kb) if s.id.startswith(ident) or s.location == ident]
+        if len(matches) != 1:
+            raise SourceError(
+                f"no source {ident!r}" if not matches else f"{ident!r} names several sources",
+                f"没有找到来源 {ident!r}" if not matches else f"{ident!r} 对应多个来源",
+            )
+        return matches[0]
+
+    def add(self, source: Source) -> Source:
+        with self._locked(source.kb):
+            sources = self._read(source.kb)
+            if any(s.id == source.id for s in sources):
+                raise SourceError(
+                    f"{source.location} is already a source of {source.kb!r}",
+                    f"{source.location} 已经是知识库 {source.kb!r} 的来源",
+                )
+            self._write(source.kb, [*sources, source])
+        return source
+
+    def update(self, source: Source) -> None:
+        """Replace a source's settings (schedule, limits), keeping its pages and history."""
+        with self._locked(source.kb):
+            sources = self._read(source.kb)
+            kept = [
+                replace(s, schedule=source.schedule, max_depth=source.max_depth,
+                        max_pages=source.max_pages) if s.id == source.id else s
+                for s in sources
+            ]  # fmt: skip
+            self._write(source.kb, kept)
+
+    def remove(self, source: Source) -> bool:
+        with self._locked(source.kb):
+            sources = self._read(source.kb)
+            kept = [s for s in sources if s.id != source.id]
+            if len(kept) == len(sources):
+                return False
+            self._write(source.kb, kept)
+        return True
+
+    def delete_kb(self, kb: str) -> None:
+        """A deleted knowledge base has no sources any more."""
+        with self._locked(kb):
+            self._file(kb).unlink(missing_ok=True)
+        Path(str(self._file(kb)) + ".lock").unlink(missing_ok=True)
+
+    def record(self, source: Source, pages: dict[str, PageState] | None, sync: SyncRecord) -> None:
+        """Store a finished sync: the pages' new state (None: unchanged) and its record."""
+        with self._locked(source.kb):
+            sources = self._read(source.kb)
+            out = []
+            for s in sources:
+                if s.id == source.id:
+                    history = (*s.history, sync)[-KEPT_HISTORY:]
+                    s = replace(s, pages=s.pages if pages is None else pages, history=history)
+                out.append(s)
+            self._write(source.kb, out)

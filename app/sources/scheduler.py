@@ -1,0 +1,112 @@
+"""The background scheduler: while the web app (or `zhiku serve`) runs, every source whose
+schedule is due is synced, one at a time, in one daemon thread per process.
+
+Sources are re-read from their store at every look, so a source added by the CLI, another
+browser session or the API is picked up without a restart. A sync that raises is logged and
+recorded as the scheduler's last error; the next source goes on. Two processes running a
+scheduler over one data home do not sync one source twice at once (the sync's lock refuses the
+second, which skips it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.sources.model import Source, SourceError, SourceStore
+from app.sources.sync import due_sources, sync_source
+from ingest._embed import Embedder
+from ingest.settings import Settings
+from ingest.store import StoreError
+
+log = logging.getLogger(__name__)
+
+POLL_S = 30.0
+
+
+@dataclass
+class Scheduler:
+    settings: Settings
+    embedder: Callable[[], Embedder]
+    poll_s: float = POLL_S
+    running_source: Source | None = None  # the source being synced now
+    last_error: str | None = None  # the latest failed sync, in Chinese, for the page
+    busy: set[str] = field(default_factory=set)  # ids of sources synced by `sync_now` now
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.alive and not self._stop.is_set():
+            return  # running (one stopping is replaced: its loop ends at its next look)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zhiku-sources", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def sync_now(self, source: Source, trigger: str = "manual") -> None:
+        """Sync one source in a thread of its own (the page's 立即同步, a source just added)."""
+        if source.id in self.busy:
+            return
+        self.busy.add(source.id)
+
+        def run() -> None:
+            try:
+                sync_source(
+                    self.settings, SourceStore(self.settings), source, trigger=trigger,
+                    embedder=self.embedder(),
+                )  # fmt: skip
+            except SourceError:
+                pass  # already being synced
+            except Exception as exc:
+                log.exception("sync of %s failed", source.location)
+                self.last_error = f"{source.location}:{getattr(exc, 'zh', None) or exc!r}"[:300]
+            finally:
+                self.busy.discard(source.id)
+
+        threading.Thread(target=run, name=f"zhiku-sync-{source.id}", daemon=True).start()
+
+    def run_due(self) -> int:
+        """Sync every due source once; how many were synced."""
+        store = SourceStore(self.settings)
+        done = 0
+        for source in due_sources(store):
+            if self._stop.is_set():
+                break
+            if source.id in self.busy:
+                continue
+            self.running_source = source
+            try:
+                sync_source(
+                    self.settings, store, source, trigger="schedule",
+                    embedder=self.embedder(), cancel=self._stop,
+                )  # fmt: skip
+                done += 1
+            except SourceError:
+                continue  # being synced by someone else right now
+            except (StoreError, OSError) as exc:
+                log.exception("scheduled sync of %s failed", source.location)
+                self.last_error = f"{source.location}:{getattr(exc, 'zh', exc)}"
+            except Exception as exc:  # a bug in one sync must not end the schedule
+                log.exception("scheduled sync of %s failed", source.location)
+                self.last_error = f"{source.location}:{exc!r}"[:300]
+            finally:
+                self.running_source = None
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_due()
+            except Exception:  # reading the store failed: try again at the next look
+                log.exception("the source scheduler's look failed")
+            self._stop.wait(self.poll_s)
