@@ -385,10 +385,10 @@ _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}")
 def _row_header(cited: CitedSentence, passage: str) -> str:
     """The header row of the table a cited row is in ("" for a sentence of running text)."""
     row = cited.sentence.strip()
-    if not row.startswith("|"):
+    if "|" not in row:
         return ""
     lines = passage.splitlines()
-    at = next((i for i, line in enumerate(lines) if line.strip() == row), None)
+    at = next((i for i, line in enumerate(lines) if row in line), None)
     for i in range(at - 1 if at is not None else -1, 0, -1):
         if _TABLE_SEPARATOR.match(lines[i]):
             return lines[i - 1]

@@ -312,9 +312,9 @@ def test_claim_support_catches_what_a_bigram_check_passes(
             "大小(billion)=1.5B,显存占用(GB)=0.9[1]",
             cites(
                 (
-                    "| 1.5B | 4 | 0.9 |",
-                    "| 大小(billion) | 模型位数 | 显存占用(GB) |\n|---|---|---|\n"
-                    "| 1.5B | 4 | 0.9 |\n| 7B | 4 | 4.2 |",
+                    "1.5B | 4 | 0.9 |",  # a table written without its leading pipes
+                    "大小(billion) | 模型位数 | 显存占用(GB) |\n---|---|---|\n"
+                    "1.5B | 4 | 0.9 |\n7B | 4 | 4.2 |",
                 )
             ),
         ),
