@@ -87,7 +87,9 @@ def _source_line(number: int, passage: Passage) -> str:
 def export_markdown(question: str, result: AnswerResult) -> str:
     """An answer with its sources, for copying into notes."""
     lines = [f"**问:** {question}", ""]
-    if result.refused:
+    if result.refused and result.refusal_reason == "small_talk":
+        lines.append(result.answer)
+    elif result.refused:
         lines.append("知识库中没有找到相关内容。")
     elif result.answer:
         lines.append(result.answer)
