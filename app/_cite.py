@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ingest.text import (
     MARKER,
@@ -173,16 +173,24 @@ def supported_by(sentence: str, evidence: str, question: str = "", passage: str 
     return len(grams & around) / len(grams) >= need
 
 
+SupportTest = Callable[[str, str, str, str], bool]
+
+
 def supporting(
     sentence: str,
     candidates: Sequence[int],
     texts: Sequence[str],
     question: str = "",
     passages: Sequence[str] = (),
+    test: SupportTest = supported_by,
+    groups: Sequence[int] | None = None,
 ) -> list[int]:
     """The candidate ids (indexes into `texts`; `passages[i]` the text of the passage holding
-    `texts[i]`, if given) that support `sentence`: the best single one when one suffices, else
-    the fewest together, best first; [] when even all of them fail."""
+    `texts[i]`, if given) that support `sentence` by `test` (sentence, evidence, question,
+    passage): the best single one when one suffices, else the fewest together, best first;
+    [] when even all of them fail. With `groups` (the passage of each id), the ones together
+    are of one passage: pieces of several passages put together state a fact none of them
+    does ("A 公司由（B 的创始人）创立")."""
     if not candidates:
         return []
 
@@ -191,14 +199,21 @@ def supporting(
 
     scored = sorted(candidates, key=lambda i: -_overlap(sentence, texts[i]))
     for i in scored:
-        if supported_by(sentence, texts[i], question, around([i])):
+        if test(sentence, texts[i], question, around([i])):
             return [i]
-    for count in range(2, len(scored) + 1):
-        chosen = scored[:count]
-        joined = "\n".join(texts[i] for i in chosen)
-        if supported_by(sentence, joined, question, around(chosen)):
-            return sorted(chosen)
-    return []
+    pools = [scored]
+    if groups is not None:
+        passages_in_order = dict.fromkeys(groups[i] for i in scored)
+        pools = [[i for i in scored if groups[i] == g] for g in passages_in_order]
+    found: list[list[int]] = []
+    for pool in pools:
+        for count in range(2, len(pool) + 1):
+            chosen = pool[:count]
+            joined = "\n".join(texts[i] for i in chosen)
+            if test(sentence, joined, question, around(chosen)):
+                found.append(sorted(chosen))
+                break
+    return min(found, key=len) if found else []
 
 
 def _overlap(sentence: str, text: str) -> float:

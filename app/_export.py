@@ -54,7 +54,9 @@ def evidence_markdown(quotes: Sequence[EvidenceQuote]) -> list[str]:
 def export_markdown(question: str, result: AnswerResult) -> str:
     """An answer with its evidence and sources, for copying into notes."""
     lines = [f"**问:** {question}", ""]
-    if result.refused:
+    if result.refused and result.refusal_reason == "small_talk":
+        lines.append(result.answer)
+    elif result.refused:
         lines.append("知识库中没有找到相关内容。")
     elif result.answer:
         lines.append(result.answer)

@@ -38,6 +38,12 @@ GUARDS = (
     "absent_terms",
     "prompt_leak",
     "off_topic",
+    # the answer check's own readings, switchable and counted alike
+    "polarity",
+    "yes_no",
+    "merged_facts",
+    "cross_language",
+    "small_talk",
 )
 # the guards written after particular evaluation questions went wrong; `zhiku eval` can run
 # with these off to measure the evidence-first answer alone

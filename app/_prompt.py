@@ -214,7 +214,10 @@ def build_messages(
     note_absent: bool = True,
 ) -> list[dict[str, str]]:
     """The fixed prefix, then one user message with the numbered sentences and the question."""
-    language = "请用英文回答。" if is_english(question) else ""
+    # the answer is in the question's language, whatever the passages' (a Chinese question
+    # over an English manual gets a Chinese answer; the check reads it across languages)
+    foreign = any(not CJK.search(p.text) and LATIN.search(p.text) for p in passages)
+    language = "请用英文回答。" if is_english(question) else "请用中文回答。" if foreign else ""
     absent = absent_terms(question, [p.text for p in passages]) if note_absent else []
     named = "、".join(f"“{t}”" for t in absent)
     # A fact, not an order to refuse: the passage may still answer under another name.

@@ -26,14 +26,17 @@ from dataclasses import asdict, dataclass, field
 
 from app._cite import (
     ReplyReader,
+    SupportTest,
     complete_sentences,
     cut_quote,
     first_repeat,
     insert_marker,
     quotes,
+    supported_by,
     supporting,
     without_answer_label,
 )
+from app._crosslang import Similarity, across_languages, cross_supported, similarity_with
 from app._guards import (
     GuardEvent,
     can_stand_as_answer,
@@ -49,6 +52,14 @@ from app._guards import (
 )
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app._passages import Passage, build_passages, fit_context, numbered
+from app._polarity import (
+    about_subject,
+    is_yes_no,
+    polarity_conflict,
+    question_subject,
+    swapped_name,
+    yes_no_conflict,
+)
 from app._prompt import (
     REFUSAL_EN,
     REFUSAL_ZH,
@@ -64,6 +75,7 @@ from app._prompt import (
     refusal_sentence,
 )
 from app._search import search
+from app._small_talk import is_small_talk, small_talk_reply
 from ingest._embed import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
@@ -105,7 +117,8 @@ class AnswerResult:
     passages: list[Passage]  # everything retrieved, cited or not; the first ones were in the prompt
     refused: bool
     # "empty_question", "no_relevant_passage", "question_not_covered", "name_not_found",
-    # "model_refused", "unsupported_answer"
+    # "model_refused", "unsupported_answer", "off_topic"; "small_talk": `answer` is a reply
+    # saying what zhiku is for
     refusal_reason: str | None
     backend: BackendInfo
     timings: dict[str, float]
@@ -257,6 +270,9 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
     context = close_to_best(relevant, settings.context_score_ratio)[: settings.context_passages]
     ordered = numbered([*context, *(p for p in passages if p not in context)])
     context = ordered[: len(context)]
+    if settings.guard_small_talk and is_small_talk(question, [p.text for p in passages]):
+        event = GuardEvent("small_talk", question)
+        return Decision(tuple(ordered), tuple(context), "small_talk", (), (event,))
     if not context:
         return Decision(tuple(ordered), (), "no_relevant_passage")
     if settings.guard_coverage:
@@ -319,9 +335,12 @@ class AnswerCheck:
         context: Sequence[Passage],
         numbered_context: NumberedContext,
         settings: Settings,
+        similarity: Similarity | None = None,
+        replaying: bool = False,
     ) -> None:
         self.question = question
         self.context = list(context)
+        self.numbered_context = numbered_context
         self.units = numbered_context.units
         self.texts = [u.shown for u in self.units]
         # the text of the passage each sentence is in, as the model saw it
@@ -347,9 +366,25 @@ class AnswerCheck:
         self.off_topic: list[str] = []  # sentences the off_topic guard kept from the user
         self.unguarded: list[str] = []  # every sentence shown, and those it kept back
         self.reworded: set[int] = set()  # units an answer sentence cites in other words
+        # the answer check's readings (app/_polarity.py, app/_crosslang.py): those switched on,
+        # and, per reading, the sentences whose outcome it changed (`zhiku eval` replays the
+        # answer without it to count what it did: not when this check is such a replay)
+        self.similarity = similarity
+        self.replaying = replaying
+        self.readings = frozenset(
+            name
+            for name in ("polarity", "yes_no", "merged_facts", "cross_language")
+            if getattr(settings, f"guard_{name}")
+        )
+        self.fired: dict[str, list[str]] = {}
+        self.asks_yes_no = is_yes_no(question)
+        self.subject = question_subject(question) if self.asks_yes_no else ""
+        self.groups = [u.passage for u in self.units]
+        self._raw_evidence: list[int] | None = None
 
     def set_evidence(self, ids: list[int] | None, plain: bool) -> None:
         self.plain = plain
+        self._raw_evidence = ids
         if ids is not None:
             self.evidence = [i - 1 for i in dict.fromkeys(ids) if 1 <= i <= len(self.units)]
 
@@ -383,23 +418,16 @@ class AnswerCheck:
             if found is not None and found not in (self.evidence or []):
                 # the rest is still read, unseen, so eval can tell what the guard changed
                 self.replaced_by = found
-        quoted = self._quoted_unit(text)
-        if quoted is not None:
-            # a sentence quoting a passage sentence word for word is cited there, and shown as
-            # that whole sentence when the quote was cut short
-            if cut_quote(text, self.texts[quoted], self.question):
-                if quoted in self.whole:
-                    return ""  # that sentence is already shown whole
-                text = without_answer_label(self.texts[quoted])
+        said = text
+        text, ids, quoted = self._find(said, self.readings)
+        if not self.replaying:
+            for name in sorted(self.readings):
+                if bool(self._find(said, self.readings - {name})[1]) != bool(ids):
+                    self.fired.setdefault(name, []).append(said.strip())
+        if quoted is not None and ids:
+            if text != said and quoted in self.whole:
+                return ""  # that sentence is already shown whole
             self.whole.add(quoted)
-            ids = [quoted]
-        else:
-            ids = supporting(text, self.candidates, self.texts, self.question, self.around)
-        if not ids and not self.plain and self.evidence is not None:
-            # the ids are the model's pointer, the check decides: a sentence another sentence
-            # of the passages supports is cited there (the model named the question line of
-            # a FAQ, or the lead-in above the list it quoted)
-            ids = supporting(text, range(len(self.units)), self.texts, self.question, self.around)
         if not ids:
             self.dropped.append(text.strip())
             return ""
@@ -417,6 +445,78 @@ class AnswerCheck:
         self.kept.append(shown)
         self.unguarded.append(shown)
         return "" if self.replaced_by is not None else shown
+
+    def _find(self, text: str, readings: frozenset[str]) -> tuple[str, list[int], int | None]:
+        """What to show of an answer sentence, the units supporting it ([]: none), and the unit
+        it quotes word for word, if any, under the check's `readings`."""
+        first = not self.kept
+        quoted = self._quoted_unit(text)
+        if quoted is not None:
+            # a sentence quoting a passage sentence word for word is cited there, and shown as
+            # that whole sentence when the quote was cut short
+            if cut_quote(text, self.texts[quoted], self.question):
+                text = without_answer_label(self.texts[quoted])
+            ids = [quoted]
+            if "yes_no" in readings and self._denies_verdict(text, quoted, first):
+                ids = []
+            return text, ids, quoted
+        test = self._test(readings, first)
+        groups = self.groups if "merged_facts" in readings else None
+        candidates = self._ordered(text, self.candidates, readings)
+        ids = supporting(text, candidates, self.texts, self.question, self.around, test, groups)
+        if not ids and not self.plain and self.evidence is not None:
+            # the ids are the model's pointer, the check decides: a sentence another sentence
+            # of the passages supports is cited there (the model named the question line of
+            # a FAQ, or the lead-in above the list it quoted)
+            everything = self._ordered(text, range(len(self.units)), readings)
+            ids = supporting(text, everything, self.texts, self.question, self.around, test, groups)
+        return text, ids, None
+
+    def _ordered(self, text: str, candidates: Sequence[int], readings: frozenset[str]) -> list[int]:
+        """The candidates, those in another language than `text` by embedding similarity (the
+        order `supporting` keeps among sentences sharing no bigram with it)."""
+        candidates = list(candidates)
+        if "cross_language" not in readings or self.similarity is None:
+            return candidates
+        similarity = self.similarity
+        other = {i for i in candidates if across_languages(text, self.texts[i])}
+        if not other:
+            return candidates
+        ranked = sorted(other, key=lambda i: -similarity(text, self.texts[i]))
+        return [i for i in candidates if i not in other] + ranked
+
+    def _test(self, readings: frozenset[str], first: bool) -> SupportTest:
+        """Whether an evidence text supports an answer sentence, under `readings`."""
+
+        def test(sentence: str, evidence: str, question: str, passage: str) -> bool:
+            if (
+                "cross_language" in readings
+                and self.similarity is not None
+                and across_languages(sentence, evidence)
+            ):
+                floor = self.settings.cross_language_support
+                supported = cross_supported(sentence, evidence, self.similarity, floor, question)
+            else:
+                supported = supported_by(sentence, evidence, question, passage)
+            if not supported:
+                return False
+            if "polarity" in readings and polarity_conflict(sentence, evidence):
+                return False
+            if "merged_facts" in readings and swapped_name(sentence, evidence, question):
+                return False
+            about = first or about_subject(self.subject, sentence)
+            if "yes_no" in readings and self.asks_yes_no and about:
+                return not yes_no_conflict(self.question, sentence, [evidence], passage)
+            return True
+
+        return test
+
+    def _denies_verdict(self, sentence: str, unit: int, first: bool) -> bool:
+        """A sentence given as the answer to a yes/no question says yes where the evidence
+        about the question's subject says no, or the reverse."""
+        if not self.asks_yes_no or not (first or about_subject(self.subject, sentence)):
+            return False
+        return yes_no_conflict(self.question, sentence, [self.texts[unit]], self.around[unit])
 
     def _quoted_unit(self, text: str) -> int | None:
         """The passage sentence `text` quotes word for word, one the model chose first."""
@@ -526,6 +626,26 @@ class AnswerCheck:
     def finish(self, structured_refusal: bool) -> tuple[Checked, str]:
         """The checked answer, and the text still to show (an evidence sentence given as the
         answer was not shown during the stream)."""
+        checked, late = self._finish(structured_refusal)
+        if not self.replaying:
+            for name, sentences in self.fired.items():
+                before = self._without(name, structured_refusal)
+                event = GuardEvent(name, " / ".join(sentences), before.answer, before.refused)
+                checked.guards.append(event)
+        return checked, late
+
+    def _without(self, reading: str, structured_refusal: bool) -> Checked:
+        """The checked answer had `reading` been switched off: the same reply read again."""
+        settings = self.settings.model_copy(update={f"guard_{reading}": False})
+        again = AnswerCheck(
+            self.question, self.context, self.numbered_context, settings, self.similarity, True
+        )
+        again.set_evidence(self._raw_evidence, self.plain)
+        again.feed(self.model_text)
+        again.flush()
+        return again._finish(structured_refusal)[0]
+
+    def _finish(self, structured_refusal: bool) -> tuple[Checked, str]:
         unguarded, late = self._unguarded(structured_refusal)
         if self.replaced_by is None:
             return unguarded, late
@@ -556,6 +676,8 @@ class AnswerCheck:
             if wanted & ngrams(self.texts[u]) and can_stand_as_answer(self.texts[u])
         ]
         on_topic = [u for u in related if self._on_topic(u)]
+        if "yes_no" in self.readings and self.asks_yes_no and on_topic:
+            on_topic = self._verdict_units(on_topic)
         if self.plain:
             on_topic = related = []
         if on_topic:
@@ -571,6 +693,30 @@ class AnswerCheck:
             self._note_off_topic(before)
             return self._refusal("off_topic"), ""
         return self._refusal("unsupported_answer"), ""
+
+    def _verdict_units(self, units: list[int]) -> list[int]:
+        """Of the evidence sentences to give as the answer to a yes/no question, those whose
+        yes or no is the evidence's about the question's subject; when none is, the sentence
+        of their passages about the subject ("实习生和外包人员不在发放范围内。" beside the
+        sentence about 正式员工 the model named)."""
+        agreeing = [u for u in units if not self._denies_verdict(self.texts[u], u, True)]
+        if len(agreeing) == len(units):
+            return units
+        if not self.replaying:
+            left = [self.texts[u] for u in units if u not in agreeing]
+            self.fired.setdefault("yes_no", []).extend(left)
+        if agreeing:
+            return agreeing
+        passages = {self.units[u].passage for u in units}
+        about = [
+            u
+            for u in range(len(self.units))
+            if self.units[u].passage in passages
+            and about_subject(self.subject, self.texts[u])
+            and can_stand_as_answer(self.texts[u])
+            and not self._denies_verdict(self.texts[u], u, True)
+        ]
+        return about[:1]
 
     def _note_off_topic(self, before: str) -> None:
         """Record the off_topic guard when it kept a sentence back, with the answer the user
@@ -678,17 +824,21 @@ def answer(
     base = {"standalone_question": standalone, "passages": passages}
 
     def refuse(reason: str, guards: Sequence[GuardEvent] = (), **more: object) -> Final:
+        # small talk is answered with what zhiku is for, kept apart as its own refusal reason
+        said = small_talk_reply(question) if reason == "small_talk" else refusal_sentence(question)
         return final(
             **base,
             refused=True,
             refusal_reason=reason,
-            answer=refusal_sentence(question),
+            answer=said,
             missing_names=list(decision.missing_names),
             guards=list(guards),
             **more,
         )
 
-    guard_refusal = decision.refusal_reason in {"name_not_found", "question_not_covered"}
+    guard_refusal = decision.refusal_reason in {"name_not_found", "question_not_covered"} or (
+        decision.refusal_reason == "small_talk" and bool(decision.context)
+    )
     if decision.refusal_reason and not (guard_refusal and shadow_guards and backend.chat):
         yield refuse(decision.refusal_reason, decision.guards)
         return
@@ -703,7 +853,8 @@ def answer(
         standalone, numbered_context, prompt_passages, settings.guard_absent_terms
     )
     schema = answer_schema(len(numbered_context.units))
-    check = AnswerCheck(standalone, context, numbered_context, settings)
+    similarity = similarity_with(embedder) if settings.guard_cross_language else None
+    check = AnswerCheck(standalone, context, numbered_context, settings, similarity)
     reader = ReplyReader()
     tokens, looping, error = 0, False, None
     generation_started = time.perf_counter()

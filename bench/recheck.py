@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app._cite import first_repeat
+from app._crosslang import similarity_with
 from app._eval import (
     answer_correct,
     build_eval_kb,
@@ -71,7 +72,8 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
             if row["refusal_reason"] not in BEFORE_THE_MODEL and not row.get("error"):
                 decision = decide(retrieve(question.question, kb, settings, embedder), kb, settings)
                 context, _, numbered = prompt_context(decision, question.question, settings)
-                check = AnswerCheck(question.question, context, numbered, settings)
+                similarity = similarity_with(embedder) if settings.guard_cross_language else None
+                check = AnswerCheck(question.question, context, numbered, settings, similarity)
                 evidence = list(row.get("evidence") or [])
                 check.set_evidence(evidence, False)
                 text = row.get("raw_answer", "")

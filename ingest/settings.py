@@ -242,6 +242,39 @@ class Settings(BaseSettings):
     guard_prompt_leak: bool = Field(
         True, description="drop answer sentences that repeat the system prompt"
     )
+    # --- what the answer check reads beyond shared words (app/_polarity.py, app/_crosslang.py,
+    # app/_small_talk.py; counted by `zhiku eval` like the guards) ---
+    guard_polarity: bool = Field(
+        True,
+        description="an answer clause whose negation differs from the evidence clause it "
+        "restates is unsupported",
+    )
+    guard_yes_no: bool = Field(
+        True,
+        description="the yes or no of an answer to a yes/no question must be that of the "
+        "evidence clause about the question's subject",
+    )
+    guard_merged_facts: bool = Field(
+        True,
+        description="an answer sentence is supported by one passage, never by pieces of "
+        "several; nor by a sentence about another name of the question",
+    )
+    guard_cross_language: bool = Field(
+        True,
+        description="support across languages by numbers, units, names and embedding "
+        "similarity instead of shared bigrams",
+    )
+    cross_language_support: float = Field(
+        0.83,
+        description="cosine (multilingual-e5-small, both as queries) an answer sentence must "
+        "reach with evidence in another language (bench/cross_language.py: 28 of 28 "
+        "restatements kept, 2% of same-document sentences let through with numbers checked)",
+    )
+    guard_small_talk: bool = Field(
+        True,
+        description="greetings, thanks and questions about the assistant get a reply saying "
+        "what zhiku is for, never a document sentence",
+    )
 
     @property
     def models_dir(self) -> Path:

@@ -101,6 +101,9 @@ def _draw_answer(index: str, result: AnswerResult, kb_name: str) -> None:
 
 
 def _draw_refusal(index: str, result: AnswerResult, kb_name: str) -> None:
+    if result.refusal_reason == "small_talk":  # a greeting: what zhiku is for, no sources
+        st.info(result.answer, icon=":material/waving_hand:")
+        return
     st.warning(f"{REFUSAL_ZH}。", icon=":material/search_off:")
     if result.refusal_reason == "model_refused":
         st.caption("大模型判断检索到的资料不足以回答这个问题。")

@@ -86,6 +86,14 @@ def test_english_questions_are_answered_in_english() -> None:
     assert "请用英文回答" in text
 
 
+def test_a_chinese_question_over_english_text_is_answered_in_chinese() -> None:
+    manual = [PromptPassage(1, "Manual", None, (), "The battery lasts up to 12 hours.")]
+    text = build_messages("电池能用多久？", number_sentences(manual), manual)[-1]["content"]
+    assert "请用中文回答" in text and "请用英文回答" not in text
+    text = build_messages("电池能用多久？", number_sentences(passages()), passages())[-1]["content"]
+    assert "请用中文回答" not in text, "Chinese passages need no reminder"
+
+
 def test_names_the_passages_never_mention_are_pointed_out() -> None:
     text = build_messages(
         "Claude 的训练数据截止到哪年？", number_sentences(passages()), passages()
