@@ -22,6 +22,7 @@ from typing import Any
 from app._cite import first_repeat
 from app._eval import answer_correct, build_eval_kb, claim_support, load_dataset
 from app._rag import AnswerCheck, decide, prompt_context, retrieve
+from app._responsive import Judge
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
 
@@ -40,11 +41,14 @@ class Rechecked:
     was_right: bool
     claims: int
     claims_supported: int
+    kind: str = ""
+    fired: tuple[str, ...] = ()  # the checks that fired on the rechecked reply
 
 
 def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list[Rechecked]:
     rows = run["per_question"]["answers"]
-    dataset = load_dataset(Path(run["dataset"]), len(rows))
+    # every question, by id: a run cut short (or of a fixed sample) holds some of them
+    dataset = load_dataset(Path(run["dataset"]))
     questions = {q.qid: q for q in dataset.questions}
     kb, _, _ = build_eval_kb(settings, dataset, embedder, lambda message: None)
     out = []
@@ -53,10 +57,12 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
             question = questions[row["qid"]]
             answer, refused = row["answer"], row["refused"]
             cited: dict[str, str] = row.get("cited") or {}
+            checked = None
             if row["refusal_reason"] not in BEFORE_THE_MODEL and not row.get("error"):
                 decision = decide(retrieve(question.question, kb, settings, embedder), kb, settings)
                 context, _, numbered = prompt_context(decision, question.question, settings)
-                check = AnswerCheck(question.question, context, numbered, settings)
+                judge = Judge(embedder) if settings.check_responsive else None
+                check = AnswerCheck(question.question, context, numbered, settings, judge)
                 evidence = list(row.get("evidence") or [])
                 check.set_evidence(evidence, False)
                 text = row.get("raw_answer", "")
@@ -75,6 +81,7 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
                 was_right = bool(row["correct"])
             else:
                 right, was_right = refused, bool(row["refused"])
+            fired = tuple(g.name for g in checked.guards) if checked is not None else ()
             claims, supported = (0, 0) if refused else claim_support(answer, cited)
             out.append(
                 Rechecked(
@@ -86,6 +93,8 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
                     was_right,
                     claims,
                     supported,
+                    question.kind,
+                    fired,
                 )
             )
     finally:
@@ -129,6 +138,24 @@ def main(argv: list[str] | None = None) -> int:
     run = json.loads(args.run.read_text(encoding="utf-8"))
     rows = recheck(run, settings, load_embedder(settings))
     print(json.dumps({"settings": overrides, **summary(rows)}, ensure_ascii=False))
+    kinds = sorted({r.kind for r in rows if r.kind})
+    if kinds:
+        by_kind = {
+            k: f"{sum(r.right for r in rows if r.kind == k)}/{sum(r.kind == k for r in rows)}"
+            for k in kinds
+        }
+        print(json.dumps({"right_by_kind": by_kind}, ensure_ascii=False))
+    fired = [r for r in rows if "responsive" in r.fired]
+    print(
+        json.dumps(
+            {
+                "responsive_fired": len(fired),
+                "on_answerable": sum(r.answerable for r in fired),
+                "on_unanswerable": sum(not r.answerable for r in fired),
+                "qids": [r.qid for r in fired],
+            }
+        )
+    )
     for row in rows:
         if args.changed and row.right != row.was_right:
             verdict = "now right" if row.right else "now wrong"
