@@ -31,6 +31,7 @@ class Question:
     gold_ids: tuple[str, ...]
     gold_spans: tuple[str, ...]
     answer_groups: tuple[tuple[str, ...], ...]
+    kind: str = ""  # the question's class in a held-out set ("yesno", "neighbour", …)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def load_dataset(folder: Path, limit: int | None = None, seed: int = 0) -> Datas
                 gold_ids=tuple(str(g) for g in raw.get("gold_ids") or ()),
                 gold_spans=tuple(raw.get("gold_spans") or ()),
                 answer_groups=tuple(tuple(g) for g in raw.get("answer_groups") or ()),
+                kind=str(raw.get("kind") or ""),
             )
         )
     if limit is not None and limit < len(questions):
@@ -280,6 +282,7 @@ class AnswerRow:
     raw_answer: str = ""  # the answer text of the model's reply, before the check
     # guard name -> [fired, right -> wrong, wrong -> right] for this question
     guards: dict[str, list[int]] = field(default_factory=dict)
+    kind: str = ""
 
 
 # ----- claim support ---------------------------------------------------------------------------
@@ -604,6 +607,7 @@ def evaluate_answers(
             evidence=list(result.evidence),
             raw_answer=result.raw_answer,
             guards=guard_counts(question, result),
+            kind=question.kind,
         )
         rows.append(row)
         on_row(row)
@@ -624,6 +628,21 @@ def summarize_guards(rows: list[AnswerRow]) -> dict[str, dict[str, int]]:
             entry["right_to_wrong"] += broke
             entry["wrong_to_right"] += fixed
     return totals
+
+
+def summarize_by_kind(rows: list[AnswerRow]) -> dict[str, dict[str, float]]:
+    """Per question class of a set that marks them (`kind`): how many, and the share right
+    (a correct answer to an answerable question, a refusal of an unanswerable one)."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in sorted({r.kind for r in rows if r.kind}):
+        mine = [r for r in rows if r.kind == kind]
+        right = sum(r.correct if r.answerable else r.refused for r in mine)
+        out[kind] = {
+            "questions": float(len(mine)),
+            "right": right / len(mine),
+            "refused": sum(r.refused for r in mine) / len(mine),
+        }
+    return out
 
 
 def summarize_answers(rows: list[AnswerRow]) -> dict[str, float]:

@@ -74,6 +74,7 @@ from app._prompt import (
     refusal_like,
     refusal_sentence,
 )
+from app._responsive import Candidate, Judge, own_label
 from app._search import search
 from app._small_talk import is_small_talk, small_talk_reply
 from ingest._embed import Embedder
@@ -135,6 +136,8 @@ class AnswerResult:
     dropped: list[str] = field(default_factory=list)  # answer sentences no evidence supports
     guards: list[GuardEvent] = field(default_factory=list)
     raw_answer: str = ""  # the model's own answer text, before the check (for logs and eval)
+    # a refusal "not_answered": the sentences the answer drew on, which answer something else
+    related: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -316,6 +319,7 @@ class Checked:
     repairs: list[str]
     guards: list[GuardEvent]
     evidence_quotes: list[EvidenceQuote] = field(default_factory=list)
+    related: list[Citation] = field(default_factory=list)
 
 
 QUOTED_SENTENCES = 3  # evidence sentences quoted after an answer, at most
@@ -337,6 +341,7 @@ class AnswerCheck:
         settings: Settings,
         similarity: Similarity | None = None,
         replaying: bool = False,
+        judge: Judge | None = None,
     ) -> None:
         self.question = question
         self.context = list(context)
@@ -381,6 +386,12 @@ class AnswerCheck:
         self.subject = question_subject(question) if self.asks_yes_no else ""
         self.groups = [u.passage for u in self.units]
         self._raw_evidence: list[int] | None = None
+        # responsiveness (app/_responsive.py): the units the asserted answer rests on, their
+        # scores, and whether the stream is held back until the end decides
+        self.judge = judge
+        self.answer_units: list[int] = []
+        self._scores: dict[int, float] = {}
+        self.held = False
 
     def set_evidence(self, ids: list[int] | None, plain: bool) -> None:
         self.plain = plain
@@ -442,9 +453,12 @@ class AnswerCheck:
         shown = insert_marker(text.strip(), "".join(self._marker(i) for i in ids))
         if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
             shown = " " + shown
+        if not self.kept and not self.responds([*ids, *(self.evidence or [])]):
+            self.held = True  # the first sentence answers something else: the end decides
         self.kept.append(shown)
         self.unguarded.append(shown)
-        return "" if self.replaced_by is not None else shown
+        self.answer_units += [i for i in ids if i not in self.answer_units]
+        return "" if self.replaced_by is not None or self.held else shown
 
     def _find(self, text: str, readings: frozenset[str]) -> tuple[str, list[int], int | None]:
         """What to show of an answer sentence, the units supporting it ([]: none), and the unit
@@ -623,16 +637,50 @@ class AnswerCheck:
             group,
         )
 
+    def responds(self, units: Sequence[int]) -> bool:
+        """Whether one of `units` answers the question asked (always, without a judge)."""
+        if self.judge is None or not units:
+            return True
+        todo = [u for u in dict.fromkeys(units) if u not in self._scores]
+        if todo:
+            scores = self.judge.scores(self.question, [self._candidate(u) for u in todo])
+            self._scores.update(zip(todo, scores, strict=True))
+        return any(self._scores[u] >= self.judge.threshold for u in units)
+
+    def _candidate(self, unit: int) -> Candidate:
+        u = self.units[unit]
+        passage = self.context[u.passage]
+        same = [i for i in range(len(self.units)) if self.units[i].passage == u.passage]
+        previous = self.texts[unit - 1] if unit - 1 in same else None
+        label = own_label(passage.title, passage.headings, previous, self.texts[unit])
+        return Candidate(self.texts[unit], label, tuple(self.texts[i] for i in same if i != unit))
+
     def finish(self, structured_refusal: bool) -> tuple[Checked, str]:
         """The checked answer, and the text still to show (an evidence sentence given as the
-        answer was not shown during the stream)."""
+        answer was not shown during the stream, or an answer held back until it was judged)."""
         checked, late = self._finish(structured_refusal)
         if not self.replaying:
             for name, sentences in self.fired.items():
                 before = self._without(name, structured_refusal)
                 event = GuardEvent(name, " / ".join(sentences), before.answer, before.refused)
                 checked.guards.append(event)
-        return checked, late
+        if checked.refused or self.judge is None:
+            return checked, late
+        # one sentence shown with the answer (cited by it or quoted under it) or chosen by the
+        # model as its evidence must answer the question
+        if self.responds([*self.answer_units, *self.cited, *(self.evidence or [])]):
+            return checked, (checked.answer if self.held else late)
+        related = [self._citation(n, unit) for n, unit in enumerate(self.answer_units[:2], start=1)]
+        self.guards.append(
+            GuardEvent("responsive", " / ".join(c.quote for c in related), checked.answer, False)
+        )
+        self.repairs.append("refused: the sentences the answer rests on answer another question")
+        refusal = self._refusal("not_answered")
+        refusal.related = related
+        refusal.answer = refusal.answer + "".join(
+            f"\n\n相关内容（不是这个问题的答案）：《{c.passage.title}》{c.quote}" for c in related
+        )
+        return refusal, ""
 
     def _without(self, reading: str, structured_refusal: bool) -> Checked:
         """The checked answer had `reading` been switched off: the same reply read again."""
@@ -649,6 +697,7 @@ class AnswerCheck:
         unguarded, late = self._unguarded(structured_refusal)
         if self.replaced_by is None:
             return unguarded, late
+        self.answer_units = [self.replaced_by]
         self.cited = []
         given = self._evidence_answer([self.replaced_by])
         self.guards.append(GuardEvent("off_question", given, unguarded.answer, unguarded.refused))
@@ -681,6 +730,7 @@ class AnswerCheck:
         if self.plain:
             on_topic = related = []
         if on_topic:
+            self.answer_units = on_topic[:2]
             shown = self._evidence_answer(on_topic[:2])
             self.repairs.append(
                 "gave the evidence sentence: the model's answer is not supported by it"
@@ -854,7 +904,8 @@ def answer(
     )
     schema = answer_schema(len(numbered_context.units))
     similarity = similarity_with(embedder) if settings.guard_cross_language else None
-    check = AnswerCheck(standalone, context, numbered_context, settings, similarity)
+    judge = Judge(embedder) if settings.check_responsive else None
+    check = AnswerCheck(standalone, context, numbered_context, settings, similarity, judge=judge)
     reader = ReplyReader()
     tokens, looping, error = 0, False, None
     generation_started = time.perf_counter()
@@ -938,6 +989,7 @@ def answer(
         "evidence": [i + 1 for i in (check.evidence or [])],
         "evidence_quotes": checked.evidence_quotes,
         "raw_answer": reader.answer,
+        "related": checked.related,
         "partial": error is not None,
         **failure,
     }

@@ -197,6 +197,7 @@ def eval_command(
         load_dataset,
         plain_langchain_recipe,
         summarize_answers,
+        summarize_by_kind,
         summarize_guards,
         summarize_retrieval,
     )
@@ -299,6 +300,7 @@ def eval_command(
             answers = summarize_answers(answer_rows)
             report["answers"] = {**answers, "backend": resolved.info.label_en, "complete": True}
             report["guards"] = summarize_guards(answer_rows)
+            report["answers_by_kind"] = summarize_by_kind(answer_rows)
             table = Table(title=f"answers ({resolved.info.label_en})")
             table.add_column("metric")
             table.add_column("value", justify="right")
@@ -316,6 +318,18 @@ def eval_command(
                     str(entry["wrong_to_right"]),
                 )
             console.print(guards)
+            if report["answers_by_kind"]:
+                kinds = Table(title="by question class: questions / right / refused")
+                for column in ("class", "questions", "right", "refused"):
+                    kinds.add_column(column)
+                for kind, entry in report["answers_by_kind"].items():  # type: ignore[union-attr]
+                    kinds.add_row(
+                        kind,
+                        f"{entry['questions']:.0f}",
+                        f"{entry['right']:.3f}",
+                        f"{entry['refused']:.3f}",
+                    )
+                console.print(kinds)
     if json_out:
         write_report(answer_rows)
         console.print(f"wrote {json_out}")

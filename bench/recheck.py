@@ -34,6 +34,7 @@ from app._eval import (
     load_dataset,
 )
 from app._rag import AnswerCheck, decide, prompt_context, retrieve
+from app._responsive import Judge
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
 
@@ -55,6 +56,8 @@ class Rechecked:
     evidence: str = ""  # the evidence quoted under the answer, a sentence a line
     rescued: bool = False  # the evidence holds the gold answer the answer lacks
     markers_valid: bool = True  # every marker of the answer is one of its citations
+    kind: str = ""
+    fired: tuple[str, ...] = ()  # the checks that fired on the rechecked reply
 
 
 def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list[Rechecked]:
@@ -69,11 +72,15 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
             answer, refused = row["answer"], row["refused"]
             cited = cited_from_row(row)
             evidence = evidence_text(_Quote(q["text"]) for q in row.get("evidence_quotes") or [])
+            checked = None
             if row["refusal_reason"] not in BEFORE_THE_MODEL and not row.get("error"):
                 decision = decide(retrieve(question.question, kb, settings, embedder), kb, settings)
                 context, _, numbered = prompt_context(decision, question.question, settings)
                 similarity = similarity_with(embedder) if settings.guard_cross_language else None
-                check = AnswerCheck(question.question, context, numbered, settings, similarity)
+                judge = Judge(embedder) if settings.check_responsive else None
+                check = AnswerCheck(
+                    question.question, context, numbered, settings, similarity, judge=judge
+                )
                 evidence = list(row.get("evidence") or [])
                 check.set_evidence(evidence, False)
                 text = row.get("raw_answer", "")
@@ -93,6 +100,7 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
                 was_right = bool(row["correct"])
             else:
                 right, was_right = refused, bool(row["refused"])
+            fired = tuple(g.name for g in checked.guards) if checked is not None else ()
             claims, supported = (
                 (0, 0) if refused else claim_support(answer, cited, question.question)
             )
@@ -110,6 +118,8 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
                     evidence,
                     evidence_rescues(question, answer, refused, evidence),
                     refused or all(str(n) in cited for n in markers),
+                    question.kind,
+                    fired,
                 )
             )
     finally:
@@ -161,6 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     run = json.loads(args.run.read_text(encoding="utf-8"))
     rows = recheck(run, settings, load_embedder(settings))
     print(json.dumps({"settings": overrides, **summary(rows)}, ensure_ascii=False))
+    kinds = sorted({r.kind for r in rows if r.kind})
+    if kinds:
+        by_kind = {
+            k: f"{sum(r.right for r in rows if r.kind == k)}/{sum(r.kind == k for r in rows)}"
+            for k in kinds
+        }
+        print(json.dumps({"right_by_kind": by_kind}, ensure_ascii=False))
+    fired = [r for r in rows if "responsive" in r.fired]
+    print(
+        json.dumps(
+            {
+                "responsive_fired": len(fired),
+                "on_answerable": sum(r.answerable for r in fired),
+                "on_unanswerable": sum(not r.answerable for r in fired),
+                "qids": [r.qid for r in fired],
+            }
+        )
+    )
     for row in rows:
         if args.changed and row.right != row.was_right:
             verdict = "now right" if row.right else "now wrong"

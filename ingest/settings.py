@@ -208,6 +208,12 @@ class Settings(BaseSettings):
     )
 
     # --- answering guards (app/_guards.py; each can be switched off, `zhiku eval` counts them) ---
+    check_responsive: bool = Field(
+        True,
+        description="refuse, showing what the documents do say as related, when the sentences "
+        "an answer rests on answer another question (the other model's row, the other year, "
+        "another event): a scorer learned from question-sentence pairs, app/_responsive.py",
+    )
     guard_instructions: bool = Field(
         True, description="leave sentences, titles and headings that order the answerer out"
     )

@@ -188,8 +188,10 @@ class AnswerOut(BaseModel):
     refused: bool = Field(description="true when the knowledge base does not hold the answer")
     refusal_reason: str | None = Field(
         description="empty_question, no_relevant_passage, question_not_covered, "
-        "name_not_found, model_refused, unsupported_answer, off_topic, or small_talk (a "
-        "greeting or a question about the assistant: `answer` says what zhiku is for)"
+        "name_not_found, model_refused, unsupported_answer, off_topic, not_answered (the "
+        "sentences the answer rests on answer another question: `related` holds them), or "
+        "small_talk (a greeting or a question about the assistant: `answer` says what zhiku "
+        "is for)"
     )
     missing_names: list[str]
     retrieval_only: bool = Field(description="no LLM: the citations are the best passages")

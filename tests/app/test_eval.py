@@ -23,6 +23,7 @@ from app._eval import (
     load_dataset,
     retrieval_summary,
     summarize_answers,
+    summarize_by_kind,
     summarize_retrieval,
 )
 from ingest._embed import Embedder
@@ -150,6 +151,37 @@ def test_answer_metrics_follow_the_definitions() -> None:
     assert summary["refusal_accuracy"] == pytest.approx(1 / 2)
     assert summary["citation_validity"] == pytest.approx(3 / 4)  # of the 4 non-refusals
     assert summary["citation_support"] == 1.0
+
+
+def test_answers_are_also_summarized_per_question_class() -> None:
+    def row(kind: str, answerable: bool, refused: bool, correct: bool) -> AnswerRow:
+        base = answer_row(answerable, refused, correct)
+        base.kind = kind
+        return base
+
+    rows = [
+        row("yesno", True, False, True),
+        row("yesno", True, False, False),
+        row("neighbour", False, True, False),  # refused: right
+        row("neighbour", False, False, False),  # answered what is not there: wrong
+        row("neighbour", False, True, False),
+        row("", True, False, True),  # a set without classes adds none
+    ]
+    by_kind = summarize_by_kind(rows)
+    assert set(by_kind) == {"yesno", "neighbour"}
+    assert by_kind["yesno"] == {"questions": 2, "right": 0.5, "refused": 0.0}
+    assert by_kind["neighbour"]["right"] == pytest.approx(2 / 3)
+
+
+def test_a_question_class_is_read_from_the_set(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path / "set")
+    lines = (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0]) | {"kind": "ordinary"}
+    (folder / "questions.jsonl").write_text(
+        "\n".join([json.dumps(first, ensure_ascii=False), *lines[1:]]), encoding="utf-8"
+    )
+    kinds = [q.kind for q in load_dataset(folder).questions]
+    assert kinds[0] == "ordinary" and kinds[1] == ""
 
 
 def test_retrieval_is_measured_on_a_cached_throwaway_index(

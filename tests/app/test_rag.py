@@ -752,3 +752,36 @@ def test_small_talk_gets_what_zhiku_is_for(
         # a real short question is still answered
         result, _ = run("杭州的市花是什么？", kb, settings, embedder, backend)
         assert not result.refused and "桂花" in result.answer
+
+
+def test_an_answer_resting_on_a_neighbours_sentence_is_refused_with_it_shown_as_related(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    # the documents give the opening years of lines 1 and 2; the question asks about line 3
+    responder = evidence_reply(["1 号线于 2012"], "2012 年开通。")
+    with FakeOllama(responder=responder) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        open_door = settings.model_copy(
+            update={"guard_coverage": False, "guard_missing_names": False}
+        )
+        result, events = run("杭州地铁 3 号线是哪一年开通的？", kb, open_door, embedder, backend)
+        unchecked = open_door.model_copy(update={"check_responsive": False})
+        before, _ = run("杭州地铁 3 号线是哪一年开通的？", kb, unchecked, embedder, backend)
+    assert result.refused and result.refusal_reason == "not_answered"
+    assert not any(isinstance(e, Token) for e in events), "the answer was never shown"
+    [related] = result.related
+    assert "1 号线于 2012 年开通" in related.quote and "相关内容" in result.answer
+    [event] = [g for g in result.guards if g.name == "responsive"]
+    assert event.before_answer and "2012" in event.before_answer
+    assert not before.refused and "2012" in before.answer
+
+
+def test_an_answer_resting_on_the_sentence_asked_about_streams_as_before(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    responder = evidence_reply(["2 号线于 2014"], "2014 年开通。")
+    with FakeOllama(responder=responder) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        result, events = run("杭州地铁 2 号线是哪一年开通的？", kb, settings, embedder, backend)
+    assert not result.refused and "2014" in result.answer and result.related == []
+    assert "".join(e.text for e in events if isinstance(e, Token)).startswith("2014 年开通。[1]")
