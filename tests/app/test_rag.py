@@ -229,7 +229,8 @@ def test_an_answer_citing_passages_about_something_else_is_a_refusal(
             }
         )
         result, events = run(question, kb, open_door, embedder, backend)
-        off = open_door.model_copy(update={"guard_off_topic": False})
+        # the responsiveness check refuses such an answer too: off, to see the guard alone
+        off = open_door.model_copy(update={"guard_off_topic": False, "check_responsive": False})
         unguarded, _ = run(question, kb, off, embedder, backend)
     assert result.refused and result.refusal_reason == "off_topic"
     assert not any(isinstance(e, Token) for e in events), "the stray answer was never shown"
@@ -725,11 +726,13 @@ def test_an_answer_in_chinese_over_an_english_manual_is_supported(
     )
     assert "10 小时" not in shown
     # and a fact of another unit: the right one is cited, or none
-    _, shown = check_reply(
+    result, shown = check_reply(
         question, [MANUAL], "电池充满约需 3 小时。", [1], small_kb_settings, similarity
     )
     assert shown.startswith("电池充满约需 3 小时。[1]")
-    assert "A full charge takes about 3 hours" in shown, "quoted from the sentence stating it"
+    quoted = " ".join(q.text for q in result.evidence_quotes)
+    assert "A full charge takes about 3 hours" in quoted, "quoted from the sentence stating it"
+    assert "A full charge" not in result.answer, "the quote is evidence, not the answer"
     # a negation flip across languages
     _, shown = check_reply(
         "潮湿时能充电吗？", [MANUAL], "潮湿时可以给音箱充电。", [3], small_kb_settings, similarity
