@@ -61,6 +61,8 @@ class Principal:
 
     @property
     def label(self) -> str:
+        if self.key_name and self.person_id is None:
+            return f"API key {self.key_name}"  # a key made before accounts: nobody's
         return f"{self.name} (key {self.key_name})" if self.key_name else self.name
 
     @property

@@ -76,10 +76,10 @@ class Forbidden(ServiceError):
         }[need]
         what_zh = {"read": "读取", "write": "修改", "create": "创建", "admin": "管理"}[need]
         if kb is None:
-            en = f"{who.label} may not {what_en} people, grants, keys or the audit log"
+            en = f"{who.label} is not allowed to {what_en} people, grants, keys or the audit log"
             zh = f"{who.label} 无权{what_zh}用户、授权、密钥或审计日志"
         else:
-            en = f"{who.label} may not {what_en} knowledge base {kb!r}"
+            en = f"{who.label} is not allowed to {what_en} knowledge base {kb!r}"
             zh = f"{who.label} 无权{what_zh}知识库 {kb!r}"
         if need in ("write", "create") and who.key_read_only:
             en += " (the API key is read-only)"

@@ -65,7 +65,8 @@ def _write_cookie(value: str, max_age_s: int) -> None:
     st.html(
         "<script>document.cookie = "
         f"{json.dumps(COOKIE)} + '=' + {json.dumps(value)} + "
-        f"'; path=/; max-age={max_age_s}; SameSite=Strict';</script>",
+        f"'; path=/; max-age={max_age_s}; SameSite=Strict'"
+        " + (location.protocol === 'https:' ? '; Secure' : '');</script>",
         unsafe_allow_javascript=True,
     )
 
@@ -122,7 +123,7 @@ def login_form(settings: Settings, service: Service) -> None:
         with st.form("login"):
             name = st.text_input("用户名", key="login_name")
             password = st.text_input("密码", type="password", key="login_password")
-            submitted = st.form_submit_button("登录", type="primary", use_container_width=True)
+            submitted = st.form_submit_button("登录", type="primary", width="stretch")
         if not submitted:
             return
         origin = _origin()
