@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 # pymilvus may want the pure-Python milvus-lite 3.x, which is not Milvus
 MILVUS_CORE := $(VENV)/milvus-core
 PORT ?= 8501
+# the web app listens on this machine only; another address needs accounts (README: For a team)
+HOST ?= 127.0.0.1
 KB ?= default
 
 .DEFAULT_GOAL := help
@@ -18,7 +20,7 @@ help: ## show this help
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PORT=$(PORT) KB=$(KB) PYTHON=$(PYTHON); settings: see .env.example"
+	@echo "Variables: HOST=$(HOST) PORT=$(PORT) KB=$(KB) PYTHON=$(PYTHON); settings: see .env.example"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "zhiku needs Python >= 3.11")'
@@ -48,10 +50,8 @@ models: $(STAMP) ## prepare the bundled models (convert the embedding model, exp
 ingest: models ## ingest knowledge/ into the default knowledge base (unchanged files are skipped)
 	$(BIN)/zhiku ingest knowledge --kb $(KB)
 
-run: ingest ## set everything up and open the web app on http://localhost:8501 (or PORT)
-	@echo "知库 is starting: open http://localhost:$(PORT) (Ctrl+C to stop)"
-	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false
+run: ingest ## set everything up and open the web app on http://127.0.0.1:8501 (HOST, PORT)
+	$(BIN)/zhiku web --host $(HOST) --port $(PORT)
 
 serve: ingest ## start the HTTP API (OpenAI-compatible, with citations) and MCP on http://127.0.0.1:8000
 	$(BIN)/zhiku serve --port 8000

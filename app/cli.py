@@ -1,6 +1,8 @@
 """The `zhiku` command: `ingest`, `watch` and `kb` from `ingest.cli`, plus `ask`, `eval`,
 `kb delete` (through the service: it knows everything a knowledge base owns), `watched` (the web
-app's watched folders), and the service commands `serve`, `keys` and `mcp`."""
+app's watched folders), `web` (the web app), and the service commands `serve` and `mcp`; `users`,
+`keys` and `audit` are in `app.cli_people`. The CLI acts as the local administrator (`CLI_USER`):
+whoever can run it can read the data home's files anyway."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from app.cli_people import CLI_USER
 from app.sources.cli import sources_cli
 from ingest._embed import EmbeddingError, load_embedder
 from ingest.cli import KbOption, cli, console, err_console, fail, kb_cli
@@ -66,7 +69,7 @@ def ask(
     service = Service(settings, embedder, resolved)
     try:
         try:
-            for event in service.answer(kb or settings.default_kb, question):
+            for event in service.answer(CLI_USER, kb or settings.default_kb, question):
                 if isinstance(event, Notice):
                     err_console.print(f"[yellow]note:[/yellow] {escape(event.en)}")
                 elif isinstance(event, Retrieved) and not as_json:
@@ -335,12 +338,8 @@ def eval_command(
         console.print(f"wrote {json_out}")
 
 
-# ----- the service: `serve`, `keys`, `mcp` -----------------------------------------------------
+# ----- the web app and the service: `web`, `serve`, `mcp` ----------------------------------------
 
-keys_cli = typer.Typer(
-    help="Create, list and revoke API keys for `zhiku serve`.", no_args_is_help=True
-)
-cli.add_typer(keys_cli, name="keys")
 cli.add_typer(sources_cli, name="sources")
 
 
@@ -378,7 +377,7 @@ def kb_delete(
     """Delete a knowledge base and everything it owns: documents and index, uploaded files,
     kept copies, conversations, evaluation set, watched-folder bindings. A deletion that stops
     half-way says what is left; running it again finishes it."""
-    from app.service import DeletionIncomplete, Service
+    from app.service import Service, ServiceError
 
     settings = get_settings()
     what = (
@@ -390,8 +389,8 @@ def kb_delete(
         raise typer.Exit(1)
     service = Service(settings)
     try:
-        service.delete_kb(name, store_only=store_only)
-    except (StoreError, DeletionIncomplete) as exc:
+        service.delete_kb(CLI_USER, name, store_only=store_only)
+    except (StoreError, ServiceError) as exc:
         raise fail(str(exc)) from exc
     finally:
         service.close()
@@ -411,8 +410,8 @@ def serve(
     import uvicorn
 
     from app.api import create_app, is_loopback
-    from app.api.keys import KeyStore
     from app.service import Service
+    from app.state.keys import KeyStore
 
     settings = get_settings()
     try:
@@ -424,7 +423,8 @@ def serve(
         raise fail(
             f"refusing to listen on {host} without an API key: anyone who can reach it would "
             "read your documents. Create a key with `zhiku keys create --name NAME` (add "
-            "--read-only or --kb KB to limit it) and start again, or listen on 127.0.0.1."
+            "--owner PERSON, --read-only or --kb KB to limit it) and start again, or listen on "
+            "127.0.0.1."
         )
     say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
     try:
@@ -450,6 +450,46 @@ def serve(
 
 
 @cli.command()
+def web(
+    host: Annotated[
+        str,
+        typer.Option(help="address to listen on; beyond loopback only once accounts exist"),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port")] = 8501,
+) -> None:
+    """The web app (what `make run` starts): Streamlit on http://HOST:PORT, this machine only
+    until people have accounts (`zhiku users create`), then with a login."""
+    import os
+
+    from app.access import listening_refusal
+    from app.state.accounts import Accounts
+
+    refusal = listening_refusal(host, Accounts(get_settings()).exist())
+    if refusal is not None:
+        raise fail("\n".join(refusal))
+    streamlit = str(Path(sys.executable).with_name("streamlit"))
+    main_script = str(Path(__file__).resolve().with_name("main.py"))
+    err_console.print(f"知库 is starting: open http://{host}:{port} (Ctrl+C to stop)")
+    sys.stdout.flush()
+    os.execv(
+        streamlit,
+        [
+            streamlit,
+            "run",
+            main_script,
+            "--server.address",
+            host,
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+    )
+
+
+@cli.command()
 def mcp() -> None:
     """The MCP server over stdio (for Claude Desktop, editors, agents): tools search, ask,
     list_knowledge_bases, get_passage, list_documents; documents as resources."""
@@ -458,61 +498,6 @@ def mcp() -> None:
 
     # stdout carries the protocol: nothing else may print there
     build_mcp(Service(get_settings())).run("stdio")
-
-
-@keys_cli.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option("--name", help="who or what the key is for")],
-    kb: Annotated[
-        list[str] | None, typer.Option("--kb", help="limit to this knowledge base (repeatable)")
-    ] = None,
-    read_only: Annotated[
-        bool, typer.Option("--read-only", help="search and ask only: no uploads or deletions")
-    ] = False,
-) -> None:
-    """Create a key; it is shown once (only its hash is stored)."""
-    from app.api.keys import KeyStore
-
-    try:
-        key, token = KeyStore(get_settings()).create(name, kb or None, read_only)
-    except (ValueError, StoreError, RuntimeError) as exc:
-        raise fail(str(exc)) from exc
-    err_console.print(f"key {key.id} ({escape(key.name)}): {escape(key.scope)}. Shown once:")
-    print(token)
-
-
-@keys_cli.command("list")
-def keys_list() -> None:
-    """The keys: id, name, scope, created, revoked."""
-    from app.api.keys import KeyStore
-
-    try:
-        keys = KeyStore(get_settings()).keys()
-    except RuntimeError as exc:
-        raise fail(str(exc)) from exc
-    table = Table(title=f"{len(keys)} API keys")
-    for column in ("id", "name", "scope", "created", "revoked"):
-        table.add_column(column)
-    for k in keys:
-        table.add_row(k.id, escape(k.name), escape(k.scope), k.created_at, k.revoked_at or "")
-    console.print(table)
-
-
-@keys_cli.command("revoke")
-def keys_revoke(
-    key: Annotated[str, typer.Argument(help="the key's id or name")],
-) -> None:
-    """Revoke a key: a running server refuses it from the next request on."""
-    from app.api.keys import KeyStore
-
-    try:
-        revoked = KeyStore(get_settings()).revoke(key)
-    except RuntimeError as exc:
-        raise fail(str(exc)) from exc
-    if not revoked:
-        raise fail(f"no active key with id or name {key!r} (`zhiku keys list` shows them)")
-    for k in revoked:
-        console.print(f"revoked {k.id} ({escape(k.name)})")
 
 
 def main() -> None:

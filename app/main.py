@@ -20,6 +20,8 @@ if _REPO not in sys.path:
     sys.path.insert(1, _REPO)
 
 import logging  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 
 import streamlit as st  # noqa: E402
@@ -30,6 +32,9 @@ from app._conversations import (  # noqa: E402
 )
 from app._llm import LlmError, ResolvedBackend  # noqa: E402
 from app._rag import AnswerResult, Final, Notice, Retrieved, Token, answer  # noqa: E402
+from app.access import listening_refusal  # noqa: E402
+from app.service import Service  # noqa: E402
+from app.state.accounts import Accounts  # noqa: E402
 from app.ui.answers import draw_history, draw_result  # noqa: E402
 from app.ui.conversations import (  # noqa: E402
     CONV_PARAM,
@@ -38,6 +43,7 @@ from app.ui.conversations import (  # noqa: E402
     current_conversation,
     select_conversation,
 )
+from app.ui.login import WHO_KEY, current_user, logout_button, web_user  # noqa: E402
 from app.ui.markdown import (  # noqa: E402
     escape_markdown,
     message_markdown,
@@ -135,7 +141,8 @@ ALSO_KEY = "zk_also_ask"  # the other knowledge bases asked with the selected on
 def also_ask(settings: Settings, kb_name: str) -> list[str]:
     """Other knowledge bases to ask the same question at once (kept outside widget state, which
     Streamlit drops while another page is shown)."""
-    others = [name for name in list_kbs(settings) if name != kb_name]
+    who = current_user()
+    others = [name for name in list_kbs(settings) if name != kb_name and who.can_read(name)]
     if not others:
         return []
     kept: list[str] = st.session_state.setdefault(ALSO_KEY, [])
@@ -318,7 +325,8 @@ def chat_page() -> None:
                 "先上传 PDF、Word、Markdown 或网页文件,再回来提问。",
                 icon=":material/upload_file:",
             )
-            st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
+            if current_user().may_open("kb"):
+                st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
         elif not turns and not question:
             _empty_state(kb)
 
@@ -334,6 +342,23 @@ def chat_page() -> None:
             ask(question, turns, kb, answer_settings, backend, place, also)
 
 
+def refuse_exposed_address(settings: Settings) -> None:
+    """Serve nothing, and stop the server, when it listens beyond this machine while nobody has
+    an account (`app.access.listening_refusal`). `make run` and `zhiku web` refuse before
+    starting; this catches a hand-started `streamlit run app/main.py --server.address 0.0.0.0`
+    (or STREAMLIT_SERVER_ADDRESS) at its first page, since Streamlit runs no app code at start."""
+    refusal = listening_refusal(st.get_option("server.address"), Accounts(settings).exist())
+    if refusal is None:
+        return
+    en, zh = refusal
+    st.error(f"{zh}\n\n{en}", icon=":material/block:")
+    print(f"知库 zhiku: {en}", file=sys.stderr, flush=True)
+    if Path(sys.argv[0]).resolve() == Path(__file__).resolve():  # a real server, not a test
+        # Streamlit's handler stops the server; a moment later, so this page reaches the browser
+        threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    st.stop()
+
+
 def main() -> None:
     st.set_page_config(
         page_title=f"{APP_TITLE} · 本地知识库问答",
@@ -343,16 +368,24 @@ def main() -> None:
     )
     inject_css()
     settings = current_settings()
-    pages = [
-        st.Page(chat_page, title="问答", icon=":material/forum:", default=True),
-        st.Page(KB_PAGE, title="知识库", icon=":material/library_books:", url_path="kb"),
-        st.Page(INSPECT_PAGE, title="命中测试", icon=":material/troubleshoot:", url_path="inspect"),
-    ]
-    navigation = st.navigation(pages)
-    if st.session_state.pop(RETURN_TO_KB_KEY, False):
-        st.switch_page(pages[1])
-    if st.session_state.pop(RETURN_TO_INSPECT_KEY, False):
-        st.switch_page(pages[2])
+    refuse_exposed_address(settings)
+    service = Service(settings)  # loads nothing until asked: here for the audit log
+    who = web_user(settings, service)  # the login form and a stop, when nobody is logged in
+    st.session_state[WHO_KEY] = who
+    every_page = {
+        "chat": st.Page(chat_page, title="问答", icon=":material/forum:", default=True),
+        "kb": st.Page(KB_PAGE, title="知识库", icon=":material/library_books:", url_path="kb"),
+        "inspect": st.Page(
+            INSPECT_PAGE, title="命中测试", icon=":material/troubleshoot:", url_path="inspect"
+        ),
+    }
+    pages = {name: page for name, page in every_page.items() if who.may_open(name)}
+    navigation = st.navigation(list(pages.values()))
+    if st.session_state.pop(RETURN_TO_KB_KEY, False) and "kb" in pages:
+        st.switch_page(pages["kb"])
+    if st.session_state.pop(RETURN_TO_INSPECT_KEY, False) and "inspect" in pages:
+        st.switch_page(pages["inspect"])
+    logout_button(settings, service, who)
     kb_selector(settings)
     try:
         watchers = ensure_watchers(settings)  # bound folders are followed whichever page is open

@@ -44,6 +44,19 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user:password@host:5432/db to share them between app servers",
     )
     lock_timeout_s: float = Field(30.0, description="how long a writer waits for another writer")
+    # --- people (app/state/accounts.py): only used once accounts exist ---
+    session_hours: float = Field(
+        12.0, gt=0, description="how long a web login lasts before the password is asked again"
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins in a row after which an account is locked"
+    )
+    login_lock_minutes: float = Field(
+        15.0, gt=0, description="how long an account stays locked after too many failures"
+    )
+    login_delay_s: float = Field(
+        1.0, ge=0, description="wait after each failed login (slows down guessing)"
+    )
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss",
         description="where knowledge bases live: faiss (FAISS + SQLite under ZHIKU_HOME, one "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ipaddress
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -16,30 +15,22 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.access import Principal, is_loopback
 from app.api import chat, library, sources
-from app.api.auth import Caller, Reader, caller
+from app.api.auth import Who, caller
 from app.api.errors import ApiError, BodyLimit, error_response, install_handlers
 from app.api.jobs import Jobs
-from app.api.keys import KeyStore
 from app.api.mcp import build_mcp
 from app.api.schemas import Health, StatusOut
 from app.service import Service
 from app.sources.scheduler import Scheduler
+from app.state.keys import KeyStore
 from ingest.settings import Settings
 
 VERSION = "0.1.0"
-_mcp_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+_mcp_caller: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "zhiku_mcp_caller", default=None
 )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _McpAuth:
@@ -77,9 +68,12 @@ class _McpAuth:
             _mcp_caller.reset(reset)
 
 
-def _mcp_allows(kb: str) -> bool:
+def _mcp_principal() -> Principal:
+    """Who is calling an MCP tool over HTTP (set by `_McpAuth` for the request)."""
     found = _mcp_caller.get()
-    return found is None or found.allows_kb(kb)
+    if found is None:  # not through _McpAuth: nobody
+        raise PermissionError("no API key checked for this MCP request")
+    return found
 
 
 def create_app(
@@ -92,7 +86,7 @@ def create_app(
     with no active key, requests need none (only for a server bound to loopback)."""
     service = service or Service(settings)
     jobs = Jobs(service)
-    mcp = build_mcp(service, allowed=_mcp_allows)
+    mcp = build_mcp(service, who=_mcp_principal)
     mcp_route = _McpAuth(None)
 
     @contextlib.asynccontextmanager
@@ -141,15 +135,12 @@ def create_app(
         return Health()
 
     @app.get("/v1/status", response_model=StatusOut, tags=["status"])
-    def status(request: Request, found: Reader) -> StatusOut:
-        """The LLM backend and model, the embedding model, counts, the LLM queue."""
-        data = service.status()
-        data["knowledge_bases"] = [
-            k
-            for k in data["knowledge_bases"]  # type: ignore[attr-defined]
-            if found.allows_kb(k["name"])
-        ]
-        return StatusOut(**data, caller=found.label)  # type: ignore[arg-type]
+    def status(request: Request, who: Who) -> StatusOut:
+        """The LLM backend and model, the embedding model, counts (of the knowledge bases the
+        caller may read), the LLM queue."""
+        data = service.status(who)
+        label = who.label if who.person_id is not None or who.key_name else "local (no keys)"
+        return StatusOut(**data, caller=label)  # type: ignore[arg-type]
 
     app.include_router(chat.router)
     app.include_router(library.router)

@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from app._llm import LlmError
 from app._rag import AnswerResult, Final, Token
-from app.api.auth import Reader
+from app.api.auth import Who
 from app.api.errors import ApiError, error_body
 from app.api.schemas import (
     ChatChoice,
@@ -82,16 +82,12 @@ def split_messages(request: ChatRequest) -> tuple[str, list[tuple[str, str]]]:
 
 
 @router.get("/models", response_model=ModelList)
-def list_models(request: Request, caller: Reader) -> ModelList:
+def list_models(request: Request, who: Who) -> ModelList:
     """The knowledge bases this key may use, as OpenAI models `zhiku/<name>`."""
     service: Service = request.app.state.service
     now = int(time.time())
     return ModelList(
-        data=[
-            ModelOut(id=f"{MODEL_PREFIX}{name}", created=now)
-            for name in service.kb_names()
-            if caller.allows_kb(name)
-        ]
+        data=[ModelOut(id=f"{MODEL_PREFIX}{name}", created=now) for name in service.kb_names(who)]
     )
 
 
@@ -167,15 +163,15 @@ async def _stream(
     response_model=ChatCompletion,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def chat_completions(body: ChatRequest, request: Request, caller: Reader) -> object:
+def chat_completions(body: ChatRequest, request: Request, who: Who) -> object:
     """An answer from knowledge base `zhiku/<kb>`, with citations and the refusal flag."""
     service: Service = request.app.state.service
     kb = kb_of_model(body.model)
-    caller.check_kb(kb)
+    service.require(who, "read", kb)
     question, history = split_messages(body)
     service.kb(kb)  # 404 before anything starts when the knowledge base does not exist
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    events = service.answer(kb, question, history)  # Busy (503) here when the queue is full
+    events = service.answer(who, kb, question, history)  # Busy (503) here when the queue is full
     if not body.stream:
         result = None
         for event in events:

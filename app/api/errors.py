@@ -20,7 +20,15 @@ from ingest._store import ModelMismatch, StoreError
 
 log = logging.getLogger("zhiku.api")
 
-_SERVICE_STATUS = {"not_found": 404, "conflict": 409, "busy": 503, "bad_request": 400}
+_SERVICE_STATUS = {
+    "not_found": 404,
+    "conflict": 409,
+    "busy": 503,
+    "bad_request": 400,
+    "forbidden": 403,  # app.service.Forbidden: the principal may not
+    "kb_not_allowed": 403,
+    "read_only_key": 403,
+}
 
 
 class ApiError(Exception):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from app.access import Principal
 from app.api.schemas import FileResult, JobOut, file_result
 from app.service import ImportedFile, Service, ServiceError
 from ingest._insert import FileOutcome, Progress
@@ -115,7 +116,7 @@ class Jobs:
         finally:
             job.finished_at = time.time()
 
-    def upload(self, kb: str, saved: list[SavedUpload]) -> Job:
+    def upload(self, who: Principal, kb: str, saved: list[SavedUpload]) -> Job:
         """Ingest uploads already saved; the rejected ones are reported failed at once."""
         files = []
         for upload in saved:
@@ -141,19 +142,20 @@ class Jobs:
         job = Job(secrets.token_hex(8), "upload", kb, files, files_total=len(saved))
 
         def work(job: Job) -> None:
-            results = self.service.ingest_saved(kb, saved, _JobProgress(job))
+            results = self.service.ingest_saved(who, kb, saved, _JobProgress(job))
             job.files = [file_result(r) for r in results]
             job.files_done = len(results)
 
         return self._add(job, work)
 
-    def reingest(self, kb: str, doc_id: str) -> Job:
-        doc = self.service.document(kb, doc_id)
+    def reingest(self, who: Principal, kb: str, doc_id: str) -> Job:
+        self.service.require(who, "write", kb)
+        doc = self.service.document(who, kb, doc_id)
         pending = FileResult(name=doc.origin, stored_name=doc.origin, status="pending")
         job = Job(secrets.token_hex(8), "reingest", kb, [pending], files_total=1)
 
         def work(job: Job) -> None:
-            outcome = self.service.reingest_document(kb, doc_id, _JobProgress(job))
+            outcome = self.service.reingest_document(who, kb, doc_id, _JobProgress(job))
             job.files = [
                 FileResult(
                     name=doc.origin,

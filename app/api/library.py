@@ -8,7 +8,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, File, Path, Request, UploadFile, status
 
-from app.api.auth import Reader, Writer
+from app.api.auth import Who
 from app.api.errors import ApiError
 from app.api.jobs import Jobs
 from app.api.schemas import (
@@ -40,12 +40,11 @@ def _jobs(request: Request) -> Jobs:
 
 
 @router.post("/search", response_model=SearchResponse, tags=["search"])
-def search(body: SearchRequest, request: Request, caller: Reader) -> SearchResponse:
+def search(body: SearchRequest, request: Request, who: Who) -> SearchResponse:
     """Hybrid search: passages with their dense, keyword and fused scores, best first."""
     service = _service(request)
     kb = validate_kb_name(body.kb or service.settings.default_kb)
-    caller.check_kb(kb)
-    hits = service.search(kb, body.query, body.k)
+    hits = service.search(who, kb, body.query, body.k)
     timings = hits[0].timings if hits else {}
     return SearchResponse(
         kb=kb, query=body.query, passages=[hit_out(h) for h in hits], timings=timings
@@ -53,8 +52,8 @@ def search(body: SearchRequest, request: Request, caller: Reader) -> SearchRespo
 
 
 @router.get("/knowledge_bases", response_model=list[KbOut], tags=["knowledge bases"])
-def list_knowledge_bases(request: Request, caller: Reader) -> list[KbOut]:
-    return [kb_out(k) for k in _service(request).knowledge_bases() if caller.allows_kb(k.name)]
+def list_knowledge_bases(request: Request, who: Who) -> list[KbOut]:
+    return [kb_out(k) for k in _service(request).knowledge_bases(who)]
 
 
 @router.post(
@@ -63,30 +62,26 @@ def list_knowledge_bases(request: Request, caller: Reader) -> list[KbOut]:
     status_code=status.HTTP_201_CREATED,
     tags=["knowledge bases"],
 )
-def create_knowledge_base(body: KbCreate, request: Request, caller: Writer) -> KbOut:
+def create_knowledge_base(body: KbCreate, request: Request, who: Who) -> KbOut:
     name = validate_kb_name(body.name)
-    caller.check_kb(name)
-    return kb_out(_service(request).create_kb(name))
+    return kb_out(_service(request).create_kb(who, name))
 
 
 @router.get("/knowledge_bases/{kb}", response_model=KbOut, tags=["knowledge bases"])
-def get_knowledge_base(kb: str, request: Request, caller: Reader) -> KbOut:
-    caller.check_kb(kb)
-    return kb_out(_service(request).kb_info(kb))
+def get_knowledge_base(kb: str, request: Request, who: Who) -> KbOut:
+    return kb_out(_service(request).kb_info(who, kb))
 
 
 @router.delete("/knowledge_bases/{kb}", response_model=Deleted, tags=["knowledge bases"])
-def delete_knowledge_base(kb: str, request: Request, caller: Writer) -> Deleted:
+def delete_knowledge_base(kb: str, request: Request, who: Who) -> Deleted:
     """Delete a knowledge base with its documents and uploaded files."""
-    caller.check_kb(kb)
-    _service(request).delete_kb(kb)
+    _service(request).delete_kb(who, kb)
     return Deleted(deleted=kb)
 
 
 @router.get("/knowledge_bases/{kb}/documents", response_model=list[DocumentOut], tags=["documents"])
-def list_documents(kb: str, request: Request, caller: Reader) -> list[DocumentOut]:
-    caller.check_kb(kb)
-    return [document_out(d) for d in _service(request).documents(kb)]
+def list_documents(kb: str, request: Request, who: Who) -> list[DocumentOut]:
+    return [document_out(d) for d in _service(request).documents(who, kb)]
 
 
 @router.post(
@@ -98,7 +93,7 @@ def list_documents(kb: str, request: Request, caller: Reader) -> list[DocumentOu
 async def upload_documents(
     kb: str,
     request: Request,
-    caller: Writer,
+    who: Who,
     files: Annotated[list[UploadFile], File(description="one or more files")],
 ) -> JobOut:
     """Upload files (multipart, field `files`): they are saved now, under sanitised names
@@ -106,30 +101,27 @@ async def upload_documents(
     has its progress and, per file, what happened or why not. The knowledge base is created
     when it does not exist. Limits: MAX_FILE_MB per file, MAX_UPLOAD_MB per request."""
     name = validate_kb_name(kb)
-    caller.check_kb(name)
     if not files:
         raise ApiError(400, "no_files", "no files in the upload", "上传中没有文件")
     received = [(f.filename or "", await f.read()) for f in files]
     service = _service(request)
-    saved = await anyio.to_thread.run_sync(service.save_files, name, received)
-    return _jobs(request).upload(name, saved).out()
+    saved = await anyio.to_thread.run_sync(service.save_files, who, name, received)
+    return _jobs(request).upload(who, name, saved).out()
 
 
 @router.get(
     "/knowledge_bases/{kb}/documents/{doc_id}", response_model=DocumentOut, tags=["documents"]
 )
-def get_document(kb: str, doc_id: str, request: Request, caller: Reader) -> DocumentOut:
-    caller.check_kb(kb)
-    return document_out(_service(request).document(kb, doc_id))
+def get_document(kb: str, doc_id: str, request: Request, who: Who) -> DocumentOut:
+    return document_out(_service(request).document(who, kb, doc_id))
 
 
 @router.delete(
     "/knowledge_bases/{kb}/documents/{doc_id}", response_model=Deleted, tags=["documents"]
 )
-def delete_document(kb: str, doc_id: str, request: Request, caller: Writer) -> Deleted:
+def delete_document(kb: str, doc_id: str, request: Request, who: Who) -> Deleted:
     """Remove a document (and its uploaded copy, when nothing else comes from it)."""
-    caller.check_kb(kb)
-    _service(request).remove_document(kb, doc_id)
+    _service(request).remove_document(who, kb, doc_id)
     return Deleted(deleted=doc_id)
 
 
@@ -139,10 +131,9 @@ def delete_document(kb: str, doc_id: str, request: Request, caller: Writer) -> D
     status_code=status.HTTP_202_ACCEPTED,
     tags=["documents"],
 )
-def reingest_document(kb: str, doc_id: str, request: Request, caller: Writer) -> JobOut:
+def reingest_document(kb: str, doc_id: str, request: Request, who: Who) -> JobOut:
     """Ingest a document's file again (a background job), even when it is unchanged."""
-    caller.check_kb(kb)
-    return _jobs(request).reingest(kb, doc_id).out()
+    return _jobs(request).reingest(who, kb, doc_id).out()
 
 
 @router.get(
@@ -152,16 +143,15 @@ def get_passage(
     kb: str,
     chunk_id: Annotated[int, Path(ge=0, le=2**63 - 1)],
     request: Request,
-    caller: Reader,
+    who: Who,
 ) -> ChunkOut:
-    caller.check_kb(kb)
-    return chunk_out(_service(request).passage(kb, chunk_id))
+    return chunk_out(_service(request).passage(who, kb, chunk_id))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])
-def get_job(job_id: str, request: Request, caller: Reader) -> JobOut:
+def get_job(job_id: str, request: Request, who: Who) -> JobOut:
     job = _jobs(request).get(job_id)
-    if job is None or not caller.allows_kb(job.kb):
+    if job is None or not who.can_read(job.kb):
         raise ApiError(404, "job_not_found", f"no job {job_id!r}", f"没有任务 {job_id!r}")
     return job.out()
 

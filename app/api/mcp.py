@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
+from app.access import Principal
 from app.api.schemas import (
     answer_out,
     answer_text,
@@ -54,15 +55,14 @@ def _told(error: type[Exception]) -> Callable[[F], F]:
     return wrap
 
 
-def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
-    """The MCP server over `service`. `allowed(kb) -> bool` limits the knowledge bases (the
-    HTTP mount passes the API key's scope per request; stdio is the user's own process)."""
+def build_mcp(service: Service, who: Callable[[], Principal] | None = None) -> MCPServer:
+    """The MCP server over `service`. `who()` is the principal of the current call (the HTTP
+    mount gives the API key's, per request); without it, the local user (stdio is the user's
+    own process, like the CLI). The service checks every call's rights."""
+    principal = who or (lambda: Principal.local("mcp"))
 
     def check(kb: str | None) -> str:
-        name = validate_kb_name(kb or service.settings.default_kb)
-        if allowed is not None and not allowed(name):
-            raise PermissionError(f"this API key is not allowed to use knowledge base {name!r}")
-        return name
+        return validate_kb_name(kb or service.settings.default_kb)
 
     server = MCPServer("zhiku", instructions=INSTRUCTIONS)
 
@@ -70,8 +70,7 @@ def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
     @_told(ToolError)
     def list_knowledge_bases() -> list[dict[str, Any]]:
         """The knowledge bases: name, documents, chunks, embedding model."""
-        infos = service.knowledge_bases()
-        return [kb_out(k).model_dump() for k in infos if allowed is None or allowed(k.name)]
+        return [kb_out(k).model_dump() for k in service.knowledge_bases(principal())]
 
     @server.tool()
     @_told(ToolError)
@@ -79,7 +78,7 @@ def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
         """Hybrid search in a knowledge base (default: the default one): the best passages,
         each with its document, page, text and dense, keyword and fused scores."""
         name = check(kb)
-        hits = service.search(name, query, max(1, min(k, 50)))
+        hits = service.search(principal(), name, query, max(1, min(k, 50)))
         return {"kb": name, "passages": [hit_out(h).model_dump() for h in hits]}
 
     @server.tool()
@@ -90,7 +89,7 @@ def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
         sentences quoted under the answer (not part of it); refused=true with refusal_reason
         when the knowledge base does not hold the answer."""
         name = check(kb)
-        result = service.ask(name, question)
+        result = service.ask(principal(), name, question)
         out = answer_out(result)
         return {
             "answer": answer_text(result),
@@ -107,7 +106,7 @@ def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
     def get_passage(chunk_id: int, kb: str | None = None) -> dict[str, Any]:
         """One passage (chunk) whole, by the chunk_id that search and ask return."""
         name = check(kb)
-        return chunk_out(service.passage(name, chunk_id)).model_dump()
+        return chunk_out(service.passage(principal(), name, chunk_id)).model_dump()
 
     @server.tool()
     @_told(ToolError)
@@ -116,7 +115,7 @@ def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
         name = check(kb)
         return [
             {**document_out(d).model_dump(), "uri": f"zhiku://{name}/documents/{d.doc_id}"}
-            for d in service.documents(name)
+            for d in service.documents(principal(), name)
         ]
 
     @server.resource(
@@ -127,7 +126,7 @@ def build_mcp(service: Service, allowed: Any = None) -> MCPServer:
     )
     @_told(ResourceError)
     def document(kb: str, doc_id: str) -> str:
-        return service.document_text(check(kb), doc_id)
+        return service.document_text(principal(), check(kb), doc_id)
 
     return server
 

@@ -120,7 +120,7 @@ def add_source(kb: str, body: SourceCreate, request: Request, caller: Writer) ->
     """Add a web page or site to a knowledge base (created when it does not exist), with an
     optional schedule; its first sync starts at once in the background."""
     name = validate_kb_name(kb)
-    caller.check_kb(name)
+    request.app.state.service.require(caller, "write", name)
     if not is_web_url(body.url):
         raise ApiError(
             400, "bad_url", f"not an http(s) address: {body.url[:200]}",
@@ -144,7 +144,7 @@ def add_source(kb: str, body: SourceCreate, request: Request, caller: Writer) ->
 @router.get("/knowledge_bases/{kb}/sources", response_model=list[SourceOut])
 def list_sources(kb: str, request: Request, caller: Reader) -> list[SourceOut]:
     name = validate_kb_name(kb)
-    caller.check_kb(name)
+    request.app.state.service.require(caller, "read", name)
     scheduler = _scheduler(request)
     return [_out(s, scheduler) for s in _store(request).list(name)]
 
@@ -153,7 +153,7 @@ def list_sources(kb: str, request: Request, caller: Reader) -> list[SourceOut]:
 def get_source(kb: str, source_id: str, request: Request, caller: Reader) -> SourceOut:
     """A source with its whole sync history (the last 50 syncs)."""
     name = validate_kb_name(kb)
-    caller.check_kb(name)
+    request.app.state.service.require(caller, "read", name)
     return _out(_find(request, name, source_id), _scheduler(request), history=True)
 
 
@@ -164,7 +164,7 @@ def get_source(kb: str, source_id: str, request: Request, caller: Reader) -> Sou
 )
 def sync_source_now(kb: str, source_id: str, request: Request, caller: Writer) -> SourceOut:
     name = validate_kb_name(kb)
-    caller.check_kb(name)
+    request.app.state.service.require(caller, "write", name)
     source = _find(request, name, source_id)
     scheduler = _scheduler(request)
     scheduler.sync_now(source, trigger="api")
@@ -175,7 +175,7 @@ def sync_source_now(kb: str, source_id: str, request: Request, caller: Writer) -
 def remove_source(kb: str, source_id: str, request: Request, caller: Writer) -> SourceOut:
     """Stop syncing a source; the documents it brought stay."""
     name = validate_kb_name(kb)
-    caller.check_kb(name)
+    request.app.state.service.require(caller, "write", name)
     source = _find(request, name, source_id)
     _store(request).remove(source)
     return _out(source, _scheduler(request))

@@ -11,6 +11,7 @@ import html
 import streamlit as st
 
 from app._inspect import REFUSAL_ZH, inspect
+from app.ui.login import require_page
 from app.ui.markdown import escape_markdown as md
 from app.ui.markdown import file_name
 from app.ui.resources import (
@@ -182,6 +183,7 @@ def page() -> None:
         # Run on its own (see KB_PAGE in app/main.py): go through the router, which comes back.
         st.session_state[RETURN_TO_INSPECT_KEY] = True
         st.switch_page("main.py")
+    require_page("inspect")
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
     hero(f"命中测试 · {kb_name}", "看检索找到了什么、为什么;不调用大模型")

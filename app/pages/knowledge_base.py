@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.service import Service, ServiceError
+from app.service import Forbidden, Service, ServiceError
 from app.ui.evaluation import evalset_section
 from app.ui.imports import (
     STATUS_ZH,
@@ -22,6 +22,7 @@ from app.ui.imports import (
     StreamlitProgress,
     outcome_reason_zh,
 )
+from app.ui.login import current_user, require_page
 from app.ui.markdown import escape_markdown as md
 from app.ui.markdown import file_name
 from app.ui.resources import (
@@ -37,12 +38,11 @@ from app.ui.resources import (
 )
 from app.ui.sources import sources_section
 from app.ui.watched import get_watchers, watched_section
-from ingest._insert import ingest_paths
 from ingest._originals import originals_dir
 from ingest._upload import uploads_dir
 from ingest.load import SUPPORTED_SUFFIXES
 from ingest.settings import Settings
-from ingest.store import DocumentRecord, KnowledgeBase, StoreError
+from ingest.store import DocumentRecord, KnowledgeBase, StoreError, kb_exists
 
 _FLASH = "kb_flash"
 _LAST_IMPORT = "kb_last_import"
@@ -158,10 +158,14 @@ def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]
     except Exception as exc:  # the embedding model cannot load: say so, not a traceback
         st.error(f"无法加载嵌入模型:{md(str(exc))}", icon=":material/error:")
         return
+    who = current_user()
     try:  # created here, not in the job: the page must never open it half-made
-        service(settings).finish_deletion(kb_name)
-        KnowledgeBase.open(settings, kb_name, create=True).close()
-    except ServiceError as exc:  # an old deletion of the name could not be finished
+        if kb_exists(settings, kb_name):
+            service(settings).require(who, "write", kb_name)
+        else:
+            service(settings).create_kb(who, kb_name)
+        service(settings).audit(who, "upload", kb_name, detail={"files": [n for n, _ in files]})
+    except ServiceError as exc:  # no right, or an old deletion of the name not finished
         st.error(md(exc.zh), icon=":material/error:")
         return
     except StoreError as exc:
@@ -324,19 +328,19 @@ def reingest(settings: Settings, kb_name: str, doc: DocumentRecord) -> None:
     bar = st.progress(0.0, text="准备中…")
     status = st.status(f"正在重新导入「{md(doc.title)}」…", expanded=True)
     try:
-        report = ingest_paths(
-            settings,
-            [origin],
-            kb_name,
-            force=True,
-            progress=StreamlitProgress(bar, status),
-            embedder=get_embedder(settings),
+        outcome = Service(
+            settings, get_embedder(settings), watchers=get_watchers(settings)
+        ).reingest_document(
+            current_user(), kb_name, doc.doc_id, progress=StreamlitProgress(bar, status)
         )
     except StoreError as exc:
         status.update(label="重新导入失败", state="error")
         st.error(store_error_zh(exc), icon=":material/error:")
         return
-    outcome = report.outcomes[0] if report.outcomes else None
+    except ServiceError as exc:
+        status.update(label="重新导入失败", state="error")
+        st.error(md(exc.zh), icon=":material/error:")
+        return
     if outcome is None or outcome.status == "failed":
         reason = outcome_reason_zh(outcome) if outcome else "没有结果"
         flash("error", f"重新导入「{md(doc.title)}」失败:{md(reason)}")
@@ -360,7 +364,9 @@ def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRec
         if yes.button("确认删除", type="primary", key="kb_doc_delete_yes"):
             st.session_state.pop(_CONFIRM_DOC, None)
             try:  # the API's call: the document, its stored upload and its kept copy
-                service(settings).remove_document(kb_name, doc.doc_id)
+                service(settings).remove_document(current_user(), kb_name, doc.doc_id)
+            except Forbidden as exc:
+                flash("error", md(exc.zh))
             except ServiceError:
                 flash("info", f"「{md(doc.title)}」已不在知识库中。")
             except StoreError as exc:
@@ -376,7 +382,9 @@ def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRec
 # ----- knowledge bases ----------------------------------------------------------------------
 
 
-def manage_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -> None:
+def manage_section(
+    settings: Settings, kb_name: str, kb: KnowledgeBase | None, may_delete: bool = True
+) -> None:
     st.subheader("管理知识库")
     create_col, delete_col = st.columns(2, gap="large")
     with create_col, st.form("kb_create", clear_on_submit=True, border=False):
@@ -389,6 +397,8 @@ def manage_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -
         if st.form_submit_button("新建并切换", icon=":material/add:"):
             create_kb(settings, name)
     unfinished = service(settings).deletion_unfinished(kb_name)
+    if not may_delete:
+        return
     with delete_col:
         st.markdown("删除知识库")
         st.caption(
@@ -415,8 +425,10 @@ def create_kb(settings: Settings, raw_name: str) -> None:
         st.error("请输入知识库名称。", icon=":material/error:")
         return
     try:  # what a deletion of the same name left unfinished goes first: it starts empty
-        service(settings).finish_deletion(name)
-        KnowledgeBase.open(settings, name, create=True).close()
+        if kb_exists(settings, name):  # an existing one: switch to it, when it may be read
+            service(settings).require(current_user(), "read", name)
+        else:
+            service(settings).create_kb(current_user(), name)
     except ServiceError as exc:
         st.error(md(exc.zh), icon=":material/error:")
         return
@@ -443,7 +455,7 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase | No
     if yes.button("确认删除", type="primary", key="kb_delete_yes"):
         st.session_state.pop(_CONFIRM_KB, None)
         try:  # the API's call, with this app's watchers to stop first
-            service(settings).delete_kb(kb_name)
+            service(settings).delete_kb(current_user(), kb_name)
         except ServiceError as exc:  # says what is left; deleting again finishes it
             forget_kb(settings, kb_name)
             flash("error", md(exc.zh))
@@ -476,9 +488,17 @@ def page() -> None:
         # (see KB_PAGE in app/main.py): go through the router, which comes back here.
         st.session_state[RETURN_TO_KB_KEY] = True
         st.switch_page("main.py")
+    who = require_page("kb")
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
     kb = get_kb(settings, kb_name)
+    if not who.can_write(kb_name):
+        # the page's every control changes the knowledge base: without write, only creating
+        # a new one is offered
+        hero(f"知识库 · {kb_name}", "上传、查看和管理文档;文件只保存在本机的数据目录")
+        st.info(f"你对知识库「{md(kb_name)}」没有写入权限。", icon=":material/lock:")
+        manage_section(settings, kb_name, None, may_delete=False)
+        return
     counts = kb.counts() if kb is not None else {"documents": 0, "chunks": 0}
     # Read on every run, never cached: the CLI may have changed the knowledge base.
     docs = kb.documents() if kb is not None else []

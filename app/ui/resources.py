@@ -17,6 +17,7 @@ import html
 import streamlit as st
 
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
+from app.ui.login import current_user
 from app.ui.markdown import escape_markdown
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings
@@ -125,8 +126,9 @@ def _cached_kb(home: str, name: str, _settings: Settings) -> tuple[KnowledgeBase
 def get_kb(settings: Settings, name: str) -> KnowledgeBase | None:
     """The shared instance of knowledge base `name`, or None when it does not exist (yet).
     A knowledge base deleted and created again (say by the CLI) is a new one, so the cached
-    instance is checked against the one it opened."""
-    if not kb_exists(settings, name):
+    instance is checked against the one it opened. None as well when the person using the page
+    may not read it: every page reads knowledge bases through here."""
+    if not current_user().can_read(name) or not kb_exists(settings, name):
         return None
     home = str(settings.zhiku_home.resolve())
     kb, identity = _cached_kb(home, name, settings)
@@ -204,17 +206,23 @@ def request_kb_switch(name: str) -> None:
 
 
 def kb_selector(settings: Settings) -> str:
-    """The sidebar selector shared by both pages; returns the selected knowledge base."""
-    names = list_kbs(settings)
-    if settings.default_kb not in names:
+    """The sidebar selector shared by both pages; returns the selected knowledge base: one the
+    person using the page may read (the page stops with why when there is none)."""
+    who = current_user()
+    names = [name for name in list_kbs(settings) if who.can_read(name)]
+    if settings.default_kb not in names and who.can_write(settings.default_kb):
         names.insert(0, settings.default_kb)  # the default exists as soon as it gets a file
+    if not names:
+        st.info("还没有你可以访问的知识库：请让管理员为你授权。", icon=":material/lock:")
+        st.stop()
     wanted = st.session_state.pop(_SWITCH_KEY, None)
     if wanted is not None:
-        if wanted not in names:
+        if wanted not in names and who.can_read(wanted):
             names.append(wanted)
         st.session_state[KB_KEY] = wanted
     if st.session_state.get(KB_KEY) not in names:
-        st.session_state[KB_KEY] = settings.default_kb  # deleted elsewhere, or first run
+        # deleted elsewhere, a grant taken away, or the first run
+        st.session_state[KB_KEY] = settings.default_kb if settings.default_kb in names else names[0]
     return st.sidebar.selectbox(
         "知识库",
         names,

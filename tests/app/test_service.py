@@ -17,6 +17,7 @@ from app._evalset import evalset_dir
 from app._llm import resolve_backend
 from app._rag import Final, Retrieved, Token
 from app._watched import Watchers, load_bindings
+from app.access import Principal
 from app.service import Busy, DeletionIncomplete, LlmQueue, Queued, Service
 from ingest._embed import Embedder
 from ingest._originals import originals_dir
@@ -26,6 +27,7 @@ from ingest.store import StoreError
 
 pytestmark = pytest.mark.timeout(300)  # includes building the small knowledge base
 QUESTION = "杭州的市花是什么？"
+ME = Principal.local("test")  # the one user of a zhiku without accounts
 
 
 def ollama_service(
@@ -42,7 +44,7 @@ def test_an_answer_is_the_rag_answer_with_its_citations(
 ) -> None:
     with FakeOllama(reply_tokens=["杭州的市花是桂花[1]。"]) as server:
         service = ollama_service(small_kb_settings, server, embedder)
-        result = service.ask("default", QUESTION)
+        result = service.ask(ME, "default", QUESTION)
     assert not result.refused and "桂花" in result.answer
     assert result.citations[0].passage.source.endswith("city.txt")
     service.close()
@@ -53,14 +55,14 @@ def test_a_second_question_waits_its_turn_and_a_full_queue_turns_one_away(
 ) -> None:
     with FakeOllama(reply_tokens=["杭州的", "市花", "是桂花[1]。"]) as server:
         service = ollama_service(small_kb_settings, server, embedder, llm_queue_max=1)
-        first = service.answer("default", QUESTION)
+        first = service.answer(ME, "default", QUESTION)
         assert isinstance(next(first), Retrieved)
         assert isinstance(next(first), Token)  # the first question holds the LLM
-        second = service.answer("default", QUESTION)
+        second = service.answer(ME, "default", QUESTION)
         assert next(second) == Queued(1)
         with pytest.raises(Busy):  # one waits already: the queue is full
-            service.answer("default", QUESTION)
-        assert service.status()["llm_queue"] == {"active": 1, "waiting": 1, "max_waiting": 1}
+            service.answer(ME, "default", QUESTION)
+        assert service.status(ME)["llm_queue"] == {"active": 1, "waiting": 1, "max_waiting": 1}
         first.close()  # the first client went away: its turn ends, the generation stops
         events = list(second)
         assert isinstance(events[-1], Final) and "桂花" in events[-1].result.answer
@@ -114,14 +116,14 @@ def kb_with_everything(settings: Settings, embedder: Embedder, name: str) -> Ser
     build_kb(settings, embedder, {"city.txt": "杭州概况\n杭州的市花是桂花，市树是香樟。"}, name)
     service = Service(settings, embedder, watchers=Watchers())
     saved = service.save_files(
-        name, [("年假.md", "# 年假\n\n员工每年享有十五天带薪年假。".encode())]
+        ME, name, [("年假.md", "# 年假\n\n员工每年享有十五天带薪年假。".encode())]
     )
-    assert [r.status for r in service.ingest_saved(name, saved)] == ["added"]
+    assert [r.status for r in service.ingest_saved(ME, name, saved)] == ["added"]
     give_app_data(settings, name, settings.zhiku_home.parent / f"watched-{name}")
     assert service.watchers is not None
     service.watchers.ensure(settings, lambda: embedder)
-    assert all(part.present() for part in service.owned(name)), [
-        p.en for p in service.owned(name) if not p.present()
+    assert all(part.present() for part in service.owned(ME, name)), [
+        p.en for p in service.owned(ME, name) if not p.present()
     ]
     return service
 
@@ -137,14 +139,14 @@ def test_deleting_a_kb_removes_everything_it_owns_and_a_new_one_starts_empty(
     watcher = watchers.get("项目资料", folder)
     assert watcher is not None and watcher.running
     build_kb(settings, embedder, {"leave.txt": "年假制度\n员工每年有十五天带薪年假。"}, "other")
-    service.delete_kb("项目资料")
+    service.delete_kb(ME, "项目资料")
     assert not watcher.running and watchers.get("项目资料", folder) is None
     assert leftovers(settings, "项目资料") == []
-    assert service.kb_names() == ["other"]  # another knowledge base is untouched
-    assert service.documents("other")
+    assert service.kb_names(ME) == ["other"]  # another knowledge base is untouched
+    assert service.documents(ME, "other")
     with pytest.raises(StoreError, match="does not exist"):
-        service.delete_kb("项目资料")  # nothing left to delete
-    assert service.create_kb("项目资料").documents == 0
+        service.delete_kb(ME, "项目资料")  # nothing left to delete
+    assert service.create_kb(ME, "项目资料").documents == 0
     app_data_is_empty(settings, "项目资料")
     service.close()
 
@@ -160,15 +162,15 @@ def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
     # the conversations cannot be deleted (say a file the user made read-only)
     monkeypatch.setattr("app._owned.delete_kb_conversations", refused)
     with pytest.raises(DeletionIncomplete) as stopped:
-        service.delete_kb("kb1")
+        service.delete_kb(ME, "kb1")
     assert [p.en for p in stopped.value.left] == ["conversations", "evaluation set"]
     assert "尚未删除：对话记录、评测题" in stopped.value.zh and "请再次删除" in stopped.value.zh
-    assert "kb1" not in service.kb_names()  # the documents went first: never half present
+    assert "kb1" not in service.kb_names(ME)  # the documents went first: never half present
     assert not uploads_dir(settings, "kb1").exists()
     assert not originals_dir(settings, "kb1").exists()
     assert conversations_path(settings, "kb1").exists()
     monkeypatch.undo()
-    service.delete_kb("kb1")  # the same call finishes it
+    service.delete_kb(ME, "kb1")  # the same call finishes it
     assert leftovers(settings, "kb1") == []
 
     # stopped at the store (a writer holds it): the documents stay, nothing after them goes
@@ -179,16 +181,16 @@ def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
 
     monkeypatch.setattr("app._owned.delete_kb", busy)
     with pytest.raises(DeletionIncomplete) as stopped:
-        service.delete_kb("kb2")
+        service.delete_kb(ME, "kb2")
     assert [p.en for p in stopped.value.done] == [
         "watched-folder bindings",
         "sources (web pages, sites, folders) and their history",
     ]
     assert "documents and index" in stopped.value.en and "正在写入" in stopped.value.zh
-    assert service.documents("kb2") and conversations_path(settings, "kb2").exists()
+    assert service.documents(ME, "kb2") and conversations_path(settings, "kb2").exists()
     assert not service.finish_deletion("kb2")  # its documents are there: only a delete goes on
     monkeypatch.undo()
-    service.delete_kb("kb2")
+    service.delete_kb(ME, "kb2")
     assert leftovers(settings, "kb2") == []
 
 
@@ -202,9 +204,9 @@ def test_a_kb_created_after_an_unfinished_deletion_starts_empty(
 
     with monkeypatch.context() as patch, pytest.raises(DeletionIncomplete):
         patch.setattr("app._owned.delete_kb_evalset", refused)
-        service.delete_kb("kb1")
+        service.delete_kb(ME, "kb1")
     # the deleted one's evaluation set does not come back
-    assert service.create_kb("kb1").documents == 0
+    assert service.create_kb(ME, "kb1").documents == 0
     app_data_is_empty(settings, "kb1")
     assert not evalset_dir(settings, "kb1").exists()
 
@@ -216,14 +218,14 @@ def test_removing_a_document_removes_its_upload_and_kept_copy(
     build_kb(settings, embedder, {"city.txt": "杭州概况\n杭州的市花是桂花。"}, "b")
     service = Service(settings, embedder)
     saved = service.save_files(
-        "a", [("年假.md", "# 年假\n\n员工每年享有十五天带薪年假。".encode())]
+        ME, "a", [("年假.md", "# 年假\n\n员工每年享有十五天带薪年假。".encode())]
     )
-    service.ingest_saved("a", saved)
+    service.ingest_saved(ME, "a", saved)
     copies = {kb: list(originals_dir(settings, kb).iterdir()) for kb in ("a", "b")}
     assert len(copies["a"]) == 1 and len(copies["b"]) == 1
-    for doc in service.documents("a"):
-        service.remove_document("a", doc.doc_id)
-    assert service.documents("a") == []
+    for doc in service.documents(ME, "a"):
+        service.remove_document(ME, "a", doc.doc_id)
+    assert service.documents(ME, "a") == []
     assert list(originals_dir(settings, "a").iterdir()) == []
     assert saved[0].path is not None and not saved[0].path.exists()
     assert copies["b"][0].is_file()  # the other knowledge base keeps its own copy

@@ -1,0 +1,134 @@
+"""The web app once people have accounts, through Streamlit's `AppTest` over a real knowledge
+base: a login form before any page, the session cookie's token refused when forged or expired,
+a reader who sees no knowledge-base page, inspector, upload or delete control and no knowledge
+base beyond their grants, logout, and a lock after repeated failures. The real browser (the
+cookie written by the page itself) is not driven here."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from support import MODELS_DIR, REPO, build_kb, make_settings
+
+from app.state import engine as state_engine
+from app.state.accounts import Accounts
+from app.state.audit import AuditLog
+from app.state.sessions import Sessions
+from app.ui.login import session_of_token, session_token
+from ingest._embed import Embedder
+
+pytestmark = pytest.mark.timeout(600)
+APP = REPO / "app" / "main.py"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    home = tmp_path_factory.mktemp("login") / "home"
+    settings = make_settings(home)
+    build_kb(settings, embedder, {"a.txt": "年假制度\n员工每年享有十五天带薪年假。"}, "default")
+    build_kb(settings, embedder, {"b.txt": "薪酬制度\n工资每月十日发放。"}, "secret")
+    return home
+
+
+@pytest.fixture
+def home(tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = tmp_path / "home"
+    shutil.copytree(template, data)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZHIKU_HOME", str(data))
+    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(MODELS_DIR))
+    monkeypatch.setenv("LLM_BACKEND", "none")
+    monkeypatch.setenv("LOGIN_DELAY_S", "0")
+    monkeypatch.setenv("LOGIN_MAX_FAILURES", "3")
+    state_engine.forget_engines()
+    accounts = Accounts(make_settings(data))
+    accounts.create("ada", PASSWORD, "admin")
+    accounts.create("rita", PASSWORD, "reader")
+    accounts.grant("rita", "default", "read")
+    return data
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def log_in(at: AppTest, name: str, password: str) -> AppTest:
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def is_login_form(at: AppTest) -> bool:
+    return [t.label for t in at.text_input] == ["用户名", "密码"]
+
+
+def test_nothing_but_the_login_form_before_a_login(home: Path) -> None:
+    at = start()
+    assert is_login_form(at)
+    assert not at.chat_input and not at.selectbox  # no page, no knowledge-base list
+
+
+def test_a_reader_sees_only_what_they_may_read_and_logs_out(home: Path) -> None:
+    at = log_in(start(), "rita", PASSWORD)
+    assert not is_login_form(at)
+    assert at.selectbox(key="kb").options == ["default"]  # not "secret"
+    assert any("rita" in c.value for c in at.sidebar.caption)
+    assert not at.get("file_uploader")
+    assert not [b for b in at.button if "删除" in b.label]
+    # the knowledge-base page and the inspector are not in a reader's navigation at all
+    for page in ("pages/knowledge_base.py", "pages/inspector.py"):
+        with pytest.raises(ValueError, match=r"Known pages: \['问答'\]"):
+            at.switch_page(page)
+    [logout] = [b for b in at.sidebar.button if b.label == "退出登录"]
+    logout.click().run()
+    assert is_login_form(at)
+    actions = [(e.actor, e.action) for e in AuditLog(make_settings(home)).entries()]
+    assert ("rita", "login") in actions and ("rita", "logout") in actions
+
+
+def test_an_admin_sees_every_page_and_knowledge_base(home: Path) -> None:
+    at = log_in(start(), "ada", PASSWORD)
+    assert set(at.selectbox(key="kb").options) == {"default", "secret"}
+    at.switch_page("pages/knowledge_base.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.get("file_uploader")
+
+
+def test_failures_are_refused_logged_and_then_locked(home: Path) -> None:
+    at = start()
+    for _ in range(2):
+        log_in(at, "rita", "wrong password")
+        assert is_login_form(at)
+        assert "用户名或密码不正确" in at.error[0].value
+    log_in(at, "rita", "wrong password")
+    assert "锁定" in at.error[0].value
+    log_in(at, "rita", PASSWORD)  # the right password does not open a locked account
+    assert is_login_form(at) and "锁定" in at.error[0].value
+    failed = [e for e in AuditLog(make_settings(home)).entries() if e.action == "login_failed"]
+    assert len(failed) == 4 and {e.actor for e in failed} == {"rita"}
+
+
+def test_a_forged_expired_or_ended_token_names_no_session(home: Path) -> None:
+    settings = make_settings(home)
+    person = Accounts(settings).require("rita")
+    session = Sessions(settings).start(person.id)
+    token = session_token(settings, session)
+    assert session_of_token(settings, token) == session
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert session_of_token(settings, forged) is None
+    assert session_of_token(settings, "zk" + token) is None
+    time.sleep(1.1)  # itsdangerous counts whole seconds
+    expired = make_settings(home, session_hours=1e-9)
+    assert session_of_token(expired, token) is None
+    Sessions(settings).end(session)  # logout: the token still verifies, the session is over
+    assert Sessions(settings).person_of(session) is None
