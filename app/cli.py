@@ -410,6 +410,9 @@ def serve(
         raise fail(str(exc)) from exc
     service = Service(settings, embedder)
     backend = service.backend()
+    # the first retrieval (index, jieba's dictionary, ONNX Runtime's first run) while uvicorn
+    # starts: the first question is then as fast as the tenth (`/v1/status` shows the steps)
+    service.warm_up()
     if backend.notice is not None:
         err_console.print(f"[yellow]note:[/yellow] {escape(backend.notice.en)}")
     where = f"http://{host}:{port}"
