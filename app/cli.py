@@ -141,13 +141,23 @@ def ask(
 
 
 @cli.command()
-def prepare() -> None:
+def prepare(
+    measure: Annotated[
+        bool,
+        typer.Option(
+            "--measure",
+            help="measure the embedding runtimes again (done once per CPU without it)",
+        ),
+    ] = False,
+) -> None:
     """Prepare the bundled models once: convert the embedding model, export its query encoder
-    to ONNX, assemble the LLM."""
+    to ONNX, measure which embedding runtime is fastest on this CPU, assemble the LLM."""
     from app._gguf import prepare_bundled_gguf
     from app._llm import LlmError
     from app._llm_llamacpp import llamacpp_installed
     from ingest._embed import EmbeddingError, load_embedder, prepare_default_model
+    from ingest._runtime import effective_runtimes, read_choice
+    from ingest._runtime import measure as measure_runtimes
     from ingest.settings import DEFAULT_EMBEDDING_MODEL
 
     settings = get_settings()
@@ -158,7 +168,18 @@ def prepare() -> None:
             console.print(f"embedding model: {escape(str(path))} (verified)")
         # Loading exports and checks the ONNX query encoder now rather than at the first question.
         embedder = load_embedder(settings, say)
-        console.print(f"questions embedded with: {embedder.query_runtime}")
+        record = None if measure else read_choice(settings)
+        if record is None:
+            say("measuring the embedding runtimes on this CPU (once, about a minute)")
+            record = measure_runtimes(settings, embedder.model, say)
+        rates = ", ".join(f"{k} {v:g}" for k, v in record["passage_chunks_per_s"].items())
+        console.print(
+            f"embedding runtimes measured on {escape(record['cpu']['model'])}: passages/s "
+            f"{rates}; chosen: passages {record['passage_runtime']}, questions "
+            f"{record['query_runtime']} ({escape(record['why'])})"
+        )
+        query_runtime, passage_runtime = effective_runtimes(settings)
+        console.print(f"in use: passages {passage_runtime}, questions {query_runtime}")
         if llamacpp_installed(settings) and settings.llamacpp_model_path is None:
             path = prepare_bundled_gguf(settings, say)
             console.print(f"embedded LLM: {escape(str(path))} (verified)")
@@ -433,6 +454,9 @@ def serve(
         raise fail(str(exc)) from exc
     service = Service(settings, embedder)
     backend = service.backend()
+    # the first retrieval (index, jieba's dictionary, ONNX Runtime's first run) while uvicorn
+    # starts: the first question is then as fast as the tenth (`/v1/status` shows the steps)
+    service.warm_up()
     if backend.notice is not None:
         err_console.print(f"[yellow]note:[/yellow] {escape(backend.notice.en)}")
     where = f"http://{host}:{port}"

@@ -61,6 +61,7 @@ from app.ui.resources import (  # noqa: E402
     get_backend,
     get_embedder,
     get_kb,
+    get_warmup,
     hero,
     inject_css,
     kb_selector,
@@ -68,6 +69,7 @@ from app.ui.resources import (  # noqa: E402
 )
 from app.ui.sources import ensure_scheduler  # noqa: E402
 from app.ui.viewer import current_source, viewer_panel  # noqa: E402
+from app.ui.warmup import warmup_progress  # noqa: E402
 from app.ui.watched import ensure_watchers  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from ingest.store import KnowledgeBase, StoreError, list_kbs  # noqa: E402
@@ -266,6 +268,16 @@ def _badges(kb_name: str, backend_label: str, documents: int) -> None:
     row.badge(f"回答方式:{backend_label}", icon=":material/smart_toy:", color=color)
 
 
+def _backend_badges(settings: Settings, kb_name: str, documents: int) -> ResolvedBackend:
+    backend, problem = get_backend(settings)
+    _badges(kb_name, backend.info.label_zh, documents)
+    if problem is not None:
+        st.error(message_markdown(problem.zh), icon=":material/error:")
+    elif backend.notice is not None:
+        st.warning(message_markdown(backend.notice.zh), icon=":material/info:")
+    return backend
+
+
 def _empty_state(kb: KnowledgeBase) -> None:
     """Before the first question: what the knowledge base holds, so the user knows what to ask."""
     docs = kb.documents()  # not cached: the CLI may have added some
@@ -305,12 +317,18 @@ def chat_page() -> None:
         except StoreError as exc:
             st.error(store_error_zh(exc), icon=":material/error:")
             return
-        backend, problem = get_backend(answer_settings)
-        _badges(kb_name, backend.info.label_zh, documents)
-        if problem is not None:
-            st.error(message_markdown(problem.zh), icon=":material/error:")
-        elif backend.notice is not None:
-            st.warning(message_markdown(backend.notice.zh), icon=":material/info:")
+        # Models load in the background when the app starts (app/_warmup.py): until they are
+        # ready the page shows their progress instead of waiting for them.
+        warmup = get_warmup(answer_settings, kb_name)
+        header = st.empty()
+        backend: ResolvedBackend | None = None
+        if warmup.done:
+            with header.container():
+                backend = _backend_badges(answer_settings, kb_name, documents)
+        else:
+            with header.container():
+                _badges(kb_name, "准备中…", documents)
+                warmup_progress(warmup)
 
     # Read first (it stays pinned to the bottom wherever it is called), so the first question's
     # run already leaves out the empty-state hints.
@@ -331,6 +349,8 @@ def chat_page() -> None:
             _empty_state(kb)
 
         draw_history(turns, place)
+        if backend is None and not question:
+            return  # still warming up: the progress above redraws the page when it is done
         # loaded after the stored conversation is drawn: a restarted app shows it at once
         try:
             get_embedder(answer_settings)
@@ -339,6 +359,9 @@ def chat_page() -> None:
             st.error(f"无法加载嵌入模型:{escape_markdown(str(exc))}", icon=":material/error:")
             return
         if question and kb is not None:
+            if backend is None:  # asked during the warm-up: waits for what is left of it
+                with header.container():
+                    backend = _backend_badges(answer_settings, kb_name, documents)
             ask(question, turns, kb, answer_settings, backend, place, also)
 
 

@@ -30,6 +30,7 @@ from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._owned import Owned, deletion_mark, owned
 from app._rag import AnswerResult, Event, Final, answer
 from app._search import Hit, search
+from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
 from app._watched import Watchers
 from app.access import Need, Principal
 from app.state.accounts import AccountError, Accounts, Person
@@ -232,6 +233,11 @@ class Service:
         self._backend_at = 0.0
         self._kbs: dict[str, tuple[KnowledgeBase, str]] = {}
         self._lock = threading.RLock()
+        # Loading the embedder or starting the LLM takes seconds: each has its own lock, so
+        # that neither holds up the other (the warm-up loads both at once) nor `kb()`.
+        self._embedder_lock = threading.Lock()
+        self._backend_lock = threading.Lock()
+        self._warmup: Warmup | None = None
         self.llm_queue = LlmQueue(settings.llm_queue_max, settings.llm_queue_timeout_s)
 
     # ----- rights ------------------------------------------------------------------------
@@ -276,14 +282,14 @@ class Service:
     # ----- shared resources --------------------------------------------------------------
 
     def embedder(self) -> Embedder:
-        with self._lock:
+        with self._embedder_lock:
             if self._embedder is None:
                 self._embedder = load_embedder(self.settings)
             return self._embedder
 
     def backend(self) -> ResolvedBackend:
         """The configured LLM backend; one that cannot work means retrieval only, with why."""
-        with self._lock:
+        with self._backend_lock:
             stale = time.monotonic() - self._backend_at > _BACKEND_TTL_S
             if self._backend is None or (stale and not self._backend_fixed):
                 try:
@@ -292,6 +298,23 @@ class Service:
                     self._backend = ResolvedBackend(None, BackendInfo("none", ""), exc)
                 self._backend_at = time.monotonic()
             return self._backend
+
+    def warm_up(self) -> Warmup:
+        """Start (once) loading what the first question needs, in background threads: the
+        embedder, the LLM (worker, self-check, prefix cache) and a first retrieval in the
+        default knowledge base. Its progress is in `status()["warmup"]`."""
+        with self._lock:
+            if self._warmup is None:
+                self._warmup = Warmup(
+                    warmup_steps(self.embedder, self.backend, self._first_retrieval)
+                ).start()
+            return self._warmup
+
+    def _first_retrieval(self) -> None:
+        name = self.settings.default_kb
+        if not kb_exists(self.settings, name):
+            raise Skipped(f"knowledge base {name!r} does not exist yet")
+        search(self.kb(name), self.embedder(), WARMUP_QUERY, self.settings)
 
     def kb(self, name: str | None = None) -> KnowledgeBase:
         # Unchecked: for the service's own methods and a caller that already checked `who`.
@@ -641,12 +664,19 @@ class Service:
         return result
 
     def status(self, who: Principal) -> dict[str, object]:
-        info = self.backend().info
+        warming = self._warmup is not None and not self._warmup.done
+        if warming and self._backend is None:
+            # the warm-up is starting the LLM: say so rather than wait for it
+            info = BackendInfo("none", "")
+            kind, label = "starting", "starting (warm-up in progress)"
+        else:
+            info = self.backend().info
+            kind, label = info.kind, info.label_en
         embedder = self._embedder
         return {
-            "backend": info.kind,
+            "backend": kind,
             "model": info.model,
-            "backend_label": info.label_en,
+            "backend_label": label,
             "embedding_model": self.settings.embedding_model,
             "query_runtime": embedder.query_runtime if embedder else "not loaded",
             "knowledge_bases": [
@@ -658,6 +688,7 @@ class Service:
                 "waiting": self.llm_queue.waiting,
                 "max_waiting": self.llm_queue.max_waiting,
             },
+            "warmup": self._warmup.snapshot() if self._warmup else {"state": "not started"},
         }
 
     # ----- people, grants, keys, the audit log (admins) ----------------------------------

@@ -61,9 +61,16 @@ def _worker_run(settings: Any, repeats: int) -> dict[str, Any]:
                     "gen_tps": timings["predicted_n"] / (timings["predicted_ms"] / 1000),
                 }
             )
+        info = chat.supervisor.status.ready_info
     finally:
         stop_workers()
-    return {"runtime": "xllamacpp (worker)", "start_s": start_s, **_medians(rows)}
+    return {
+        "runtime": "xllamacpp (worker)",
+        "start_s": start_s,
+        # llama.cpp's own account of the CPU features its build uses (AVX2 only for this wheel)
+        "system_info": info.get("system_info", ""),
+        **_medians(rows),
+    }
 
 
 def _llama_cpp_python_run(model: Path, threads: int, repeats: int) -> dict[str, Any]:
@@ -115,7 +122,9 @@ def run(repeats: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="zhiku-runtime-") as home:
         settings = bench_settings(Path(home), llm_backend="llamacpp", llamacpp_threads=2)
         result = _worker_run(settings, repeats)
-    return {**result, "load_note": load_note()}
+    from ingest._cpu import cpu_signature
+
+    return {**result, "cpu": cpu_signature(), "load_note": load_note()}
 
 
 def render(results: dict[str, Any]) -> str:
@@ -129,10 +138,13 @@ def render(results: dict[str, Any]) -> str:
             for r in rows
         ],
     )
+    cpu = results.get("cpu") or {}
     return (
         f"{body}\n\nMedians of {results['repeats']} runs, 2 threads, each prompt evaluated from "
-        "an empty KV cache (`bench/runtime_bench.py`). Machine load: "
-        f"{results.get('load_note', 'n/a')}."
+        "an empty KV cache (`bench/runtime_bench.py`). CPU: "
+        f"{cpu.get('model', 'n/a')}, flags {' '.join(cpu.get('flags', []))}, AMX granted on "
+        f"request: {cpu.get('amx_granted', 'n/a')}; llama.cpp build: "
+        f"`{results.get('system_info', 'n/a')}`. Machine load: {results.get('load_note', 'n/a')}."
     )
 
 

@@ -20,6 +20,7 @@ from ingest._onnx import (
     load_passage_encoder,
     load_query_encoder,
 )
+from ingest._runtime import effective_runtimes
 from ingest.settings import DEFAULT_EMBEDDING_MODEL, Settings
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -198,11 +199,12 @@ _cache_lock = threading.Lock()
 
 def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m: None) -> Embedder:
     """One model per (name, models dir) per process: loading costs seconds and a gigabyte."""
+    query_runtime, passage_runtime = effective_runtimes(settings)  # "auto": as measured here
     key = (
         settings.embedding_model,
         str(settings.models_dir.resolve()),
-        settings.query_runtime,
-        settings.passage_runtime,
+        query_runtime,
+        passage_runtime,
     )
     with _cache_lock:
         if key in _cache:
@@ -227,7 +229,7 @@ def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m
                 "or set HF_HUB_OFFLINE=0 to let it download."
             ) from exc
         query_encoder = None
-        if settings.query_runtime == "onnx":
+        if query_runtime == "onnx":
             try:
                 query_encoder = load_query_encoder(
                     model,
@@ -252,9 +254,9 @@ def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m
             )
 
         passage_encoder = None
-        if settings.passage_runtime != "torch":
+        if passage_runtime != "torch":
             try:
-                passage_encoder = passage_loader(settings.passage_runtime)
+                passage_encoder = passage_loader(passage_runtime)
             except OnnxUnavailable as exc:
                 progress(f"passages are embedded with torch: {exc}")
         embedder = Embedder(
@@ -263,7 +265,7 @@ def load_embedder(settings: Settings, progress: Callable[[str], None] = lambda m
             settings.embedding_batch_size,
             query_encoder,
             passage_encoder,
-            settings.passage_runtime,
+            passage_runtime,
             passage_loader,
         )
         _cache[key] = embedder

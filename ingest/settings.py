@@ -90,17 +90,20 @@ class Settings(BaseSettings):
         True, description="set to false to let a named EMBEDDING_MODEL download from the hub"
     )
     embedding_batch_size: int = 32
-    query_runtime: Literal["onnx", "torch"] = Field(
-        "onnx",
-        description="how questions are embedded: onnx (ONNX Runtime, exported once from the "
-        "same model, ~3x faster for one question) or torch (sentence-transformers)",
+    query_runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="how questions are embedded: auto (the faster of the two on this CPU, as "
+        "`zhiku prepare` measured it; onnx without a measurement), onnx (ONNX Runtime, exported "
+        "once from the same model, the same vectors) or torch (sentence-transformers)",
     )
-    passage_runtime: Literal["onnx-int8", "onnx", "torch"] = Field(
-        "onnx-int8",
-        description="how passages of new knowledge bases (and --reindex) are embedded: "
-        "onnx-int8 (the ONNX export, dynamically quantised: 2.3-2.6x torch, recall@5 unchanged on "
-        "cmrc2018_trial), onnx (the same graph in fp32: torch's vectors) or torch; an existing "
-        "index keeps the kind of vectors it was built with",
+    passage_runtime: Literal["auto", "onnx-int8", "onnx", "torch"] = Field(
+        "auto",
+        description="how passages of new knowledge bases (and --reindex) are embedded: auto "
+        "(the fastest on this CPU as `zhiku prepare` measured it, int8 only when clearly "
+        "faster; onnx-int8 without a measurement), onnx-int8 (the ONNX export, dynamically "
+        "quantised: close to torch's vectors, recall@5 unchanged on cmrc2018_trial), onnx (the "
+        "same graph in fp32: torch's vectors) or torch; an existing index keeps the kind of "
+        "vectors it was built with",
     )
     ocr: Literal["auto", "off"] = Field(
         "auto",

@@ -6,6 +6,7 @@ a fresh clone pays the conversion a single time for both the app and the tests.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,12 @@ from support import REPO, SHARED, SMALL_CORPUS, build_kb, make_settings
 
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings
+
+# Fixed runtimes for everything the tests start (the app under AppTest, servers and CLIs in
+# subprocesses), as tests/support.py's settings: what `zhiku prepare` measured on this machine
+# (`auto`) must not change what they load.
+os.environ.setdefault("QUERY_RUNTIME", "onnx")
+os.environ.setdefault("PASSAGE_RUNTIME", "onnx-int8")
 
 
 @pytest.fixture

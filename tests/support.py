@@ -19,6 +19,9 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "zhiku_models_dir": MODELS_DIR,
         "llm_backend": "none",
         "lock_timeout_s": 10.0,
+        # not "auto": what `zhiku prepare` measured on this machine must not change the tests
+        "query_runtime": "onnx",
+        "passage_runtime": "onnx-int8",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

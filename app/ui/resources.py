@@ -17,6 +17,8 @@ import html
 import streamlit as st
 
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
+from app._search import search
+from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown
 from ingest._embed import Embedder, load_embedder
@@ -186,6 +188,42 @@ def get_backend(settings: Settings) -> tuple[ResolvedBackend, LlmError | None]:
     except LlmError as exc:
         return ResolvedBackend(None, BackendInfo("none", ""), exc), exc
     return current(resolved), None
+
+
+def _warmup_backend(settings: Settings) -> ResolvedBackend:
+    """The backend as the page will resolve it, without Streamlit's cache (whose spinner needs a
+    page): the worker it starts is process-wide, so the page's own call then finds it running."""
+    try:
+        return resolve_backend(settings, settings.llm_backend)
+    except LlmError as exc:
+        return ResolvedBackend(None, BackendInfo("none", ""), exc)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _cached_warmup(settings_key: str, kb_name: str, _settings: Settings) -> Warmup:
+    settings = _settings
+
+    def retrieve() -> None:
+        kb = get_kb(settings, kb_name)
+        if kb is None or not kb.counts().get("documents", 0):
+            raise Skipped(f"knowledge base {kb_name!r} has no documents yet")
+        search(kb, load_embedder(settings), WARMUP_QUERY, settings)
+
+    lanes = warmup_steps(
+        lambda: load_embedder(settings),
+        None if settings.llm_backend == "none" else lambda: _warmup_backend(settings),
+        retrieve,
+    )
+    return Warmup(lanes).start()
+
+
+def get_warmup(settings: Settings, kb_name: str) -> Warmup:
+    """The app's warm-up for these settings and knowledge base, started by the first page that
+    asks (in background threads: the page draws meanwhile and shows its progress)."""
+    key = settings.model_dump_json(
+        include=_BACKEND_FIELDS | {"llm_backend", "embedding_model", "query_runtime"}
+    )
+    return _cached_warmup(key, kb_name, settings)
 
 
 def store_error_zh(exc: Exception) -> str:

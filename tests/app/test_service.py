@@ -7,6 +7,7 @@ protocol: the Ollama server cannot be installed where these tests run."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from ollama_server import FakeOllama
@@ -231,3 +232,61 @@ def test_removing_a_document_removes_its_upload_and_kept_copy(
     assert copies["b"][0].is_file()  # the other knowledge base keeps its own copy
     assert (folder / "city.txt").is_file()  # and the user's file is never touched
     service.close()
+
+
+def test_the_warm_up_starts_the_model_so_the_first_question_does_not(
+    small_kb_settings: Settings,
+    embedder: Embedder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`zhiku serve` warms up when it starts: the embedded model's worker (here the test double
+    of `tests/app/fake_worker.py`: the real model's minutes are not needed to count starts) and
+    a first retrieval; the first question then uses that worker."""
+    import sys
+
+    import app._llm_llamacpp as llamacpp
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    worker = Path(__file__).with_name("fake_worker.py")
+    monkeypatch.setattr(
+        llamacpp.WorkerSpec, "argv", lambda self: [sys.executable, str(worker), "answer"]
+    )
+    settings = small_kb_settings.model_copy(
+        update={"llm_backend": "llamacpp", "llamacpp_model_path": gguf}
+    )
+    llamacpp.stop_workers()
+    try:
+        service = Service(settings, embedder)
+        assert service.status(ME)["warmup"] == {"state": "not started"}
+        warmup = service.warm_up()
+        assert service.warm_up() is warmup  # started once
+        assert warmup.wait(120)
+        status = service.status(ME)
+        assert status["warmup"]["state"] == "done"
+        steps = {s["name"]: s["state"] for s in status["warmup"]["steps"]}
+        assert steps == {"llm": "done", "embedder": "done", "retrieval": "done"}
+        assert status["backend"] == "llamacpp"
+        chat = service.backend().chat
+        assert isinstance(chat, llamacpp.WorkerChat)
+        supervisor = chat.supervisor
+        assert supervisor.status.state == "ready" and supervisor.status.starts == 1
+        pid = supervisor.status.pid
+        events = list(service.answer(settings.default_kb, QUESTION))
+        assert isinstance(events[-1], Final)
+        assert supervisor.status.starts == 1 and supervisor.status.pid == pid
+    finally:
+        llamacpp.stop_workers()
+
+
+def test_a_failing_warm_up_step_leaves_the_work_to_the_first_question(
+    settings: Settings, embedder: Embedder
+) -> None:
+    service = Service(settings.model_copy(update={"llm_backend": "none"}), embedder)
+    warmup = service.warm_up()
+    assert warmup.wait(60)
+    steps = {s["name"]: s for s in service.status(ME)["warmup"]["steps"]}
+    assert steps["llm"]["state"] == "skipped"  # retrieval only: nothing to start
+    assert steps["retrieval"]["state"] == "skipped"  # no knowledge base yet
+    assert "does not exist" in steps["retrieval"]["detail"]

@@ -104,10 +104,23 @@ def ollama(monkeypatch: pytest.MonkeyPatch, home: Path) -> Iterator[FakeOllama]:
 # ----- helpers ------------------------------------------------------------------------------
 
 
+def warming(at: AppTest) -> bool:
+    return "回答方式:准备中…" in texts(at.markdown)
+
+
 def start() -> AppTest:
+    """The chat page once the app's warm-up is over (it loads the models in the background
+    while the page shows its progress; in a browser a fragment redraws the page when it is
+    done, AppTest has no timers, so the test reruns the page)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    deadline = time.monotonic() + TIMEOUT
+    while warming(at):
+        assert time.monotonic() < deadline, "the warm-up did not finish"
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
     return at
 
 
@@ -185,6 +198,50 @@ def test_opens_on_the_default_kb_ready_to_answer(filled: Path) -> None:
     assert "知库" in html_of(at)
     assert "回答方式:仅检索" in texts(at.markdown)  # st.badge is Markdown underneath
     no_traceback(at)
+
+
+def test_the_page_draws_while_the_models_warm_up_and_a_question_needs_no_wait_after(
+    filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.ui.resources as resources
+    from app._warmup import warmup_steps
+
+    release = threading.Event()
+    loads: list[str] = []
+
+    def slow_steps(embedder: Any, backend: Any, retrieve: Any) -> Any:
+        def held_embedder() -> Any:
+            loads.append("embedder")
+            assert release.wait(TIMEOUT)  # a model that takes its time to load
+            return embedder()
+
+        return warmup_steps(held_embedder, backend, retrieve)
+
+    monkeypatch.setattr(resources, "warmup_steps", slow_steps)
+    resources._cached_warmup.clear()
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.run()  # returns while the embedder is still "loading"
+        assert not at.exception, [e.value for e in at.exception]
+        assert warming(at)
+        assert any("正在准备模型和索引" in str(p.text) for p in at.get("progress"))
+        assert "加载嵌入模型" in texts(at.caption) and "首次检索" in texts(at.caption)
+        assert not at.chat_input[0].disabled  # one can type while it loads
+        release.set()
+        deadline = time.monotonic() + TIMEOUT
+        while warming(at):
+            assert time.monotonic() < deadline, "the warm-up did not finish"
+            time.sleep(0.2)
+            at.run()
+        assert "回答方式:仅检索" in texts(at.markdown)
+        assert not at.get("progress")
+        assert loads == ["embedder"]  # the warm-up ran once, not again on the reruns
+        at = ask(at, "每年有几天年假?")
+        assert "年假制度.md" in html_of(at)
+        no_traceback(at)
+    finally:
+        release.set()
+        resources._cached_warmup.clear()
 
 
 def test_an_empty_kb_invites_an_upload(home: Path) -> None:
