@@ -107,7 +107,9 @@ def _draw_refusal(index: str, result: AnswerResult, kb_name: str) -> None:
     elif result.refusal_reason == "off_topic":
         st.caption("大模型引用的段落都没有提到问题所问的事物,它的回答说的是别的内容,因此不予显示。")
     elif result.refusal_reason == "not_answered":
-        st.caption("资料里最接近的句子回答的是别的问题(另一个对象、年份或事件),不是这个问题的答案。")
+        st.caption(
+            "资料里最接近的句子回答的是别的问题(另一个对象、年份或事件),不是这个问题的答案。"
+        )
         for c in result.related:
             title = escape_markdown(c.passage.title)
             st.markdown(f"相关内容:《{title}》" + escape_markdown(c.quote))
