@@ -42,8 +42,13 @@ class StateError(RuntimeError):
 
 
 def state_url(settings: Settings) -> str:
-    if settings.state_url:
-        return settings.state_url
+    """The SQLAlchemy URL of the state database; a bare `postgresql://` means psycopg 3."""
+    url = settings.state_url.strip()
+    if url:
+        for bare in ("postgresql://", "postgres://"):
+            if url.startswith(bare):
+                return "postgresql+psycopg://" + url[len(bare) :]
+        return url
     return f"sqlite:///{(Path(settings.zhiku_home) / 'state.sqlite').resolve()}"
 
 
