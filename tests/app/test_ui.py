@@ -460,7 +460,7 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     import_files(at, "导入 1 个文件到「项目资料」")
     assert uploads_dir(settings_for, "项目资料").is_dir()
     # what the knowledge base gathered besides its documents goes with it
-    from app._conversations import conversations_path
+    from app._conversations import kb_has_conversations
     from app._evalset import evalset_dir
     from ingest._originals import originals_dir
 
@@ -479,7 +479,7 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     click(at, "确认删除")
     assert "项目资料" not in list_kbs(settings_for)
     assert not uploads_dir(settings_for, "项目资料").exists()
-    assert not conversations_path(settings_for, "项目资料").exists()
+    assert not kb_has_conversations(settings_for, "项目资料")
     assert not evalset_dir(settings_for, "项目资料").exists()
     assert leftovers(settings_for, "项目资料") == []  # kept copies and the binding too
     assert own.is_file()
