@@ -1,10 +1,11 @@
 """Background ingestion jobs: an upload or a re-ingest runs after its request has returned, and
 `GET /v1/jobs/{id}` shows its progress and per-file results.
 
-One job runs at a time (ingestion fills both cores on its own; two at once would only make both
-slower), the others wait in order. The uploaded bytes are saved under the data home before the
-request returns, so a job holds only paths; the job list itself lives in memory and is gone
-when the server stops (the documents it ingested are not).
+One job runs at a time per server (ingestion fills both cores on its own; two at once would only
+make both slower), the others wait in order. The uploaded bytes are saved under the data home
+before the request returns, so a job holds only paths. Jobs are kept in the state database
+(`app/state/jobs.py`): any server sharing it reports any job, and a job whose server was killed
+is marked failed with that reason instead of staying "running" for ever.
 """
 
 from __future__ import annotations
@@ -15,107 +16,128 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from app.api.schemas import FileResult, JobOut, file_result
 from app.service import ImportedFile, Service, ServiceError
+from app.state import jobs as records
+from app.state import open_state
+from app.state.jobs import JobRecord
 from ingest._insert import FileOutcome, Progress
 from ingest._store import StoreError
 from ingest._upload import SavedUpload
 
 log = logging.getLogger("zhiku.api")
-_KEEP_JOBS = 1000  # finished jobs remembered; the oldest are forgotten first
+_SAVE_EVERY_S = 1.0  # progress counters are written at most this often (a file done: at once)
+
+Job = JobRecord
 
 
-@dataclass
-class Job:
-    id: str
-    kind: str
-    kb: str
-    files: list[FileResult]
-    status: str = "queued"
-    created_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
-    files_total: int = 0
-    files_done: int = 0
-    chunks_planned: int = 0
-    chunks_embedded: int = 0
-    error: str | None = None
-    error_zh: str | None = None
-
-    def out(self) -> JobOut:
-        return JobOut(
-            id=self.id,
-            kind=self.kind,  # type: ignore[arg-type]
-            kb=self.kb,
-            status=self.status,  # type: ignore[arg-type]
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            files_total=self.files_total,
-            files_done=self.files_done,
-            chunks_planned=self.chunks_planned,
-            chunks_embedded=self.chunks_embedded,
-            files=list(self.files),
-            error=self.error,
-            error_zh=self.error_zh,
-        )
+def job_out(job: JobRecord) -> JobOut:
+    return JobOut(
+        id=job.id,
+        kind=job.kind,  # type: ignore[arg-type]
+        kb=job.kb,
+        status=job.state,  # type: ignore[arg-type]
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        files_total=job.files_total,
+        files_done=job.files_done,
+        chunks_planned=job.chunks_planned,
+        chunks_embedded=job.chunks_embedded,
+        files=[FileResult(**f) for f in job.files],
+        error=job.error,
+        error_zh=job.error_zh,
+    )
 
 
 class _JobProgress(Progress):
-    def __init__(self, job: Job) -> None:
+    def __init__(self, jobs: Jobs, job: JobRecord) -> None:
+        self.jobs = jobs
         self.job = job
+        self.saved_at = 0.0
+
+    def _save(self, now: bool = False) -> None:
+        if now or time.monotonic() - self.saved_at >= _SAVE_EVERY_S:
+            self.jobs.save(self.job)
+            self.saved_at = time.monotonic()
 
     def start(self, files: int) -> None:
         self.job.files_total = max(self.job.files_total, files)
+        self._save()
 
     def file_done(self, outcome: FileOutcome) -> None:
         self.job.files_done += 1
+        self._save(now=True)
 
     def chunks_planned(self, chunks: int) -> None:
         self.job.chunks_planned += chunks
+        self._save()
 
     def chunks_embedded(self, chunks: int) -> None:
         self.job.chunks_embedded += chunks
+        self._save()
 
 
 class Jobs:
+    """This server's ingestion jobs, and every server's as stored."""
+
     def __init__(self, service: Service) -> None:
         self.service = service
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+        self.engine = open_state(service.settings)
+        self.owner = records.server_id()
+        self.stale_after_s = stale_after_s = service.settings.job_stale_s
+        heartbeat_s = stale_after_s / 6  # several beats missed before a job is taken for lost
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="zhiku-ingest")
+        self._stop = threading.Event()
+        # jobs left unfinished by a server that is gone (this one, before a restart, included)
+        records.fail_lost_jobs(self.engine, stale_after_s)
+        self._heart = threading.Thread(
+            target=self._beat, args=(heartbeat_s,), name="zhiku-jobs-heartbeat", daemon=True
+        )
+        self._heart.start()
 
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+    def _beat(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                records.beat(self.engine, self.owner)
+                records.fail_lost_jobs(self.engine, self.stale_after_s)
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.exception("jobs heartbeat failed")
 
-    def _add(self, job: Job, work: Callable[[Job], None]) -> Job:
-        with self._lock:
-            self._jobs[job.id] = job
-            finished = [j for j in self._jobs.values() if j.finished_at is not None]
-            for old in sorted(finished, key=lambda j: j.finished_at or 0)[:-_KEEP_JOBS]:
-                del self._jobs[old.id]
+    def save(self, job: JobRecord) -> None:
+        try:
+            records.save_job(self.engine, job)
+        except Exception:  # progress not written now is written with the next change
+            log.exception("could not save job %s", job.id)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return records.get_job(self.engine, job_id, self.stale_after_s)
+
+    def _add(self, job: JobRecord, work: Callable[[JobRecord], None]) -> JobRecord:
+        job.owner = self.owner
+        records.save_job(self.engine, job)  # visible to every server before the request returns
         self._pool.submit(self._run, job, work)
         return job
 
-    def _run(self, job: Job, work: Callable[[Job], None]) -> None:
-        job.status, job.started_at = "running", time.time()
+    def _run(self, job: JobRecord, work: Callable[[JobRecord], None]) -> None:
+        job.state, job.started_at = "running", time.time()
+        self.save(job)
         try:
             work(job)
-            job.status = "done"
+            job.state = "done"
         except (StoreError, ServiceError) as exc:
-            job.status, job.error, job.error_zh = "failed", exc.en, exc.zh
+            job.state, job.error, job.error_zh = "failed", exc.en, exc.zh
         except Exception as exc:  # a job never takes the server down; the log has the trace
             log.exception("ingestion job %s failed", job.id)
-            job.status = "failed"
+            job.state = "failed"
             job.error = f"internal error ({type(exc).__name__}: {exc})"
             job.error_zh = f"内部错误（{type(exc).__name__}：{exc}）"
         finally:
             job.finished_at = time.time()
+            self.save(job)
 
-    def upload(self, kb: str, saved: list[SavedUpload]) -> Job:
+    def upload(self, kb: str, saved: list[SavedUpload]) -> JobRecord:
         """Ingest uploads already saved; the rejected ones are reported failed at once."""
         files = []
         for upload in saved:
@@ -138,22 +160,28 @@ class Jobs:
                 files.append(
                     FileResult(name=upload.name, stored_name=upload.stored_name, status="pending")
                 )
-        job = Job(secrets.token_hex(8), "upload", kb, files, files_total=len(saved))
+        job = JobRecord(
+            secrets.token_hex(8),
+            "upload",
+            kb,
+            [f.model_dump() for f in files],
+            files_total=len(saved),
+        )
 
-        def work(job: Job) -> None:
-            results = self.service.ingest_saved(kb, saved, _JobProgress(job))
-            job.files = [file_result(r) for r in results]
+        def work(job: JobRecord) -> None:
+            results = self.service.ingest_saved(kb, saved, _JobProgress(self, job))
+            job.files = [file_result(r).model_dump() for r in results]
             job.files_done = len(results)
 
         return self._add(job, work)
 
-    def reingest(self, kb: str, doc_id: str) -> Job:
+    def reingest(self, kb: str, doc_id: str) -> JobRecord:
         doc = self.service.document(kb, doc_id)
         pending = FileResult(name=doc.origin, stored_name=doc.origin, status="pending")
-        job = Job(secrets.token_hex(8), "reingest", kb, [pending], files_total=1)
+        job = JobRecord(secrets.token_hex(8), "reingest", kb, [pending.model_dump()], files_total=1)
 
-        def work(job: Job) -> None:
-            outcome = self.service.reingest_document(kb, doc_id, _JobProgress(job))
+        def work(job: JobRecord) -> None:
+            outcome = self.service.reingest_document(kb, doc_id, _JobProgress(self, job))
             job.files = [
                 FileResult(
                     name=doc.origin,
@@ -163,7 +191,7 @@ class Jobs:
                     chunks=outcome.chunks,
                     reason=outcome.reason_en,
                     reason_zh=outcome.reason_zh,
-                )
+                ).model_dump()
             ]
             job.files_done = 1
 
@@ -171,6 +199,7 @@ class Jobs:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._stop.set()
 
 
-__all__ = ["Job", "Jobs"]
+__all__ = ["Job", "Jobs", "job_out"]

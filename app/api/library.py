@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Path, Request, UploadFile, status
 
 from app.api.auth import Reader, Writer
 from app.api.errors import ApiError
-from app.api.jobs import Jobs
+from app.api.jobs import Jobs, job_out
 from app.api.schemas import (
     ChunkOut,
     Deleted,
@@ -112,7 +112,7 @@ async def upload_documents(
     received = [(f.filename or "", await f.read()) for f in files]
     service = _service(request)
     saved = await anyio.to_thread.run_sync(service.save_files, name, received)
-    return _jobs(request).upload(name, saved).out()
+    return job_out(_jobs(request).upload(name, saved))
 
 
 @router.get(
@@ -142,7 +142,7 @@ def delete_document(kb: str, doc_id: str, request: Request, caller: Writer) -> D
 def reingest_document(kb: str, doc_id: str, request: Request, caller: Writer) -> JobOut:
     """Ingest a document's file again (a background job), even when it is unchanged."""
     caller.check_kb(kb)
-    return _jobs(request).reingest(kb, doc_id).out()
+    return job_out(_jobs(request).reingest(kb, doc_id))
 
 
 @router.get(
@@ -163,7 +163,7 @@ def get_job(job_id: str, request: Request, caller: Reader) -> JobOut:
     job = _jobs(request).get(job_id)
     if job is None or not caller.allows_kb(job.kb):
         raise ApiError(404, "job_not_found", f"no job {job_id!r}", f"没有任务 {job_id!r}")
-    return job.out()
+    return job_out(job)
 
 
 __all__ = ["router"]

@@ -13,6 +13,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "StateError",
     "conversations",
+    "jobs",
     "metadata",
     "open_state",
     "state_url",
