@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app._conversations import delete_kb_conversations, kb_has_conversations
-from app._evalset import delete_kb_evalset, evalset_dir
+from app._evalset import delete_kb_evalset, kb_has_evalset
 from app._watched import Watchers, delete_kb_watched, load_bindings
 from ingest._originals import delete_kb_originals, originals_dir
 from ingest._upload import delete_kb_uploads, uploads_dir
@@ -90,7 +90,7 @@ def owned(
         Owned(
             "evaluation set",
             "评测题",
-            evalset_dir(settings, name).exists,
+            lambda: kb_has_evalset(settings, name),
             lambda: delete_kb_evalset(settings, name),
         ),
     ]

@@ -13,6 +13,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "StateError",
     "conversations",
+    "evalcases",
     "jobs",
     "metadata",
     "open_state",
