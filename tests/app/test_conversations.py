@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
-from support import make_settings
+from support import answer_result, make_settings, write_legacy_conversations
 
 from app._conversations import (
     ConversationStore,
@@ -24,49 +23,15 @@ from app._conversations import (
     kb_has_conversations,
     result_from_dict,
 )
-from app._llm import BackendInfo
-from app._passages import Passage
-from app._rag import AnswerResult, Citation
 from app.state import engine as state_engine
 from ingest.settings import Settings
-
-
-def _result(question: str = "员工每年有几天年假?") -> AnswerResult:
-    passage = Passage(
-        number=1,
-        chunk_ids=(7, 8),
-        doc_id="doc-1",
-        title="员工手册",
-        source="/data/员工手册.pdf",
-        doc_type="pdf",
-        page=2,
-        page_seq=1,
-        headings=("员工手册", "第二章 休假"),
-        start=10,
-        end=60,
-        text="第二章 休假\n员工每年享有十五天带薪年假。",
-        score=1.0,
-        dense=0.93,
-        window=(0, 20),
-    )
-    return AnswerResult(
-        question=question,
-        standalone_question=question,
-        answer="员工每年享有十五天带薪年假[1]。",
-        citations=[Citation(1, passage, 17, 31, "员工每年享有十五天带薪年假")],
-        passages=[passage],
-        refused=False,
-        refusal_reason=None,
-        backend=BackendInfo("ollama", "qwen2.5:3b"),
-        timings={"retrieval_s": 0.1, "total_s": 1.2},
-    )
 
 
 def test_a_turn_comes_back_whole_after_reopening(state_settings: Settings) -> None:
     settings = state_settings
     store = ConversationStore(settings, "default")
     conversation = store.create()
-    seq = store.append(conversation, Turn("员工每年有几天年假?", _result(), ["注意"]))
+    seq = store.append(conversation, Turn("员工每年有几天年假?", answer_result(), ["注意"]))
     assert seq == 0
     state_engine.forget_engines()  # as after a restart
     again = ConversationStore(settings, "default").turns(conversation)
@@ -74,7 +39,7 @@ def test_a_turn_comes_back_whole_after_reopening(state_settings: Settings) -> No
     turn = again[0]
     assert turn.question == "员工每年有几天年假?"
     assert turn.notices == ["注意"]
-    assert turn.result == _result()  # passages, spans, quote, backend: all equal
+    assert turn.result == answer_result()  # passages, spans, quote, backend: all equal
     assert turn.result.citations[0].passage.chunk_ids == (7, 8)
     assert turn.result.backend.label_zh == "Ollama · qwen2.5:3b"
 
@@ -82,7 +47,7 @@ def test_a_turn_comes_back_whole_after_reopening(state_settings: Settings) -> No
 def test_the_first_question_names_it_and_rename_delete_work(state_settings: Settings) -> None:
     store = ConversationStore(state_settings, "default")
     first = store.create()
-    store.append(first, Turn("员工每年有几天年假?" + "很长" * 20 + "的问题", _result()))
+    store.append(first, Turn("员工每年有几天年假?" + "很长" * 20 + "的问题", answer_result()))
     second = store.create()
     store.append(second, Turn("报销期限?", None, error="出错了"))
     listed = store.list()
@@ -98,7 +63,7 @@ def test_the_first_question_names_it_and_rename_delete_work(state_settings: Sett
 def test_feedback_is_kept_with_its_turn(state_settings: Settings) -> None:
     store = ConversationStore(state_settings, "default")
     conversation = store.create()
-    seq = store.append(conversation, Turn("q?", _result("q?")))
+    seq = store.append(conversation, Turn("q?", answer_result("q?")))
     store.set_feedback(conversation, seq, Feedback(0, "天数不对", "十五天"))
     assert store.turns(conversation)[0].feedback == Feedback(0, "天数不对", "十五天")
     store.set_feedback(conversation, seq, None)
@@ -108,7 +73,7 @@ def test_feedback_is_kept_with_its_turn(state_settings: Settings) -> None:
 def test_export_as_markdown_and_json(state_settings: Settings) -> None:
     store = ConversationStore(state_settings, "default")
     conversation = store.create()
-    store.append(conversation, Turn("员工每年有几天年假?", _result()))
+    store.append(conversation, Turn("员工每年有几天年假?", answer_result()))
     info = store.get(conversation)
     assert info is not None
     turns = store.turns(conversation)
@@ -118,13 +83,13 @@ def test_export_as_markdown_and_json(state_settings: Settings) -> None:
     assert "> 员工每年享有十五天带薪年假" in markdown
     data = json.loads(export_json(info, turns))
     assert data["format"] == "zhiku-conversation"
-    assert result_from_dict(data["turns"][0]["result"]) == _result()
+    assert result_from_dict(data["turns"][0]["result"]) == answer_result()
 
 
 def test_a_turn_stored_by_another_version_keeps_its_question(state_settings: Settings) -> None:
     store = ConversationStore(state_settings, "default")
     conversation = store.create()
-    store.append(conversation, Turn("q?", _result("q?")))
+    store.append(conversation, Turn("q?", answer_result("q?")))
     with store.engine.begin() as connection:
         connection.execute(sa.text("UPDATE messages SET result = '{\"unexpected\": 1}'"))
     turn = store.turns(conversation)[0]
@@ -143,45 +108,17 @@ def test_knowledge_bases_keep_their_own_conversations(state_settings: Settings) 
     assert kb_has_conversations(state_settings, "two")
 
 
-def _write_legacy_file(path: Path) -> None:
-    """A conversations file as zhiku wrote it before the state database (schema copied from
-    that version), with one answered turn carrying feedback, and an older file's missing column."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as conn:
-        conn.executescript(
-            """
-            CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL,
-                created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-            CREATE TABLE turns (conversation_id TEXT NOT NULL REFERENCES conversations(id)
-                ON DELETE CASCADE, seq INTEGER NOT NULL, question TEXT NOT NULL, result TEXT,
-                notices TEXT NOT NULL, error TEXT NOT NULL, feedback TEXT,
-                created_at TEXT NOT NULL, PRIMARY KEY (conversation_id, seq));
-            """
-        )
-        conn.execute("INSERT INTO conversations VALUES ('old1', '年假', 't0', 't1')")
-        conn.execute("INSERT INTO conversations VALUES ('old2', '报销', 't2', 't3')")
-        result = json.dumps(_result().to_dict(), ensure_ascii=False)
-        verdict = json.dumps({"score": 0, "note": "不对", "correction": "十五天"})
-        conn.execute(
-            "INSERT INTO turns VALUES ('old1', 0, '员工每年有几天年假?', ?, '[]', '', ?, 't1')",
-            (result, verdict),
-        )
-        conn.execute(
-            "INSERT INTO turns VALUES ('old2', 0, '报销期限?', NULL, '[]', '出错了', NULL, 't3')"
-        )
-
-
 def test_an_earlier_versions_file_is_imported_once_and_kept(state_settings: Settings) -> None:
     legacy = conversations_path(state_settings, "default")
-    _write_legacy_file(legacy)
+    write_legacy_conversations(legacy)
     store = ConversationStore(state_settings, "default")
     assert [c.id for c in store.list()] == ["old2", "old1"]  # newest first, as before
     (turn,) = store.turns("old1")
-    assert turn.result == _result() and turn.feedback == Feedback(0, "不对", "十五天")
+    assert turn.result == answer_result() and turn.feedback == Feedback(0, "不对", "十五天")
     assert store.turns("old2")[0].error == "出错了"
     assert not legacy.exists() and legacy.with_name("default.sqlite.imported").is_file()
     store.append("old1", Turn("病假呢?"))  # the conversation goes on where it was
-    _write_legacy_file(legacy)  # the same file again (say restored from a backup)
+    write_legacy_conversations(legacy)  # the same file again (say restored from a backup)
     again = ConversationStore(state_settings, "default")
     assert [t.seq for t in again.turns("old1")] == [0, 1]  # nothing doubled
     delete_kb_conversations(state_settings, "default")
@@ -199,7 +136,7 @@ def test_a_file_that_is_not_a_conversations_file_is_left_alone(state_settings: S
 def _append_many(home: str, state_url: str, conversation: str, worker: int, count: int) -> None:
     store = ConversationStore(make_settings(Path(home), state_url=state_url), "default")
     for i in range(count):
-        store.append(conversation, Turn(f"worker {worker} question {i}", _result()))
+        store.append(conversation, Turn(f"worker {worker} question {i}", answer_result()))
 
 
 def test_concurrent_writers_never_collide(state_settings: Settings) -> None:
