@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from app.api.schemas import FileResult, JobOut, file_result
 from app.service import ImportedFile, Service, ServiceError
 from app.state import jobs as records
-from app.state import open_state
 from app.state.jobs import JobRecord
 from ingest._insert import FileOutcome, Progress
 from ingest._store import StoreError
@@ -84,39 +82,20 @@ class Jobs:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.engine = open_state(service.settings)
-        self.owner = records.server_id()
-        self.stale_after_s = stale_after_s = service.settings.job_stale_s
-        heartbeat_s = stale_after_s / 6  # several beats missed before a job is taken for lost
+        self.heart = records.heartbeat(service.settings)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="zhiku-ingest")
-        self._stop = threading.Event()
-        # jobs left unfinished by a server that is gone (this one, before a restart, included)
-        records.fail_lost_jobs(self.engine, stale_after_s)
-        self._heart = threading.Thread(
-            target=self._beat, args=(heartbeat_s,), name="zhiku-jobs-heartbeat", daemon=True
-        )
-        self._heart.start()
-
-    def _beat(self, every_s: float) -> None:
-        while not self._stop.wait(every_s):
-            try:
-                records.beat(self.engine, self.owner)
-                records.fail_lost_jobs(self.engine, self.stale_after_s)
-            except Exception:  # the database away for a moment: the next beat tries again
-                log.exception("jobs heartbeat failed")
 
     def save(self, job: JobRecord) -> None:
-        try:
-            records.save_job(self.engine, job)
-        except Exception:  # progress not written now is written with the next change
-            log.exception("could not save job %s", job.id)
+        self.heart.save(job)
 
     def get(self, job_id: str) -> JobRecord | None:
-        return records.get_job(self.engine, job_id, self.stale_after_s)
+        return self.heart.get(job_id)
 
     def _add(self, job: JobRecord, work: Callable[[JobRecord], None]) -> JobRecord:
-        job.owner = self.owner
-        records.save_job(self.engine, job)  # visible to every server before the request returns
+        job.owner = self.heart.owner
+        records.save_job(
+            self.heart.engine, job
+        )  # visible to every server before the request returns
         self._pool.submit(self._run, job, work)
         return job
 
@@ -199,7 +178,6 @@ class Jobs:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._stop.set()
 
 
 __all__ = ["Job", "Jobs", "job_out"]

@@ -7,9 +7,11 @@ next server that looks at it, or by any server's periodic sweep. Per-file outcom
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,7 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
-from app.state.engine import metadata, writing
+from app.state.engine import metadata, state_url, writing
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
 
 UNFINISHED = ("queued", "running")
 # A job whose server has not refreshed it for this long is taken for lost: several heartbeats
@@ -149,15 +154,78 @@ def fail_lost_jobs(
     return len(lost)
 
 
+class Heartbeat:
+    """One process's side of the jobs: saves its jobs under its own owner id, refreshes their
+    heartbeat every sixth of `JOB_STALE_S` and fails the jobs of servers that stopped (so a lost
+    job is reported even when nobody reads it). One per process and database (`heartbeat`)."""
+
+    def __init__(self, engine: Engine, stale_after_s: float) -> None:
+        self.engine = engine
+        self.owner = server_id()
+        self.stale_after_s = stale_after_s
+        fail_lost_jobs(engine, stale_after_s)  # left by a server that is gone, or this one
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zhiku-jobs-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.stale_after_s / 6):
+            try:
+                beat(self.engine, self.owner)
+                fail_lost_jobs(self.engine, self.stale_after_s)
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.exception("jobs heartbeat failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def save(self, job: JobRecord) -> None:
+        """Write `job` as this process's; a failure is logged, the job goes on (its next save
+        writes it)."""
+        job.owner = self.owner
+        try:
+            save_job(self.engine, job)
+        except Exception:
+            log.exception("could not save job %s", job.id)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return get_job(self.engine, job_id, self.stale_after_s)
+
+
+_hearts: dict[str, Heartbeat] = {}
+_hearts_lock = threading.Lock()
+
+
+def heartbeat(settings: Settings) -> Heartbeat:
+    """This process's heartbeat on `settings`' state database."""
+    from app.state.engine import open_state
+
+    url = state_url(settings)
+    with _hearts_lock:
+        found = _hearts.get(url)
+        if found is None or found.engine is not open_state(settings):
+            if found is not None:  # its engine was closed (tests): a new one beats instead
+                found.stop()
+            found = _hearts[url] = Heartbeat(open_state(settings), settings.job_stale_s)
+        return found
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(8)
+
+
 __all__ = [
     "STALE_AFTER_S",
     "UNFINISHED",
+    "Heartbeat",
     "JobRecord",
     "beat",
     "fail_lost_jobs",
     "get_job",
+    "heartbeat",
     "jobs",
     "list_jobs",
+    "new_job_id",
     "save_job",
     "server_id",
 ]

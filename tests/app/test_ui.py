@@ -344,6 +344,8 @@ def test_upload_saves_ingests_and_reports_every_file(home: Path, settings_for: S
 def test_a_running_upload_shows_its_speed_and_can_be_cancelled_and_resumed(
     home: Path, settings_for: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from app.state import open_state
+    from app.state.jobs import list_jobs
     from app.ui.imports import JobProgress
 
     # One file per committed batch, as the 256-chunk batches of a large upload are: enough
@@ -374,6 +376,12 @@ def test_a_running_upload_shows_its_speed_and_can_be_cancelled_and_resumed(
     (line,) = [p.proto.text for p in at.get("progress")]
     assert "已处理 1/5 个文件" in line
     assert "段/秒" in line and "预计还需" in line
+    # a reload (a new session) finds the running upload, and the state database reports it
+    reloaded = open_kb_page(start())
+    assert any(s.label.startswith("正在导入") for s in reloaded.status)
+    assert running_import(reloaded)
+    (stored,) = list_jobs(open_state(settings_for), "default")
+    assert (stored.kind, stored.state, stored.files_total) == ("upload", "running", 5)
     click(at, "取消导入")
     assert any(s.label.startswith("正在取消") for s in at.status)
     clicked.set()
@@ -383,6 +391,9 @@ def test_a_running_upload_shows_its_speed_and_can_be_cancelled_and_resumed(
     assert results == {"制度0.txt": "新增"} | {f"制度{i}.txt": "已取消" for i in range(1, 5)}
     assert " ".join(table["说明"]).count("已取消，未导入") == 4
     assert any(s.label.startswith("导入已取消") for s in at.status)
+    (stored,) = list_jobs(open_state(settings_for), "default")
+    assert stored.state == "done"
+    assert [f["status"] for f in stored.files] == ["added"] + ["failed"] * 4
     with KnowledgeBase.open(settings_for) as kb:
         assert kb.check() == []  # what `zhiku kb check` runs
         assert [Path(d.origin).name for d in kb.documents()] == ["制度0.txt"]
