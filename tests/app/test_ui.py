@@ -580,6 +580,37 @@ def test_a_conversation_reopens_in_a_new_session_from_its_url(
     assert "c" not in again.query_params
 
 
+def test_two_app_servers_over_one_postgresql_share_conversations(
+    filled: Path,
+    ollama: FakeOllama,
+    template_home: Path,
+    postgres_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two web apps, each with its own data home, sharing STATE_URL: a conversation asked on
+    one opens, with its answer and source cards, on the other; feedback given there is kept."""
+    from app._conversations import ConversationStore, Feedback
+
+    monkeypatch.setenv("STATE_URL", postgres_settings.state_url)
+    at = ask(start(), "每年有几天年假?")
+    conversation = at.query_params["c"]
+    other_home = tmp_path / "other-home"
+    shutil.copytree(template_home, other_home)
+    monkeypatch.setenv("ZHIKU_HOME", str(other_home))  # the second server
+    other = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    other.query_params["c"] = conversation
+    other.run()
+    assert not other.exception, [e.value for e in other.exception]
+    assert "带薪年假" in texts(other.markdown)
+    assert 'id="zk-src-0-1"' in html_of(other)
+    assert any(b.label.startswith("每年有几天年假?") for b in other.button)
+    shared = make_settings(other_home, state_url=postgres_settings.state_url)
+    ConversationStore(shared, "default").set_feedback(conversation, 0, Feedback(1))
+    first = make_settings(filled, state_url=postgres_settings.state_url)
+    assert ConversationStore(first, "default").turns(conversation)[0].feedback == Feedback(1)
+
+
 def test_the_inspector_explains_a_question(filled: Path) -> None:
     at = start()
     at.switch_page("pages/inspector.py").run()
