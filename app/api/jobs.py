@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,15 +51,23 @@ def job_out(job: JobRecord) -> JobOut:
 
 
 class _JobProgress(Progress):
-    def __init__(self, jobs: Jobs, job: JobRecord) -> None:
+    """Writes the job's progress, and reads back whether any server asked to cancel it."""
+
+    def __init__(self, jobs: Jobs, job: JobRecord, cancel: threading.Event) -> None:
         self.jobs = jobs
         self.job = job
+        self.cancel = cancel
         self.saved_at = 0.0
 
     def _save(self, now: bool = False) -> None:
         if now or time.monotonic() - self.saved_at >= _SAVE_EVERY_S:
             self.jobs.save(self.job)
             self.saved_at = time.monotonic()
+            try:
+                if records.cancel_requested(self.jobs.heart.engine, self.job.id):
+                    self.cancel.set()
+            except Exception:  # the database away for a moment: asked again at the next step
+                log.exception("could not read job %s", self.job.id)
 
     def start(self, files: int) -> None:
         self.job.files_total = max(self.job.files_total, files)
@@ -91,7 +100,13 @@ class Jobs:
     def get(self, job_id: str) -> JobRecord | None:
         return self.heart.get(job_id)
 
-    def _add(self, job: JobRecord, work: Callable[[JobRecord], None]) -> JobRecord:
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Ask the job's server (this one or another) to stop it: the files it committed stay,
+        the others are reported not ingested; uploading them again resumes."""
+        records.request_cancel(self.heart.engine, job_id)
+        return self.get(job_id)
+
+    def _add(self, job: JobRecord, work: Callable[[JobRecord, threading.Event], None]) -> JobRecord:
         job.owner = self.heart.owner
         records.save_job(
             self.heart.engine, job
@@ -99,12 +114,17 @@ class Jobs:
         self._pool.submit(self._run, job, work)
         return job
 
-    def _run(self, job: JobRecord, work: Callable[[JobRecord], None]) -> None:
+    def _run(self, job: JobRecord, work: Callable[[JobRecord, threading.Event], None]) -> None:
+        cancel = threading.Event()
+        if records.cancel_requested(self.heart.engine, job.id):  # cancelled while queued
+            job.state, job.finished_at = "cancelled", time.time()
+            self.save(job)
+            return
         job.state, job.started_at = "running", time.time()
         self.save(job)
         try:
-            work(job)
-            job.state = "done"
+            work(job, cancel)
+            job.state = "cancelled" if cancel.is_set() else "done"
         except (StoreError, ServiceError) as exc:
             job.state, job.error, job.error_zh = "failed", exc.en, exc.zh
         except Exception as exc:  # a job never takes the server down; the log has the trace
@@ -147,8 +167,9 @@ class Jobs:
             files_total=len(saved),
         )
 
-        def work(job: JobRecord) -> None:
-            results = self.service.ingest_saved(kb, saved, _JobProgress(self, job))
+        def work(job: JobRecord, cancel: threading.Event) -> None:
+            progress = _JobProgress(self, job, cancel)
+            results = self.service.ingest_saved(kb, saved, progress, cancel)
             job.files = [file_result(r).model_dump() for r in results]
             job.files_done = len(results)
 
@@ -159,8 +180,8 @@ class Jobs:
         pending = FileResult(name=doc.origin, stored_name=doc.origin, status="pending")
         job = JobRecord(secrets.token_hex(8), "reingest", kb, [pending.model_dump()], files_total=1)
 
-        def work(job: JobRecord) -> None:
-            outcome = self.service.reingest_document(kb, doc_id, _JobProgress(self, job))
+        def work(job: JobRecord, cancel: threading.Event) -> None:
+            outcome = self.service.reingest_document(kb, doc_id, _JobProgress(self, job, cancel))
             job.files = [
                 FileResult(
                     name=doc.origin,

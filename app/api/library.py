@@ -158,6 +158,17 @@ def get_passage(
     return chunk_out(_service(request).passage(kb, chunk_id))
 
 
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["documents"])
+def cancel_job(job_id: str, request: Request, caller: Writer) -> JobOut:
+    """Stop a job, whichever server runs it: the files it committed stay, the others are
+    reported not ingested (uploading them again resumes: unchanged files are skipped)."""
+    job = _jobs(request).get(job_id)
+    if job is None or not caller.allows_kb(job.kb):
+        raise ApiError(404, "job_not_found", f"no job {job_id!r}", f"没有任务 {job_id!r}")
+    caller.check_kb(job.kb)
+    return job_out(_jobs(request).cancel(job_id) or job)
+
+
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])
 def get_job(job_id: str, request: Request, caller: Reader) -> JobOut:
     job = _jobs(request).get(job_id)

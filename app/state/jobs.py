@@ -26,6 +26,7 @@ from ingest.settings import Settings
 log = logging.getLogger(__name__)
 
 UNFINISHED = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
 # A job whose server has not refreshed it for this long is taken for lost: several heartbeats
 # missed, not one slow write.
 STALE_AFTER_S = 60.0
@@ -51,6 +52,8 @@ jobs = sa.Table(
     sa.Column("files", _Json, nullable=False),  # [{name, stored_name, status, …}]
     sa.Column("error", sa.Text),
     sa.Column("error_zh", sa.Text),
+    # asked by any server; the owner stops at its next step (between two model calls)
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("extra", _Json),  # what a later version keeps per job (say, what resumes it)
 )
 
@@ -79,16 +82,19 @@ class JobRecord:
     error: str | None = None
     error_zh: str | None = None
     extra: dict[str, Any] | None = None
+    cancel_requested: bool = False
 
 
 def save_job(engine: Engine, job: JobRecord) -> None:
     """Write the job as it is now (insert or replace), its heartbeat refreshed."""
     job.heartbeat = time.time()
     values = asdict(job)
+    asked = values.pop("cancel_requested")  # set by whoever asks, never cleared by a save
     with writing(engine) as connection:
         updated = connection.execute(
             sa.update(jobs).where(jobs.c.id == job.id).values(**values)
         ).rowcount
+        values["cancel_requested"] = asked
         if not updated:
             connection.execute(sa.insert(jobs).values(**values))
 
@@ -109,6 +115,27 @@ def list_jobs(engine: Engine, kb: str | None = None, limit: int = 100) -> list[J
         query = query.where(jobs.c.kb == kb)
     with engine.connect() as connection:
         return [JobRecord(**row) for row in connection.execute(query).mappings()]
+
+
+def request_cancel(engine: Engine, job_id: str) -> bool:
+    """Ask the server running an unfinished job to stop it; returns whether it was unfinished."""
+    with writing(engine) as connection:
+        return bool(
+            connection.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state.in_(UNFINISHED))
+                .values(cancel_requested=True)
+            ).rowcount
+        )
+
+
+def cancel_requested(engine: Engine, job_id: str) -> bool:
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                sa.select(jobs.c.cancel_requested).where(jobs.c.id == job_id)
+            ).scalar()
+        )
 
 
 def beat(engine: Engine, owner: str) -> None:

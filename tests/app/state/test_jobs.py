@@ -7,7 +7,16 @@ from __future__ import annotations
 import time
 
 from app.state import open_state
-from app.state.jobs import JobRecord, beat, fail_lost_jobs, get_job, list_jobs, save_job
+from app.state.jobs import (
+    JobRecord,
+    beat,
+    cancel_requested,
+    fail_lost_jobs,
+    get_job,
+    list_jobs,
+    request_cancel,
+    save_job,
+)
 from ingest.settings import Settings
 
 FILES = [{"name": "a.txt", "stored_name": "a.txt", "status": "pending"}]
@@ -52,3 +61,16 @@ def test_reading_a_lost_job_fails_it(state_settings: Settings) -> None:
     save_job(engine, JobRecord("lost", "reingest", "kb", list(FILES), owner="gone", state="queued"))
     time.sleep(0.6)
     assert get_job(engine, "lost", stale_after_s=0.5).state == "failed"  # type: ignore[union-attr]
+
+
+def test_a_cancel_asked_anywhere_reaches_the_owner(state_settings: Settings) -> None:
+    engine = open_state(state_settings)
+    job = JobRecord("j", "upload", "kb", list(FILES), owner="b", state="running")
+    save_job(engine, job)
+    assert request_cancel(engine, "j")  # through another server
+    save_job(engine, job)  # the owner's next progress write does not clear the request
+    assert cancel_requested(engine, "j")
+    job.state = "cancelled"
+    save_job(engine, job)
+    assert not request_cancel(engine, "j")  # a finished job has nothing to stop
+    assert not request_cancel(engine, "nope")
