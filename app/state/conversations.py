@@ -18,15 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from app.state.engine import insert_or_ignore, metadata, writing
+from app.state.engine import Json, insert_or_ignore, metadata, writing
 
 DEFAULT_TITLE = "新对话"
 
-# JSON on SQLite (text), JSONB on PostgreSQL
-_Json = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 conversations = sa.Table(
     "conversations",
@@ -48,12 +45,12 @@ messages = sa.Table(
     sa.Column("conversation_id", sa.String(64), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("question", sa.Text, nullable=False),
-    sa.Column("result", _Json),
-    sa.Column("notices", _Json, nullable=False),
+    sa.Column("result", Json),
+    sa.Column("notices", Json, nullable=False),
     sa.Column("error", sa.Text, nullable=False, default=""),
     sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("others", _Json),
-    sa.Column("extra", _Json),
+    sa.Column("others", Json),
+    sa.Column("extra", Json),
     sa.ForeignKeyConstraint(
         ["kb", "conversation_id"],
         [conversations.c.kb, conversations.c.id],

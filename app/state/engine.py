@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ingest.settings import Settings
@@ -23,6 +24,11 @@ from ingest.settings import Settings
 SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
+
+# a JSON column: text on SQLite, JSONB on PostgreSQL
+Json = sa.JSON(none_as_null=True).with_variant(
+    sa.dialects.postgresql.JSONB(none_as_null=True), "postgresql"
+)
 
 _version = sa.Table(
     "zhiku_schema",

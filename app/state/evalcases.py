@@ -11,12 +11,9 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from app.state.engine import metadata, writing
-
-_Json = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+from app.state.engine import Json, metadata, writing
 
 eval_cases = sa.Table(
     "eval_cases",
@@ -24,7 +21,7 @@ eval_cases = sa.Table(
     sa.Column("kb", sa.String(128), primary_key=True),
     sa.Column("qid", sa.String(64), primary_key=True),
     sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
-    sa.Column("case", _Json, nullable=False),  # the `zhiku eval` question record
+    sa.Column("case", Json, nullable=False),  # the `zhiku eval` question record
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 

@@ -17,10 +17,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
-from app.state.engine import metadata, state_url, writing
+from app.state.engine import Json, metadata, state_url, writing
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ FINISHED = ("done", "failed", "cancelled")
 # missed, not one slow write.
 STALE_AFTER_S = 60.0
 
-_Json = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 jobs = sa.Table(
     "jobs",
@@ -49,12 +47,12 @@ jobs = sa.Table(
     sa.Column("files_done", sa.Integer, nullable=False, default=0),
     sa.Column("chunks_planned", sa.Integer, nullable=False, default=0),
     sa.Column("chunks_embedded", sa.Integer, nullable=False, default=0),
-    sa.Column("files", _Json, nullable=False),  # [{name, stored_name, status, …}]
+    sa.Column("files", Json, nullable=False),  # [{name, stored_name, status, …}]
     sa.Column("error", sa.Text),
     sa.Column("error_zh", sa.Text),
     # asked by any server; the owner stops at its next step (between two model calls)
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
-    sa.Column("extra", _Json),  # what a later version keeps per job (say, what resumes it)
+    sa.Column("extra", Json),  # what a later version keeps per job (say, what resumes it)
 )
 
 

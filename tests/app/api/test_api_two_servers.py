@@ -56,6 +56,13 @@ def _wait(base: str, job_id: str, until: tuple[str, ...], timeout_s: float = 300
     raise AssertionError(f"job {job_id} never reached {until}: {job}")
 
 
+def _top_file(base: str, query: str) -> str:
+    found = httpx.post(
+        f"{base}/v1/search", json={"query": query, "kb": "shared", "k": 1}, timeout=120
+    ).json()["passages"]
+    return found[0]["file"] if found else ""
+
+
 def _document(i: int) -> bytes:
     lines = [
         f"第{i}号制度文件 第{j}条：部门{i}的员工每月第{j}个工作日提交报告{i * j}份。"
@@ -86,12 +93,7 @@ def test_two_servers_share_jobs_and_one_killed_mid_job_is_reported(
         assert started.status_code == 202, started.text
         job = _wait(a, started.json()["id"], ("done", "failed"))
         assert job["status"] == "done" and job["files"][0]["status"] == "added", job
-        hits = httpx.post(
-            f"{a}/v1/search",
-            json={"query": "西湖龙井产于哪里", "kb": "shared", "k": 1},
-            timeout=120,
-        ).json()["passages"]
-        assert hits and hits[0]["file"] == "龙井.txt"
+        assert _top_file(a, "西湖龙井产于哪里") == "龙井.txt"
 
         # a long upload through b, cancelled through a: b stops it, what it committed stays
         many = [("files", (f"制度{i}.txt", _document(i))) for i in range(120)]
@@ -122,12 +124,7 @@ def test_two_servers_share_jobs_and_one_killed_mid_job_is_reported(
         assert failed["files_done"] < failed["files_total"]
         # a keeps serving: what was ingested before the kill is there
         assert httpx.get(f"{a}/health", timeout=30).status_code == 200
-        hits = httpx.post(
-            f"{a}/v1/search",
-            json={"query": "西湖龙井产于哪里", "kb": "shared", "k": 1},
-            timeout=120,
-        ).json()["passages"]
-        assert hits and hits[0]["file"] == "龙井.txt"
+        assert _top_file(a, "西湖龙井产于哪里") == "龙井.txt"
     finally:
         for server in servers:
             if server.poll() is None:
