@@ -13,7 +13,7 @@ HOST ?= 127.0.0.1
 KB ?= default
 
 .DEFAULT_GOAL := help
-.PHONY: help install models run serve ingest test check lint eval bench browser milvus clean
+.PHONY: help install models run serve ingest test check lint eval bench browser postgres milvus clean
 
 help: ## show this help
 	@echo "知库 zhiku — local knowledge base with cited answers"
@@ -64,6 +64,13 @@ browser: ## install Debian's chromium (and CJK fonts) for the real-browser test,
 			chromium fonts-noto-cjk; \
 	else echo "chromium: not installed and cannot be installed here; the browser test will skip"; fi
 
+postgres: ## install Debian's PostgreSQL 15 for the state tests (they start their own server), where possible
+	@if [ -x /usr/lib/postgresql/15/bin/pg_ctl ]; then \
+		echo "postgresql: present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15; \
+	else echo "postgresql: not installed and cannot be installed here; its state tests will skip"; fi
+
 $(MILVUS_CORE)/.installed: Makefile
 	$(BIN)/pip install --no-deps --target $(MILVUS_CORE) "milvus-lite==2.5.1"
 	touch $@
@@ -74,7 +81,7 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) browser milvus lint ## run the whole test suite (the first run prepares the models)
+test: $(STAMP) browser postgres milvus lint ## run the whole test suite (the first run prepares the models)
 	$(BIN)/zhiku prepare
 	$(BIN)/pytest
 

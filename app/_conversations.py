@@ -1,57 +1,41 @@
-"""Conversations kept on disk: one SQLite file per knowledge base under the data home
-(`<ZHIKU_HOME>/conversations/<kb>.sqlite`). A turn is stored with its whole answer (the answer,
-the evidence quoted under it, citations, passages, spans) as JSON, so a reload or an app restart
-reopens it exactly as it was shown.
+"""Conversations with a knowledge base: each turn stored with its whole answer (the answer, the
+evidence quoted under it, citations, passages, spans) as JSON, so a reload, an app restart or
+another app server reopens it exactly as it was shown. The records live in the state database
+(`app/state/conversations.py`: SQLite under the data home, or the PostgreSQL every server
+shares); this module turns them into turns and answers, and exports them.
 
-Every call opens its own short connection in WAL mode: several browser tabs and several app
-processes read and write the same file; a turn's position is assigned inside an IMMEDIATE
-transaction, so two tabs adding to one conversation never collide.
+The per-knowledge-base SQLite files of earlier versions (`<ZHIKU_HOME>/conversations/<kb>.sqlite`)
+are imported at the first open and kept beside as `<kb>.sqlite.imported`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from app._export import export_markdown
 from app._llm import BackendInfo
 from app._passages import Passage
 from app._rag import AnswerResult, Citation, EvidenceQuote
+from app.state import conversations as records
+from app.state import open_state
 from ingest._store import validate_kb_name
 from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
 
 CONVERSATIONS_DIR = "conversations"
 TITLE_CHARS = 30
 FORMAT_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS turns (
-    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    result TEXT,
-    notices TEXT NOT NULL,
-    error TEXT NOT NULL,
-    feedback TEXT,
-    created_at TEXT NOT NULL,
-    others TEXT,
-    PRIMARY KEY (conversation_id, seq)
-);
-"""
 
 
 @dataclass
@@ -180,61 +164,75 @@ def turn_to_dict(turn: Turn) -> dict[str, Any]:
 
 
 def conversations_path(settings: Settings, kb_name: str) -> Path:
+    """Where zhiku kept a knowledge base's conversations before the state database: imported
+    into it at the first open, then kept beside as `<kb>.sqlite.imported`."""
     return settings.zhiku_home / CONVERSATIONS_DIR / f"{validate_kb_name(kb_name)}.sqlite"
 
 
+def _legacy_files(settings: Settings, kb_name: str) -> list[Path]:
+    path = conversations_path(settings, kb_name)
+    return [
+        Path(f"{base}{suffix}")
+        for base in (path, path.with_name(f"{path.name}.imported"))
+        for suffix in ("", "-wal", "-shm")
+    ]
+
+
+def _import_legacy(settings: Settings, engine: Engine, kb_name: str) -> None:
+    path = conversations_path(settings, kb_name)
+    if not path.is_file():
+        return
+    try:
+        records.import_sqlite_file(engine, kb_name, path)
+        path.rename(path.with_name(f"{path.name}.imported"))
+    except FileNotFoundError:  # another process imported it meanwhile
+        return
+    except sqlite3.DatabaseError as exc:
+        # not a conversations file (or a damaged one): left in place, reported, never lost
+        log.warning("conversations file %s could not be imported: %s", path, exc)
+
+
+def _turn_of(row: records.MessageRow) -> Turn:
+    error = row.error
+    try:
+        answer = result_from_dict(row.result) if row.result else None
+        more = {name: result_from_dict(data) for name, data in row.others.items()}
+    except (TypeError, KeyError, ValueError, AttributeError):
+        # a turn written by another version: the question stays, the answer is named
+        answer, more, error = None, {}, error or "这条回答的保存格式无法读取。"
+    return Turn(
+        row.question,
+        answer,
+        list(row.notices),
+        error,
+        Feedback(**row.feedback) if row.feedback else None,
+        row.seq,
+        row.created_at,
+        more,
+    )
+
+
 class ConversationStore:
-    """The conversations with one knowledge base."""
+    """The conversations with one knowledge base, kept in the state database (`app.state`)."""
 
     def __init__(self, settings: Settings, kb_name: str) -> None:
-        self.kb_name = kb_name
-        self.path = conversations_path(settings, kb_name)
-
-    @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(turns)")}
-            if "others" not in columns:  # a file from before several bases could be asked
-                conn.execute("ALTER TABLE turns ADD COLUMN others TEXT")
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        self.kb_name = validate_kb_name(kb_name)
+        self.engine = open_state(settings)
+        _import_legacy(settings, self.engine, self.kb_name)
 
     def list(self) -> list[Conversation]:
         """Newest first."""
-        if not self.path.is_file():
-            return []
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT c.id, c.title, c.created_at, c.updated_at, count(t.seq) "
-                "FROM conversations c "
-                "LEFT JOIN turns t ON t.conversation_id = c.id GROUP BY c.id "
-                "ORDER BY c.updated_at DESC, c.rowid DESC"
-            ).fetchall()
-        return [Conversation(*row) for row in rows]
+        return [
+            Conversation(c.id, c.title, c.created_at, c.updated_at, c.turns)
+            for c in records.list_conversations(self.engine, self.kb_name)
+        ]
 
     def get(self, conversation_id: str) -> Conversation | None:
         return next((c for c in self.list() if c.id == conversation_id), None)
 
-    def create(self, title: str = "新对话") -> str:
+    def create(self, title: str = records.DEFAULT_TITLE) -> str:
         conversation_id = uuid.uuid4().hex[:12]
-        now = _now()
-        with self._connect(write=True) as conn:
-            conn.execute(
-                "INSERT INTO conversations VALUES (?, ?, ?, ?)",
-                (conversation_id, title, now, now),
-            )
+        records.create_conversation(self.engine, self.kb_name, conversation_id, title, _now())
         return conversation_id
 
     def append(self, conversation_id: str, turn: Turn) -> int:
@@ -243,104 +241,50 @@ class ConversationStore:
         now = _now()
         turn.created_at = turn.created_at or now
         data = turn_to_dict(turn)
-        with self._connect(write=True) as conn:
-            exists = conn.execute(
-                "SELECT title FROM conversations WHERE id = ?", (conversation_id,)
-            ).fetchone()
-            if exists is None:
-                conn.execute(
-                    "INSERT INTO conversations VALUES (?, ?, ?, ?)",
-                    (conversation_id, title_of(turn.question), now, now),
-                )
-            elif exists[0] == "新对话":
-                conn.execute(
-                    "UPDATE conversations SET title = ? WHERE id = ?",
-                    (title_of(turn.question), conversation_id),
-                )
-            seq = conn.execute(
-                "SELECT coalesce(max(seq), -1) + 1 FROM turns WHERE conversation_id = ?",
-                (conversation_id,),
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    conversation_id,
-                    seq,
-                    turn.question,
-                    json.dumps(data["result"], ensure_ascii=False) if turn.result else None,
-                    json.dumps(turn.notices, ensure_ascii=False),
-                    turn.error,
-                    json.dumps(data["feedback"], ensure_ascii=False) if turn.feedback else None,
-                    turn.created_at,
-                    json.dumps(data["others"], ensure_ascii=False) if turn.others else None,
-                ),
-            )
-            conn.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
-            )
+        row = records.MessageRow(
+            question=turn.question,
+            result=data["result"],
+            notices=data["notices"],
+            error=turn.error,
+            feedback=data["feedback"],
+            created_at=turn.created_at,
+            others=data["others"],
+        )
+        seq = records.append_message(
+            self.engine, self.kb_name, conversation_id, row, title_of(turn.question), now
+        )
         turn.seq = seq
         return seq
 
     def turns(self, conversation_id: str) -> list[Turn]:
-        if not self.path.is_file():
-            return []
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT seq, question, result, notices, error, feedback, created_at, others "
-                "FROM turns "
-                "WHERE conversation_id = ? ORDER BY seq",
-                (conversation_id,),
-            ).fetchall()
-        turns = []
-        for seq, question, result, notices, error, feedback, created_at, others in rows:
-            try:
-                answer = result_from_dict(json.loads(result)) if result else None
-                more = {
-                    name: result_from_dict(data)
-                    for name, data in (json.loads(others) if others else {}).items()
-                }
-            except (TypeError, KeyError, ValueError):
-                # a turn written by another version: the question stays, the answer is named
-                answer, more, error = None, {}, error or "这条回答的保存格式无法读取。"
-            turns.append(
-                Turn(
-                    question,
-                    answer,
-                    json.loads(notices),
-                    error,
-                    Feedback(**json.loads(feedback)) if feedback else None,
-                    seq,
-                    created_at,
-                    more,
-                )
-            )
-        return turns
+        return [
+            _turn_of(row)
+            for row in records.list_messages(self.engine, self.kb_name, conversation_id)
+        ]
 
     def rename(self, conversation_id: str, title: str) -> None:
-        title = " ".join(title.split())[:80] or "新对话"
-        with self._connect(write=True) as conn:
-            conn.execute(
-                "UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id)
-            )
+        title = " ".join(title.split())[:80] or records.DEFAULT_TITLE
+        records.rename_conversation(self.engine, self.kb_name, conversation_id, title)
 
     def delete(self, conversation_id: str) -> None:
-        with self._connect(write=True) as conn:
-            conn.execute("DELETE FROM turns WHERE conversation_id = ?", (conversation_id,))
-            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        records.delete_conversation(self.engine, self.kb_name, conversation_id)
 
     def set_feedback(self, conversation_id: str, seq: int, feedback: Feedback | None) -> None:
-        value = json.dumps(feedback.__dict__, ensure_ascii=False) if feedback else None
-        with self._connect(write=True) as conn:
-            conn.execute(
-                "UPDATE turns SET feedback = ? WHERE conversation_id = ? AND seq = ?",
-                (value, conversation_id, seq),
-            )
+        verdict = dict(feedback.__dict__) if feedback is not None else None
+        records.set_feedback(self.engine, self.kb_name, conversation_id, seq, verdict, _now())
+
+
+def kb_has_conversations(settings: Settings, kb_name: str) -> bool:
+    """Whether anything of the knowledge base's conversations is kept, imported or not."""
+    if any(path.exists() for path in _legacy_files(settings, kb_name)):
+        return True
+    return records.kb_has_conversations(open_state(settings), validate_kb_name(kb_name))
 
 
 def delete_kb_conversations(settings: Settings, kb_name: str) -> None:
-    path = conversations_path(settings, kb_name)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    records.delete_kb_conversations(open_state(settings), validate_kb_name(kb_name))
+    for path in _legacy_files(settings, kb_name):
+        path.unlink(missing_ok=True)
 
 
 # ----- export -------------------------------------------------------------------------------

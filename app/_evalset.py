@@ -1,7 +1,10 @@
-"""Evaluation cases made from feedback: one set per knowledge base under the data home
-(`<ZHIKU_HOME>/evalsets/<kb>/`), in the `zhiku eval` format (`../shared/eval/README.md`):
-`questions.jsonl` holds the cases, `corpus.jsonl` the knowledge base's documents (refreshed
-with every saved case), so `zhiku eval <that folder>` runs it from the command line too.
+"""Evaluation cases made from feedback: one set per knowledge base, kept in the state database
+(`app/state/evalcases.py`, shared by every app server on `STATE_URL`) and exported under the data
+home (`<ZHIKU_HOME>/evalsets/<kb>/`) in the `zhiku eval` format (`../shared/eval/README.md`):
+`questions.jsonl` holds the cases, `corpus.jsonl` the knowledge base's documents (both refreshed
+with every saved case), so `zhiku eval <that folder>` runs it from the command line too. A
+`questions.jsonl` of an earlier version (the set's only copy then) is imported when the database
+has no case of that knowledge base.
 
 In the web app the set is run against the knowledge base itself (its gold ids are that
 knowledge base's document ids), through the same `evaluate_retrieval` and `evaluate_answers`
@@ -29,11 +32,16 @@ from app._eval import (
     summarize_answers,
     summarize_retrieval,
 )
+from app.state import evalcases as records
+from app.state import open_state
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase, validate_kb_name
 from ingest.settings import Settings
 
 EVALSETS_DIR = "evalsets"
+# in a set's folder: its questions.jsonl is an export of the state database, not an earlier
+# version's only copy to import
+EXPORTED_MARK = ".exported"
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def load_cases(settings: Settings, kb_name: str) -> list[Case]:
+def _case(raw: dict[str, object]) -> Case:
+    return Case(
+        str(raw["qid"]),
+        str(raw["question"]),
+        bool(raw["answerable"]),
+        tuple(raw.get("gold_ids") or ()),  # type: ignore[arg-type]
+        tuple(tuple(g) for g in raw.get("answer_groups") or ()),  # type: ignore[attr-defined]
+        str(raw.get("note", "")),
+    )
+
+
+def _file_cases(settings: Settings, kb_name: str) -> list[Case]:
     path = evalset_dir(settings, kb_name) / "questions.jsonl"
     if not path.is_file():
         return []
@@ -92,27 +111,32 @@ def load_cases(settings: Settings, kb_name: str) -> list[Case]:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            cases.append(
-                Case(
-                    str(raw["qid"]),
-                    raw["question"],
-                    bool(raw["answerable"]),
-                    tuple(raw.get("gold_ids") or ()),
-                    tuple(tuple(g) for g in raw.get("answer_groups") or ()),
-                    raw.get("note", ""),
-                )
-            )
+            cases.append(_case(json.loads(line)))
         except (ValueError, KeyError, TypeError):
             continue  # a line edited by hand into something else: the rest still loads
     return cases
 
 
-def _write_cases(settings: Settings, kb_name: str, cases: list[Case]) -> None:
+def load_cases(settings: Settings, kb_name: str) -> list[Case]:
+    kb_name = validate_kb_name(kb_name)
+    engine = open_state(settings)
+    cases = [_case(raw) for raw in records.load(engine, kb_name)]
+    mark = evalset_dir(settings, kb_name) / EXPORTED_MARK
+    if not cases and mark.parent.is_dir() and not mark.exists():
+        earlier = _file_cases(settings, kb_name)
+        if earlier:
+            records.save_all(engine, kb_name, [c.as_json() for c in earlier])
+            cases = [_case(raw) for raw in records.load(engine, kb_name)]
+        mark.touch()
+    return cases
+
+
+def _export_cases(settings: Settings, kb_name: str) -> None:
     folder = evalset_dir(settings, kb_name)
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(c.as_json(), ensure_ascii=False) for c in cases]
+    lines = [json.dumps(c.as_json(), ensure_ascii=False) for c in load_cases(settings, kb_name)]
     _write_atomic(folder / "questions.jsonl", "".join(line + "\n" for line in lines))
+    (folder / EXPORTED_MARK).touch()
 
 
 def write_corpus(settings: Settings, kb: KnowledgeBase) -> Path:
@@ -135,22 +159,31 @@ def write_corpus(settings: Settings, kb: KnowledgeBase) -> Path:
 
 def save_case(settings: Settings, kb: KnowledgeBase, case: Case) -> bool:
     """Add `case` (a case with the same question is replaced); returns whether it was new."""
-    cases = load_cases(settings, kb.name)
-    new = all(c.qid != case.qid for c in cases)
-    cases = [c for c in cases if c.qid != case.qid] + [case]
-    _write_cases(settings, kb.name, cases)
+    load_cases(settings, kb.name)  # an earlier version's file first, so nothing of it is lost
+    new = records.save(open_state(settings), validate_kb_name(kb.name), case.as_json())
+    _export_cases(settings, kb.name)
     write_corpus(settings, kb)
     return new
 
 
 def delete_kb_evalset(settings: Settings, kb_name: str) -> None:
     """Remove a deleted knowledge base's evaluation set; raises OSError when some of it stays."""
+    records.delete_kb(open_state(settings), validate_kb_name(kb_name))
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(evalset_dir(settings, kb_name))
 
 
+def kb_has_evalset(settings: Settings, kb_name: str) -> bool:
+    """Whether anything of the knowledge base's evaluation set is kept, rows or files."""
+    if evalset_dir(settings, kb_name).exists():
+        return True
+    return records.count(open_state(settings), validate_kb_name(kb_name)) > 0
+
+
 def remove_case(settings: Settings, kb_name: str, qid: str) -> None:
-    _write_cases(settings, kb_name, [c for c in load_cases(settings, kb_name) if c.qid != qid])
+    load_cases(settings, kb_name)
+    records.remove(open_state(settings), validate_kb_name(kb_name), qid)
+    _export_cases(settings, kb_name)
 
 
 @dataclass

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app._conversations import conversations_path, delete_kb_conversations
-from app._evalset import delete_kb_evalset, evalset_dir
+from app._conversations import delete_kb_conversations, kb_has_conversations
+from app._evalset import delete_kb_evalset, kb_has_evalset
 from app._watched import Watchers, delete_kb_watched, load_bindings
 from app.sources.model import SourceStore
 from ingest._originals import delete_kb_originals, originals_dir
@@ -51,10 +51,6 @@ def owned(
     """Everything knowledge base `name` owns, in deletion order. `watchers` are this
     process's (others stop when their binding goes); `forget` drops a cached instance."""
     name = validate_kb_name(name)
-
-    def conversations_present() -> bool:
-        path = conversations_path(settings, name)
-        return any(Path(f"{path}{suffix}").exists() for suffix in ("", "-wal", "-shm"))
 
     def stop_watching() -> None:
         delete_kb_watched(settings, name)  # a watcher in another process sees it within seconds
@@ -96,13 +92,13 @@ def owned(
         Owned(
             "conversations",
             "对话记录",
-            conversations_present,
+            lambda: kb_has_conversations(settings, name),
             lambda: delete_kb_conversations(settings, name),
         ),
         Owned(
             "evaluation set",
             "评测题",
-            evalset_dir(settings, name).exists,
+            lambda: kb_has_evalset(settings, name),
             lambda: delete_kb_evalset(settings, name),
         ),
     ]

@@ -364,6 +364,55 @@ def eval_command(
 cli.add_typer(sources_cli, name="sources")
 
 
+state_cli = typer.Typer(
+    help="The app's own records (conversations, feedback, jobs, evaluation cases): STATE_URL.",
+    no_args_is_help=True,
+)
+cli.add_typer(state_cli, name="state")
+
+
+@state_cli.command("migrate")
+def state_migrate(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="the database to copy into: postgresql://user:password@host:5432/db, or "
+            "'sqlite' for <ZHIKU_HOME>/state.sqlite (back from PostgreSQL)",
+        ),
+    ],
+) -> None:
+    """Copy this installation's records (STATE_URL, by default <ZHIKU_HOME>/state.sqlite, and
+    the per-knowledge-base files of earlier versions) into an empty database, and check counts.
+    Set STATE_URL to the target afterwards; the source is left as it was."""
+    from app._conversations import CONVERSATIONS_DIR, ConversationStore
+    from app._evalset import EVALSETS_DIR, load_cases
+    from app.state import StateError, open_state
+    from app.state.migrate import copy_state
+
+    settings = get_settings()
+    target_url = "" if to.strip() == "sqlite" else to.strip()
+    target_settings = settings.model_copy(update={"state_url": target_url})
+    try:
+        source = open_state(settings)
+        # earlier versions' files first, so that they travel too
+        for path in sorted((settings.zhiku_home / CONVERSATIONS_DIR).glob("*.sqlite")):
+            ConversationStore(settings, path.stem)
+        for folder in sorted((settings.zhiku_home / EVALSETS_DIR).glob("*/")):
+            load_cases(settings, folder.name)
+        target = open_state(target_settings)
+        say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
+        copied = copy_state(source, target, say)
+    except (StateError, ValueError) as exc:
+        raise fail(getattr(exc, "en", str(exc))) from exc
+    shown = target.url.render_as_string()
+    console.print(f"copied into {escape(shown)}; counts checked:", soft_wrap=True)
+    for name, count in copied.items():
+        console.print(f"  {name}: {count}")
+    use = "the --to URL" if target_url else "empty (SQLite under ZHIKU_HOME)"
+    console.print(f"to use it, set STATE_URL to {use} on every app server", soft_wrap=True)
+
+
 @cli.command()
 def watched(kb: KbOption = None) -> None:
     """The folders the web app keeps knowledge bases in step with (bound on its knowledge-base

@@ -540,15 +540,22 @@ class Service:
         kb_name: str,
         saved: Sequence[SavedUpload],
         progress: Progress | None = None,
+        cancel: threading.Event | None = None,
     ) -> list[ImportedFile]:
         """Ingest the saved uploads; one result per upload, in order, rejected ones included.
-        Raises StoreError when the knowledge base itself cannot be written."""
+        When `cancel` is set the files committed so far stay, the rest are reported not
+        processed. Raises StoreError when the knowledge base itself cannot be written."""
         self.require(who, "write", kb_name)
         paths = list(dict.fromkeys(s.path for s in saved if s.path is not None))
         outcomes: dict[str, FileOutcome] = {}
         if paths:
             report = ingest_paths(
-                self.settings, paths, kb_name, progress=progress, embedder=self.embedder()
+                self.settings,
+                paths,
+                kb_name,
+                progress=progress,
+                embedder=self.embedder(),
+                cancel=cancel,
             )
             outcomes = {o.path: o for o in report.outcomes}
         results = []

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user:password@host:5432/db to share them between app servers",
     )
     lock_timeout_s: float = Field(30.0, description="how long a writer waits for another writer")
+    job_stale_s: float = Field(
+        60.0,
+        gt=0,
+        description="an ingestion job whose server has not been heard of for this long is "
+        "marked failed (its server was stopped or killed); servers refresh theirs 6 times as often",
+    )
     # --- people (app/state/accounts.py): only used once accounts exist ---
     session_hours: float = Field(
         12.0, gt=0, description="how long a web login lasts before the password is asked again"
@@ -65,10 +71,11 @@ class Settings(BaseSettings):
     milvus_uri: str = Field("http://127.0.0.1:19530", description="the Milvus server")
     milvus_token: str = Field("", description="Milvus credentials: 'user:password' or an API key")
     milvus_db: str = Field("default", description="the Milvus database holding the collections")
-    milvus_index_type: Literal["HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX"] = Field(
-        "HNSW",
-        description="dense index of new collections: HNSW for production servers; FLAT or "
-        "IVF_FLAT where HNSW is not accepted (the Milvus Lite core used by the tests)",
+    milvus_index_type: Literal["AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT"] = Field(
+        "AUTOINDEX",
+        description="dense index of new collections: AUTOINDEX lets the server choose (HNSW on "
+        "a full Milvus server) and is accepted everywhere; HNSW is refused by the single-process "
+        "core (checked when a knowledge base is created)",
     )
     milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
         "Strong",

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from milvus_server import MilvusServer
+from postgres_server import PostgresServer
 from support import REPO, SHARED, SMALL_CORPUS, build_kb, make_settings
 
+from app.state import engine as state_engine
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings
 
@@ -79,3 +81,33 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settin
     if request.param == "milvus":
         return request.getfixturevalue("milvus_settings")
     return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL on 127.0.0.1, once per session (skips when it cannot start)."""
+    server = PostgresServer()
+    if not server.start():
+        pytest.skip(f"PostgreSQL cannot run here: {server.why_not}")
+    yield server
+    state_engine.forget_engines()
+    server.stop()
+
+
+@pytest.fixture
+def postgres_settings(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Settings]:
+    """Settings whose state lives in a fresh PostgreSQL database, dropped after the test."""
+    url = postgres_server.create_database()
+    yield make_settings(tmp_path / "home", state_url=url)
+    state_engine.forget_engines()
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_settings(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
+    """The same test against each state engine: SQLite under the data home, and PostgreSQL."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("postgres_settings")
+        return
+    yield settings
+    state_engine.forget_engines()

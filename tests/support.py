@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest._embed import Embedder
 from ingest.settings import Settings
+
+if TYPE_CHECKING:
+    from app._rag import AnswerResult
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO / ".zhiku" / "models"
@@ -132,3 +136,70 @@ def app_data_is_empty(settings: Settings, name: str) -> None:
     assert ConversationStore(settings, name).list() == []
     assert load_cases(settings, name) == []
     assert load_bindings(settings, name) == []
+
+
+def answer_result(question: str = "员工每年有几天年假?") -> AnswerResult:
+    """A stored answer as the app makes it: a passage with its window, a citation, a backend."""
+    from app._llm import BackendInfo
+    from app._passages import Passage
+    from app._rag import AnswerResult, Citation
+
+    passage = Passage(
+        number=1,
+        chunk_ids=(7, 8),
+        doc_id="doc-1",
+        title="员工手册",
+        source="/data/员工手册.pdf",
+        doc_type="pdf",
+        page=2,
+        page_seq=1,
+        headings=("员工手册", "第二章 休假"),
+        start=10,
+        end=60,
+        text="第二章 休假\n员工每年享有十五天带薪年假。",
+        score=1.0,
+        dense=0.93,
+        window=(0, 20),
+    )
+    return AnswerResult(
+        question=question,
+        standalone_question=question,
+        answer="员工每年享有十五天带薪年假[1]。",
+        citations=[Citation(1, passage, 17, 31, "员工每年享有十五天带薪年假")],
+        passages=[passage],
+        refused=False,
+        refusal_reason=None,
+        backend=BackendInfo("ollama", "qwen2.5:3b"),
+        timings={"retrieval_s": 0.1, "total_s": 1.2},
+    )
+
+
+def write_legacy_conversations(path: Path) -> None:
+    """A conversations file as zhiku wrote it before the state database (schema copied from
+    that version), with one answered turn carrying feedback, and an older file's missing column."""
+    import json
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+            CREATE TABLE turns (conversation_id TEXT NOT NULL REFERENCES conversations(id)
+                ON DELETE CASCADE, seq INTEGER NOT NULL, question TEXT NOT NULL, result TEXT,
+                notices TEXT NOT NULL, error TEXT NOT NULL, feedback TEXT,
+                created_at TEXT NOT NULL, PRIMARY KEY (conversation_id, seq));
+            """
+        )
+        conn.execute("INSERT INTO conversations VALUES ('old1', '年假', 't0', 't1')")
+        conn.execute("INSERT INTO conversations VALUES ('old2', '报销', 't2', 't3')")
+        result = json.dumps(answer_result().to_dict(), ensure_ascii=False)
+        verdict = json.dumps({"score": 0, "note": "不对", "correction": "十五天"})
+        conn.execute(
+            "INSERT INTO turns VALUES ('old1', 0, '员工每年有几天年假?', ?, '[]', '', ?, 't1')",
+            (result, verdict),
+        )
+        conn.execute(
+            "INSERT INTO turns VALUES ('old2', 0, '报销期限?', NULL, '[]', '出错了', NULL, 't3')"
+        )

@@ -1,10 +1,11 @@
 """Background ingestion jobs: an upload or a re-ingest runs after its request has returned, and
 `GET /v1/jobs/{id}` shows its progress and per-file results.
 
-One job runs at a time (ingestion fills both cores on its own; two at once would only make both
-slower), the others wait in order. The uploaded bytes are saved under the data home before the
-request returns, so a job holds only paths; the job list itself lives in memory and is gone
-when the server stops (the documents it ingested are not).
+One job runs at a time per server (ingestion fills both cores on its own; two at once would only
+make both slower), the others wait in order. The uploaded bytes are saved under the data home
+before the request returns, so a job holds only paths. Jobs are kept in the state database
+(`app/state/jobs.py`): any server sharing it reports any job, and a job whose server was killed
+is marked failed with that reason instead of staying "running" for ever.
 """
 
 from __future__ import annotations
@@ -15,108 +16,128 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from app.access import Principal
 from app.api.schemas import FileResult, JobOut, file_result
 from app.service import ImportedFile, Service, ServiceError
+from app.state import jobs as records
+from app.state.jobs import JobRecord
 from ingest._insert import FileOutcome, Progress
 from ingest._store import StoreError
 from ingest._upload import SavedUpload
 
 log = logging.getLogger("zhiku.api")
-_KEEP_JOBS = 1000  # finished jobs remembered; the oldest are forgotten first
+_SAVE_EVERY_S = 1.0  # progress counters are written at most this often (a file done: at once)
+
+Job = JobRecord
 
 
-@dataclass
-class Job:
-    id: str
-    kind: str
-    kb: str
-    files: list[FileResult]
-    status: str = "queued"
-    created_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
-    files_total: int = 0
-    files_done: int = 0
-    chunks_planned: int = 0
-    chunks_embedded: int = 0
-    error: str | None = None
-    error_zh: str | None = None
-
-    def out(self) -> JobOut:
-        return JobOut(
-            id=self.id,
-            kind=self.kind,  # type: ignore[arg-type]
-            kb=self.kb,
-            status=self.status,  # type: ignore[arg-type]
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            files_total=self.files_total,
-            files_done=self.files_done,
-            chunks_planned=self.chunks_planned,
-            chunks_embedded=self.chunks_embedded,
-            files=list(self.files),
-            error=self.error,
-            error_zh=self.error_zh,
-        )
+def job_out(job: JobRecord) -> JobOut:
+    return JobOut(
+        id=job.id,
+        kind=job.kind,  # type: ignore[arg-type]
+        kb=job.kb,
+        status=job.state,  # type: ignore[arg-type]
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        files_total=job.files_total,
+        files_done=job.files_done,
+        chunks_planned=job.chunks_planned,
+        chunks_embedded=job.chunks_embedded,
+        files=[FileResult(**f) for f in job.files],
+        error=job.error,
+        error_zh=job.error_zh,
+    )
 
 
 class _JobProgress(Progress):
-    def __init__(self, job: Job) -> None:
+    """Writes the job's progress, and reads back whether any server asked to cancel it."""
+
+    def __init__(self, jobs: Jobs, job: JobRecord, cancel: threading.Event) -> None:
+        self.jobs = jobs
         self.job = job
+        self.cancel = cancel
+        self.saved_at = 0.0
+
+    def _save(self, now: bool = False) -> None:
+        if now or time.monotonic() - self.saved_at >= _SAVE_EVERY_S:
+            self.jobs.save(self.job)
+            self.saved_at = time.monotonic()
+            try:
+                if records.cancel_requested(self.jobs.heart.engine, self.job.id):
+                    self.cancel.set()
+            except Exception:  # the database away for a moment: asked again at the next step
+                log.exception("could not read job %s", self.job.id)
 
     def start(self, files: int) -> None:
         self.job.files_total = max(self.job.files_total, files)
+        self._save()
 
     def file_done(self, outcome: FileOutcome) -> None:
         self.job.files_done += 1
+        self._save(now=True)
 
     def chunks_planned(self, chunks: int) -> None:
         self.job.chunks_planned += chunks
+        self._save()
 
     def chunks_embedded(self, chunks: int) -> None:
         self.job.chunks_embedded += chunks
+        self._save()
 
 
 class Jobs:
+    """This server's ingestion jobs, and every server's as stored."""
+
     def __init__(self, service: Service) -> None:
         self.service = service
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+        self.heart = records.heartbeat(service.settings)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="zhiku-ingest")
 
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+    def save(self, job: JobRecord) -> None:
+        self.heart.save(job)
 
-    def _add(self, job: Job, work: Callable[[Job], None]) -> Job:
-        with self._lock:
-            self._jobs[job.id] = job
-            finished = [j for j in self._jobs.values() if j.finished_at is not None]
-            for old in sorted(finished, key=lambda j: j.finished_at or 0)[:-_KEEP_JOBS]:
-                del self._jobs[old.id]
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.heart.get(job_id)
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Ask the job's server (this one or another) to stop it: the files it committed stay,
+        the others are reported not ingested; uploading them again resumes."""
+        records.request_cancel(self.heart.engine, job_id)
+        return self.get(job_id)
+
+    def _add(self, job: JobRecord, work: Callable[[JobRecord, threading.Event], None]) -> JobRecord:
+        job.owner = self.heart.owner
+        records.save_job(
+            self.heart.engine, job
+        )  # visible to every server before the request returns
         self._pool.submit(self._run, job, work)
         return job
 
-    def _run(self, job: Job, work: Callable[[Job], None]) -> None:
-        job.status, job.started_at = "running", time.time()
+    def _run(self, job: JobRecord, work: Callable[[JobRecord, threading.Event], None]) -> None:
+        cancel = threading.Event()
+        if records.cancel_requested(self.heart.engine, job.id):  # cancelled while queued
+            job.state, job.finished_at = "cancelled", time.time()
+            self.save(job)
+            return
+        job.state, job.started_at = "running", time.time()
+        self.save(job)
         try:
-            work(job)
-            job.status = "done"
+            work(job, cancel)
+            job.state = "cancelled" if cancel.is_set() else "done"
         except (StoreError, ServiceError) as exc:
-            job.status, job.error, job.error_zh = "failed", exc.en, exc.zh
+            job.state, job.error, job.error_zh = "failed", exc.en, exc.zh
         except Exception as exc:  # a job never takes the server down; the log has the trace
             log.exception("ingestion job %s failed", job.id)
-            job.status = "failed"
+            job.state = "failed"
             job.error = f"internal error ({type(exc).__name__}: {exc})"
             job.error_zh = f"内部错误（{type(exc).__name__}：{exc}）"
         finally:
             job.finished_at = time.time()
+            self.save(job)
 
-    def upload(self, who: Principal, kb: str, saved: list[SavedUpload]) -> Job:
+    def upload(self, who: Principal, kb: str, saved: list[SavedUpload]) -> JobRecord:
         """Ingest uploads already saved; the rejected ones are reported failed at once."""
         files = []
         for upload in saved:
@@ -139,23 +160,31 @@ class Jobs:
                 files.append(
                     FileResult(name=upload.name, stored_name=upload.stored_name, status="pending")
                 )
-        job = Job(secrets.token_hex(8), "upload", kb, files, files_total=len(saved))
+        job = JobRecord(
+            secrets.token_hex(8),
+            "upload",
+            kb,
+            [f.model_dump() for f in files],
+            files_total=len(saved),
+        )
 
-        def work(job: Job) -> None:
-            results = self.service.ingest_saved(who, kb, saved, _JobProgress(job))
-            job.files = [file_result(r) for r in results]
+        def work(job: JobRecord, cancel: threading.Event) -> None:
+            progress = _JobProgress(self, job, cancel)
+            results = self.service.ingest_saved(who, kb, saved, progress, cancel)
+            job.files = [file_result(r).model_dump() for r in results]
             job.files_done = len(results)
 
         return self._add(job, work)
 
-    def reingest(self, who: Principal, kb: str, doc_id: str) -> Job:
+    def reingest(self, who: Principal, kb: str, doc_id: str) -> JobRecord:
         self.service.require(who, "write", kb)
         doc = self.service.document(who, kb, doc_id)
         pending = FileResult(name=doc.origin, stored_name=doc.origin, status="pending")
-        job = Job(secrets.token_hex(8), "reingest", kb, [pending], files_total=1)
+        job = JobRecord(secrets.token_hex(8), "reingest", kb, [pending.model_dump()], files_total=1)
 
-        def work(job: Job) -> None:
-            outcome = self.service.reingest_document(who, kb, doc_id, _JobProgress(job))
+        def work(job: JobRecord, cancel: threading.Event) -> None:
+            progress = _JobProgress(self, job, cancel)
+            outcome = self.service.reingest_document(who, kb, doc_id, progress)
             job.files = [
                 FileResult(
                     name=doc.origin,
@@ -165,7 +194,7 @@ class Jobs:
                     chunks=outcome.chunks,
                     reason=outcome.reason_en,
                     reason_zh=outcome.reason_zh,
-                )
+                ).model_dump()
             ]
             job.files_done = 1
 
@@ -175,4 +204,4 @@ class Jobs:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["Job", "Jobs"]
+__all__ = ["Job", "Jobs", "job_out"]

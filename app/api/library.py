@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Path, Request, UploadFile, status
 
 from app.api.auth import Who
 from app.api.errors import ApiError
-from app.api.jobs import Jobs
+from app.api.jobs import Jobs, job_out
 from app.api.schemas import (
     ChunkOut,
     Deleted,
@@ -106,7 +106,7 @@ async def upload_documents(
     received = [(f.filename or "", await f.read()) for f in files]
     service = _service(request)
     saved = await anyio.to_thread.run_sync(service.save_files, who, name, received)
-    return _jobs(request).upload(who, name, saved).out()
+    return job_out(_jobs(request).upload(who, name, saved))
 
 
 @router.get(
@@ -133,7 +133,7 @@ def delete_document(kb: str, doc_id: str, request: Request, who: Who) -> Deleted
 )
 def reingest_document(kb: str, doc_id: str, request: Request, who: Who) -> JobOut:
     """Ingest a document's file again (a background job), even when it is unchanged."""
-    return _jobs(request).reingest(who, kb, doc_id).out()
+    return job_out(_jobs(request).reingest(who, kb, doc_id))
 
 
 @router.get(
@@ -148,12 +148,23 @@ def get_passage(
     return chunk_out(_service(request).passage(who, kb, chunk_id))
 
 
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["documents"])
+def cancel_job(job_id: str, request: Request, who: Who) -> JobOut:
+    """Stop a job, whichever server runs it: the files it committed stay, the others are
+    reported not ingested (uploading them again resumes: unchanged files are skipped)."""
+    job = _jobs(request).get(job_id)
+    if job is None or not who.can_read(job.kb):
+        raise ApiError(404, "job_not_found", f"no job {job_id!r}", f"没有任务 {job_id!r}")
+    _service(request).require(who, "write", job.kb)
+    return job_out(_jobs(request).cancel(job_id) or job)
+
+
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])
 def get_job(job_id: str, request: Request, who: Who) -> JobOut:
     job = _jobs(request).get(job_id)
     if job is None or not who.can_read(job.kb):
         raise ApiError(404, "job_not_found", f"no job {job_id!r}", f"没有任务 {job_id!r}")
-    return job.out()
+    return job_out(job)
 
 
 __all__ = ["router"]

@@ -395,7 +395,7 @@ class JobOut(BaseModel):
     id: str
     kind: Literal["upload", "reingest"]
     kb: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     created_at: float
     started_at: float | None
     finished_at: float | None

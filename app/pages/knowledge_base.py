@@ -21,6 +21,7 @@ from app.ui.imports import (
     ImportRow,
     StreamlitProgress,
     outcome_reason_zh,
+    running_import,
 )
 from app.ui.login import current_user, require_page
 from app.ui.markdown import escape_markdown as md
@@ -137,6 +138,10 @@ def upload_section(settings: Settings, kb_name: str) -> None:
             "引用只能显示导入时提取的文字。"
         )
     job: ImportJob | None = st.session_state.get(_IMPORT_JOB)
+    if job is None:  # a reload (a new session) while this knowledge base's upload runs
+        job = running_import(kb_name)
+        if job is not None:
+            st.session_state[_IMPORT_JOB] = job
     label = f"导入 {len(files)} 个文件到「{md(kb_name)}」" if files else "导入到知识库"
     if st.button(
         label,
@@ -190,6 +195,7 @@ def import_panel() -> None:
         return
     if job.wait(timeout=0.05):
         st.session_state.pop(_IMPORT_JOB, None)
+        job.forget()
         if job.error is not None:
             flash("error", f"导入失败:{job.error}")
         else:

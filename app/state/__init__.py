@@ -5,6 +5,17 @@ One SQLAlchemy engine (`app.state.engine`): SQLite under `ZHIKU_HOME` by default
 its own beside this one and reads and writes them with SQLAlchemy Core.
 """
 
+# the modules that declare tables, imported so that `open_state` creates them all
+from app.state import conversations
 from app.state.engine import SCHEMA_VERSION, StateError, metadata, open_state, state_url
 
-__all__ = ["SCHEMA_VERSION", "StateError", "metadata", "open_state", "state_url"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "StateError",
+    "conversations",
+    "evalcases",
+    "jobs",
+    "metadata",
+    "open_state",
+    "state_url",
+]

@@ -9,10 +9,12 @@ sure they exist and that the database is not from a newer zhiku.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ingest.settings import Settings
@@ -22,6 +24,11 @@ from ingest.settings import Settings
 SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
+
+# a JSON column: text on SQLite, JSONB on PostgreSQL
+Json = sa.JSON(none_as_null=True).with_variant(
+    sa.dialects.postgresql.JSONB(none_as_null=True), "postgresql"
+)
 
 _version = sa.Table(
     "zhiku_schema",
@@ -42,12 +49,22 @@ class StateError(RuntimeError):
 
 
 def state_url(settings: Settings) -> str:
-    if settings.state_url:
-        return settings.state_url
+    """The SQLAlchemy URL of the state database; a bare `postgresql://` means psycopg 3."""
+    url = settings.state_url.strip()
+    if url:
+        for bare in ("postgresql://", "postgres://"):
+            if url.startswith(bare):
+                return "postgresql+psycopg://" + url[len(bare) :]
+        return url
     return f"sqlite:///{(Path(settings.zhiku_home) / 'state.sqlite').resolve()}"
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+def _sqlite_connect(dbapi_connection: object, _record: object) -> None:
+    # pysqlite's own BEGIN comes late (at the first write) and is always DEFERRED; SQLAlchemy's
+    # documented recipe is to switch it off and emit BEGIN in the "begin" event (below), so that
+    # a write transaction can take the write lock first (a DEFERRED one that read and then
+    # writes fails at once when another process wrote meanwhile, the busy timeout unused).
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     # WAL: readers never wait for the writer; the busy timeout makes writers of several
     # processes (web app, API, CLI) take turns instead of failing at once.
@@ -57,13 +74,19 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get("zhiku_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
     return engine
@@ -89,12 +112,36 @@ def open_state(settings: Settings) -> Engine:
         return engine
 
 
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it holds the write lock from its start (writers
+    of several processes take turns); on PostgreSQL a plain transaction (rows that must not
+    change under it are locked with SELECT … FOR UPDATE)."""
+    with engine.connect() as connection:
+        connection.execution_options(zhiku_write=True)
+        with connection.begin():
+            yield connection
+
+
+def insert_or_ignore(table: sa.Table, connection: Connection) -> sa.Insert:
+    """INSERT … ON CONFLICT DO NOTHING in the connection's dialect: two servers adding the same
+    row at once both succeed, and the row is there once."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
+
+
 # version → the step that brings a database of the version before it up to it
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
 def _migrate(engine: Engine) -> None:
-    with engine.begin() as connection:
+    with writing(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            # two servers starting at once: one creates the tables, the other waits and sees them
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(2026120601)"))
         metadata.create_all(connection, tables=[_version])
         row = connection.execute(sa.select(_version.c.version)).first()
         found = row[0] if row else None

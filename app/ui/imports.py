@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from app.state.jobs import JobRecord, heartbeat, new_job_id
 from app.ui.markdown import escape_markdown, file_name
 from ingest._embed import Embedder
 from ingest._insert import FileOutcome, Progress
@@ -273,11 +274,43 @@ def outcome_rows(
 # ----- an upload running in the background --------------------------------------------------
 
 
+_API_STATUSES = {"pending", "added", "updated", "skipped", "failed", "removed"}
+
+
+def _file_record(row: ImportRow) -> dict[str, object]:
+    """An upload's outcome as a job's file record (the API's `FileResult` shape)."""
+    status = row.status if row.status in _API_STATUSES else "failed"  # cancelled: not ingested
+    reason = row.reason or ("已取消" if row.status == "cancelled" else "")
+    return {
+        "name": row.name,
+        "stored_name": row.stored_name or row.name,
+        "status": status,
+        "documents": row.documents,
+        "chunks": row.chunks,
+        "reason": "cancelled" if row.status == "cancelled" else "",
+        "reason_zh": reason,
+    }
+
+
+# the uploads running in this app process, by knowledge base: a reloaded page (a new session)
+# finds its knowledge base's running upload here and shows it again, with its cancel button
+_running: dict[str, ImportJob] = {}
+_running_lock = threading.Lock()
+
+
+def running_import(kb_name: str) -> ImportJob | None:
+    with _running_lock:
+        return _running.get(kb_name)
+
+
 @dataclass
 class ImportJob:
     """An upload ingested in a daemon thread, so the page stays live (progress, the cancel
     button) while it runs: a click arrives as a new script run, which finds the job in the
-    session and sets `cancel`. The run is `import_uploads`, unchanged."""
+    session (or, after a reload, through `running_import`) and sets `cancel`. The run is
+    `import_uploads`, unchanged. The job is kept in the state database too (`app.state.jobs`),
+    so every server sharing it reports it, and a job of an app process that was killed is
+    marked failed with the reason."""
 
     kb_name: str
     count: int
@@ -285,6 +318,7 @@ class ImportJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     rows: list[ImportRow] | None = None
     error: str | None = None  # Chinese, when the knowledge base could not be written
+    record: JobRecord | None = None
     _thread: threading.Thread | None = None
 
     @classmethod
@@ -296,19 +330,45 @@ class ImportJob:
         embedder: Embedder,
         error_zh: Callable[[Exception], str],
     ) -> ImportJob:
-        job = cls(kb_name, len(files))
+        heart = heartbeat(settings)
+        record = JobRecord(
+            new_job_id(),
+            "upload",
+            kb_name,
+            [{"name": name, "stored_name": "", "status": "pending"} for name, _ in files],
+            state="running",
+            started_at=time.time(),
+            files_total=len(files),
+        )
+        heart.save(record)
+        job = cls(kb_name, len(files), record=record)
 
         def run() -> None:
             try:
                 job.rows = import_uploads(
                     settings, kb_name, files, embedder, job.progress, job.cancel
                 )
+                record.files = [_file_record(row) for row in job.rows]
+                record.files_done = len(job.rows)
+                record.state = "done"
             except Exception as exc:  # StoreError, or a bug: said on the page, the app goes on
                 job.error = error_zh(exc)
+                record.state, record.error, record.error_zh = "failed", str(exc), job.error
+            finally:
+                record.finished_at = time.time()
+                heart.save(record)
 
+        with _running_lock:
+            _running[kb_name] = job
         job._thread = threading.Thread(target=run, name="zhiku-import", daemon=True)
         job._thread.start()
         return job
+
+    def forget(self) -> None:
+        """The page has shown the finished job: a later reload shows the document list."""
+        with _running_lock:
+            if _running.get(self.kb_name) is self:
+                del _running[self.kb_name]
 
     @property
     def finished(self) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from support import app_data_is_empty, give_app_data, leftovers
 from typer.testing import CliRunner
 
-from app._conversations import conversations_path
+from app._conversations import kb_has_conversations
 from app.cli import cli
 from ingest._embed import Embedder
 from ingest._originals import originals_dir
@@ -188,7 +188,7 @@ def test_delete_store_only_keeps_what_another_stores_copy_uses(
     assert "moved" not in zhiku("kb", "list").output
     settings = get_settings()
     assert originals_dir(settings, "moved").is_dir()
-    assert conversations_path(settings, "moved").is_file()
+    assert kb_has_conversations(settings, "moved")
 
 
 def test_eval_prints_the_metrics_and_writes_every_question(zhiku: object, tmp_path: Path) -> None:

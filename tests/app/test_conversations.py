@@ -1,6 +1,7 @@
-"""Stored conversations (`app/_conversations.py`): a turn comes back with its citations,
-passages and feedback; titles, renaming, deleting and export; and several processes writing
-one conversation at once lose nothing."""
+"""Stored conversations (`app/_conversations.py` over `app/state/conversations.py`): a turn comes
+back with its citations, passages and feedback; titles, renaming, deleting and export; several
+processes writing one conversation at once lose nothing; the per-knowledge-base files of earlier
+versions are imported. Every test runs on SQLite and on PostgreSQL (`state_settings`)."""
 
 from __future__ import annotations
 
@@ -8,72 +9,46 @@ import json
 import multiprocessing
 from pathlib import Path
 
-from support import make_settings
+import sqlalchemy as sa
+from support import answer_result, make_settings, write_legacy_conversations
 
 from app._conversations import (
     ConversationStore,
     Feedback,
     Turn,
+    conversations_path,
+    delete_kb_conversations,
     export_conversation_markdown,
     export_json,
+    kb_has_conversations,
     result_from_dict,
 )
-from app._llm import BackendInfo
-from app._passages import Passage
 from app._rag import AnswerResult, Citation, EvidenceQuote
+from app.state import engine as state_engine
+from ingest.settings import Settings
 
 
-def _result(question: str = "员工每年有几天年假?") -> AnswerResult:
-    passage = Passage(
-        number=1,
-        chunk_ids=(7, 8),
-        doc_id="doc-1",
-        title="员工手册",
-        source="/data/员工手册.pdf",
-        doc_type="pdf",
-        page=2,
-        page_seq=1,
-        headings=("员工手册", "第二章 休假"),
-        start=10,
-        end=60,
-        text="第二章 休假\n员工每年享有十五天带薪年假。",
-        score=1.0,
-        dense=0.93,
-        window=(0, 20),
-    )
-    return AnswerResult(
-        question=question,
-        standalone_question=question,
-        answer="员工每年享有十五天带薪年假[1]。",
-        citations=[Citation(1, passage, 17, 31, "员工每年享有十五天带薪年假")],
-        passages=[passage],
-        refused=False,
-        refusal_reason=None,
-        backend=BackendInfo("ollama", "qwen2.5:3b"),
-        timings={"retrieval_s": 0.1, "total_s": 1.2},
-    )
-
-
-def test_a_turn_comes_back_whole_after_reopening(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "home")
+def test_a_turn_comes_back_whole_after_reopening(state_settings: Settings) -> None:
+    settings = state_settings
     store = ConversationStore(settings, "default")
     conversation = store.create()
-    seq = store.append(conversation, Turn("员工每年有几天年假?", _result(), ["注意"]))
+    seq = store.append(conversation, Turn("员工每年有几天年假?", answer_result(), ["注意"]))
     assert seq == 0
-    again = ConversationStore(settings, "default").turns(conversation)  # a new instance
+    state_engine.forget_engines()  # as after a restart
+    again = ConversationStore(settings, "default").turns(conversation)
     assert len(again) == 1
     turn = again[0]
     assert turn.question == "员工每年有几天年假?"
     assert turn.notices == ["注意"]
-    assert turn.result == _result()  # passages, spans, quote, backend: all equal
+    assert turn.result == answer_result()  # passages, spans, quote, backend: all equal
     assert turn.result.citations[0].passage.chunk_ids == (7, 8)
     assert turn.result.backend.label_zh == "Ollama · qwen2.5:3b"
 
 
-def test_the_first_question_names_it_and_rename_delete_work(tmp_path: Path) -> None:
-    store = ConversationStore(make_settings(tmp_path / "home"), "default")
+def test_the_first_question_names_it_and_rename_delete_work(state_settings: Settings) -> None:
+    store = ConversationStore(state_settings, "default")
     first = store.create()
-    store.append(first, Turn("员工每年有几天年假?" + "很长" * 20 + "的问题", _result()))
+    store.append(first, Turn("员工每年有几天年假?" + "很长" * 20 + "的问题", answer_result()))
     second = store.create()
     store.append(second, Turn("报销期限?", None, error="出错了"))
     listed = store.list()
@@ -86,20 +61,20 @@ def test_the_first_question_names_it_and_rename_delete_work(tmp_path: Path) -> N
     assert store.turns(second) == []
 
 
-def test_feedback_is_kept_with_its_turn(tmp_path: Path) -> None:
-    store = ConversationStore(make_settings(tmp_path / "home"), "default")
+def test_feedback_is_kept_with_its_turn(state_settings: Settings) -> None:
+    store = ConversationStore(state_settings, "default")
     conversation = store.create()
-    seq = store.append(conversation, Turn("q?", _result("q?")))
+    seq = store.append(conversation, Turn("q?", answer_result("q?")))
     store.set_feedback(conversation, seq, Feedback(0, "天数不对", "十五天"))
     assert store.turns(conversation)[0].feedback == Feedback(0, "天数不对", "十五天")
     store.set_feedback(conversation, seq, None)
     assert store.turns(conversation)[0].feedback is None
 
 
-def test_export_as_markdown_and_json(tmp_path: Path) -> None:
-    store = ConversationStore(make_settings(tmp_path / "home"), "default")
+def test_export_as_markdown_and_json(state_settings: Settings) -> None:
+    store = ConversationStore(state_settings, "default")
     conversation = store.create()
-    store.append(conversation, Turn("员工每年有几天年假?", _result()))
+    store.append(conversation, Turn("员工每年有几天年假?", answer_result()))
     info = store.get(conversation)
     assert info is not None
     turns = store.turns(conversation)
@@ -109,12 +84,12 @@ def test_export_as_markdown_and_json(tmp_path: Path) -> None:
     assert "> 员工每年享有十五天带薪年假" in markdown
     data = json.loads(export_json(info, turns))
     assert data["format"] == "zhiku-conversation"
-    assert result_from_dict(data["turns"][0]["result"]) == _result()
+    assert result_from_dict(data["turns"][0]["result"]) == answer_result()
 
 
 def _quoted_result() -> AnswerResult:
     """An answer in the model's words, with the evidence sentence quoted under it."""
-    result = _result()
+    result = answer_result()
     result.answer = "年假一共十五天[1]。"
     passage = result.citations[0].passage
     result.evidence_quotes = [
@@ -153,32 +128,66 @@ def test_an_answer_stored_with_its_quote_inside_is_split_when_read(tmp_path: Pat
     assert again.evidence_quotes == _quoted_result().evidence_quotes
 
 
-def test_a_turn_stored_by_another_version_keeps_its_question(tmp_path: Path) -> None:
-    import sqlite3
-
-    store = ConversationStore(make_settings(tmp_path / "home"), "default")
+def test_a_turn_stored_by_another_version_keeps_its_question(state_settings: Settings) -> None:
+    store = ConversationStore(state_settings, "default")
     conversation = store.create()
-    store.append(conversation, Turn("q?", _result("q?")))
-    with sqlite3.connect(store.path) as conn:
-        conn.execute("UPDATE turns SET result = '{\"unexpected\": 1}'")
+    store.append(conversation, Turn("q?", answer_result("q?")))
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE messages SET result = '{\"unexpected\": 1}'"))
     turn = store.turns(conversation)[0]
     assert turn.question == "q?" and turn.result is None
     assert "无法读取" in turn.error
 
 
-def _append_many(home: str, conversation: str, worker: int, count: int) -> None:
-    store = ConversationStore(make_settings(Path(home)), "default")
+def test_knowledge_bases_keep_their_own_conversations(state_settings: Settings) -> None:
+    one, two = ConversationStore(state_settings, "one"), ConversationStore(state_settings, "two")
+    one.append("c1", Turn("一?"))
+    two.append("c1", Turn("二?"))  # the same id in another knowledge base is another conversation
+    assert [t.question for t in one.turns("c1")] == ["一?"]
+    delete_kb_conversations(state_settings, "one")
+    assert one.list() == [] and not kb_has_conversations(state_settings, "one")
+    assert [t.question for t in two.turns("c1")] == ["二?"]
+    assert kb_has_conversations(state_settings, "two")
+
+
+def test_an_earlier_versions_file_is_imported_once_and_kept(state_settings: Settings) -> None:
+    legacy = conversations_path(state_settings, "default")
+    write_legacy_conversations(legacy)
+    store = ConversationStore(state_settings, "default")
+    assert [c.id for c in store.list()] == ["old2", "old1"]  # newest first, as before
+    (turn,) = store.turns("old1")
+    assert turn.result == answer_result() and turn.feedback == Feedback(0, "不对", "十五天")
+    assert store.turns("old2")[0].error == "出错了"
+    assert not legacy.exists() and legacy.with_name("default.sqlite.imported").is_file()
+    store.append("old1", Turn("病假呢?"))  # the conversation goes on where it was
+    write_legacy_conversations(legacy)  # the same file again (say restored from a backup)
+    again = ConversationStore(state_settings, "default")
+    assert [t.seq for t in again.turns("old1")] == [0, 1]  # nothing doubled
+    delete_kb_conversations(state_settings, "default")
+    assert not list(legacy.parent.iterdir())
+
+
+def test_a_file_that_is_not_a_conversations_file_is_left_alone(state_settings: Settings) -> None:
+    legacy = conversations_path(state_settings, "default")
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"not a database")
+    store = ConversationStore(state_settings, "default")  # no crash
+    assert store.list() == [] and legacy.read_bytes() == b"not a database"
+
+
+def _append_many(home: str, state_url: str, conversation: str, worker: int, count: int) -> None:
+    store = ConversationStore(make_settings(Path(home), state_url=state_url), "default")
     for i in range(count):
-        store.append(conversation, Turn(f"worker {worker} question {i}", _result()))
+        store.append(conversation, Turn(f"worker {worker} question {i}", answer_result()))
 
 
-def test_concurrent_writers_never_collide(tmp_path: Path) -> None:
-    """Two app processes (or two tabs) adding to one conversation at the same time."""
-    home = tmp_path / "home"
-    conversation = ConversationStore(make_settings(home), "default").create()
+def test_concurrent_writers_never_collide(state_settings: Settings) -> None:
+    """Several app processes (or tabs) adding to one conversation at the same time."""
+    home, url = state_settings.zhiku_home, state_settings.state_url
+    conversation = ConversationStore(state_settings, "default").create()
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=_append_many, args=(str(home), conversation, w, 15))
+        context.Process(target=_append_many, args=(str(home), url, conversation, w, 15))
         for w in range(3)
     ]
     for worker in workers:
@@ -186,6 +195,6 @@ def test_concurrent_writers_never_collide(tmp_path: Path) -> None:
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
-    turns = ConversationStore(make_settings(home), "default").turns(conversation)
+    turns = ConversationStore(state_settings, "default").turns(conversation)
     assert [t.seq for t in turns] == list(range(45))
     assert len({t.question for t in turns}) == 45

@@ -1,22 +1,36 @@
-"""Evaluation cases from feedback (`app/_evalset.py`): written in the `zhiku eval` format (the
-command's own loader reads them), replaced by question, and run against the knowledge base."""
+"""Evaluation cases from feedback (`app/_evalset.py`): kept in the state database (on SQLite and
+on PostgreSQL), exported in the `zhiku eval` format (the command's own loader reads them),
+replaced by question, run against the knowledge base; an earlier version's file is imported."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from support import SMALL_CORPUS, build_kb, make_settings
 
 from app._eval import load_dataset
-from app._evalset import evalset_dir, load_cases, make_case, remove_case, run_cases, save_case
+from app._evalset import (
+    delete_kb_evalset,
+    evalset_dir,
+    kb_has_evalset,
+    load_cases,
+    make_case,
+    remove_case,
+    run_cases,
+    save_case,
+)
 from app._llm import BackendInfo, ResolvedBackend
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase
+from ingest.settings import Settings
 
 
-def test_cases_are_saved_in_the_eval_format_and_run(tmp_path: Path, embedder: Embedder) -> None:
-    settings = make_settings(tmp_path / "home")
+def test_cases_are_saved_in_the_eval_format_and_run(
+    state_settings: Settings, embedder: Embedder
+) -> None:
+    settings = state_settings
     build_kb(settings, embedder, SMALL_CORPUS, name="default")
     with KnowledgeBase.open(settings) as kb:
         city = next(d for d in kb.documents() if d.source.endswith("city.txt"))
@@ -54,3 +68,33 @@ def test_cases_are_saved_in_the_eval_format_and_run(tmp_path: Path, embedder: Em
 
     remove_case(settings, "default", flower.qid)
     assert [c.question for c in load_cases(settings, "default")] == ["明天的足球比赛几点开始?"]
+
+
+def test_an_earlier_versions_file_is_imported(state_settings: Settings) -> None:
+    folder = evalset_dir(state_settings, "default")
+    folder.mkdir(parents=True)
+    cases = [make_case("杭州的市花是什么?", "桂花", ["d1"]), make_case("足球几点?", None, [])]
+    lines = [json.dumps(c.as_json(), ensure_ascii=False) for c in cases] + ["not json"]
+    (folder / "questions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert load_cases(state_settings, "default") == cases
+    remove_case(state_settings, "default", cases[0].qid)
+    assert load_cases(state_settings, "default") == cases[1:]  # not imported a second time
+    assert kb_has_evalset(state_settings, "default")
+    delete_kb_evalset(state_settings, "default")
+    assert not kb_has_evalset(state_settings, "default") and not folder.exists()
+    assert load_cases(state_settings, "default") == []
+
+
+def test_servers_sharing_postgresql_share_the_cases(
+    tmp_path: Path, postgres_settings: Settings, embedder: Embedder
+) -> None:
+    other = make_settings(tmp_path / "other", state_url=postgres_settings.state_url)
+    build_kb(postgres_settings, embedder, SMALL_CORPUS, name="default")
+    with KnowledgeBase.open(postgres_settings) as kb:
+        save_case(postgres_settings, kb, make_case("杭州的市花是什么?", "桂花", []))
+    assert [c.question for c in load_cases(other, "default")] == ["杭州的市花是什么?"]
+    remove_case(other, "default", make_case("杭州的市花是什么?", "桂花", []).qid)
+    assert load_cases(postgres_settings, "default") == []
+
+
+pytestmark = pytest.mark.timeout(600)

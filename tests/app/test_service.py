@@ -13,7 +13,7 @@ import pytest
 from ollama_server import FakeOllama
 from support import app_data_is_empty, build_kb, give_app_data, leftovers
 
-from app._conversations import conversations_path
+from app._conversations import kb_has_conversations
 from app._evalset import evalset_dir
 from app._llm import resolve_backend
 from app._rag import Final, Retrieved, Token
@@ -169,7 +169,7 @@ def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
     assert "kb1" not in service.kb_names(ME)  # the documents went first: never half present
     assert not uploads_dir(settings, "kb1").exists()
     assert not originals_dir(settings, "kb1").exists()
-    assert conversations_path(settings, "kb1").exists()
+    assert kb_has_conversations(settings, "kb1")
     monkeypatch.undo()
     service.delete_kb(ME, "kb1")  # the same call finishes it
     assert leftovers(settings, "kb1") == []
@@ -188,7 +188,7 @@ def test_a_deletion_stopped_by_a_failing_step_is_finished_by_the_next(
         "sources (web pages, sites, folders) and their history",
     ]
     assert "documents and index" in stopped.value.en and "正在写入" in stopped.value.zh
-    assert service.documents(ME, "kb2") and conversations_path(settings, "kb2").exists()
+    assert service.documents(ME, "kb2") and kb_has_conversations(settings, "kb2")
     assert not service.finish_deletion("kb2")  # its documents are there: only a delete goes on
     monkeypatch.undo()
     service.delete_kb(ME, "kb2")

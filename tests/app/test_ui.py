@@ -431,6 +431,8 @@ def test_upload_saves_ingests_and_reports_every_file(home: Path, settings_for: S
 def test_a_running_upload_shows_its_speed_and_can_be_cancelled_and_resumed(
     home: Path, settings_for: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from app.state import open_state
+    from app.state.jobs import list_jobs
     from app.ui.imports import JobProgress
 
     # One file per committed batch, as the 256-chunk batches of a large upload are: enough
@@ -461,6 +463,12 @@ def test_a_running_upload_shows_its_speed_and_can_be_cancelled_and_resumed(
     (line,) = [p.proto.text for p in at.get("progress")]
     assert "已处理 1/5 个文件" in line
     assert "段/秒" in line and "预计还需" in line
+    # a reload (a new session) finds the running upload, and the state database reports it
+    reloaded = open_kb_page(start())
+    assert any(s.label.startswith("正在导入") for s in reloaded.status)
+    assert running_import(reloaded)
+    (stored,) = list_jobs(open_state(settings_for), "default")
+    assert (stored.kind, stored.state, stored.files_total) == ("upload", "running", 5)
     click(at, "取消导入")
     assert any(s.label.startswith("正在取消") for s in at.status)
     clicked.set()
@@ -470,6 +478,9 @@ def test_a_running_upload_shows_its_speed_and_can_be_cancelled_and_resumed(
     assert results == {"制度0.txt": "新增"} | {f"制度{i}.txt": "已取消" for i in range(1, 5)}
     assert " ".join(table["说明"]).count("已取消，未导入") == 4
     assert any(s.label.startswith("导入已取消") for s in at.status)
+    (stored,) = list_jobs(open_state(settings_for), "default")
+    assert stored.state == "done"
+    assert [f["status"] for f in stored.files] == ["added"] + ["failed"] * 4
     with KnowledgeBase.open(settings_for) as kb:
         assert kb.check() == []  # what `zhiku kb check` runs
         assert [Path(d.origin).name for d in kb.documents()] == ["制度0.txt"]
@@ -547,7 +558,7 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     import_files(at, "导入 1 个文件到「项目资料」")
     assert uploads_dir(settings_for, "项目资料").is_dir()
     # what the knowledge base gathered besides its documents goes with it
-    from app._conversations import conversations_path
+    from app._conversations import kb_has_conversations
     from app._evalset import evalset_dir
     from ingest._originals import originals_dir
 
@@ -566,7 +577,7 @@ def test_create_switch_and_delete_a_kb_with_confirmation(
     click(at, "确认删除")
     assert "项目资料" not in list_kbs(settings_for)
     assert not uploads_dir(settings_for, "项目资料").exists()
-    assert not conversations_path(settings_for, "项目资料").exists()
+    assert not kb_has_conversations(settings_for, "项目资料")
     assert not evalset_dir(settings_for, "项目资料").exists()
     assert leftovers(settings_for, "项目资料") == []  # kept copies and the binding too
     assert own.is_file()
@@ -654,6 +665,37 @@ def test_a_conversation_reopens_in_a_new_session_from_its_url(
     again = click(again, "新对话")
     assert 'id="zk-src-0-1"' not in html_of(again)
     assert "c" not in again.query_params
+
+
+def test_two_app_servers_over_one_postgresql_share_conversations(
+    filled: Path,
+    ollama: FakeOllama,
+    template_home: Path,
+    postgres_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two web apps, each with its own data home, sharing STATE_URL: a conversation asked on
+    one opens, with its answer and source cards, on the other; feedback given there is kept."""
+    from app._conversations import ConversationStore, Feedback
+
+    monkeypatch.setenv("STATE_URL", postgres_settings.state_url)
+    at = ask(start(), "每年有几天年假?")
+    conversation = at.query_params["c"]
+    other_home = tmp_path / "other-home"
+    shutil.copytree(template_home, other_home)
+    monkeypatch.setenv("ZHIKU_HOME", str(other_home))  # the second server
+    other = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    other.query_params["c"] = conversation
+    other.run()
+    assert not other.exception, [e.value for e in other.exception]
+    assert "带薪年假" in texts(other.markdown)
+    assert 'id="zk-src-0-1"' in html_of(other)
+    assert any(b.label.startswith("每年有几天年假?") for b in other.button)
+    shared = make_settings(other_home, state_url=postgres_settings.state_url)
+    ConversationStore(shared, "default").set_feedback(conversation, 0, Feedback(1))
+    first = make_settings(filled, state_url=postgres_settings.state_url)
+    assert ConversationStore(first, "default").turns(conversation)[0].feedback == Feedback(1)
 
 
 def test_the_inspector_explains_a_question(filled: Path) -> None:

@@ -236,3 +236,33 @@ def test_hybrid_search_with_milvus_rankers(milvus_settings: Settings) -> None:
                 unit(target.text), keyword_query("倒排索引"), 3, ranker, 0.4, 20
             )
             assert hits and hits[0][0] in {c.id for c in kb.document_chunks("b")}
+
+
+def test_the_default_index_is_accepted_and_a_refused_one_is_named_at_creation(
+    milvus_settings: Settings,
+) -> None:
+    """The real core refuses HNSW: a knowledge base is not created with it, and the reason
+    names the setting, before any file is read; the default (AUTOINDEX) takes writes."""
+    from ingest.store.milvus.kb import list_kbs
+
+    default = milvus_settings.model_copy(
+        update={"milvus_index_type": Settings.model_fields["milvus_index_type"].default}
+    )
+    assert default.milvus_index_type == "AUTOINDEX"
+    with KnowledgeBase.open(default, "auto", create=True) as kb:
+        put(kb, make_doc("a", TEXT_A))
+        assert [d.doc_id for d in kb.documents()] == ["a"]
+        assert {i for i, _ in kb.dense_search(unit(TEXT_A), 5)} == {
+            c.id for c in kb.document_chunks("a")
+        }
+    hnsw = milvus_settings.model_copy(update={"milvus_index_type": "HNSW"})
+    with pytest.raises(StoreError) as refused:
+        KnowledgeBase.open(hnsw, "hnsw", create=True)
+    assert "MILVUS_INDEX_TYPE=HNSW" in refused.value.en and "AUTOINDEX" in refused.value.en
+    assert "MILVUS_INDEX_TYPE=HNSW" in refused.value.zh
+    assert list_kbs(hnsw) == ["auto"]  # nothing created, no probe left behind
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=milvus_settings.milvus_uri)
+    assert not [c for c in client.list_collections() if c.startswith("zk_probe_")]
+    client.close()

@@ -38,6 +38,7 @@ from ingest.store.milvus.schema import (
     PREFIX,
     catalog_name,
     catalog_schema,
+    check_index_type,
     connect,
     in_list,
     literal,
@@ -142,6 +143,7 @@ class MilvusKB(MilvusSearch, KnowledgeBase):
                         f"知识库 {name!r} 还不存在：请先在“知识库”页面上传文件，"
                         f"或运行 `zhiku ingest PATH --kb {name}`",
                     )
+                check_index_type(client, settings)
                 _create_catalog(client, catalog, name)
             kb = cls(settings, name, client)
             kb._ensure_loaded(catalog)

@@ -14,9 +14,11 @@ allow only ASCII letters, digits and '_'; zhiku's allow Chinese):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -200,6 +202,44 @@ def _build(index_type: str) -> dict[str, Any]:
     if index_type == "IVF_FLAT":
         return {"nlist": 1024}
     return {}
+
+
+def check_index_type(client: MilvusClient, settings: Settings) -> None:
+    """Refuse, with the setting to change, a dense index type the server does not build (the
+    single-process core takes FLAT, IVF_FLAT and AUTOINDEX, not HNSW): found when a knowledge
+    base is created, not at its first write in the middle of an ingestion. A throwaway
+    collection is made with that index and dropped."""
+    from pymilvus import DataType
+
+    index_type = settings.milvus_index_type
+    probe = f"zk_probe_{uuid.uuid4().hex[:12]}"
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=8)
+    index = client.prepare_index_params()
+    index.add_index(
+        field_name="dense", index_type=index_type, metric_type="IP", params=_build(index_type)
+    )
+    try:
+        client.create_collection(probe, schema=schema, index_params=index)
+    except Exception as exc:
+        from pymilvus.exceptions import MilvusException
+
+        if not isinstance(exc, MilvusException):
+            raise
+        reason = getattr(exc, "message", None) or str(exc)
+        raise StoreError(
+            f"the Milvus server at {settings.milvus_uri} does not build MILVUS_INDEX_TYPE="
+            f"{index_type} ({reason}): set MILVUS_INDEX_TYPE=AUTOINDEX (HNSW on a full Milvus "
+            "server), FLAT or IVF_FLAT; nothing was created",
+            f"{settings.milvus_uri} 上的 Milvus 不支持向量索引类型 MILVUS_INDEX_TYPE={index_type}"
+            f"（{reason}）：请设为 AUTOINDEX（完整的 Milvus 服务上即 HNSW）、FLAT 或 IVF_FLAT；"
+            "知识库未创建",
+        ) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            if client.has_collection(probe):
+                client.drop_collection(probe)
 
 
 def search_params(index_type: str, k: int) -> dict[str, Any]:

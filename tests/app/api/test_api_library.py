@@ -163,9 +163,10 @@ def test_deleting_a_kb_removes_everything_it_owns_and_a_stopped_one_finishes(
     (kept,) = originals_dir(settings, "gone").iterdir()  # only city.txt's copy is left
     assert kept.read_text(encoding="utf-8").startswith("杭州概况")
 
-    # a real failure at one step: where the conversations' write-ahead log would be, a folder
+    # a real failure at one step: where an earlier version's conversations file's write-ahead
+    # log would be (removed with the knowledge base), a folder
     blocker = Path(f"{conversations_path(settings, 'gone')}-wal")
-    blocker.mkdir()
+    blocker.mkdir(parents=True)
     stopped = httpx.delete(url, headers=served.headers())
     assert stopped.status_code == 409
     error = stopped.json()["error"]
