@@ -370,15 +370,16 @@ def refuse_exposed_address(settings: Settings) -> None:
     an account (`app.access.listening_refusal`). `make run` and `zhiku web` refuse before
     starting; this catches a hand-started `streamlit run app/main.py --server.address 0.0.0.0`
     (or STREAMLIT_SERVER_ADDRESS) at its first page, since Streamlit runs no app code at start."""
+    if Path(sys.argv[0]).resolve() != Path(__file__).resolve():
+        return  # not served by `streamlit run` (Streamlit's AppTest): nothing listens
     refusal = listening_refusal(st.get_option("server.address"), Accounts(settings).exist())
     if refusal is None:
         return
     en, zh = refusal
     st.error(f"{zh}\n\n{en}", icon=":material/block:")
     print(f"知库 zhiku: {en}", file=sys.stderr, flush=True)
-    if Path(sys.argv[0]).resolve() == Path(__file__).resolve():  # a real server, not a test
-        # Streamlit's handler stops the server; a moment later, so this page reaches the browser
-        threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    # Streamlit's handler stops the server; a moment later, so this page reaches the browser
+    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
     st.stop()
 
 

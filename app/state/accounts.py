@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import get_args
@@ -67,7 +68,8 @@ app_secrets = sa.Table(
 )
 
 _TABLES = [people, grants, app_secrets]
-_ready: set[int] = set()
+# the tables made sure of, per engine (weak: an engine closed by forget_engines takes its entry)
+_ready: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 _ready_lock = threading.Lock()
 _hasher = PasswordHasher()
 
@@ -76,11 +78,12 @@ def state_engine(settings: Settings, tables: list[sa.Table] | None = None) -> En
     """The state database with `tables` (default: this module's) created if missing."""
     engine = open_state(settings)
     wanted = tables or _TABLES
-    key = hash((id(engine), *(t.name for t in wanted)))
-    if key not in _ready:
-        with _ready_lock:
-            metadata.create_all(engine, tables=wanted)
-            _ready.add(key)
+    with _ready_lock:
+        done = _ready.setdefault(engine, set())
+        missing = [t for t in wanted if t.name not in done]
+        if missing:
+            metadata.create_all(engine, tables=missing)
+            done.update(t.name for t in missing)
     return engine
 
 

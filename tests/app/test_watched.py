@@ -271,6 +271,7 @@ def test_a_watcher_stops_when_another_process_deletes_its_knowledge_base(
     """No page open to notice: the watcher itself sees its binding go, and a file written
     afterwards does not bring the deleted knowledge base back."""
     from app._watched import Watchers
+    from app.access import Principal
     from app.service import Service
     from ingest.store import kb_exists
 
@@ -281,7 +282,8 @@ def test_a_watcher_stops_when_another_process_deletes_its_knowledge_base(
     watcher = watchers.get("default", folder.resolve())
     assert watcher is not None
     wait_for(lambda: watcher.state.last_sync is not None)
-    Service(settings).delete_kb("default")  # another process: it does not know these watchers
+    # another process (as the CLI, the local administrator): it does not know these watchers
+    Service(settings).delete_kb(Principal.local("cli"), "default")
     wait_for(lambda: not watcher.running, timeout=30)
     (folder / "新文件.txt").write_text("删除之后写入的文件。", encoding="utf-8")
     time.sleep(QUIET_S)
