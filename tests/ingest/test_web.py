@@ -248,3 +248,19 @@ def test_a_meta_declared_gbk_page_is_decoded() -> None:
     ).encode("gbk")
     page = extract_page("http://h/n.html", body)
     assert page.title == "通知" and "十月八日正常上班" in page.text
+
+
+def test_the_page_limit_is_one_line_for_all_that_is_left(
+    tmp_path: Path, embedder: Embedder, crawled: Crawled
+) -> None:
+    settings = make_settings(tmp_path / "home")
+    limits = limits_of(settings, True, max_pages=3, max_page_bytes=512 * 1024)
+    report = ingest_web(
+        settings, [crawled.site.url("/docs")], KB, limits=limits, fetcher=fetcher(),
+        embedder=embedder,
+    )  # fmt: skip
+    # `/docs` is answered by a redirect to `/docs/`: the crawl is of /docs/, not the whole host
+    assert crawled.site.url("/docs/") in [o.path for o in report.outcomes if o.status == "added"]
+    limited = [o for o in report.outcomes if o.reason and o.reason.code == "page_limit"]
+    assert len(limited) == 1 and "more URLs found" in limited[0].reason_en
+    assert len([o for o in report.outcomes if o.status == "added"]) <= 3
