@@ -184,39 +184,29 @@ def test_reingesting_an_unchanged_site_is_a_no_op(crawled: Crawled, embedder: Em
     ]
 
 
-def test_one_page_alone_brings_its_linked_files(
-    tmp_path: Path, embedder: Embedder, crawled: Crawled
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        # one page alone (no --crawl) still brings the files it links to
+        ("/docs/", ["/docs/", "/files/manual.pdf"]),
+        # a sitemap's pages, those under its path only (/blog/post.html is listed too)
+        ("/docs/sitemap.xml", ["/docs/faq.html", "/docs/guide/install.html"]),
+    ],
+)
+def test_what_a_start_url_brings_without_following_links(
+    tmp_path: Path, embedder: Embedder, crawled: Crawled, start: str, expected: list[str]
 ) -> None:
     settings = make_settings(tmp_path / "home")
     report = ingest_web(
         settings,
-        [crawled.site.url("/docs/")],
+        [crawled.site.url(start)],
         KB,
         limits=crawl_limits(settings, follow=False),
         fetcher=fetcher(),
         embedder=embedder,
     )
     added = sorted(o.path for o in report.outcomes if o.status == "added")
-    assert added == [crawled.site.url("/docs/"), crawled.site.url("/files/manual.pdf")]
-
-
-def test_a_sitemap_seeds_the_crawl_within_its_path(
-    tmp_path: Path, embedder: Embedder, crawled: Crawled
-) -> None:
-    settings = make_settings(tmp_path / "home")
-    report = ingest_web(
-        settings,
-        [crawled.site.url("/docs/sitemap.xml")],
-        KB,
-        limits=crawl_limits(settings, follow=False),
-        fetcher=fetcher(),
-        embedder=embedder,
-    )
-    added = sorted(o.path for o in report.outcomes if o.status == "added")
-    assert added == [
-        crawled.site.url("/docs/faq.html"),
-        crawled.site.url("/docs/guide/install.html"),
-    ]
+    assert added == [crawled.site.url(path) for path in expected]
 
 
 def test_an_unreachable_server_is_a_reason_not_a_crash(tmp_path: Path, embedder: Embedder) -> None:
