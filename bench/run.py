@@ -13,6 +13,8 @@ Sections (choose with --only, comma-separated):
   passages PASSAGE_RUNTIME torch / onnx / onnx-int8 side by side: chunks/s, cosine to torch,
            recall@1/@5 on cmrc2018_trial (bench/passage_bench.py)
   ocr      OCR character error rate and pages/min, with the 32-page thesis (bench/ocr_bench.py)
+  web      web sources: pages/s crawling and ingesting a generated 201-page local site, and the
+           re-sync time when nothing changed (bench/web_bench.py)
 
 Default: ingest,compare,scale,llm,injection with --llm-questions 8 (about two hours on two cores
 when the 1M-chunk cache has to be built first, which alone takes over an hour).
@@ -51,7 +53,9 @@ from bench._common import (  # noqa: E402
     table,
 )
 
-SECTIONS = ("ingest", "compare", "scale", "runtime", "llm", "injection", "sweep", "passages", "ocr")
+SECTIONS = (
+    "ingest", "compare", "scale", "runtime", "llm", "injection", "sweep", "passages", "ocr", "web",
+)  # fmt: skip
 DEFAULT = ("ingest", "compare", "scale", "runtime", "llm", "injection")
 
 
@@ -161,6 +165,7 @@ def render(
         passage_bench,
         runtime_bench,
         scale_bench,
+        web_bench,
     )
 
     parts = ["# zhiku benchmarks", ""]
@@ -188,6 +193,7 @@ def render(
         "injection": ("5. Prompt injection (embedded LLM)", injection.render),
         "passages": ("8. Passage embedding runtimes", passage_bench.render),
         "ocr": ("9. OCR", ocr_bench.render),
+        "web": ("10. Web sources (a 201-page local site)", web_bench.render),
     }
     for key in (
         "ingest",
@@ -199,6 +205,7 @@ def render(
         "injection",
         "passages",
         "ocr",
+        "web",
     ):
         if key not in results:
             continue
@@ -259,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         ocr_bench,
         passage_bench,
         runtime_bench,
+        web_bench,
     )
 
     jobs: dict[str, Callable[[], Any]] = {
@@ -276,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "injection": lambda: injection.run(model()),
         "passages": lambda: passage_bench.run(model()),
         "ocr": lambda: ocr_bench.run(thesis=True),
+        "web": lambda: web_bench.run(model()),
         "sweep": lambda: _worker(
             [
                 "--size",

@@ -87,11 +87,12 @@ def serve(root: Path) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/site/"
 
 
-def main() -> None:
+def run(embedder: Any) -> dict[str, Any]:
+    """The figures as numbers (bench/run.py keeps them in results.json)."""
     from app.sources import SourceStore, new_source, sync_source
+    from ingest.store import KnowledgeBase
     from ingest.web import Fetcher, crawl, limits_of
 
-    embedder = load_model()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         pages = build_site(root / "www")
@@ -106,37 +107,57 @@ def main() -> None:
         with fetcher() as f:
             visited = [v for v in crawl(start, f, limits) if v.rejection is None]
         crawl_s = time.perf_counter() - began
-
         store = SourceStore(settings)
         source = store.add(new_source("web", start, crawl=True))
         first = sync_source(settings, store, source, embedder=embedder, fetcher=fetcher())
-        again = sync_source(settings, store, store.get(source.id), embedder=embedder,
-                            fetcher=fetcher())  # fmt: skip
+        again = sync_source(
+            settings, store, store.get(source.id), embedder=embedder, fetcher=fetcher()
+        )
+        with KnowledgeBase.open(settings, "web") as kb:
+            chunks = kb.counts()["chunks"]
         server.shutdown()
+    return {
+        "pages": pages,
+        "chunks": chunks,
+        "crawl_pages": len(visited),
+        "crawl_s": crawl_s,
+        "first_added": first.added,
+        "first_s": first.seconds,
+        "resync_unchanged": again.skipped,
+        "resync_reingested": again.added + again.updated,
+        "resync_s": again.seconds,
+        "load": load_note(),
+    }
 
+
+def render(r: dict[str, Any]) -> str:
     rows = [
-        ("pages on the site", f"{pages}"),
+        ("pages on the site (chunks stored)", f"{r['pages']} ({r['chunks']})"),
         (
             "fetch + extract only (crawl, no ingest)",
-            f"{len(visited)} pages in {crawl_s:.1f} s = {len(visited) / crawl_s:.1f} pages/s",
+            f"{r['crawl_pages']} pages in {r['crawl_s']:.1f} s = "
+            f"{r['crawl_pages'] / r['crawl_s']:.1f} pages/s",
         ),
         (
             "first sync (fetch, extract, chunk, embed, store)",
-            f"{first.added} pages in {first.seconds:.1f} s = {first.added / first.seconds:.1f} "
-            "pages/s",
+            f"{r['first_added']} pages in {r['first_s']:.1f} s = "
+            f"{r['first_added'] / r['first_s']:.1f} pages/s "
+            f"({r['chunks'] / r['first_s']:.1f} chunks/s)",
         ),
         (
             "re-sync, nothing changed (conditional requests: 304)",
-            f"{again.skipped} pages unchanged, {again.added + again.updated} re-ingested, "
-            f"{again.seconds:.2f} s",
+            f"{r['resync_unchanged']} pages unchanged, {r['resync_reingested']} re-ingested, "
+            f"{r['resync_s']:.2f} s",
         ),
     ]
-    info = machine_info()
-    print("## Web sources (bench/web_bench.py)\n")
-    print(f"{info.get('cpu', '')}; {load_note()}; WEB_DELAY_S=0\n")
-    print("| measure | result |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    lines = [f"{r['load']}; WEB_DELAY_S=0", "", "| measure | result |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    print(f"## Web sources (bench/web_bench.py)\n\n{machine_info().get('cpu', '')}")
+    print(render(run(load_model())))
 
 
 if __name__ == "__main__":

@@ -146,8 +146,8 @@ REASONS: dict[str, tuple[str, str]] = {
         "URL 模式 {pattern} 已连续出现 {count} 次:疑似无尽的日历或翻页,不再继续抓取",
     ),
     "page_limit": (
-        "not fetched: the crawl reached its limit of {limit} pages",
-        "未抓取:已达到本次最多抓取 {limit} 个页面的上限",
+        "not fetched, with {left} more URLs found: the crawl reached its limit of {limit} pages",
+        "未抓取(另有 {left} 个已发现的网址):已达到本次最多抓取 {limit} 个页面的上限",
     ),
     "not_modified": (
         "unchanged on the server (HTTP 304)",

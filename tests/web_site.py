@@ -236,6 +236,7 @@ def build_help_site(site: WebSite, pdf: bytes) -> None:
     """The help centre under /docs/ with everything a crawl meets on a real site."""
     site.put("/robots.txt", "User-agent: *\nDisallow: /docs/internal/\n", "text/plain")
     site.put("/docs/", INDEX)
+    site.redirects["/docs"] = "/docs/"
     site.put("/docs/guide/install.html", INSTALL)
     site.put("/docs/guide/network/proxy.html", PROXY)
     site.put("/docs/faq.html", FAQ)

@@ -148,8 +148,10 @@ def crawl(
             return
         url, depth, run = queue.popleft()
         if fetched >= limits.max_pages:
-            yield Visit(url, depth, rejection=Rejection("page_limit", limit=limits.max_pages))
-            continue
+            # one line for all that is left: a site of 10,000 links is not 10,000 rows
+            left = Rejection("page_limit", limit=limits.max_pages, left=len(queue) + 1)
+            yield Visit(url, depth, rejection=left)
+            return
         if not fetcher.allowed(url):
             yield Visit(url, depth, rejection=Rejection("robots"))
             continue
@@ -160,6 +162,9 @@ def crawl(
             if visit.final_url in seen:
                 continue  # a redirect to a page this crawl already has
             seen.add(visit.final_url)
+            if url == start and scope.same_host(visit.final_url):
+                # `/docs` answered by `/docs/`: the crawl is of what the start redirects to
+                scope = Scope.of(visit.final_url)
         yield visit
         if visit.kind != "html":
             continue

@@ -217,3 +217,28 @@ def test_the_scheduler_fires_a_due_schedule(
     assert (history[0].added, history[1].added, history[1].skipped) == (1, 0, 1)
     assert store.get(by_hand.id).history == ()
     assert scheduler.last_error is None and not scheduler.alive
+
+
+def test_a_folder_is_a_source_too(tmp_path: Path, embedder: Embedder) -> None:
+    settings = make_settings(tmp_path / "home", llm_backend="none")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "规定.txt").write_text("报销规定\n\n出差结束后三十天内提交报销单。", encoding="utf-8")
+    store = SourceStore(settings)
+    source = store.add(new_source(KB, str(folder), schedule=Schedule.parse(at="03:00")))
+    assert source.kind == "folder" and source.location == str(folder.resolve())
+    first = sync_source(settings, store, source, embedder=embedder)
+    assert (first.added, first.removed) == (1, 0)
+    (folder / "新规定.txt").write_text("加班规定\n\n工作日加班可以申请调休。", encoding="utf-8")
+    (folder / "规定.txt").unlink()
+    second = sync_source(settings, store, store.get(source.id), embedder=embedder)
+    assert (second.added, second.removed) == (1, 1)
+    # the folder gone (a drive unmounted): the sync stops with why, nothing is removed
+    moved = folder.rename(tmp_path / "elsewhere")
+    third = sync_source(settings, store, store.get(source.id), embedder=embedder)
+    assert third.removed == 0 and "not there" in third.error_en
+    with KnowledgeBase.open(settings, KB) as kb:
+        assert [Path(d.source).name for d in kb.documents()] == ["新规定.txt"]
+    assert moved.is_dir()
+    with pytest.raises(ValueError, match="nor a folder"):
+        new_source(KB, str(tmp_path / "nowhere"))
