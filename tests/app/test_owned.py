@@ -12,8 +12,12 @@ def test_watchers_go_first_and_the_store_before_the_app_data(settings: Settings)
     names = [part.en for part in owned(settings, "项目")]
     # a sync after the store is gone would create it again; the app data after the store, so
     # a deletion that stops never leaves documents whose uploads or kept copies are gone
-    assert names[:2] == ["watched-folder bindings", "documents and index"]
-    assert set(names[2:]) == {
+    assert names[:3] == [
+        "watched-folder bindings",
+        "sources (web pages, sites, folders) and their history",
+        "documents and index",
+    ]
+    assert set(names[3:]) == {
         "uploaded files",
         "kept copies of ingested files",
         "conversations",

@@ -273,7 +273,7 @@ def test_the_warm_up_starts_the_model_so_the_first_question_does_not(
         supervisor = chat.supervisor
         assert supervisor.status.state == "ready" and supervisor.status.starts == 1
         pid = supervisor.status.pid
-        events = list(service.answer(settings.default_kb, QUESTION))
+        events = list(service.answer(ME, settings.default_kb, QUESTION))
         assert isinstance(events[-1], Final)
         assert supervisor.status.starts == 1 and supervisor.status.pid == pid
     finally:

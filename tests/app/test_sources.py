@@ -14,6 +14,7 @@ from support import make_settings
 from typer.testing import CliRunner
 from web_site import WebSite, html
 
+from app.access import Principal
 from app.cli import cli
 from app.service import Service
 from app.sources import Schedule, SourceStore, new_source, sync_source
@@ -127,9 +128,11 @@ def test_sync_applies_exactly_the_changes_and_an_outage_removes_nothing(
 
     # answered from the synced pages, citing their URLs
     service = Service(settings, embedder=embedder)
-    hit = service.search(KB, "偏远地区配送要几天?")[0]
+    hit = service.search(Principal.local("test"), KB, "偏远地区配送要几天?")[0]
     assert hit.chunk.source == site.url("/help/d.html")
-    assert "十五天" in service.search(KB, "签收后多久可以退货")[0].chunk.text
+    assert (
+        "十五天" in service.search(Principal.local("test"), KB, "签收后多久可以退货")[0].chunk.text
+    )
 
 
 def test_schedules() -> None:
