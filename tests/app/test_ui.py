@@ -600,7 +600,7 @@ def test_a_kb_deletion_that_stops_says_what_is_left_and_deleting_again_finishes(
         click(at, "删除「default」")
         click(at, "确认删除")
     said = texts(at.error)
-    assert "已删除：监视文件夹的绑定、文档和索引" in said
+    assert "已删除：监视文件夹的绑定、数据来源(网页、网站、文件夹)及同步记录、文档和索引" in said
     assert "尚未删除：评测题。请再次删除以完成" in said
     assert "default" not in list_kbs(settings_for)  # its documents went first
     assert "上次没有删除完" in texts(at.caption)
