@@ -40,13 +40,19 @@ _CHIT_CHAT = re.compile(
     r"(?:怎么样|如何|好吗|好不好|冷吗|热吗)"
     r"|^(?:现在|今天)(?:几点|几号|星期几|是几号|是星期几|是什么日子)"
     r"|^(?:你|您)(?:好吗|最近(?:怎么样|好吗)|吃了吗|喜欢|觉得|开心吗|累吗|多大|几岁|在干嘛|在做什么)"
+    r"|^(?:你|您)?(?:今天|最近|这几天)?过得(?:怎么样|好吗|如何|还好吗)"
     r"|^(?:讲|说)个(?:笑话|故事)|^陪我聊"
     r"|^how are you|^how's it going|^what'?s up|^tell me a joke"
     r"|^what(?:'s| is) the (?:weather|time|date)",
     re.IGNORECASE,
 )
+_GREETING = re.compile(
+    r"^(?:你好|您好|你们好|大家好|哈喽|嗨|早上好|上午好|下午好|晚上好|hi|hello|hey)" + _END,
+    re.IGNORECASE,
+)
 _CHIT_CHAT_WORDS = re.compile(
-    r"今天|明天|现在|最近|天气|气温|几点|几号|星期几|怎么样|如何|你|您|喜欢|觉得|笑话|故事|聊"
+    r"今天|明天|现在|最近|这几天|过得|天气|气温|几点|几号|星期几|怎么样|如何|你|您|喜欢|觉得|笑话"
+    r"|故事|聊"
     r"|how|are|you|what|is|the|weather|time|date|tell|me|a|joke",
     re.IGNORECASE,
 )
@@ -60,6 +66,11 @@ def is_small_talk(question: str, passages: Sequence[str] = ()) -> bool:
         return False
     if _PURE.match(text):
         return True
+    # a greeting in front of chit-chat is chit-chat ("你好，今天过得怎么样？"); in front of a
+    # question, the question is read as it is
+    greeting = _GREETING.match(text)
+    if greeting:
+        text = text[greeting.end() :]
     if not _CHIT_CHAT.search(text):
         return False
     # what is left once the chit-chat words are gone: a word of it in a passage makes the

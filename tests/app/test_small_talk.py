@@ -34,6 +34,7 @@ POLICY = [
         "How are you?",
         "讲个笑话吧",
         "在吗",
+        "你好，最近过得怎么样？",  # a greeting in front of chit-chat
     ],
 )
 def test_small_talk_is_told(line: str) -> None:
