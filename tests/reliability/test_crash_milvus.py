@@ -105,7 +105,9 @@ def test_killed_milvus_ingestions_leave_a_consistent_store(
         write_corpus(corpus, rng, [*edited, f"new{rounds:02d}.txt"])
         (corpus / sorted(p.name for p in corpus.iterdir())[0]).unlink()
         remember()
-        assert attempts < 200, "kills never landed"
+        # no kill at all in 200 runs is a broken kill switch; kills that land but seldom inside
+        # a Milvus write (a fast machine writes quickly) go on to the bound of 400 runs above
+        assert kills > 0 or attempts < 200, "kills never landed"
     final = zygote.run(home, [corpus], settings=overrides)
     assert final == {**final, "killed": False, "exit": 0}
     check_consistent(settings, versions)
