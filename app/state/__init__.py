@@ -5,17 +5,22 @@ One SQLAlchemy engine (`app.state.engine`): SQLite under `ZHIKU_HOME` by default
 its own beside this one and reads and writes them with SQLAlchemy Core.
 """
 
-# the modules that declare tables, imported so that `open_state` creates them all
-from app.state import conversations
+# every module that declares tables, imported here so that `open_state` (which creates the
+# tables of `metadata` once per database) finds them all, whichever module a process opens first
+from app.state import accounts, audit, conversations, evalcases, jobs, keys, sessions
 from app.state.engine import SCHEMA_VERSION, StateError, metadata, open_state, state_url
 
 __all__ = [
     "SCHEMA_VERSION",
     "StateError",
+    "accounts",
+    "audit",
     "conversations",
     "evalcases",
     "jobs",
+    "keys",
     "metadata",
     "open_state",
+    "sessions",
     "state_url",
 ]

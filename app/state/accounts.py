@@ -15,9 +15,7 @@ second app server does not reset it.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import get_args
@@ -25,7 +23,6 @@ from typing import get_args
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.engine import Engine
 
 from app.access import ALL_KBS, Access, Principal, Role
 from app.state.engine import metadata, open_state
@@ -67,24 +64,7 @@ app_secrets = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
 )
 
-_TABLES = [people, grants, app_secrets]
-# the tables made sure of, per engine (weak: an engine closed by forget_engines takes its entry)
-_ready: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
-_ready_lock = threading.Lock()
 _hasher = PasswordHasher()
-
-
-def state_engine(settings: Settings, tables: list[sa.Table] | None = None) -> Engine:
-    """The state database with `tables` (default: this module's) created if missing."""
-    engine = open_state(settings)
-    wanted = tables or _TABLES
-    with _ready_lock:
-        done = _ready.setdefault(engine, set())
-        missing = [t for t in wanted if t.name not in done]
-        if missing:
-            metadata.create_all(engine, tables=missing)
-            done.update(t.name for t in missing)
-    return engine
 
 
 class AccountError(ValueError):
@@ -161,7 +141,7 @@ class Accounts:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = state_engine(settings)
+        self.engine = open_state(settings)
 
     # ----- reading -----------------------------------------------------------------------
 
@@ -385,5 +365,4 @@ __all__ = [
     "LoginResult",
     "Person",
     "accounts_exist",
-    "state_engine",
 ]

@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from app.access import Principal
-from app.state.accounts import state_engine
-from app.state.engine import metadata
+from app.state.engine import metadata, open_state
 from ingest.settings import Settings
 
 audit_log = sa.Table(
@@ -51,7 +50,7 @@ class AuditEntry:
 
 class AuditLog:
     def __init__(self, settings: Settings) -> None:
-        self.engine = state_engine(settings, [audit_log])
+        self.engine = open_state(settings)
 
     def record(
         self,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.state.accounts import people, state_engine
-from app.state.engine import metadata
+from app.state.accounts import people
+from app.state.engine import metadata, open_state
 from ingest._store import validate_kb_name
 from ingest.settings import Settings
 
@@ -80,7 +80,7 @@ def _now() -> str:
 class KeyStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = state_engine(settings, [people, api_keys])
+        self.engine = open_state(settings)
         self.legacy_path = Path(settings.zhiku_home) / LEGACY_KEYS_FILE
         self._import_legacy()
 

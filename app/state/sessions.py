@@ -12,8 +12,7 @@ import time
 
 import sqlalchemy as sa
 
-from app.state.accounts import people, state_engine
-from app.state.engine import metadata
+from app.state.engine import metadata, open_state
 from ingest.settings import Settings
 
 web_sessions = sa.Table(
@@ -31,7 +30,7 @@ web_sessions = sa.Table(
 class Sessions:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = state_engine(settings, [people, web_sessions])
+        self.engine = open_state(settings)
 
     def start(self, person_id: int, origin: str = "") -> str:
         session_id = secrets.token_urlsafe(24)
