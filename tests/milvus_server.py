@@ -66,7 +66,9 @@ class MilvusServer:
         """Drop every collection: the next test starts from an empty server."""
         from pymilvus import MilvusClient
 
-        client = MilvusClient(uri=self.uri)
+        from ingest.store.milvus.schema import GRPC_OPTIONS
+
+        client = MilvusClient(uri=self.uri, grpc_options=GRPC_OPTIONS)
         for name in client.list_collections():
             client.drop_collection(name)
         client.close()

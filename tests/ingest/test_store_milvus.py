@@ -19,6 +19,7 @@ from test_store import SPEC, TEXT_A, TEXT_B, make_doc, prepared, put, unit
 from ingest._tokenize import keyword_query
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, StoreError
+from ingest.store.milvus.schema import connect
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -261,8 +262,6 @@ def test_the_default_index_is_accepted_and_a_refused_one_is_named_at_creation(
     assert "MILVUS_INDEX_TYPE=HNSW" in refused.value.en and "AUTOINDEX" in refused.value.en
     assert "MILVUS_INDEX_TYPE=HNSW" in refused.value.zh
     assert list_kbs(hnsw) == ["auto"]  # nothing created, no probe left behind
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri=milvus_settings.milvus_uri)
+    client = connect(milvus_settings)
     assert not [c for c in client.list_collections() if c.startswith("zk_probe_")]
     client.close()

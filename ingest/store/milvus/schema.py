@@ -91,6 +91,16 @@ def split_utf8(text: str, limit: int = PAGE_PART_BYTES) -> list[str]:
     return parts
 
 
+# pymilvus pings every 10 s even when idle; a server that enforces gRPC's default ping policy
+# (the Milvus core does) answers "too many pings" and drops the channel. pymilvus shares one
+# channel per address among all clients of a process, made with the options of whichever client
+# came first, so every client in zhiku and its tests must be made with these options.
+GRPC_OPTIONS: dict[str, int] = {
+    "grpc.keepalive_time_ms": 300_000,
+    "grpc.keepalive_permit_without_calls": 0,
+}
+
+
 def connect(settings: Settings) -> MilvusClient:
     try:
         from pymilvus import MilvusClient
@@ -102,12 +112,7 @@ def connect(settings: Settings) -> MilvusClient:
             token=settings.milvus_token,
             db_name=settings.milvus_db,
             timeout=30,
-            # pymilvus pings every 10 s even when idle; a server that enforces gRPC's default
-            # ping policy (the Milvus core does) answers "too many pings" and drops the channel
-            grpc_options={
-                "grpc.keepalive_time_ms": 300_000,
-                "grpc.keepalive_permit_without_calls": 0,
-            },
+            grpc_options=GRPC_OPTIONS,
         )
     except Exception as exc:
         raise unreachable(settings, exc) from exc
