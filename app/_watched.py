@@ -1,11 +1,13 @@
-"""Watched folders in the web app: which folders a knowledge base is bound to, and the
-background watchers that keep it in step with them while the app runs.
+"""Watched folders in the web app: folder sources (`app/sources`) whose schedule is `watch`,
+and the background watchers that keep their knowledge bases in step with them while the app runs.
 
-Bindings are kept per knowledge base under the data home (`<ZHIKU_HOME>/watched/<kb>.json`),
-so they survive a restart; each watcher is `ingest.watch.watch` in a daemon thread (a full sync
-first, which the content-hash idempotence makes cheap for a folder already ingested, then every
-quiet change). One `Watchers` registry per app process holds them; every browser session reads
-the same watchers, and a watcher that raised keeps its error until someone restarts it.
+A binding is a source like any other (kept by `SourceStore`, listed by `zhiku sources list`,
+removed with the knowledge base); only what starts its syncs differs: each watcher is
+`ingest.watch.watch` in a daemon thread (a full sync first, which the content-hash idempotence
+makes cheap for a folder already ingested, then every quiet change), and each of its syncs is
+recorded in the source's history. One `Watchers` registry per app process holds them; every
+browser session reads the same watchers, and a watcher that raised keeps its error until someone
+restarts it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.sources.model import Schedule, Source, SourceError, SourceStore, source_id
+from app.sources.sync import new_source, record_of
 from ingest._embed import Embedder
 from ingest._insert import IngestReport, Progress
 from ingest._store import validate_kb_name
@@ -28,8 +33,8 @@ from ingest.watch import WatchState, watch
 
 log = logging.getLogger(__name__)
 
-WATCHED_DIR = "watched"
-FORMAT_VERSION = 1
+# where bindings were kept before they were sources; read once, moved into the sources, removed
+LEGACY_DIR = "watched"
 KEPT_REPORTS = 10  # syncs whose per-file outcomes a watcher keeps
 # how often a watcher checks that its binding is still there: another process deleting the
 # knowledge base (`zhiku kb delete`, the API) or unbinding the folder removes it
@@ -48,54 +53,59 @@ class BindingError(ValueError):
 class Binding:
     folder: Path  # resolved
     bound_at: str  # ISO time, UTC
+    source_id: str = ""
 
 
-def _bindings_file(settings: Settings, kb_name: str) -> Path:
-    return settings.zhiku_home / WATCHED_DIR / f"{validate_kb_name(kb_name)}.json"
+def _binding(source: Source) -> Binding:
+    return Binding(Path(source.location), source.created_at, source.id)
+
+
+def _is_watched(source: Source) -> bool:
+    return source.kind == "folder" and source.schedule.watch
+
+
+def _move_legacy(settings: Settings) -> None:
+    """Bindings kept in `watched/<kb>.json` by earlier versions become watched folder sources
+    (their files are removed once moved; a file that cannot be read is left for a person)."""
+    folder = settings.zhiku_home / LEGACY_DIR
+    if not folder.is_dir():
+        return
+    store = SourceStore(settings)
+    for path in sorted(folder.glob("*.json")):
+        try:
+            kb = validate_kb_name(path.stem)
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (StoreError, OSError, ValueError):
+            continue
+        entries = raw.get("folders", []) if isinstance(raw, dict) else []
+        for entry in entries:
+            if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)):
+                continue
+            source = Source(
+                id=source_id(kb, entry["path"]), kb=kb, kind="folder", location=entry["path"],
+                schedule=Schedule(watch=True), created_at=str(entry.get("bound_at", "")),
+            )  # fmt: skip
+            with suppress(SourceError):  # moved already (a second process got there first)
+                store.add(source)
+        path.unlink(missing_ok=True)
+    with suppress(OSError):  # something else in it: left alone
+        folder.rmdir()
 
 
 def load_bindings(settings: Settings, kb_name: str) -> list[Binding]:
-    """The folders `kb_name` is bound to; a file edited by hand into something else is read
-    as far as it makes sense."""
-    path = _bindings_file(settings, kb_name)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        entries = raw.get("folders", []) if isinstance(raw, dict) else []
-    except (OSError, ValueError):
-        return []
-    out = []
-    for entry in entries:
-        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-            out.append(Binding(Path(entry["path"]), str(entry.get("bound_at", ""))))
-    return out
+    """The folders `kb_name` watches."""
+    _move_legacy(settings)
+    return [_binding(s) for s in SourceStore(settings).list(kb_name) if _is_watched(s)]
 
 
 def all_bindings(settings: Settings) -> dict[str, list[Binding]]:
     """Every knowledge base's bindings (those with at least one folder)."""
-    folder = settings.zhiku_home / WATCHED_DIR
-    if not folder.is_dir():
-        return {}
-    out = {}
-    for path in sorted(folder.glob("*.json")):
-        try:
-            bindings = load_bindings(settings, path.stem)
-        except StoreError:  # a file whose name is no knowledge-base name
-            continue
-        if bindings:
-            out[path.stem] = bindings
+    _move_legacy(settings)
+    out: dict[str, list[Binding]] = {}
+    for source in SourceStore(settings).list():
+        if _is_watched(source):
+            out.setdefault(source.kb, []).append(_binding(source))
     return out
-
-
-def _save(settings: Settings, kb_name: str, bindings: list[Binding]) -> None:
-    path = _bindings_file(settings, kb_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
-        "version": FORMAT_VERSION,
-        "folders": [{"path": str(b.folder), "bound_at": b.bound_at} for b in bindings],
-    }
-    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-    partial.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(partial, path)
 
 
 def check_folder(settings: Settings, raw: str, bound: list[Binding]) -> Path:
@@ -139,27 +149,47 @@ def check_folder(settings: Settings, raw: str, bound: list[Binding]) -> Path:
 
 
 def bind_folder(settings: Settings, kb_name: str, raw: str) -> Path:
-    """Bind a folder to a knowledge base (kept across restarts). Raises BindingError."""
-    bindings = load_bindings(settings, kb_name)
-    folder = check_folder(settings, raw, bindings)
-    bindings.append(Binding(folder, datetime.now(UTC).isoformat(timespec="seconds")))
-    _save(settings, kb_name, bindings)
+    """Bind a folder to a knowledge base: a folder source followed on every change (kept across
+    restarts). Raises BindingError."""
+    store = SourceStore(settings)
+    _move_legacy(settings)
+    # every folder source of the knowledge base counts, watched or synced on a clock
+    folders = [_binding(s) for s in store.list(kb_name) if s.kind == "folder"]
+    folder = check_folder(settings, raw, folders)
+    try:
+        store.add(new_source(kb_name, str(folder), schedule=Schedule(watch=True)))
+    except SourceError as exc:
+        raise BindingError(exc.zh) from exc
     return folder
 
 
 def unbind_folder(settings: Settings, kb_name: str, folder: Path) -> bool:
     """Forget a binding; the documents already ingested from it stay. Whether it was bound."""
-    bindings = load_bindings(settings, kb_name)
-    kept = [b for b in bindings if b.folder != folder]
-    if len(kept) == len(bindings):
-        return False
-    _save(settings, kb_name, kept)
-    return True
+    store = SourceStore(settings)
+    for source in store.list(kb_name):
+        if _is_watched(source) and Path(source.location) == folder:
+            return store.remove(source)
+    return False
 
 
 def delete_kb_watched(settings: Settings, kb_name: str) -> None:
-    """A deleted knowledge base watches nothing any more."""
-    _bindings_file(settings, kb_name).unlink(missing_ok=True)
+    """A deleted knowledge base watches nothing any more (watchers of other processes see the
+    bindings go within `BINDING_POLL_S`)."""
+    store = SourceStore(settings)
+    for source in store.list(kb_name):
+        if _is_watched(source):
+            store.remove(source)
+
+
+def record_sync(settings: Settings, kb_name: str, folder: Path, report: IngestReport) -> None:
+    """A watcher's sync in its source's history, as the scheduler's syncs are."""
+    store = SourceStore(settings)
+    for source in store.list(kb_name):
+        if _is_watched(source) and Path(source.location) == folder:
+            started = datetime.now(UTC) - timedelta(seconds=report.seconds)
+            when = started.isoformat(timespec="seconds")
+            store.record(source, None, record_of(report, when, report.seconds, "watch", None))
+            return
 
 
 def error_zh(exc: BaseException, folder: Path) -> str:
@@ -231,15 +261,19 @@ class FolderWatcher:
                 embedder=self.embedder,
                 progress=self.progress,
                 state=self.state,
-                on_report=self._trim,
+                on_report=self._on_report,
             )
         except Exception as exc:  # shown on the page with a restart button; the app goes on
             log.exception("watcher of %s for %s stopped", self.folder, self.kb_name)
             self.error = error_zh(exc, self.folder)
 
-    def _trim(self, report: IngestReport) -> None:
+    def _on_report(self, report: IngestReport) -> None:
         # the page shows the last sync; a watcher that runs for weeks must not grow without end
         del self.state.reports[:-KEPT_REPORTS]
+        try:
+            record_sync(self.settings, self.kb_name, self.folder, report)
+        except Exception:  # the history is a record of the work, never a reason to stop it
+            log.exception("the sync of %s could not be recorded", self.folder)
 
     @property
     def running(self) -> bool:

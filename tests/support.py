@@ -105,10 +105,12 @@ def give_app_data(settings: Settings, name: str, watched: Path) -> None:
     with KnowledgeBase.open(settings, name) as kb:
         save_case(settings, kb, make_case("杭州的市花是什么？", "桂花", []))
     watched.mkdir(parents=True, exist_ok=True)
-    bind_folder(settings, name, str(watched))
-    from app.sources import SourceStore, new_source
+    bind_folder(settings, name, str(watched))  # a watched folder source
+    from app.sources import Schedule, SourceStore, new_source
 
-    SourceStore(settings).add(new_source(name, str(watched)))
+    synced = watched.with_name(f"{watched.name}-daily")  # and one synced on a clock
+    synced.mkdir(exist_ok=True)
+    SourceStore(settings).add(new_source(name, str(synced), schedule=Schedule(at="03:00")))
 
 
 def leftovers(settings: Settings, name: str) -> list[Path]:

@@ -48,6 +48,12 @@ def sources_add(
     ] = False,
     every: Annotated[str | None, typer.Option(help="sync every so often: 30m, 2h, 1d")] = None,
     at: Annotated[str | None, typer.Option(help="sync daily at this local time: 03:00")] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="a folder: follow every change while the web app or `zhiku serve` runs"
+        ),
+    ] = False,
     depth: Annotated[int | None, typer.Option(help="a site's crawl depth")] = None,
     max_pages: Annotated[int | None, typer.Option(help="a site's page limit")] = None,
     sync: Annotated[bool, typer.Option(help="sync it once now")] = True,
@@ -57,7 +63,7 @@ def sources_add(
     name = kb or settings.default_kb
     store = SourceStore(settings)
     try:
-        schedule = Schedule.parse(every, at)
+        schedule = Schedule.parse(every, at, watch)
         draft = new_source(
             name, location, crawl=crawl, schedule=schedule, max_depth=depth, max_pages=max_pages
         )

@@ -47,17 +47,25 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class Schedule:
-    """Every `every_s` seconds, or daily at `at` ("HH:MM", local time); neither: by hand."""
+    """Every `every_s` seconds, daily at `at` ("HH:MM", local time), or, for a folder, `watch`:
+    followed by the file system's change events while the app runs (a full sync at its start,
+    then each quiet change); none of them: by hand."""
 
     every_s: int | None = None
     at: str | None = None
+    watch: bool = False
 
     @classmethod
-    def parse(cls, every: str | None = None, at: str | None = None) -> Schedule:
-        if every and at:
+    def parse(
+        cls, every: str | None = None, at: str | None = None, watch: bool = False
+    ) -> Schedule:
+        if sum(map(bool, (every, at, watch))) > 1:
             raise SourceError(
-                "give --every or --at, not both", "只能选择「每隔」或「每天定时」之一"
+                "give one of --every, --at or --watch",
+                "只能选择「每隔」「每天定时」「监视变化」之一",
             )
+        if watch:
+            return cls(watch=True)
         if every:
             match = _EVERY.match(every)
             if not match or int(match.group(1)) == 0:
@@ -77,7 +85,7 @@ class Schedule:
 
     @property
     def manual(self) -> bool:
-        return self.every_s is None and self.at is None
+        return self.every_s is None and self.at is None and not self.watch
 
     def describe(self) -> str:
         if self.every_s is not None:
@@ -85,6 +93,8 @@ class Schedule:
                 if self.every_s % seconds == 0:
                     return f"every {self.every_s // seconds}{unit}"
             return f"every {self.every_s}s"
+        if self.watch:
+            return "on every change (while the app runs)"
         return f"daily at {self.at}" if self.at else "manual"
 
     def describe_zh(self) -> str:
@@ -93,12 +103,15 @@ class Schedule:
                 if self.every_s % seconds == 0:
                     return f"每 {self.every_s // seconds} {unit}"
             return f"每 {self.every_s} 秒"
+        if self.watch:
+            return "文件变化时"
         return f"每天 {self.at}" if self.at else "手动"
 
     def next_run(self, last: datetime | None, now: datetime) -> datetime | None:
-        """When the next sync is due (aware datetimes); None for a manual source. A source
-        never synced is due at once."""
-        if self.manual:
+        """When the next sync is due (aware datetimes); None for a manual source and for a
+        watched folder (its watcher, not the clock, starts its syncs). A source never synced
+        is due at once."""
+        if self.manual or self.watch:
             return None
         if last is None:
             return now

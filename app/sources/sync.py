@@ -71,6 +71,11 @@ def new_source(
                 f"既不是网址(http/https)也不是文件夹:{location}",
             )
         kind, where = "folder", str(path.resolve())
+    if schedule is not None and schedule.watch and kind != "folder":
+        raise SourceError(
+            f"only a folder can be watched for changes, not {location}",
+            f"只有文件夹可以监视变化,网页请选择定时同步:{location}",
+        )
     return Source(
         id=source_id(kb, where),
         kb=kb,
@@ -110,7 +115,7 @@ def sync_source(
             report, pages, error = _sync_folder(settings, source, embedder, progress, cancel)
         else:
             report, pages, error = _sync_web(settings, source, embedder, progress, cancel, fetcher)
-        record = _record(report, started, time.perf_counter() - clock, trigger, error)
+        record = record_of(report, started, time.perf_counter() - clock, trigger, error)
         store.record(source, pages, record)
         return record
     finally:
@@ -237,13 +242,14 @@ def _carried(source: Source, report: WebReport, removed: dict[str, int]) -> dict
     return pages
 
 
-def _record(
+def record_of(
     report: IngestReport,
     started: str,
     seconds: float,
     trigger: str,
     error: Rejection | None,
 ) -> SyncRecord:
+    """What a sync's report leaves in its source's history."""
     totals = report.totals()
     order = {"failed": 0, "removed": 1, "updated": 2, "added": 3}
     listed = sorted(

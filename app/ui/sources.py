@@ -29,7 +29,13 @@ _SCHEDULES = {
     "每天定时": "daily",
 }
 STATUS_ZH = {"added": "新增", "updated": "更新", "removed": "移除", "failed": "失败"}
-TRIGGER_ZH = {"schedule": "定时", "manual": "手动", "cli": "命令行", "api": "API"}
+TRIGGER_ZH = {
+    "schedule": "定时",
+    "manual": "手动",
+    "cli": "命令行",
+    "api": "API",
+    "watch": "文件变化",
+}
 
 
 @st.cache_resource(show_spinner=False)
@@ -112,7 +118,8 @@ def add_source(
 @st.fragment(run_every=POLL_S)
 def sources_panel(settings: Settings, kb_name: str) -> None:
     sources = SourceStore(settings).list(kb_name)
-    sources = [s for s in sources if s.kind != "folder"]
+    # watched folders have their own section, with their watcher's live state
+    sources = [s for s in sources if not s.schedule.watch]
     if not sources:
         st.caption("还没有网页或网站来源。")
         return
@@ -123,8 +130,13 @@ def sources_panel(settings: Settings, kb_name: str) -> None:
 
 def source_card(settings: Settings, scheduler: Scheduler, source: Source) -> None:
     with st.container(border=True):
-        label = "网站" if source.kind == "site" else "网页"
-        st.markdown(f":material/language: **{label}** [{md(source.location)}]({source.location})")
+        if source.kind == "folder":
+            st.markdown(f":material/folder: **文件夹** {md(source.location)}")
+        else:
+            label = "网站" if source.kind == "site" else "网页"
+            st.markdown(
+                f":material/language: **{label}** [{md(source.location)}]({source.location})"
+            )
         busy = source.id in scheduler.busy or (
             scheduler.running_source is not None and scheduler.running_source.id == source.id
         )
@@ -159,38 +171,45 @@ def source_card(settings: Settings, scheduler: Scheduler, source: Source) -> Non
                 f"已删除来源 {md(source.location)};已导入的页面仍在知识库中。",
             )
             st.rerun(scope="app")
-        if source.history:
-            with st.expander(f"同步记录({len(source.history)} 次)"):
-                st.dataframe(
-                    [
-                        {
-                            "时间": _local(r.started_at),
-                            "方式": TRIGGER_ZH.get(r.trigger, r.trigger),
-                            "新增": r.added,
-                            "更新": r.updated,
-                            "移除": r.removed,
-                            "失败": r.failed,
-                            "未变化": r.skipped,
-                            "用时(秒)": r.seconds,
-                            "说明": r.error_zh,
-                        }
-                        for r in reversed(source.history)
-                    ],
-                    hide_index=True,
-                    width="stretch",
-                )
-                if last is not None and last.items:
-                    st.caption("最近一次同步的变化与失败:")
-                    st.dataframe(
-                        [
-                            {
-                                "网址": i.url,
-                                "结果": STATUS_ZH.get(i.status, i.status),
-                                "说明": i.reason_zh,
-                            }
-                            for i in last.items
-                        ],
-                        hide_index=True,
-                        width="stretch",
-                        column_config={"说明": st.column_config.TextColumn(width="large")},
-                    )
+        history_expander(source)
+
+
+def history_expander(source: Source) -> None:
+    """A source's syncs, newest first, and the changes and failures of the last one."""
+    if not source.history:
+        return
+    last = source.last_sync
+    with st.expander(f"同步记录({len(source.history)} 次)"):
+        st.dataframe(
+            [
+                {
+                    "时间": _local(r.started_at),
+                    "方式": TRIGGER_ZH.get(r.trigger, r.trigger),
+                    "新增": r.added,
+                    "更新": r.updated,
+                    "移除": r.removed,
+                    "失败": r.failed,
+                    "未变化": r.skipped,
+                    "用时(秒)": r.seconds,
+                    "说明": r.error_zh,
+                }
+                for r in reversed(source.history)
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+        if last is not None and last.items:
+            st.caption("最近一次同步的变化与失败:")
+            st.dataframe(
+                [
+                    {
+                        ("文件" if source.kind == "folder" else "网址"): i.url,
+                        "结果": STATUS_ZH.get(i.status, i.status),
+                        "说明": i.reason_zh,
+                    }
+                    for i in last.items
+                ],
+                hide_index=True,
+                width="stretch",
+                column_config={"说明": st.column_config.TextColumn(width="large")},
+            )

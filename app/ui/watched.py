@@ -24,9 +24,11 @@ from app._watched import (
     unbind_folder,
 )
 from app.service import Service, ServiceError
+from app.sources.model import SourceStore
 from app.ui.imports import STATUS_ZH, JobProgress, outcome_rows
 from app.ui.markdown import escape_markdown as md
 from app.ui.resources import get_embedder, store_error_zh
+from app.ui.sources import history_expander
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, StoreError
 from ingest.watch import WatchState
@@ -133,11 +135,16 @@ def folders_panel(settings: Settings, kb_name: str) -> None:
     if changed:
         st.rerun(scope="app")
     for binding in bindings:
-        folder_card(settings, kb_name, binding.folder, watchers.get(kb_name, binding.folder))
+        watcher = watchers.get(kb_name, binding.folder)
+        folder_card(settings, kb_name, binding.folder, binding.source_id, watcher)
 
 
 def folder_card(
-    settings: Settings, kb_name: str, folder: Path, watcher: FolderWatcher | None
+    settings: Settings,
+    kb_name: str,
+    folder: Path,
+    source_id: str,
+    watcher: FolderWatcher | None,
 ) -> None:
     key = f"{kb_name}-{folder}"
     with st.container(border=True):
@@ -190,6 +197,9 @@ def folder_card(
             st.rerun(scope="app")
         if state is not None and state.reports:
             last_sync_table(folder, state)
+        source = next((s for s in SourceStore(settings).list(kb_name) if s.id == source_id), None)
+        if source is not None:
+            history_expander(source)
 
 
 def last_sync_table(folder: Path, state: WatchState) -> None:

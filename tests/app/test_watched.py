@@ -288,3 +288,84 @@ def test_a_watcher_stops_when_another_process_deletes_its_knowledge_base(
     (folder / "新文件.txt").write_text("删除之后写入的文件。", encoding="utf-8")
     time.sleep(QUIET_S)
     assert not kb_exists(settings, "default")
+
+
+# ----- a watched folder is a source -----------------------------------------------------------
+
+
+def test_a_bound_folder_is_a_source_whose_syncs_are_in_its_history(
+    settings: Settings, folder: Path, embedder: Embedder
+) -> None:
+    """One source model: the binding is listed with the other sources, the clock never fires
+    it (its watcher does), each watcher sync is recorded, and unbinding removes the source."""
+    from app._watched import Watchers, unbind_folder
+    from app.sources.model import SourceStore
+    from app.sources.sync import due_sources
+
+    bound = bind_folder(settings, "default", str(folder))
+    KnowledgeBase.open(settings, "default", create=True).close()
+    store = SourceStore(settings)
+    (source,) = store.list("default")
+    assert (source.kind, Path(source.location), source.schedule.watch) == ("folder", bound, True)
+    assert source.schedule.describe_zh() == "文件变化时"
+    assert due_sources(store) == []  # never synced, yet not due: the watcher starts its syncs
+    watchers = Watchers()
+    watchers.ensure(settings, lambda: embedder)
+    try:
+        wait_for(lambda: bool(store.get(source.id).history))
+        first = store.get(source.id).history[-1]
+        assert (first.trigger, first.added, first.failed) == ("watch", 1, 1)
+        assert {Path(i.url).name for i in first.items} == {"年假.txt", "坏文件.pdf"}
+        (folder / "报销.txt").write_text("差旅报销须在三十天内提交。", encoding="utf-8")
+        wait_for(lambda: len(store.get(source.id).history) == 2, timeout=QUIET_S + 180)
+        second = store.get(source.id).history[-1]
+        assert (second.trigger, second.added, second.removed) == ("watch", 1, 0)
+        assert [Path(i.url).name for i in second.items] == ["报销.txt"]
+    finally:
+        watchers.stop_all()
+    assert "报销.txt" in sources(settings)
+    assert unbind_folder(settings, "default", bound)
+    assert store.list("default") == [] and load_bindings(settings, "default") == []
+    assert not unbind_folder(settings, "default", bound)
+
+
+def test_a_folder_added_with_sources_watch_is_followed_by_the_app(
+    settings: Settings, folder: Path
+) -> None:
+    """`zhiku sources add DIR --watch` is the command line's way to bind a folder: the app's
+    watchers follow it; a web page cannot be watched, and two schedules are refused."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from ingest.settings import get_settings
+
+    def zhiku_cli(*args: str) -> Any:
+        get_settings.cache_clear()
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+    result = zhiku_cli("sources", "add", str(folder), "--watch", "--no-sync")
+    assert result.exit_code == 0, result.output
+    assert "on every change" in result.output
+    assert [b.folder for b in load_bindings(settings, "default")] == [folder.resolve()]
+    refused = zhiku_cli("sources", "add", "https://example.com/", "--watch", "--no-sync")
+    assert refused.exit_code != 0 and "only a folder can be watched" in refused.output
+    both = zhiku_cli("sources", "add", str(folder.parent), "--watch", "--every", "1h")
+    assert both.exit_code != 0 and "one of --every, --at or --watch" in both.output
+    with pytest.raises(BindingError) as again:  # the page's form: the same folder twice
+        bind_folder(settings, "default", str(folder))
+    assert "已经" in again.value.zh
+
+
+def test_bindings_kept_by_an_earlier_version_become_sources(
+    settings: Settings, folder: Path
+) -> None:
+    import json
+
+    legacy = settings.zhiku_home / "watched"
+    legacy.mkdir(parents=True)
+    body = {"version": 1, "folders": [{"path": str(folder), "bound_at": "2026-01-02T03:04:05"}]}
+    (legacy / "default.json").write_text(json.dumps(body), encoding="utf-8")
+    (binding,) = load_bindings(settings, "default")
+    assert (binding.folder, binding.bound_at) == (folder, "2026-01-02T03:04:05")
+    assert not legacy.exists()  # moved once, not read twice
+    assert [b.folder for b in load_bindings(settings, "default")] == [folder]
