@@ -28,8 +28,8 @@ from app._passages import Passage
 from app._rag import AnswerResult, Citation, EvidenceQuote
 from app.state import conversations as records
 from app.state import open_state
-from ingest._store import validate_kb_name
 from ingest.settings import Settings
+from ingest.store import validate_kb_name
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
-from ingest._embed import Embedder
-from ingest._insert import ingest_paths
+from ingest import Embedder, ingest_paths
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
 

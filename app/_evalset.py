@@ -34,9 +34,9 @@ from app._eval import (
 )
 from app.state import evalcases as records
 from app.state import open_state
-from ingest._embed import Embedder
-from ingest._store import KnowledgeBase, validate_kb_name
+from ingest import Embedder
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, validate_kb_name
 
 EVALSETS_DIR = "evalsets"
 # in a set's folder: its questions.jsonl is an export of the state database, not an earlier

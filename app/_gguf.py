@@ -25,7 +25,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from app._llm import LlmError
-from ingest._convert import sha256_file
+from ingest import sha256_file
 from ingest.settings import Settings
 
 BUNDLED_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"

@@ -251,7 +251,7 @@ def missing_names(question: str, texts: Sequence[str], kb: KeywordIndex | None) 
     seen = unicodedata.normalize("NFKC", "\n".join(texts))
     missing = [n for n in question_names(question) if not could_name(n, seen)]
     if missing and kb is not None:
-        from ingest._tokenize import keyword_expression, tokens
+        from ingest import keyword_expression, tokens
 
         missing = [
             n
@@ -278,7 +278,7 @@ def topic_terms(question: str) -> list[str]:
     "员工", and a passage about leave need not say "员工"."""
     from jieba import posseg  # loaded by retrieval already; kept off this module's import path
 
-    from ingest._tokenize import QUERY_STOPWORDS
+    from ingest import QUERY_STOPWORDS
 
     question = unicodedata.normalize("NFKC", question)
     words = [
@@ -324,7 +324,7 @@ def question_grams(question: str) -> set[str]:
     """The question's n-grams without its question words and particles ("哪个", "是什么")."""
     import jieba  # loaded by retrieval already; kept off this module's import path
 
-    from ingest._tokenize import QUERY_STOPWORDS
+    from ingest import QUERY_STOPWORDS
 
     words = jieba.lcut(unicodedata.normalize("NFKC", question).lower())
     return ngrams("".join(" " if w.strip() in QUERY_STOPWORDS else w for w in words))

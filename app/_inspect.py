@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from app._passages import Passage, build_passages
 from app._rag import Retrieval, close_to_best, decide, relevance_floor
 from app._search import Hit, search
-from ingest._embed import Embedder
-from ingest._store import KnowledgeBase
-from ingest._tokenize import keyword_query, query_terms, tokens
+from ingest import Embedder, keyword_query, query_terms, tokens
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from app._gguf import INSTALL_HINT, Progress, _no_progress, bundled_parts, resolve_gguf
 from app._llm import LlmError
-from ingest._cpu import cpu_flags
+from ingest import cpu_flags
 from ingest.settings import Settings
 
 WORKER_MODULE = "app._worker"

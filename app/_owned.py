@@ -19,8 +19,7 @@ from app._conversations import delete_kb_conversations, kb_has_conversations
 from app._evalset import delete_kb_evalset, kb_has_evalset
 from app._watched import Watchers, delete_kb_watched, load_bindings
 from app.sources.model import SourceStore
-from ingest._originals import delete_kb_originals, originals_dir
-from ingest._upload import delete_kb_uploads, uploads_dir
+from ingest import delete_kb_originals, delete_kb_uploads, originals_dir, uploads_dir
 from ingest.settings import Settings
 from ingest.store import delete_kb, kb_exists, validate_kb_name
 

@@ -77,7 +77,7 @@ from app._prompt import (
 from app._responsive import Candidate, Judge, own_label
 from app._search import search
 from app._small_talk import is_small_talk, small_talk_reply
-from ingest._embed import Embedder
+from ingest import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
 from ingest.text import CJK, mostly_chinese, ngrams, strip_markers

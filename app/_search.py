@@ -16,8 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from ingest._embed import Embedder
-from ingest._tokenize import keyword_query
+from ingest import Embedder, keyword_query
 from ingest.settings import Settings
 from ingest.store import ChunkRecord, KnowledgeBase
 from ingest.text import has_cjk, language

@@ -15,9 +15,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest._originals import original_file
-from ingest._store import DocumentRecord, KnowledgeBase
+from ingest import original_file
 from ingest.settings import Settings
+from ingest.store import DocumentRecord, KnowledgeBase
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom in image pixels
 

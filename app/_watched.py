@@ -24,11 +24,9 @@ from pathlib import Path
 
 from app.sources.model import Schedule, Source, SourceError, SourceStore, source_id
 from app.sources.sync import new_source, record_of
-from ingest._embed import Embedder
-from ingest._insert import IngestReport, Progress
-from ingest._store import validate_kb_name
+from ingest import Embedder, IngestReport, Progress
 from ingest.settings import Settings
-from ingest.store import ModelMismatch, StoreError, list_kbs
+from ingest.store import ModelMismatch, StoreError, list_kbs, validate_kb_name
 from ingest.watch import WatchState, watch
 
 log = logging.getLogger(__name__)

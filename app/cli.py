@@ -17,7 +17,7 @@ from rich.table import Table
 
 from app.cli_people import CLI_USER
 from app.sources.cli import sources_cli
-from ingest._embed import EmbeddingError, load_embedder
+from ingest import EmbeddingError, load_embedder
 from ingest.cli import KbOption, cli, console, err_console, fail, kb_cli
 from ingest.settings import get_settings
 from ingest.store import KnowledgeBase, StoreError
@@ -155,9 +155,14 @@ def prepare(
     from app._gguf import prepare_bundled_gguf
     from app._llm import LlmError
     from app._llm_llamacpp import llamacpp_installed
-    from ingest._embed import EmbeddingError, load_embedder, prepare_default_model
-    from ingest._runtime import effective_runtimes, read_choice
-    from ingest._runtime import measure as measure_runtimes
+    from ingest import (
+        EmbeddingError,
+        effective_runtimes,
+        load_embedder,
+        prepare_default_model,
+        read_choice,
+    )
+    from ingest import measure as measure_runtimes
     from ingest.settings import DEFAULT_EMBEDDING_MODEL
 
     settings = get_settings()

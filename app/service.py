@@ -36,9 +36,18 @@ from app.access import Need, Principal
 from app.state.accounts import AccountError, Accounts, Person
 from app.state.audit import AuditEntry, AuditLog
 from app.state.keys import ApiKey, KeyStore
-from ingest._embed import Embedder, load_embedder
-from ingest._insert import FileOutcome, Progress, ingest_paths, remove_documents
-from ingest._store import (
+from ingest import (
+    Embedder,
+    FileOutcome,
+    Progress,
+    SavedUpload,
+    ingest_paths,
+    load_embedder,
+    remove_documents,
+    save_uploads,
+)
+from ingest.settings import Settings
+from ingest.store import (
     ChunkRecord,
     DocumentRecord,
     KnowledgeBase,
@@ -48,8 +57,6 @@ from ingest._store import (
     list_kbs,
     validate_kb_name,
 )
-from ingest._upload import SavedUpload, save_uploads
-from ingest.settings import Settings
 
 _BACKEND_TTL_S = 300.0  # "auto" notices an Ollama started (or stopped) within minutes
 

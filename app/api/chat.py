@@ -37,7 +37,7 @@ from app.api.schemas import (
     answer_text,
 )
 from app.service import Queued, Service, ServiceError
-from ingest._store import StoreError
+from ingest.store import StoreError
 
 log = logging.getLogger("zhiku.api")
 

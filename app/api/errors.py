@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app._llm import LlmError
 from app.service import ServiceError
-from ingest._store import ModelMismatch, StoreError
+from ingest.store import ModelMismatch, StoreError
 
 log = logging.getLogger("zhiku.api")
 

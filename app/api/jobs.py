@@ -22,9 +22,8 @@ from app.api.schemas import FileResult, JobOut, file_result
 from app.service import ImportedFile, Service, ServiceError
 from app.state import jobs as records
 from app.state.jobs import JobRecord
-from ingest._insert import FileOutcome, Progress
-from ingest._store import StoreError
-from ingest._upload import SavedUpload
+from ingest import FileOutcome, Progress, SavedUpload
+from ingest.store import StoreError
 
 log = logging.getLogger("zhiku.api")
 _SAVE_EVERY_S = 1.0  # progress counters are written at most this often (a file done: at once)

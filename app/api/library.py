@@ -26,7 +26,7 @@ from app.api.schemas import (
     kb_out,
 )
 from app.service import Service
-from ingest._store import validate_kb_name
+from ingest.store import validate_kb_name
 
 router = APIRouter(prefix="/v1")
 

@@ -26,7 +26,7 @@ from app.api.schemas import (
     kb_out,
 )
 from app.service import Service, ServiceError
-from ingest._store import StoreError, validate_kb_name
+from ingest.store import StoreError, validate_kb_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,7 +12,7 @@ from app._passages import Passage
 from app._rag import AnswerResult, Citation, EvidenceQuote
 from app._search import Hit
 from app.service import ImportedFile, KbInfo
-from ingest._store import ChunkRecord, DocumentRecord
+from ingest.store import ChunkRecord, DocumentRecord
 
 KbName = Field(min_length=1, max_length=64, description="a knowledge base name")
 

@@ -18,7 +18,7 @@ from app.api.auth import Reader, Writer
 from app.api.errors import ApiError
 from app.sources import Schedule, Source, SourceError, SourceStore, SyncRecord, new_source
 from app.sources.scheduler import Scheduler
-from ingest._store import validate_kb_name
+from ingest.store import validate_kb_name
 from ingest.web import is_web_url
 
 router = APIRouter(prefix="/v1", tags=["sources"])

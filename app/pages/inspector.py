@@ -23,8 +23,8 @@ from app.ui.resources import (
     hero,
     store_error_zh,
 )
-from ingest._store import KnowledgeBase, StoreError
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, StoreError
 
 CHUNKS_PER_PAGE = 20
 _RESULT = "inspect_result"

@@ -39,8 +39,7 @@ from app.ui.resources import (
 )
 from app.ui.sources import sources_section
 from app.ui.watched import get_watchers, watched_section
-from ingest._originals import originals_dir
-from ingest._upload import uploads_dir
+from ingest import originals_dir, uploads_dir
 from ingest.load import SUPPORTED_SUFFIXES
 from ingest.settings import Settings
 from ingest.store import DocumentRecord, KnowledgeBase, StoreError, kb_exists

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from app.sources.model import Schedule, Source, SourceError, SourceStore, SyncRecord
 from app.sources.sync import due_sources, new_source, sync_source
-from ingest._embed import EmbeddingError
+from ingest import EmbeddingError
 from ingest.cli import KbOption, console, err_console, fail
 from ingest.settings import get_settings
 from ingest.store import KnowledgeBase, StoreError

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from filelock import FileLock
 
-from ingest._store import validate_kb_name
 from ingest.settings import Settings
+from ingest.store import validate_kb_name
 from ingest.web import Known, Validators
 
 SourceKind = Literal["folder", "page", "site"]

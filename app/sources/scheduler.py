@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from app.sources.model import Source, SourceError, SourceStore
 from app.sources.sync import due_sources, sync_source
-from ingest._embed import Embedder
+from ingest import Embedder
 from ingest.settings import Settings
 from ingest.store import StoreError
 

@@ -34,10 +34,7 @@ from app.sources.model import (
     now_iso,
     source_id,
 )
-from ingest._embed import Embedder
-from ingest._insert import FileOutcome, IngestReport, Progress
-from ingest._originals import release_originals
-from ingest._reasons import Rejection
+from ingest import Embedder, FileOutcome, IngestReport, Progress, Rejection, release_originals
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
 from ingest.watch import sync as sync_folder

@@ -26,8 +26,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.access import ALL_KBS, Access, Principal, Role
 from app.state.engine import metadata, open_state
-from ingest._store import StoreError, validate_kb_name
 from ingest.settings import Settings
+from ingest.store import StoreError, validate_kb_name
 
 ROLES: tuple[Role, ...] = get_args(Role)
 ACCESSES: tuple[Access, ...] = get_args(Access)

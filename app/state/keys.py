@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from app.state.accounts import people
 from app.state.engine import metadata, open_state
-from ingest._store import validate_kb_name
 from ingest.settings import Settings
+from ingest.store import validate_kb_name
 
 LEGACY_KEYS_FILE = "api-keys.json"
 _PREFIX = "zk_"

@@ -9,8 +9,8 @@ import streamlit as st
 from app._evalset import evalset_dir, load_cases, remove_case, run_cases
 from app.ui.markdown import escape_markdown as md
 from app.ui.resources import get_backend, get_embedder
-from ingest._store import KnowledgeBase, StoreError
 from ingest.settings import Settings
+from ingest.store import KnowledgeBase, StoreError
 
 _EVAL_RESULT = "kb_eval_result"
 

@@ -12,10 +12,7 @@ import streamlit as st
 
 from app.state.jobs import JobRecord, heartbeat, new_job_id
 from app.ui.markdown import escape_markdown, file_name
-from ingest._embed import Embedder
-from ingest._insert import FileOutcome, Progress
-from ingest._reasons import Rejection
-from ingest._throughput import Throughput, duration_zh
+from ingest import Embedder, FileOutcome, Progress, Rejection, Throughput, duration_zh
 from ingest.settings import Settings
 
 STATUS_ZH = {
@@ -197,8 +194,7 @@ def import_uploads(
     """Save uploaded files, ingest the ones that were saved, and report every file. When
     `cancel` is set the files committed so far stay and the rest are reported as cancelled.
     Raises StoreError when the knowledge base itself cannot be written."""
-    from ingest._insert import ingest_paths
-    from ingest._upload import save_uploads
+    from ingest import ingest_paths, save_uploads
 
     saved = save_uploads(settings, kb_name, files)
     for upload in saved:

@@ -21,7 +21,7 @@ from app._search import search
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown
-from ingest._embed import Embedder, load_embedder
+from ingest import Embedder, load_embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, ModelMismatch, StoreError, kb_exists, list_kbs
 

@@ -1,0 +1,71 @@
+"""The floors of the house: `ingest` never imports `app`; `app` uses only the library's public
+API (`ingest`, `ingest.store`, `ingest.settings`, … never a module whose name starts with `_`);
+and nothing below the web UI imports the UI. Read from the source's import statements, so a
+violation is named with its file and line."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+
+from support import REPO
+
+UI = ("app.ui", "app.pages", "app.main")
+
+
+def imported_modules(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in `source`, function-level ones included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def private_ingest(module: str) -> bool:
+    return module.startswith("ingest._")
+
+
+def within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def violations(folder: str, rule: Callable[[str, str], bool]) -> list[str]:
+    out = []
+    for path in sorted((REPO / folder).rglob("*.py")):
+        relative = path.relative_to(REPO)
+        name = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
+        for line, module in imported_modules(path.read_text(encoding="utf-8")):
+            if rule(name, module):
+                out.append(f"{relative}:{line} imports {module}")
+    return out
+
+
+def app_rule(name: str, module: str) -> bool:
+    below_ui = not within(name, UI)
+    return private_ingest(module) or (below_ui and within(module, UI))
+
+
+def test_ingest_never_imports_the_app() -> None:
+    assert violations("ingest", lambda name, module: within(module, ("app",))) == []
+
+
+def test_the_app_uses_the_public_library_and_only_the_ui_imports_the_ui() -> None:
+    assert violations("app", app_rule) == []
+
+
+def test_the_rules_see_what_they_forbid() -> None:
+    """A rule that never fires would pass the tests above: each forbidden shape is caught,
+    function-level imports included, and what is allowed is not."""
+    source = "import ingest._embed\ndef f():\n    from ingest._store import KnowledgeBase\n"
+    assert [m for _, m in imported_modules(source)] == ["ingest._embed", "ingest._store"]
+    assert app_rule("app.service", "ingest._embed")
+    assert app_rule("app._conversations", "app.ui.markdown")
+    assert not app_rule("app.ui.chat", "app.ui.markdown")
+    assert not app_rule("app.main", "app.ui.sources")
+    assert not app_rule("app.service", "ingest.store")
+    assert not app_rule("app.service", "ingest")
+    assert not private_ingest("ingest.store.base") and private_ingest("ingest._tokenize")
+    assert not within("app.uix", UI) and within("app.ui", UI)
