@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._search import search
-from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
+from app._warmup import WARMUP_QUERY, Skipped, Warmup, WarmupStep, warmup_steps
 from app._watched import Watchers
 from app.sources.scheduler import Scheduler
 from ingest._embed import Embedder, load_embedder
@@ -140,7 +140,9 @@ class Background:
             self._warmups.clear()
 
 
-def _warmup_lanes(background: Background, settings: Settings, kb_name: str) -> list:
+def _warmup_lanes(
+    background: Background, settings: Settings, kb_name: str
+) -> list[list[WarmupStep]]:
     def retrieve() -> None:
         kb = background.kb(kb_name)
         if kb is None or not kb.counts().get("documents", 0):
