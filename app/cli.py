@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -527,6 +528,28 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
 
 
+def _once_listening(host: str, port: int, then: Callable[[], object], wait_s: float = 60) -> None:
+    """Call `then` in a thread of its own once HOST:PORT accepts connections (or after `wait_s`
+    seconds in any case: a probe that cannot connect must not keep the work from starting)."""
+    import socket
+    import threading
+    import time
+
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+    def run() -> None:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((probe, port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        then()
+
+    threading.Thread(target=run, name="zhiku-start", daemon=True).start()
+
+
 @cli.command()
 def web(
     host: Annotated[
@@ -536,35 +559,49 @@ def web(
     port: Annotated[int, typer.Option(min=1, max=65535, help="port")] = 8501,
 ) -> None:
     """The web app (what `make run` starts): Streamlit on http://HOST:PORT, this machine only
-    until people have accounts (`zhiku users create`), then with a login."""
-    import os
+    until people have accounts (`zhiku users create`), then with a login. Scheduled sources,
+    watched folders and the models' warm-up start with it, before any page is opened."""
+    # Streamlit's own `streamlit run`, in this interpreter (imported before the background
+    # threads start importing the models, so that the server's imports are not held up)
+    from streamlit.web import cli as streamlit_cli
 
+    from app._background import background as background_of
     from app.access import listening_refusal
     from app.state.accounts import Accounts
+    from app.ui.watched import SyncProgress
 
-    refusal = listening_refusal(host, Accounts(get_settings()).exist())
+    settings = get_settings()
+    refusal = listening_refusal(host, Accounts(settings).exist())
     if refusal is not None:
         raise fail("\n".join(refusal))
-    streamlit = str(Path(sys.executable).with_name("streamlit"))
     main_script = str(Path(__file__).resolve().with_name("main.py"))
+    # Streamlit runs the app's code only when a browser connects: what must go on with no page
+    # open starts here; the pages, run by Streamlit in this same interpreter, share it. It
+    # starts once the server listens: loading the models beside the server's own start (one
+    # interpreter, two cores) would hold it up.
+    background = background_of(settings)
+    _once_listening(host, port, lambda: background.start(SyncProgress))
     err_console.print(f"知库 is starting: open http://{host}:{port} (Ctrl+C to stop)")
     sys.stdout.flush()
-    os.execv(
-        streamlit,
-        [
-            streamlit,
-            "run",
-            main_script,
-            "--server.address",
-            host,
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-    )
+    try:
+        streamlit_cli.main(
+            [
+                "run",
+                main_script,
+                "--server.address",
+                host,
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            prog_name="streamlit",
+            standalone_mode=False,
+        )
+    finally:
+        background.stop(timeout=10)  # a sync under way stops at its next step
 
 
 @cli.command()

@@ -154,6 +154,12 @@ class Settings(BaseSettings):
         description="syncs in a row a page must answer 404/410 before its documents are "
         "removed: a site outage never empties a knowledge base",
     )
+    source_poll_s: float = Field(
+        30.0,
+        gt=0,
+        description="seconds between two looks of the web app's and `zhiku serve`'s scheduler "
+        "for due sources (and, in the web app, for folders bound by another process)",
+    )
 
     # --- retrieval ---
     top_k: int = 5

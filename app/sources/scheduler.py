@@ -23,14 +23,12 @@ from ingest.store import StoreError
 
 log = logging.getLogger(__name__)
 
-POLL_S = 30.0
-
 
 @dataclass
 class Scheduler:
     settings: Settings
     embedder: Callable[[], Embedder]
-    poll_s: float = POLL_S
+    poll_s: float | None = None  # seconds between looks; None: SOURCE_POLL_S
     running_source: Source | None = None  # the source being synced now
     last_error: str | None = None  # the latest failed sync, in Chinese, for the page
     busy: set[str] = field(default_factory=set)  # ids of sources synced by `sync_now` now
@@ -109,4 +107,4 @@ class Scheduler:
                 self.run_due()
             except Exception:  # reading the store failed: try again at the next look
                 log.exception("the source scheduler's look failed")
-            self._stop.wait(self.poll_s)
+            self._stop.wait(self.settings.source_poll_s if self.poll_s is None else self.poll_s)

@@ -3,11 +3,13 @@ page header and the knowledge-base selector.
 
 Settings are read from the environment (and `.env`) on every run: that costs about 2 ms, lets a
 changed `.env` apply without a restart, and lets tests point the app at a throwaway data home by
-setting environment variables. Everything expensive is cached per process with
-`st.cache_resource`, keyed by the setting values it depends on: the embedder per model, one
-`KnowledgeBase` per data home and name (it is thread-safe and re-reads its database on every
-call, so one instance serves every session), and the resolved LLM backend per (kind,
-temperature). Document lists are never cached: the CLI may change them at any time.
+setting environment variables. Everything expensive is cached per process, keyed by the setting
+values it depends on: the embedder per model (`st.cache_resource`, over `load_embedder`'s own
+process-wide cache), the resolved LLM backend per (kind, temperature) (`st.cache_resource`), and,
+in `app._background` beside the scheduler, watchers and warm-up that `zhiku web` starts with the
+process, one `KnowledgeBase` per data home and name (it is thread-safe and re-reads its database
+on every call, so one instance serves every session). Document lists are never cached: the CLI
+may change them at any time.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import html
 
 import streamlit as st
 
+from app._background import BACKEND_FIELDS, background
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
-from app._search import search
-from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
+from app._warmup import Warmup
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown
 from ingest import Embedder, load_embedder
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase, ModelMismatch, StoreError, kb_exists, list_kbs
+from ingest.store import KnowledgeBase, ModelMismatch, StoreError, list_kbs
 
 APP_TITLE = "知库"
 APP_ICON = "📚"
@@ -119,48 +121,18 @@ def get_embedder(settings: Settings) -> Embedder:
     return _cached_embedder(settings.embedding_model, str(settings.models_dir.resolve()), settings)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _cached_kb(home: str, name: str, _settings: Settings) -> tuple[KnowledgeBase, str]:
-    kb = KnowledgeBase.open(_settings, name)
-    return kb, kb.identity()
-
-
 def get_kb(settings: Settings, name: str) -> KnowledgeBase | None:
-    """The shared instance of knowledge base `name`, or None when it does not exist (yet).
-    A knowledge base deleted and created again (say by the CLI) is a new one, so the cached
-    instance is checked against the one it opened. None as well when the person using the page
-    may not read it: every page reads knowledge bases through here."""
-    if not current_user().can_read(name) or not kb_exists(settings, name):
+    """The shared instance of knowledge base `name` (`app._background`: the one the warm-up
+    loaded), or None when it does not exist (yet), or when the person using the page may not
+    read it: every page reads knowledge bases through here."""
+    if not current_user().can_read(name):
         return None
-    home = str(settings.zhiku_home.resolve())
-    kb, identity = _cached_kb(home, name, settings)
-    try:
-        current = kb.identity()
-    except (OSError, StoreError):
-        return None
-    if current != identity:
-        _cached_kb.clear(home, name, settings)
-        kb, _ = _cached_kb(home, name, settings)
-    return kb
+    return background(settings).kb(name)
 
 
 def forget_kb(settings: Settings, name: str) -> None:
-    """Drop the cached instance of a deleted knowledge base."""
-    _cached_kb.clear(str(settings.zhiku_home.resolve()), name, settings)
-
-
-# What else a resolved backend depends on (top-k and the like do not make a new one).
-_BACKEND_FIELDS = {
-    "zhiku_home",
-    "zhiku_models_dir",
-    "ollama_host",
-    "ollama_model",
-    "ollama_timeout_s",
-    "llamacpp_model_path",
-    "llamacpp_threads",
-    "llamacpp_n_ctx",
-    "llm_max_tokens",
-}
+    """Drop the shared instance of a deleted knowledge base."""
+    background(settings).forget_kb(name)
 
 
 @st.cache_resource(
@@ -182,7 +154,7 @@ def get_backend(settings: Settings) -> tuple[ResolvedBackend, LlmError | None]:
         resolved = _cached_backend(
             settings.llm_backend,
             settings.llm_temperature,
-            settings.model_dump_json(include=_BACKEND_FIELDS),
+            settings.model_dump_json(include=BACKEND_FIELDS),
             settings,
         )
     except LlmError as exc:
@@ -190,40 +162,11 @@ def get_backend(settings: Settings) -> tuple[ResolvedBackend, LlmError | None]:
     return current(resolved), None
 
 
-def _warmup_backend(settings: Settings) -> ResolvedBackend:
-    """The backend as the page will resolve it, without Streamlit's cache (whose spinner needs a
-    page): the worker it starts is process-wide, so the page's own call then finds it running."""
-    try:
-        return resolve_backend(settings, settings.llm_backend)
-    except LlmError as exc:
-        return ResolvedBackend(None, BackendInfo("none", ""), exc)
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _cached_warmup(settings_key: str, kb_name: str, _settings: Settings) -> Warmup:
-    settings = _settings
-
-    def retrieve() -> None:
-        kb = get_kb(settings, kb_name)
-        if kb is None or not kb.counts().get("documents", 0):
-            raise Skipped(f"knowledge base {kb_name!r} has no documents yet")
-        search(kb, load_embedder(settings), WARMUP_QUERY, settings)
-
-    lanes = warmup_steps(
-        lambda: load_embedder(settings),
-        None if settings.llm_backend == "none" else lambda: _warmup_backend(settings),
-        retrieve,
-    )
-    return Warmup(lanes).start()
-
-
 def get_warmup(settings: Settings, kb_name: str) -> Warmup:
-    """The app's warm-up for these settings and knowledge base, started by the first page that
-    asks (in background threads: the page draws meanwhile and shows its progress)."""
-    key = settings.model_dump_json(
-        include=_BACKEND_FIELDS | {"llm_backend", "embedding_model", "query_runtime"}
-    )
-    return _cached_warmup(key, kb_name, settings)
+    """The app's warm-up for these settings and knowledge base: the one `zhiku web` started
+    with the process for the default knowledge base, or started now by the first page that asks
+    (in background threads: the page draws meanwhile and shows its progress)."""
+    return background(settings).warmup(settings, kb_name)
 
 
 def store_error_zh(exc: Exception) -> str:

@@ -1,8 +1,9 @@
 """Web pages and sites on the knowledge-base page: a URL field (one page, or a whole site) with a
 schedule, and per source its last sync, next sync, 立即同步, 删除来源 and its sync history.
 
-The scheduler lives once per app process (`st.cache_resource`), shared by every session;
-`ensure_scheduler` runs on every script run so the app syncs due sources whichever page is open.
+The scheduler lives once per data home per app process (`app._background`), shared by every
+session; `zhiku web` starts it with the process, so due sources are synced with no page open.
+`ensure_scheduler` runs on every script run as well, for an app started another way.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from datetime import UTC, datetime, time
 
 import streamlit as st
 
+from app._background import background
 from app.sources import Schedule, Source, SourceError, SourceStore, SyncRecord, new_source
 from app.sources.scheduler import Scheduler
 from app.ui.markdown import escape_markdown as md
-from app.ui.resources import get_embedder, store_error_zh
+from app.ui.resources import store_error_zh
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, StoreError
 from ingest.web import is_web_url
@@ -38,15 +40,9 @@ TRIGGER_ZH = {
 }
 
 
-@st.cache_resource(show_spinner=False)
-def _scheduler(home: str, _settings: Settings) -> Scheduler:
-    # one per data home; `_settings` is not part of the cache key (Streamlit skips "_" names)
-    return Scheduler(settings=_settings, embedder=lambda: get_embedder(_settings))
-
-
 def ensure_scheduler(settings: Settings) -> Scheduler:
     """The app's source scheduler, started (a no-op once it runs)."""
-    scheduler = _scheduler(str(settings.zhiku_home.resolve()), settings)
+    scheduler = background(settings).scheduler
     scheduler.start()
     return scheduler
 

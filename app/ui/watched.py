@@ -2,9 +2,10 @@
 sync, the files waiting, the last sync's per-file table, "立即同步" and, for a watcher that
 stopped on an error, the error and a restart button.
 
-The watchers live once per app process (`st.cache_resource`), shared by every session;
-`ensure_watchers` runs on every script run (it reads a few small files) so a binding made in
-another session, or before a restart, gets its watcher.
+The watchers live once per data home per app process (`app._background`), shared by every
+session; `zhiku web` starts them with the process, so bound folders are followed with no page
+open. `ensure_watchers` runs on every script run too (it reads a few small files), so a binding
+made in another session gets its watcher at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app._background import background
 from app._watched import (
     BindingError,
     FolderWatcher,
@@ -51,13 +53,8 @@ class SyncProgress(JobProgress):
         pass
 
 
-@st.cache_resource(show_spinner=False)
-def _watchers(home: str) -> Watchers:
-    return Watchers()
-
-
 def get_watchers(settings: Settings) -> Watchers:
-    return _watchers(str(settings.zhiku_home.resolve()))
+    return background(settings).watchers
 
 
 def ensure_watchers(settings: Settings) -> Watchers:

@@ -203,7 +203,7 @@ def test_opens_on_the_default_kb_ready_to_answer(filled: Path) -> None:
 def test_the_page_draws_while_the_models_warm_up_and_a_question_needs_no_wait_after(
     filled: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.ui.resources as resources
+    import app._background as background
     from app._warmup import warmup_steps
 
     release = threading.Event()
@@ -217,8 +217,8 @@ def test_the_page_draws_while_the_models_warm_up_and_a_question_needs_no_wait_af
 
         return warmup_steps(held_embedder, backend, retrieve)
 
-    monkeypatch.setattr(resources, "warmup_steps", slow_steps)
-    resources._cached_warmup.clear()
+    monkeypatch.setattr(background, "warmup_steps", slow_steps)
+    background.background(make_settings(filled)).forget_warmups()
     try:
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
         at.run()  # returns while the embedder is still "loading"
@@ -241,7 +241,7 @@ def test_the_page_draws_while_the_models_warm_up_and_a_question_needs_no_wait_af
         no_traceback(at)
     finally:
         release.set()
-        resources._cached_warmup.clear()
+        background.background(make_settings(filled)).forget_warmups()
 
 
 def test_an_empty_kb_invites_an_upload(home: Path) -> None:

@@ -20,8 +20,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from support import MODELS_DIR, REPO, make_settings
 
+from app._background import forget
 from app._watched import BindingError, bind_folder, load_bindings
-from app.ui.watched import _watchers, get_watchers
+from app.ui.watched import get_watchers
 from ingest._embed import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
@@ -62,9 +63,9 @@ def folder(tmp_path: Path) -> Path:
 
 
 def restart_app(settings: Settings) -> None:
-    """What a new server process starts from: no watchers, an empty resource cache."""
+    """What a new server process starts from: no watchers, no background."""
     get_watchers(settings).stop_all()
-    _watchers.clear()
+    forget(settings)
 
 
 def start() -> AppTest:
