@@ -76,7 +76,8 @@ def list_sources(
 ) -> list[dict[str, Any]]:
     """Sources with their history (oldest sync first): of one knowledge base, one source, or
     all, by knowledge base and then in the order they were added."""
-    query = sa.select(sources).order_by(sources.c.kb, sources.c.serial, sources.c.id)
+    # ordered here, not by the database: PostgreSQL's collation would order names its own way
+    query = sa.select(sources)
     syncs = sa.select(source_syncs.c.source_id, source_syncs.c.record).order_by(
         source_syncs.c.source_id, source_syncs.c.seq
     )
@@ -93,15 +94,14 @@ def list_sources(
         history: dict[str, list[dict[str, Any]]] = {}
         for sid, record in connection.execute(syncs):
             history.setdefault(sid, []).append(record)
+    rows = sorted(rows, key=lambda row: (row["kb"], row["serial"], row["id"]))
     return [_source(row, history.get(row["id"], [])) for row in rows]
 
 
 def source_kbs(engine: Engine) -> list[str]:
     """The knowledge bases that have sources."""
     with engine.connect() as connection:
-        return list(
-            connection.execute(sa.select(sources.c.kb).distinct().order_by(sources.c.kb)).scalars()
-        )
+        return sorted(connection.execute(sa.select(sources.c.kb).distinct()).scalars())
 
 
 def _insert(connection: Connection, data: dict[str, Any], kept: int) -> bool:
@@ -109,7 +109,8 @@ def _insert(connection: Connection, data: dict[str, Any], kept: int) -> bool:
         sa.select(sa.func.coalesce(sa.func.max(sources.c.serial), 0) + 1)
     ).scalar_one()
     added = connection.execute(
-        insert_or_ignore(sources, connection).values(
+        insert_or_ignore(sources, connection)
+        .values(
             id=data["id"],
             kb=data["kb"],
             kind=data["kind"],
@@ -121,7 +122,9 @@ def _insert(connection: Connection, data: dict[str, Any], kept: int) -> bool:
             pages=data.get("pages") or {},
             serial=serial,
         )
-    ).rowcount
+        # the row it added, if it did (psycopg's rowcount of an INSERT is no guide here)
+        .returning(sources.c.id)
+    ).first()
     history = list(data.get("history") or ())[-kept:] if kept > 0 else []
     if added and history:
         connection.execute(
@@ -131,7 +134,7 @@ def _insert(connection: Connection, data: dict[str, Any], kept: int) -> bool:
                 for seq, record in enumerate(history, 1)
             ],
         )
-    return bool(added)
+    return added is not None
 
 
 def add_source(engine: Engine, data: dict[str, Any], kept: int) -> bool:
