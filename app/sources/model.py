@@ -367,7 +367,7 @@ class SourceStore:
         stop = threading.Event()
 
         def renew() -> None:
-            while not stop.wait(self.lease_s / 4):
+            while not stop.wait(self.lease_s / 6):  # as often as jobs beat
                 try:
                     if not records.renew_lease(self.engine, source.id, owner, self.lease_s):
                         log.warning("the sync lease of %s was lost", source.location)
