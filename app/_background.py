@@ -23,8 +23,7 @@ from app._search import search
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, WarmupStep, warmup_steps
 from app._watched import Watchers
 from app.sources.scheduler import Scheduler
-from ingest._embed import Embedder, load_embedder
-from ingest._insert import Progress
+from ingest import Embedder, Progress, load_embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, StoreError, kb_exists
 

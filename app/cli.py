@@ -393,6 +393,7 @@ def state_migrate(
     Set STATE_URL to the target afterwards; the source is left as it was."""
     from app._conversations import CONVERSATIONS_DIR, ConversationStore
     from app._evalset import EVALSETS_DIR, load_cases
+    from app._watched import all_bindings
     from app.state import StateError, open_state
     from app.state.migrate import copy_state
 
@@ -406,6 +407,7 @@ def state_migrate(
             ConversationStore(settings, path.stem)
         for folder in sorted((settings.zhiku_home / EVALSETS_DIR).glob("*/")):
             load_cases(settings, folder.name)
+        all_bindings(settings)  # sources/<kb>.json and watched/<kb>.json moved into the sources
         target = open_state(target_settings)
         say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
         copied = copy_state(source, target, say)

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     state_url: str = Field(
         "",
         description="where the app's own records live (people, keys, conversations, jobs, "
-        "audit log): empty = SQLite at <ZHIKU_HOME>/state.sqlite; "
+        "sources, audit log): empty = SQLite at <ZHIKU_HOME>/state.sqlite; "
         "postgresql+psycopg://user:password@host:5432/db to share them between app servers",
     )
     lock_timeout_s: float = Field(30.0, description="how long a writer waits for another writer")
@@ -48,7 +48,8 @@ class Settings(BaseSettings):
         60.0,
         gt=0,
         description="an ingestion job whose server has not been heard of for this long is "
-        "marked failed (its server was stopped or killed); servers refresh theirs 6 times as often",
+        "marked failed (its server was stopped or killed), and a source's sync lease runs out; "
+        "servers refresh theirs 6 times as often",
     )
     # --- people (app/state/accounts.py): only used once accounts exist ---
     session_hours: float = Field(

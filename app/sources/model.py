@@ -1,33 +1,36 @@
 """Sources as data: a folder, a web page or a site bound to a knowledge base, with an optional
 schedule, what its last syncs learnt of each page, and its history.
 
-Kept per knowledge base in `<ZHIKU_HOME>/sources/<kb>.json` behind `SourceStore` (the one place
-that reads or writes them, under a file lock so the CLI, the web app and the API can share them);
-a SQL table can replace the file without its callers changing.
+Kept in the state database (`app/state/sources.py`: SQLite under the data home, or the PostgreSQL
+of `STATE_URL` that several app servers share) behind `SourceStore`, the one place that reads or
+writes them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import re
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from filelock import FileLock
-
+from app.state import open_state
+from app.state import sources as records
+from app.state.jobs import server_id
 from ingest.settings import Settings
 from ingest.store import validate_kb_name
 from ingest.web import Known, Validators
 
 SourceKind = Literal["folder", "page", "site"]
-SOURCES_DIR = "sources"
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+SOURCES_DIR = "sources"  # where an earlier version kept them, a JSON file per knowledge base
 KEPT_HISTORY = 50  # syncs a source remembers
 KEPT_ITEMS = 200  # per-URL lines a sync record keeps (the counts are always whole)
 
@@ -241,52 +244,64 @@ def _from_json(data: dict[str, Any]) -> Source:
     )
 
 
+def _read_legacy(path: Path) -> list[dict[str, Any]]:
+    """The sources of an earlier version's `sources/<kb>.json`, each checked by reading it."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for entry in raw.get("sources", []) if isinstance(raw, dict) else []:
+        try:
+            out.append(_to_json(_from_json(entry)))
+        except (KeyError, TypeError, ValueError):
+            continue  # an entry edited by hand into something else: nothing usable in it
+    return out
+
+
+_unreadable_warned: set[Path] = set()
+
+
 class SourceStore:
-    """The sources of one data home: a JSON file per knowledge base, each change a whole
-    rewrite under a lock (files of a few hundred KB; a sync changes them once)."""
+    """The sources of one data home, in its state database (`app/state/sources.py`), so that
+    every app server, the CLI and the API over one database share them, their history and the
+    sync lease. Each change is one transaction of its own.
+
+    Sources an earlier version kept in `<ZHIKU_HOME>/sources/<kb>.json` are moved into the
+    database the first time a store opens on that data home (the file is then renamed
+    `<kb>.json.imported`)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.folder = settings.zhiku_home / SOURCES_DIR
+        self.settings = settings
+        self.engine = open_state(settings)
+        # a sync's lease outlives a silent server as long as an ingestion job does
+        self.lease_s = settings.job_stale_s
+        self.legacy_folder = settings.zhiku_home / SOURCES_DIR
+        self._import_legacy()
 
-    def _file(self, kb: str) -> Path:
-        return self.folder / f"{validate_kb_name(kb)}.json"
-
-    @contextmanager
-    def _locked(self, kb: str) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self._file(kb)) + ".lock", timeout=60):
-            yield
-
-    def _read(self, kb: str) -> list[Source]:
-        try:
-            raw = json.loads(self._file(kb).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError):
-            return []  # a file edited by hand into something else: nothing usable in it
-        out = []
-        for entry in raw.get("sources", []) if isinstance(raw, dict) else []:
+    def _import_legacy(self) -> None:
+        if not self.legacy_folder.is_dir():
+            return
+        for path in sorted(self.legacy_folder.glob("*.json")):
             try:
-                out.append(_from_json(entry))
-            except (KeyError, TypeError, ValueError):
+                validate_kb_name(path.stem)
+                rows = _read_legacy(path)
+            except FileNotFoundError:
+                continue  # another process imported it meanwhile
+            except (OSError, ValueError) as exc:
+                if path not in _unreadable_warned:  # left for a person; said once per process
+                    _unreadable_warned.add(path)
+                    log.warning("sources file %s could not be imported: %s", path, exc)
                 continue
-        return out
-
-    def _write(self, kb: str, sources: list[Source]) -> None:
-        path = self._file(kb)
-        body = {"version": FORMAT_VERSION, "sources": [_to_json(s) for s in sources]}
-        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-        partial.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(partial, path)
+            records.import_sources(self.engine, rows, KEPT_HISTORY)
+            with suppress(FileNotFoundError):  # another process renamed it first
+                path.rename(path.with_name(f"{path.name}.imported"))
+            Path(f"{path}.lock").unlink(missing_ok=True)  # the file lock an earlier version used
 
     def kbs(self) -> list[str]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(p.stem for p in self.folder.glob("*.json"))
+        return records.source_kbs(self.engine)
 
     def list(self, kb: str | None = None) -> list[Source]:
-        names = [kb] if kb else self.kbs()
-        return [s for name in names for s in self._read(name)]
+        if kb is not None:
+            kb = validate_kb_name(kb)
+        return [_from_json(row) for row in records.list_sources(self.engine, kb)]
 
     def get(self, ident: str, kb: str | None = None) -> Source:
         """A source by its id (or an unambiguous prefix of it) or its location."""
@@ -298,51 +313,76 @@ class SourceStore:
             )
         return matches[0]
 
+    def _by_id(self, source_id: str) -> Source | None:
+        found = records.list_sources(self.engine, source_id=source_id)
+        return _from_json(found[0]) if found else None
+
     def add(self, source: Source) -> Source:
-        with self._locked(source.kb):
-            sources = self._read(source.kb)
-            if any(s.id == source.id for s in sources):
-                raise SourceError(
-                    f"{source.location} is already a source of {source.kb!r}",
-                    f"{source.location} 已经是知识库 {source.kb!r} 的来源",
-                )
-            self._write(source.kb, [*sources, source])
+        validate_kb_name(source.kb)
+        if not records.add_source(self.engine, _to_json(source), KEPT_HISTORY):
+            raise SourceError(
+                f"{source.location} is already a source of {source.kb!r}",
+                f"{source.location} 已经是知识库 {source.kb!r} 的来源",
+            )
         return source
 
     def update(self, source: Source) -> None:
         """Replace a source's settings (schedule, limits), keeping its pages and history."""
-        with self._locked(source.kb):
-            sources = self._read(source.kb)
-            kept = [
-                replace(s, schedule=source.schedule, max_depth=source.max_depth,
-                        max_pages=source.max_pages) if s.id == source.id else s
-                for s in sources
-            ]  # fmt: skip
-            self._write(source.kb, kept)
+        records.update_settings(
+            self.engine, source.id, asdict(source.schedule), source.max_depth, source.max_pages
+        )
 
     def remove(self, source: Source) -> bool:
-        with self._locked(source.kb):
-            sources = self._read(source.kb)
-            kept = [s for s in sources if s.id != source.id]
-            if len(kept) == len(sources):
-                return False
-            self._write(source.kb, kept)
-        return True
+        return records.remove_source(self.engine, source.id)
 
     def delete_kb(self, kb: str) -> None:
-        """A deleted knowledge base has no sources any more."""
-        with self._locked(kb):
-            self._file(kb).unlink(missing_ok=True)
-        Path(str(self._file(kb)) + ".lock").unlink(missing_ok=True)
+        """A deleted knowledge base has no sources any more (nor an earlier version's file)."""
+        kb = validate_kb_name(kb)
+        records.delete_kb_sources(self.engine, kb)
+        for name in (f"{kb}.json", f"{kb}.json.imported", f"{kb}.json.lock"):
+            (self.legacy_folder / name).unlink(missing_ok=True)
 
     def record(self, source: Source, pages: dict[str, PageState] | None, sync: SyncRecord) -> None:
         """Store a finished sync: the pages' new state (None: unchanged) and its record."""
-        with self._locked(source.kb):
-            sources = self._read(source.kb)
-            out = []
-            for s in sources:
-                if s.id == source.id:
-                    history = (*s.history, sync)[-KEPT_HISTORY:]
-                    s = replace(s, pages=s.pages if pages is None else pages, history=history)
-                out.append(s)
-            self._write(source.kb, out)
+        pages_json = None if pages is None else {url: asdict(s) for url, s in pages.items()}
+        records.record_sync(self.engine, source.id, pages_json, asdict(sync), KEPT_HISTORY)
+
+    @contextmanager
+    def syncing(self, source: Source) -> Iterator[Source]:
+        """Hold the source's sync lease while the block runs, renewed a few times per lease
+        so it never runs out under a live sync; yields the source as stored now (pages and
+        history as the last sync, on whichever server, left them). Raises SourceError when
+        another sync of it holds the lease, on this server or another, or when it is gone."""
+        owner = server_id()
+        taken = records.take_lease(self.engine, source.id, owner, self.lease_s)
+        if taken == "held":
+            raise SourceError(
+                f"a sync of {source.location} is already running", f"{source.location} 正在同步中"
+            )
+        current = self._by_id(source.id) if taken == "taken" else None
+        if current is None:
+            raise SourceError(
+                f"no source {source.id!r} (removed)", f"没有找到来源 {source.id!r}(已删除)"
+            )
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease_s / 6):  # as often as jobs beat
+                try:
+                    if not records.renew_lease(self.engine, source.id, owner, self.lease_s):
+                        log.warning("the sync lease of %s was lost", source.location)
+                        return
+                except Exception:  # the database away for a moment: the next renewal tries
+                    log.exception("the sync lease of %s could not be renewed", source.location)
+
+        renewer = threading.Thread(target=renew, name=f"zhiku-lease-{source.id}", daemon=True)
+        renewer.start()
+        try:
+            yield current
+        finally:
+            stop.set()
+            renewer.join()
+            try:
+                records.free_lease(self.engine, source.id, owner)
+            except Exception:  # it runs out by itself
+                log.exception("the sync lease of %s could not be freed", source.location)

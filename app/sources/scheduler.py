@@ -86,11 +86,11 @@ class Scheduler:
             try:
                 sync_source(
                     self.settings, store, source, trigger="schedule",
-                    embedder=self.embedder(), cancel=self._stop,
+                    embedder=self.embedder(), cancel=self._stop, only_if_due=True,
                 )  # fmt: skip
                 done += 1
             except SourceError:
-                continue  # being synced by someone else right now
+                continue  # being synced elsewhere right now, or synced since the list was read
             except (StoreError, OSError) as exc:
                 log.exception("scheduled sync of %s failed", source.location)
                 self.last_error = f"{source.location}:{getattr(exc, 'zh', exc)}"

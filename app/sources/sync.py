@@ -19,8 +19,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from app.sources.model import (
     KEPT_ITEMS,
     PageState,
@@ -95,28 +93,26 @@ def sync_source(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     fetcher: Fetcher | None = None,
+    only_if_due: bool = False,
 ) -> SyncRecord:
     """Sync one source now and record it in its history. Raises SourceError when a sync of it
-    is already running (in this process or another); StoreError as ingestion does."""
-    store.folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(store.folder / f"{source.id}.sync.lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise SourceError(
-            f"a sync of {source.location} is already running", f"{source.location} 正在同步中"
-        ) from exc
-    try:
+    is already running (on this server or another over the same state database), when it was
+    removed, or, `only_if_due`, when it is no longer due (another server synced it meanwhile);
+    StoreError as ingestion does."""
+    with store.syncing(source) as current:  # the source as the last sync left it
+        if only_if_due and not current.due():
+            raise SourceError(
+                f"{source.location} is not due any more (synced meanwhile)",
+                f"{source.location} 已经同步过,暂不需要同步",
+            )
         started, clock = now_iso(), time.perf_counter()
-        if source.kind == "folder":
-            report, pages, error = _sync_folder(settings, source, embedder, progress, cancel)
+        if current.kind == "folder":
+            report, pages, error = _sync_folder(settings, current, embedder, progress, cancel)
         else:
-            report, pages, error = _sync_web(settings, source, embedder, progress, cancel, fetcher)
+            report, pages, error = _sync_web(settings, current, embedder, progress, cancel, fetcher)
         record = record_of(report, started, time.perf_counter() - clock, trigger, error)
-        store.record(source, pages, record)
+        store.record(current, pages, record)
         return record
-    finally:
-        lock.release()
 
 
 def due_sources(store: SourceStore, now: datetime | None = None) -> list[Source]:

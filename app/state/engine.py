@@ -21,7 +21,7 @@ from ingest.settings import Settings
 
 # Raised by one whenever a table or column is added, with a step in `_MIGRATIONS` that brings a
 # database of the previous version up to it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -133,8 +133,14 @@ def insert_or_ignore(table: sa.Table, connection: Connection) -> sa.Insert:
     return insert(table).on_conflict_do_nothing()
 
 
+def _tables_only(_connection: Connection) -> None:
+    """A version that only adds tables: `create_all` (after the steps) makes them."""
+
+
 # version → the step that brings a database of the version before it up to it
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _tables_only,  # sources and their sync history (app/state/sources.py)
+}
 
 
 def _migrate(engine: Engine) -> None:

@@ -4,8 +4,10 @@ app, and copied back; a target that already holds records is refused."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from app._conversations import ConversationStore, Feedback, Turn, conversations_path
 from app._evalset import load_cases, make_case
 from app.cli import cli
+from app.sources import Schedule, SourceStore, SyncRecord, new_source
 from app.state import engine as state_engine
 from app.state import evalcases, open_state
 from app.state.jobs import JobRecord, get_job, save_job
@@ -52,6 +55,13 @@ def test_migrate_to_postgresql_and_back(
     evalcases.save(open_state(local), "default", make_case("市花?", "桂花", []).as_json())
     save_job(open_state(local), JobRecord("j1", "upload", "default", [], owner="a", state="done"))
     write_legacy_conversations(conversations_path(local, "older"))  # never opened by this version
+    sources = SourceStore(local)
+    site = sources.add(new_source("default", "https://example.com/help/", crawl=True))
+    sources.record(site, None, SyncRecord("2026-12-06T10:00:00+00:00", 2.0, "schedule", added=4))
+    older = new_source("older", "https://example.org/", schedule=Schedule.parse(every="1d"))
+    legacy = local.zhiku_home / "sources" / "older.json"  # an earlier version's, never opened
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(json.dumps({"version": 1, "sources": [asdict(older)]}), encoding="utf-8")
     url = postgres_settings.state_url
 
     moved = zhiku("state", "migrate", "--to", url)
@@ -63,6 +73,9 @@ def test_migrate_to_postgresql_and_back(
     assert [c.id for c in ConversationStore(shared, "older").list()] == ["old2", "old1"]
     assert [c.question for c in load_cases(shared, "default")] == ["市花?"]
     assert get_job(open_state(shared), "j1").state == "done"  # type: ignore[union-attr]
+    moved_sources = SourceStore(shared)
+    assert [r.added for r in moved_sources.get(site.id).history] == [4]
+    assert moved_sources.list("older") == [older] and legacy.with_suffix(".json.imported").exists()
 
     again = zhiku("state", "migrate", "--to", url)  # into a database that has records
     assert again.exit_code == 1 and "already holds records" in again.output
