@@ -47,20 +47,27 @@ def milvus_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def dies_at_the_commit(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next write raises where it would upsert its document rows: a crash before its
+    commit, after its chunks and pages are written (undone by monkeypatch.undo())."""
+    client = kb.client  # type: ignore[attr-defined]
+    real_upsert = client.upsert
+
+    def upsert(collection: str, rows: list[dict], **kw: object) -> object:
+        if rows and rows[0].get("kind") == "doc":
+            raise ConnectionError("the process died here")  # injected: a crash mid-write
+        return real_upsert(collection, rows, **kw)
+
+    monkeypatch.setattr(client, "upsert", upsert)
+
+
 def test_a_write_that_dies_before_its_commit_stays_invisible_and_is_repaired(
     milvus_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with KnowledgeBase.open(milvus_settings, "crash", create=True) as kb:
         put(kb, make_doc("a", TEXT_A))
         old = [c.id for c in kb.document_chunks("a")]
-        real_upsert = kb.client.upsert
-
-        def dies_at_the_commit(collection: str, rows: list[dict], **kw: object) -> object:
-            if rows and rows[0].get("kind") == "doc":
-                raise ConnectionError("the process died here")  # injected: a crash mid-write
-            return real_upsert(collection, rows, **kw)
-
-        monkeypatch.setattr(kb.client, "upsert", dies_at_the_commit)
+        dies_at_the_commit(kb, monkeypatch)
         with pytest.raises(ConnectionError):
             put(kb, make_doc("a", TEXT_B))
         monkeypatch.undo()
@@ -89,14 +96,7 @@ def test_ocr_boxes_of_a_write_that_dies_before_its_commit_stay_invisible(
     with KnowledgeBase.open(milvus_settings, "crash", create=True) as kb:
         put(kb, scanned_doc("s", TEXT_A, old))
         kept = kb.client.query(kb.catalog, filter='kind == "layout"', output_fields=["key"])
-        real_upsert = kb.client.upsert
-
-        def dies_at_the_commit(collection: str, rows: list[dict], **kw: object) -> object:
-            if rows and rows[0].get("kind") == "doc":
-                raise ConnectionError("the process died here")  # injected: a crash mid-write
-            return real_upsert(collection, rows, **kw)
-
-        monkeypatch.setattr(kb.client, "upsert", dies_at_the_commit)
+        dies_at_the_commit(kb, monkeypatch)
         with pytest.raises(ConnectionError):
             put(kb, scanned_doc("s", TEXT_A, new))
         monkeypatch.undo()
