@@ -8,6 +8,7 @@ Records, errors and the two abstract classes live here; a backend subclasses `Kn
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -114,6 +115,24 @@ def keyword_text(title: str, headings: Sequence[str], text: str) -> str:
     return "\n".join([title, *headings, text])
 
 
+def layout_json(layout: PageLayout | None) -> str | None:
+    """A page's OCR line boxes as stored (None: the page had a text layer)."""
+    if layout is None:
+        return None
+    return json.dumps(layout.to_json(), separators=(",", ":"))
+
+
+def parse_layout(raw: str | None) -> PageLayout | None:
+    if not raw:
+        return None
+    from ingest.load import PageLayout
+
+    try:
+        return PageLayout.from_json(json.loads(raw))
+    except (ValueError, TypeError, KeyError):  # a damaged layout costs only the boxes
+        return None
+
+
 def ensure_compatible_spec(kb: str, indexed: EmbeddingSpec | None, spec: EmbeddingSpec) -> None:
     """Refuse queries and additions from a model other than the one the index holds."""
     if indexed is not None and indexed != spec:
@@ -211,12 +230,13 @@ class KnowledgeBase(ABC):
 
     def page_layout(self, doc_id: str, page_seq: int) -> PageLayout | None:
         """Where the lines of an OCR page sit on its image; None for a page with a text layer,
-        or a store that does not keep the boxes (the Milvus store does not)."""
+        or a knowledge base stored before OCR kept them."""
         return None
 
     # ----- chunks left out of retrieval (the inspector's switch) ----------------------------
     # Keyed by chunk_key (a hash of document, page, offset and text), so a chunk stays left out
-    # when its unchanged file is ingested again. A store that cannot keep the list says so.
+    # when its unchanged file is ingested again. The list lives in the store itself, so every
+    # process and server using the knowledge base sees it. A store that cannot keep it says so.
 
     def excluded_keys(self) -> set[str]:
         return set()

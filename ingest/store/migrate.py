@@ -1,6 +1,7 @@
 """Moving a knowledge base between stores (FAISS + SQLite ⇄ Milvus) without re-embedding: the
-vectors are stored, so documents, pages, chunks and vectors are copied as they are, then the
-copy is checked: the same counts, and a sample of searches finding the same passages."""
+vectors are stored, so documents, pages (with their OCR line boxes), chunks, vectors and the
+chunks left out of retrieval are copied as they are, then the copy is checked: the same counts,
+and a sample of searches finding the same passages."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ def _copy(source: KnowledgeBase, target: KnowledgeBase, say: Callable[[str], Non
                 writer.put_file(origin, sha256, size, [(d, p) for d, p in items if p])
                 if n % 100 == 0:
                     say(f"{n} of {len(by_origin)} files")
+        # chunks left out of retrieval stay out: their keys are the same in the copy
+        for key in sorted(source.excluded_keys()):
+            target.set_excluded(key, True)
 
 
 def _verify(source: KnowledgeBase, target: KnowledgeBase, report: Migration) -> None:

@@ -12,10 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from ingest._chunk import chunk_document
 from ingest._embed import Embedder
 from ingest._originals import originals_dir
+from ingest.load import LoadedDoc, OcrLine, Page, PageLayout
 from ingest.settings import Settings, get_settings
-from ingest.store import open_kb
+from ingest.store import KnowledgeBase, PreparedChunk, open_kb
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,8 +44,49 @@ def zhiku(
     get_settings.cache_clear()
 
 
+SCAN_LAYOUT = PageLayout(
+    "ocr",
+    1240,
+    1754,
+    (OcrLine(0, 9, (100, 200, 700, 260), 0.98), OcrLine(9, 21, (100, 270, 700, 330), 0.95)),
+)
+
+
+def add_scanned_page(kb: KnowledgeBase, embedder: Embedder) -> None:
+    """A page read by OCR, stored as ingestion stores it (the chunks embedded by the model)."""
+    text = "冷却塔巡检规定。风机轴承温度不得超过八十度。"
+    doc = LoadedDoc(
+        "scan",
+        "冷却塔巡检",
+        "/scans/巡检.pdf",
+        "pdf",
+        "f" * 64,
+        1024,
+        (Page(1, text, SCAN_LAYOUT),),
+        "plain",
+    )
+    chunks = chunk_document(doc, 200, 0)
+    vectors = embedder.encode_passages([c.text for c in chunks])
+    spec = kb.embedding_spec()
+    with kb.writer(spec) as writer:
+        writer.put_file(
+            doc.source,
+            doc.sha256,
+            doc.size,
+            [
+                (
+                    doc,
+                    [PreparedChunk(c, c.chunk_id, v) for c, v in zip(chunks, vectors, strict=True)],
+                )
+            ],
+        )
+
+
 def test_migrate_to_milvus_and_back_keeps_everything(
-    zhiku: Callable[..., object], milvus_settings: Settings, tmp_path: Path
+    zhiku: Callable[..., object],
+    milvus_settings: Settings,
+    embedder: Embedder,
+    tmp_path: Path,
 ) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -54,6 +97,11 @@ def test_migrate_to_milvus_and_back_keeps_everything(
     )
     assert zhiku("ingest", str(docs)).exit_code == 0
     faiss = milvus_settings.model_copy(update={"vector_store": "faiss"})
+    # an OCR page's line boxes and a chunk left out of retrieval go along, both ways
+    with open_kb(faiss, "default") as source:
+        add_scanned_page(source, embedder)
+        left_out = source.document_chunks(source.documents()[0].doc_id)[0].chunk_key
+        source.set_excluded(left_out, True)
 
     moved = zhiku("kb", "migrate", "--to", "milvus")
     assert moved.exit_code == 0, moved.output
@@ -74,7 +122,12 @@ def test_migrate_to_milvus_and_back_keeps_everything(
             for a, b in zip(mine, theirs, strict=True):
                 np.testing.assert_array_equal(a.vector, b.vector)  # not re-embedded
             assert copy.page_text(doc.doc_id, 0) == source.page_text(doc.doc_id, 0)
+            assert copy.page_layout(doc.doc_id, 0) == source.page_layout(doc.doc_id, 0)
         assert copy.document_chunks(doc.doc_id)[0].source == doc.source
+        assert copy.page_layout("scan", 0) == SCAN_LAYOUT
+        assert copy.excluded_keys() == {left_out}
+        (off,) = copy.excluded_ids()
+        assert copy.chunks([off])[off].chunk_key == left_out
 
     refused = zhiku("kb", "migrate", "--to", "milvus")
     assert refused.exit_code == 1 and "already has documents" in refused.output
@@ -88,3 +141,5 @@ def test_migrate_to_milvus_and_back_keeps_everything(
     with open_kb(faiss, "default") as returned, open_kb(milvus_settings, "default") as copy:
         assert returned.counts() == copy.counts()
         assert returned.origins() == copy.origins()
+        assert returned.page_layout("scan", 0) == SCAN_LAYOUT
+        assert returned.excluded_keys() == {left_out}

@@ -6,6 +6,7 @@ vectors: the store's behaviour does not depend on the embedding model."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from ingest._chunk import chunk_document
 from ingest._embed import EmbeddingSpec
 from ingest._load import LoadedDoc, Page
 from ingest._tokenize import keyword_query
+from ingest.load import OcrLine, PageLayout
 from ingest.settings import Settings
 from ingest.store import (
     KnowledgeBase,
@@ -265,6 +267,94 @@ def test_page_text_holds_every_chunk_at_its_offsets(kb: KnowledgeBase) -> None:
     for chunk in kb.document_chunks("a"):
         page = kb.page_text("a", chunk.page_seq)
         assert page is not None and page[chunk.start : chunk.end] == chunk.text
+
+
+def ocr_layout(lines: int, width: int = 1240) -> PageLayout:
+    """Line boxes as OCR gives them: `lines` lines of 20 characters down a page."""
+    return PageLayout(
+        "ocr",
+        width,
+        1754,
+        tuple(
+            OcrLine(20 * i, 20 * i + 19, (100, 40 + 30 * i, 700, 60 + 30 * i), 0.987)
+            for i in range(lines)
+        ),
+    )
+
+
+def scanned_doc(doc_id: str, text: str, layout: PageLayout) -> LoadedDoc:
+    """Page 1 with a text layer, page 2 read by OCR (its boxes in `layout`)."""
+    return LoadedDoc(
+        doc_id=doc_id,
+        title=f"扫描件{doc_id}",
+        source=f"/data/{doc_id}.pdf",
+        doc_type="pdf",
+        sha256=str(hash((text, layout.width))),
+        size=len(text),
+        pages=(Page(1, TEXT_B), Page(2, text, layout)),
+        structure="plain",
+    )
+
+
+def test_ocr_line_boxes_are_kept_with_their_page(kb: KnowledgeBase) -> None:
+    # 4000 lines: more than one Milvus VARCHAR holds (the boxes are stored in parts)
+    big = ocr_layout(4000)
+    assert len(json.dumps(big.to_json())) > 65_535
+    put(kb, scanned_doc("s", TEXT_A, big))
+    assert kb.page_layout("s", 1) == big
+    assert kb.page_layout("s", 0) is None  # the page with a text layer has none
+    assert kb.page_layout("s", 2) is None and kb.page_layout("missing", 1) is None
+    assert kb.page_text("s", 1) == TEXT_A
+    with kb.writer(SPEC) as writer:  # what a reindex or a migration reads back
+        (stored,) = [doc for doc, _, _ in writer.stored_documents()]
+    assert [p.layout for p in stored.pages] == [None, big]
+    assert stored.pages[1].ocr and stored.pages[1].text == TEXT_A
+    # a new version of the document brings its own boxes; the old ones are gone
+    small = ocr_layout(3, width=2480)
+    assert put(kb, scanned_doc("s", TEXT_A, small)) == {"s": "updated"}
+    assert kb.page_layout("s", 1) == small
+    assert kb.check() == []
+    with kb.writer(SPEC) as writer:
+        writer.remove_documents(["s"])
+    assert kb.page_layout("s", 1) is None
+    assert kb.check() == []
+
+
+def test_a_chunk_left_out_stays_out_for_every_reader_and_through_reingestion(
+    kb: KnowledgeBase, store_settings: Settings
+) -> None:
+    put(kb, make_doc("a", TEXT_A))
+    put(kb, make_doc("b", TEXT_B))
+    target = kb.document_chunks("b")[1]
+    assert kb.excluded_keys() == set() and kb.excluded_ids() == set()
+    kb.set_excluded(target.chunk_key, True)
+    kb.set_excluded(target.chunk_key, True)  # twice is once
+    assert kb.excluded_keys() == {target.chunk_key}
+    assert kb.excluded_ids() == {target.id}
+    # another process or app server using the same knowledge base sees it at once
+    with KnowledgeBase.open(store_settings, "test") as other:
+        assert other.excluded_ids() == {target.id}
+        # the same file ingested again: new chunk ids, the same chunk still left out
+        assert put(other, make_doc("b", TEXT_B)) == {"b": "updated"}
+        again = next(c for c in other.document_chunks("b") if c.chunk_key == target.chunk_key)
+        assert kb.excluded_ids() == {again.id} and other.excluded_ids() == {again.id}
+        # and so does a reindex
+        with other.writer(SPEC) as writer:
+            rows = [(d, prepared(d), o, t) for d, o, t in writer.stored_documents()]
+            writer.replace_all(rows)
+        latest = next(c for c in kb.document_chunks("b") if c.chunk_key == target.chunk_key)
+        assert kb.excluded_ids() == {latest.id}
+        other.set_excluded(target.chunk_key, False)
+    assert kb.excluded_keys() == set() and kb.excluded_ids() == set()
+    # a document removed leaves no excluded id behind; its key waits for the file to return
+    kb.set_excluded(target.chunk_key, True)
+    with kb.writer(SPEC) as writer:
+        writer.remove_documents(["b"])
+    assert kb.excluded_ids() == set() and kb.excluded_keys() == {target.chunk_key}
+    put(kb, make_doc("b", TEXT_B))
+    (back,) = [c.id for c in kb.document_chunks("b") if c.chunk_key == target.chunk_key]
+    assert kb.excluded_ids() == {back}
+    assert kb.check() == []
 
 
 def test_unit_vectors_are_stored_exactly(kb: KnowledgeBase) -> None:

@@ -14,7 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-from test_store import SPEC, TEXT_A, TEXT_B, make_doc, prepared, put, unit
+from test_store import (
+    SPEC,
+    TEXT_A,
+    TEXT_B,
+    make_doc,
+    ocr_layout,
+    prepared,
+    put,
+    scanned_doc,
+    unit,
+)
 
 from ingest._tokenize import keyword_query
 from ingest.settings import Settings
@@ -37,20 +47,27 @@ def milvus_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def dies_at_the_commit(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next write raises where it would upsert its document rows: a crash before its
+    commit, after its chunks and pages are written (undone by monkeypatch.undo())."""
+    client = kb.client  # type: ignore[attr-defined]
+    real_upsert = client.upsert
+
+    def upsert(collection: str, rows: list[dict], **kw: object) -> object:
+        if rows and rows[0].get("kind") == "doc":
+            raise ConnectionError("the process died here")  # injected: a crash mid-write
+        return real_upsert(collection, rows, **kw)
+
+    monkeypatch.setattr(client, "upsert", upsert)
+
+
 def test_a_write_that_dies_before_its_commit_stays_invisible_and_is_repaired(
     milvus_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with KnowledgeBase.open(milvus_settings, "crash", create=True) as kb:
         put(kb, make_doc("a", TEXT_A))
         old = [c.id for c in kb.document_chunks("a")]
-        real_upsert = kb.client.upsert
-
-        def dies_at_the_commit(collection: str, rows: list[dict], **kw: object) -> object:
-            if rows and rows[0].get("kind") == "doc":
-                raise ConnectionError("the process died here")  # injected: a crash mid-write
-            return real_upsert(collection, rows, **kw)
-
-        monkeypatch.setattr(kb.client, "upsert", dies_at_the_commit)
+        dies_at_the_commit(kb, monkeypatch)
         with pytest.raises(ConnectionError):
             put(kb, make_doc("a", TEXT_B))
         monkeypatch.undo()
@@ -68,6 +85,29 @@ def test_a_write_that_dies_before_its_commit_stays_invisible_and_is_repaired(
         assert [c.id for c in kb.document_chunks("a")] == old
         assert put(kb, make_doc("a", TEXT_B)) == {"a": "updated"}
         assert kb.check() == []
+
+
+def test_ocr_boxes_of_a_write_that_dies_before_its_commit_stay_invisible(
+    milvus_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The boxes are rows of the document's version like its pages: a dead write's boxes are
+    never returned, and recovery removes them."""
+    old, new = ocr_layout(5), ocr_layout(4000, width=2480)  # the new one in several rows
+    with KnowledgeBase.open(milvus_settings, "crash", create=True) as kb:
+        put(kb, scanned_doc("s", TEXT_A, old))
+        kept = kb.client.query(kb.catalog, filter='kind == "layout"', output_fields=["key"])
+        dies_at_the_commit(kb, monkeypatch)
+        with pytest.raises(ConnectionError):
+            put(kb, scanned_doc("s", TEXT_A, new))
+        monkeypatch.undo()
+        stored = kb.client.query(kb.catalog, filter='kind == "layout"', output_fields=["key"])
+        assert len(stored) > len(kept), "the dead write's boxes are stored"
+        assert kb.page_layout("s", 1) == old
+        assert kb.check() == []  # recovery ran first
+        stored = kb.client.query(kb.catalog, filter='kind == "layout"', output_fields=["key"])
+        assert {r["key"] for r in stored} == {r["key"] for r in kept}
+        assert put(kb, scanned_doc("s", TEXT_A, new)) == {"s": "updated"}
+        assert kb.page_layout("s", 1) == new
 
 
 def test_rows_of_no_version_are_found_and_repaired(milvus_settings: Settings) -> None:

@@ -36,6 +36,7 @@ from ingest.store.base import (
     KnowledgeBase,
     PreparedChunk,
     StoreError,
+    parse_layout,
     validate_kb_name,
 )
 from ingest.store.base import (
@@ -52,7 +53,6 @@ from ingest.store.faiss_sqlite.schema import (
     _chunk_record,
     _connect,
     _damaged,
-    _page_layout,
     _write_error,
     kb_path,
 )
@@ -316,7 +316,7 @@ class FaissSqliteKB(KeywordIndex, VectorSync, Checks, KnowledgeBase):
             row = self.conn.execute(
                 "SELECT layout FROM pages WHERE doc_id = ? AND seq = ?", (doc_id, page_seq)
             ).fetchone()
-        return _page_layout(row[0]) if row else None
+        return parse_layout(row[0]) if row else None
 
     def page_text(self, doc_id: str, page_seq: int) -> str | None:
         with self._lock:

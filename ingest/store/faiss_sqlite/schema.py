@@ -16,7 +16,6 @@ from urllib.parse import quote
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ingest.load import PageLayout
 from ingest.settings import Settings
 from ingest.store.base import (
     ChunkRecord,
@@ -136,19 +135,6 @@ def _chunk_record(row: Sequence) -> ChunkRecord:
         source=row[12],
         doc_type=row[13],
     )
-
-
-def _layout_json(layout: PageLayout | None) -> str | None:
-    return json.dumps(layout.to_json(), separators=(",", ":")) if layout is not None else None
-
-
-def _page_layout(raw: str | None) -> PageLayout | None:
-    if not raw:
-        return None
-    try:
-        return PageLayout.from_json(json.loads(raw))
-    except (ValueError, TypeError, KeyError):  # a damaged layout costs only the boxes
-        return None
 
 
 def _vector_blob(vector: np.ndarray) -> bytes:

@@ -16,14 +16,14 @@ from ingest.store.base import (
     StoreError,
     Writer,
     keyword_text,
+    layout_json,
+    parse_layout,
 )
 from ingest.store.base import (
     now as utc_now,
 )
 from ingest.store.faiss_sqlite.schema import (
     DB_FILE,
-    _layout_json,
-    _page_layout,
     _vector_blob,
     _write_error,
 )
@@ -148,7 +148,7 @@ class SqliteWriter(Writer):
         conn.executemany(
             "INSERT INTO pages(doc_id, seq, number, text, layout) VALUES (?, ?, ?, ?, ?)",
             [
-                (doc.doc_id, seq, page.number, page.text, _layout_json(page.layout))
+                (doc.doc_id, seq, page.number, page.text, layout_json(page.layout))
                 for seq, page in enumerate(doc.pages)
             ],
         )
@@ -256,7 +256,7 @@ class SqliteWriter(Writer):
             out = []
             for doc_id, title, source, doc_type, sha256, size, origin, ingested_at in docs:
                 pages = tuple(
-                    Page(number, text, _page_layout(layout))
+                    Page(number, text, parse_layout(layout))
                     for number, text, layout in conn.execute(
                         "SELECT number, text, layout FROM pages WHERE doc_id = ? ORDER BY seq",
                         (doc_id,),

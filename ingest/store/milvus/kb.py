@@ -22,6 +22,7 @@ import numpy as np
 
 from ingest._chunk import Chunk
 from ingest._embed import EmbeddingSpec
+from ingest.load import Page, PageLayout
 from ingest.settings import Settings
 from ingest.store.base import (
     ChunkRecord,
@@ -30,11 +31,14 @@ from ingest.store.base import (
     PreparedChunk,
     StoreError,
     now,
+    parse_layout,
     validate_kb_name,
 )
 from ingest.store.milvus.lease import Lease
 from ingest.store.milvus.schema import (
     CATALOG_SUFFIX,
+    PAGE_PARTS,
+    PAGE_ROWS,
     PREFIX,
     catalog_name,
     catalog_schema,
@@ -52,6 +56,7 @@ from ingest.store.milvus.search import MilvusSearch
 SCHEMA_VERSION = 1
 ACTIVE_TTL_S = 2.0  # how long a reader trusts its copy of the active-collection row
 MAX_TOPK = 16_384  # Milvus's limit on a search's k
+EXCLUDED_QUERY = 16_384  # Milvus's limit on a query's rows: more exclusions are paged through
 
 CHUNK_FIELDS = [
     "id",
@@ -187,9 +192,12 @@ class MilvusKB(MilvusSearch, KnowledgeBase):
 
     # ----- the catalog ---------------------------------------------------------------------
 
-    def _catalog_query(self, filter: str, fields: list[str]) -> list[dict[str, Any]]:
+    def _catalog_query(
+        self, filter: str, fields: list[str], limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        extra = {} if limit is None else {"limit": limit}
         return self.client.query(
-            self.catalog, filter=filter, output_fields=fields, consistency_level="Strong"
+            self.catalog, filter=filter, output_fields=fields, consistency_level="Strong", **extra
         )
 
     def _meta(self, key: str) -> dict[str, Any] | None:
@@ -363,8 +371,8 @@ class MilvusKB(MilvusSearch, KnowledgeBase):
             for r in rows
         ]
 
-    def pages(self, doc_id: str, version: str | None = None) -> list[tuple[int | None, str]]:
-        """A document's pages as (number, text), in order."""
+    def pages(self, doc_id: str, version: str | None = None) -> list[Page]:
+        """A document's pages, in order, each with its OCR line boxes if it has them."""
         if version is None:
             version = self.committed_versions([doc_id]).get(doc_id)
             if version is None:
@@ -372,35 +380,80 @@ class MilvusKB(MilvusSearch, KnowledgeBase):
         rows = query_all(
             self.client,
             self.catalog,
-            f'kind == "page" and doc_id == {literal(doc_id)} and version == {literal(version)}',
-            ["seq", "number", "body"],
+            f"{PAGE_ROWS} and doc_id == {literal(doc_id)} and version == {literal(version)}",
+            ["kind", "seq", "number", "body"],
         )
-        from ingest.store.milvus.schema import PAGE_PARTS
-
-        pages: dict[int, list[tuple[int, str]]] = {}
+        parts: dict[tuple[str, int], list[tuple[int, str]]] = {}
         numbers: dict[int, int | None] = {}
         for row in rows:
             seq, part = divmod(int(row["seq"]), PAGE_PARTS)
-            pages.setdefault(seq, []).append((part, row["body"]))
+            parts.setdefault((row["kind"], seq), []).append((part, row["body"]))
             numbers[seq] = None if row["number"] < 0 else int(row["number"])
+
+        def joined(kind: str, seq: int) -> str | None:
+            found = parts.get((kind, seq))
+            return "".join(body for _, body in sorted(found)) if found else None
+
         return [
-            (numbers[seq], "".join(text for _, text in sorted(pages[seq]))) for seq in sorted(pages)
+            Page(numbers[seq], joined("page", seq) or "", parse_layout(joined("layout", seq)))
+            for seq in sorted(numbers)
         ]
 
-    def page_text(self, doc_id: str, page_seq: int) -> str | None:
+    def _page_part_rows(self, kind: str, doc_id: str, page_seq: int) -> list[dict[str, Any]]:
         version = self.committed_versions([doc_id]).get(doc_id)
         if version is None:
-            return None
-        from ingest.store.milvus.schema import PAGE_PARTS
-
-        rows = self._catalog_query(
-            f'kind == "page" and doc_id == {literal(doc_id)} and version == {literal(version)} '
+            return []
+        return self._catalog_query(
+            f"kind == {literal(kind)} and doc_id == {literal(doc_id)} "
+            f"and version == {literal(version)} "
             f"and seq >= {page_seq * PAGE_PARTS} and seq < {(page_seq + 1) * PAGE_PARTS}",
             ["seq", "body"],
         )
+
+    def page_text(self, doc_id: str, page_seq: int) -> str | None:
+        rows = self._page_part_rows("page", doc_id, page_seq)
         if not rows:
             return None
         return "".join(r["body"] for r in sorted(rows, key=lambda r: r["seq"]))
+
+    def page_layout(self, doc_id: str, page_seq: int) -> PageLayout | None:
+        """Where the lines of an OCR page sit on its image (None: the page had a text layer)."""
+        rows = self._page_part_rows("layout", doc_id, page_seq)
+        return parse_layout("".join(r["body"] for r in sorted(rows, key=lambda r: r["seq"])))
+
+    # ----- chunks left out of retrieval (the inspector's switch) ----------------------------
+    # One catalog row per chunk_key: outside any document version, so re-ingesting or
+    # reindexing the unchanged file keeps it, and in Milvus, so every server sees it at once.
+
+    def excluded_keys(self) -> set[str]:
+        rows = self._catalog_query('kind == "excluded"', ["origin"], limit=EXCLUDED_QUERY)
+        if len(rows) >= EXCLUDED_QUERY:  # more than one query returns: page through them
+            rows = list(query_all(self.client, self.catalog, 'kind == "excluded"', ["origin"]))
+        return {r["origin"] for r in rows}
+
+    def excluded_ids(self) -> set[int]:
+        keys = sorted(self.excluded_keys())
+        rows: list[dict[str, Any]] = []
+        for part in slices(keys):
+            rows += self._query_chunks(in_list("chunk_key", part), ["id", "doc_id", "version"])
+        return {int(r["id"]) for r in self._visible(rows)}
+
+    def set_excluded(self, chunk_key: str, excluded: bool) -> None:
+        """One row upserted or deleted: atomic without the write lease, which it need not wait
+        for (a writer never touches these rows)."""
+        key = row_key("excluded", chunk_key)
+        try:
+            if excluded:
+                body = json.dumps({"since": now()})
+                self.client.upsert(
+                    self.catalog, [catalog_row("excluded", key, body, origin=chunk_key)]
+                )
+            else:
+                self.client.delete(self.catalog, ids=[key])
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise unreachable(self.settings, exc) from exc
 
     def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(hashes))

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ingest.store.milvus.schema import kb_key, query_all, row_key
+from ingest.store.milvus.schema import PAGE_ROWS, kb_key, query_all, row_key
 
 if TYPE_CHECKING:
     from ingest.store.milvus.kb import MilvusKB
@@ -49,7 +49,7 @@ def _scan(kb: MilvusKB) -> dict[str, Any]:
                     found["wrong_model"] += 1
             else:
                 found["orphan_chunks"].append(int(row["id"]))
-    for row in query_all(client, kb.catalog, 'kind == "page"', ["key", "doc_id", "version"]):
+    for row in query_all(client, kb.catalog, PAGE_ROWS, ["key", "doc_id", "version"]):
         if versions.get(row["doc_id"]) != row["version"]:
             found["orphan_pages"].append(row["key"])
     now = time.time()

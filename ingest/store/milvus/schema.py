@@ -5,6 +5,7 @@ A knowledge base `NAME` is two kinds of collection, named from a hash of NAME (M
 allow only ASCII letters, digits and '_'; zhiku's allow Chinese):
 
 - `zk_<key>_catalog`: one row per document, source file, page (in parts of at most 60 kB),
+  page layout (an OCR page's line boxes, JSON in parts likewise), chunk left out of retrieval,
   setting and writer lease. Milvus needs a vector field in every collection: `_v` is a 2-d
   zero vector nobody searches.
 - `zk_<key>_chunks_<n>`: one row per chunk with its text (jieba analyzer, BM25 function into
@@ -34,6 +35,9 @@ CATALOG_SUFFIX = "_catalog"
 VARCHAR_MAX = 65_535
 PAGE_PART_BYTES = 60_000  # Milvus measures VARCHAR in bytes
 PAGE_PARTS = 10_000  # parts a page may have (600 MB of text: more than any file zhiku takes)
+# a document version's page rows: its pages' text and their OCR line boxes; written, made
+# visible and deleted together with the version's chunks
+PAGE_ROWS = 'kind in ["page", "layout"]'
 JIEBA = {"tokenizer": "jieba", "filter": ["lowercase"]}
 # text zhiku has segmented already (its jieba search-mode tokens, space-separated)
 PRESEGMENTED = {"tokenizer": "whitespace"}

@@ -10,11 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from ingest._embed import EmbeddingSpec
 from ingest._tokenize import fts_tokens, index_text
-from ingest.load import LoadedDoc, Page
-from ingest.store.base import PreparedChunk, StoreError, Writer, keyword_text, now
+from ingest.load import LoadedDoc
+from ingest.store.base import (
+    PreparedChunk,
+    StoreError,
+    Writer,
+    keyword_text,
+    layout_json,
+    now,
+)
 from ingest.store.milvus.kb import catalog_row
 from ingest.store.milvus.schema import (
     PAGE_PARTS,
+    PAGE_ROWS,
     VARCHAR_MAX,
     chunk_id,
     chunks_name,
@@ -98,20 +106,26 @@ class MilvusWriter(Writer):
 
     @staticmethod
     def _page_rows(doc: LoadedDoc, version: str) -> list[dict[str, Any]]:
+        """A page's text, and an OCR page's line boxes, in rows of at most PAGE_PART_BYTES."""
         rows = []
         for seq, page in enumerate(doc.pages):
-            for part, text in enumerate(split_utf8(page.text)):
-                rows.append(
-                    catalog_row(
-                        "page",
-                        row_key("page", doc.doc_id, version, seq, part),
-                        text,
-                        doc_id=doc.doc_id,
-                        version=version,
-                        seq=seq * PAGE_PARTS + part,
-                        number=-1 if page.number is None else page.number,
+            parts = [("page", split_utf8(page.text))]
+            boxes = layout_json(page.layout)
+            if boxes is not None:
+                parts.append(("layout", split_utf8(boxes)))
+            for kind, bodies in parts:
+                for part, body in enumerate(bodies):
+                    rows.append(
+                        catalog_row(
+                            kind,
+                            row_key(kind, doc.doc_id, version, seq, part),
+                            body,
+                            doc_id=doc.doc_id,
+                            version=version,
+                            seq=seq * PAGE_PARTS + part,
+                            number=-1 if page.number is None else page.number,
+                        )
                     )
-                )
         return rows
 
     @staticmethod
@@ -269,7 +283,7 @@ class MilvusWriter(Writer):
             if collection is not None:
                 self.client.delete(collection, filter=in_list("doc_id", part) + other)
             self.client.delete(
-                self.kb.catalog, filter=f'kind == "page" and {in_list("doc_id", part)}{other}'
+                self.kb.catalog, filter=f"{PAGE_ROWS} and {in_list('doc_id', part)}{other}"
             )
 
     def remove_documents(self, doc_ids: Sequence[str]) -> int:
@@ -339,7 +353,7 @@ class MilvusWriter(Writer):
     def stored_documents(self) -> Iterator[tuple[LoadedDoc, str, str]]:
         out = []
         for record in self.kb.documents():
-            pages = tuple(Page(number, text) for number, text in self.kb.pages(record.doc_id))
+            pages = tuple(self.kb.pages(record.doc_id))
             doc = LoadedDoc(
                 record.doc_id,
                 record.title,
@@ -436,9 +450,7 @@ def recover(kb: MilvusKB) -> list[str]:
             }
         touched |= {
             r["doc_id"]
-            for r in kb._catalog_query(
-                f'kind == "page" and version == {literal(version)}', ["doc_id"]
-            )
+            for r in kb._catalog_query(f"{PAGE_ROWS} and version == {literal(version)}", ["doc_id"])
         }
         committed = kb.committed_versions(touched)
         for doc_id in touched:
@@ -448,14 +460,14 @@ def recover(kb: MilvusKB) -> list[str]:
                 other = f"doc_id == {literal(doc_id)} and version == {literal(version)}"
             if collection and client.has_collection(collection):
                 client.delete(collection, filter=other)
-            client.delete(kb.catalog, filter=f'kind == "page" and {other}')
+            client.delete(kb.catalog, filter=f"{PAGE_ROWS} and {other}")
         dropped = [d for body in bodies for d in body["dropped"]]
         gone = [d for d in dropped if d not in kb.committed_versions(dropped)]
         for start in range(0, len(gone), 500):
             part = gone[start : start + 500]
             if active:
                 client.delete(active, filter=in_list("doc_id", part))
-            client.delete(kb.catalog, filter=f'kind == "page" and {in_list("doc_id", part)}')
+            client.delete(kb.catalog, filter=f"{PAGE_ROWS} and {in_list('doc_id', part)}")
         clear_intent(kb, version)
         done.append(
             f"finished or undid an interrupted write ({len(touched) + len(gone)} documents)"
