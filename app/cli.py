@@ -160,10 +160,10 @@ def prepare(
         EmbeddingError,
         effective_runtimes,
         load_embedder,
+        measure_runtimes,
         prepare_default_model,
         read_choice,
     )
-    from ingest import measure as measure_runtimes
     from ingest.settings import DEFAULT_EMBEDDING_MODEL
 
     settings = get_settings()
