@@ -6,3 +6,7 @@ import os
 # on two cores a spinning pool starves the other library (generation fell from ~8 to under
 # 1 token/s while embeddings ran). It must be set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from app._ast_guard import install as _serialize_ast_parse
+
+_serialize_ast_parse()
