@@ -35,6 +35,12 @@ def kb(small_kb_settings: Settings) -> Iterator[KnowledgeBase]:
     base.close()
 
 
+# no relevance floor: every retrieved passage reaches the prompt
+NO_FLOOR = {"relevance_floor": 0.0, "relevance_floor_cross_lingual": 0.0}
+# the checks before the model is asked switched off, to see what a later check does alone
+GATES_OPEN = {**NO_FLOOR, "guard_coverage": False, "guard_missing_names": False}
+
+
 def run(
     question: str,
     kb: KnowledgeBase,
@@ -103,8 +109,7 @@ def test_passages_far_behind_the_best_stay_out_of_the_prompt(
         settings, backend = ollama(small_kb_settings, server)
         for ratio in (0.0, 0.7):
             # no relevance floor: the ratio alone decides which passages join the prompt
-            floors = {"relevance_floor": 0.0, "relevance_floor_cross_lingual": 0.0}
-            local = settings.model_copy(update={"context_score_ratio": ratio, **floors})
+            local = settings.model_copy(update={"context_score_ratio": ratio, **NO_FLOOR})
             result, _ = run(question, kb, local, embedder, backend)
             prompts[ratio] = user_prompt(server)
     best = result.passages[0].score
@@ -220,14 +225,7 @@ def test_an_answer_citing_passages_about_something_else_is_a_refusal(
     question = "苏州园林有哪些？"  # no passage speaks of Suzhou or of gardens
     with FakeOllama(responder=evidence_reply(["浙江省省会"], reply)) as server:
         settings, backend = ollama(small_kb_settings, server)
-        open_door = settings.model_copy(
-            update={
-                "relevance_floor": 0.0,
-                "relevance_floor_cross_lingual": 0.0,
-                "guard_coverage": False,
-                "guard_missing_names": False,
-            }
-        )
+        open_door = settings.model_copy(update=GATES_OPEN)
         result, events = run(question, kb, open_door, embedder, backend)
         # the responsiveness check refuses such an answer too: off, to see the guard alone
         off = open_door.model_copy(update={"guard_off_topic": False, "check_responsive": False})
@@ -261,8 +259,7 @@ def test_an_invented_answer_over_unrelated_evidence_is_a_refusal(
         settings, backend = ollama(small_kb_settings, server)
         no_floor = settings.model_copy(
             update={
-                "relevance_floor": 0.0,
-                "relevance_floor_cross_lingual": 0.0,
+                **NO_FLOOR,
                 "guard_coverage": False,
                 "guard_small_talk": False,  # the check itself, not the small-talk reply
             }
@@ -765,15 +762,7 @@ def test_an_answer_resting_on_a_sentence_about_something_else_is_refused_with_it
     question = "苏州园林有哪些？"
     with FakeOllama(responder=evidence_reply(["浙江省省会"], reply)) as server:
         settings, backend = ollama(small_kb_settings, server)
-        open_door = settings.model_copy(
-            update={
-                "relevance_floor": 0.0,
-                "relevance_floor_cross_lingual": 0.0,
-                "guard_coverage": False,
-                "guard_missing_names": False,
-                "guard_off_topic": False,
-            }
-        )
+        open_door = settings.model_copy(update={**GATES_OPEN, "guard_off_topic": False})
         result, events = run(question, kb, open_door, embedder, backend)
         unchecked = open_door.model_copy(update={"check_responsive": False})
         before, _ = run(question, kb, unchecked, embedder, backend)
