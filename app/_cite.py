@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Sequence
 
 from ingest.text import (
-    MARKER,
     char_bigrams,
     letters,
     normalize,
@@ -24,7 +23,7 @@ from ingest.text import (
     strip_markers,
 )
 
-SUPPORT = 0.6  # share of a sentence's character bigrams its evidence must hold (as the metric)
+SUPPORT = 0.6  # share of a sentence's character bigrams its evidence must hold
 QUOTE_CHARS = 8  # letters and digits from which a verbatim piece of a sentence is a quote
 MIN_LETTERS = 4  # shorter sentences ("是的。") carry no claim of their own
 _LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
@@ -117,31 +116,6 @@ class ReplyReader:
             if isinstance(data.get("answer"), str):
                 self.answer = data["answer"]
                 self.done = True
-
-
-# The claim-support metric's own sentence ends (../shared/eval/README.md): no English ".".
-_CLAIM_END = re.compile(r"[。！？!?；]+|\n")
-
-
-def claim_spans(text: str) -> list[tuple[int, int]]:
-    """Sentences as the claim-support metric cuts them: after 。！？!?； and line ends, each
-    keeping the markers that directly follow its end."""
-    return sentence_spans(text, ends=_CLAIM_END)
-
-
-def claim_supported(sentence: str, cited_texts: Sequence[str]) -> bool:
-    """The metric's test of one sentence: it cites something, every number in it occurs in the
-    cited text, and at least 60% of its character bigrams do."""
-    if not MARKER.search(sentence) or not cited_texts:
-        return False
-    haystack = normalize("".join(cited_texts))
-    if any(n not in haystack for n in numbers(strip_markers(sentence))):
-        return False
-    grams = char_bigrams(sentence)
-    if not grams:
-        return True
-    cited = char_bigrams(haystack)
-    return len(grams & cited) / len(grams) >= SUPPORT
 
 
 def counts_as_claim(sentence: str) -> bool:

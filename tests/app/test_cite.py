@@ -1,5 +1,5 @@
 """Reading the evidence-first reply as it streams, and checking answer sentences against the
-sentences they cite (the same test the claim-support metric applies)."""
+sentences they cite (the claim-support metric has its own definition, in `app/_eval.py`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import json
 
 from app._cite import (
     ReplyReader,
-    claim_spans,
-    claim_supported,
     complete_sentences,
     cut_quote,
     first_repeat,
@@ -71,24 +69,6 @@ def test_the_fewest_sentences_that_together_support_a_sentence_are_cited() -> No
     assert supporting("2 号线全长 43.3 公里。", [0, 1, 2], texts) == [2]
     assert supporting("2 号线于 2014 年开通，全长 43.3 公里。", [0, 1, 2], texts) == [1, 2]
     assert supporting("3 号线全长 60 公里。", [0, 1, 2], texts) == []
-
-
-def test_claim_spans_keep_the_markers_that_follow_a_sentence() -> None:
-    text = "杭州的市花是桂花。[1]市树是香樟[2]！\n好"
-    assert [text[a:b] for a, b in claim_spans(text)] == [
-        "杭州的市花是桂花。[1]",
-        "市树是香樟[2]！",
-        "\n",
-        "好",
-    ]
-
-
-def test_the_metric_needs_a_marker_the_numbers_and_most_bigrams() -> None:
-    cited = ["杭州地铁 2 号线于 2014 年开通,全长 43.3 公里。"]
-    assert claim_supported("2 号线全长 43.3 公里。[1]", cited)
-    assert not claim_supported("2 号线全长 43.3 公里。", cited), "uncited"
-    assert not claim_supported("2 号线全长 45 公里。[1]", cited)
-    assert not claim_supported("杭州的市花是桂花。[1]", cited)
 
 
 def test_finished_sentences_are_told_from_the_one_being_written() -> None:
