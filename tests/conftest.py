@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from milvus_server import MilvusServer
@@ -111,3 +112,27 @@ def state_settings(request: pytest.FixtureRequest, settings: Settings) -> Iterat
         return
     yield settings
     state_engine.forget_engines()
+
+
+@pytest.fixture
+def zhiku(tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run `zhiku ...` in-process against a throwaway data home (the embedder fixture keeps the
+    model loaded, so the commands reuse it); no politeness pause between web requests."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from ingest.settings import get_settings
+
+    monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(REPO / ".zhiku" / "models"))
+    monkeypatch.setenv("LLM_BACKEND", "none")
+    monkeypatch.setenv("WEB_DELAY_S", "0")
+    monkeypatch.chdir(tmp_path)  # no developer .env is read
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        get_settings.cache_clear()
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    yield run
+    get_settings.cache_clear()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +13,10 @@ from typer.testing import CliRunner
 
 from app._conversations import kb_has_conversations
 from app.cli import cli
-from ingest._embed import Embedder
 from ingest._originals import originals_dir
 from ingest.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def zhiku(tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """Run `zhiku ...` in-process against a throwaway data home (the embedder fixture keeps the
-    model loaded, so the commands reuse it)."""
-    monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(REPO / ".zhiku" / "models"))
-    monkeypatch.setenv("LLM_BACKEND", "none")
-    monkeypatch.chdir(tmp_path)  # no developer .env is read
-    runner = CliRunner()
-
-    def run(*args: str) -> object:
-        get_settings.cache_clear()
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    yield run
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 from support import make_settings
-from typer.testing import CliRunner
 from web_site import WebSite, html
 
 from app.access import Principal
-from app.cli import cli
 from app.service import Service
 from app.sources import Schedule, SourceStore, new_source, sync_source
 from app.sources.scheduler import Scheduler
@@ -153,23 +151,6 @@ def test_schedules() -> None:
             Schedule.parse(every=bad)
     with pytest.raises(ValueError):
         Schedule.parse(at="25:00")
-
-
-@pytest.fixture
-def zhiku(tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(REPO / ".zhiku" / "models"))
-    monkeypatch.setenv("LLM_BACKEND", "none")
-    monkeypatch.setenv("WEB_DELAY_S", "0")
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def run(*args: str) -> object:
-        get_settings.cache_clear()
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    yield run
-    get_settings.cache_clear()
 
 
 def test_the_command_line(zhiku, site: WebSite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -331,19 +331,11 @@ def test_a_bound_folder_is_a_source_whose_syncs_are_in_its_history(
 
 
 def test_a_folder_added_with_sources_watch_is_followed_by_the_app(
-    settings: Settings, folder: Path
+    settings: Settings, folder: Path, zhiku: Callable[..., Any]
 ) -> None:
     """`zhiku sources add DIR --watch` is the command line's way to bind a folder: the app's
     watchers follow it; a web page cannot be watched, and two schedules are refused."""
-    from typer.testing import CliRunner
-
-    from app.cli import cli
-    from ingest.settings import get_settings
-
-    def zhiku_cli(*args: str) -> Any:
-        get_settings.cache_clear()
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
+    zhiku_cli = zhiku
     result = zhiku_cli("sources", "add", str(folder), "--watch", "--no-sync")
     assert result.exit_code == 0, result.output
     assert "on every change" in result.output
