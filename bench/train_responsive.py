@@ -7,8 +7,11 @@
 Pairs of (question, sentence, the sentence's context) from a set in the `zhiku eval` format:
 positives are the sentences holding a gold answer (an answer alternative, or a gold span);
 hard negatives are the other sentences of the same document nearest the question, the nearest
-sentences of other documents, and, for an unanswerable question, the sentences nearest to it in
-the whole corpus (what retrieval would hand the model). A logistic regression (scikit-learn) on
+sentences of other documents, for an unanswerable question the sentences nearest to it in the
+whole corpus (what retrieval would hand the model), and the neighbour's question: the question
+with one of its names or numbers that the answer sentence holds swapped for another of the same
+kind the document never mentions (the other city, the other year, the other model), against the
+sentence that answered the original. A logistic regression (scikit-learn) on
 `app._responsive.FEATURES`, standardised; its threshold keeps RECALL of the training positives
 (out of fold). AUC is reported out of fold on the training set and on each held-out set, which
 is never trained on.
@@ -31,9 +34,18 @@ import numpy as np
 
 from app._eval import squash
 from app._prompt import passage_units
-from app._responsive import FEATURES, Pair, cross_language, features, own_label
+from app._responsive import (
+    FEATURES,
+    PROPER_TAGS,
+    Pair,
+    cross_language,
+    features,
+    nfkc,
+    own_label,
+)
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import get_settings
+from ingest.text import NUMBER, WORD
 
 RECALL = 0.97  # share of training positives the threshold keeps (out of fold)
 SAME_DOC_NEGATIVES = 6
@@ -106,6 +118,67 @@ def holds_answer(question: dict, unit: Unit) -> bool:
     return bool(groups) and not spans and any(squash(a) in raw for a in groups[0])
 
 
+def corpus_vocabulary(units: dict[str, list[Unit]]) -> dict[str, list[str]]:
+    """The corpus' proper names by jieba tag and its Latin words: what a name of a question
+    may be swapped for."""
+    from jieba import posseg
+
+    found: dict[str, set[str]] = {}
+    for doc_units in units.values():
+        for unit in doc_units:
+            for pair in posseg.lcut(nfkc(unit.shown)):
+                word = pair.word.strip()
+                if pair.flag in PROPER_TAGS and len(word) >= 2 and not word.isascii():
+                    found.setdefault(pair.flag, set()).add(word)
+            for word in WORD.findall(nfkc(unit.shown).lower()):
+                if len(word) >= 2 and not word.replace(".", "").isdigit():
+                    found.setdefault("latin", set()).add(word)
+    return {kind: sorted(words) for kind, words in found.items()}
+
+
+def _other_number(number: str, rng: random.Random) -> str | None:
+    if not number.isdigit():
+        return None
+    value = int(number)
+    if len(number) == 4 and 1500 <= value <= 2099:  # a year: a nearby year
+        return str(value + rng.choice([-3, -2, -1, 1, 2, 3]))
+    return str(value + rng.randint(1, 9))
+
+
+def neighbour_question(
+    question: str,
+    around: str,
+    document: str,
+    vocabulary: dict[str, list[str]],
+    rng: random.Random,
+) -> str | None:
+    """The question asked about a neighbour of what `around` (an answer sentence with its
+    context) speaks of: one of the question's names or numbers that `around` holds, swapped for
+    another of the same kind that `document` never mentions. None when it has none to swap."""
+    from jieba import posseg
+
+    text, held, doc = nfkc(question), nfkc(around).lower(), nfkc(document).lower()
+    swaps: list[tuple[str, str]] = []
+    for pair in posseg.lcut(text):
+        word = pair.word.strip()
+        if pair.flag in PROPER_TAGS and len(word) >= 2 and not word.isascii() and word in held:
+            swaps.append((word, pair.flag))
+    swaps += [(w, "latin") for w in WORD.findall(text.lower()) if w in held and len(w) >= 2]
+    swaps += [(n, "number") for n in NUMBER.findall(text) if n in held]
+    rng.shuffle(swaps)
+    for word, kind in swaps:
+        if kind == "number":
+            other = _other_number(word, rng)
+        else:
+            choices = [w for w in vocabulary.get(kind, []) if w.lower() not in doc]
+            other = rng.choice(choices) if choices else None
+        if other is None or other.lower() in doc:
+            continue
+        at = text.lower().find(word.lower())
+        return text[:at] + other + text[at + len(word) :]
+    return None
+
+
 CACHE = Path(".zhiku/responsive-cache")
 
 
@@ -133,14 +206,40 @@ class Pairs:
     groups: list[str]  # qid, for folds
 
 
-def build_pairs(folder: Path, embedder: Embedder, limit: int | None = None) -> Pairs:
+def build_pairs(
+    folder: Path, embedder: Embedder, limit: int | None = None, neighbours: bool = True
+) -> Pairs:
     questions, units = load(folder, limit)
     flat = [u for us in units.values() for u in us]
     index = {id(u): i for i, u in enumerate(flat)}
     s_vec = _encode(embedder, [u.shown for u in flat], False)
     c_vec = _encode(embedder, [f"{u.label}\n{u.shown}" for u in flat], False)
-    q_vec = _encode(embedder, [q["question"] for q in questions], True)
     doc_rows = {d: [index[id(u)] for u in us] for d, us in units.items()}
+    if neighbours:
+        vocabulary = corpus_vocabulary(units)
+        rng = random.Random(7)
+        for question in list(questions):
+            gold = [g for g in question.get("gold_ids") or [] if g in doc_rows]
+            if not (question["answerable"] and gold):
+                continue
+            positives = [r for r in doc_rows[gold[0]] if holds_answer(question, flat[r])]
+            if not positives:
+                continue
+            first = flat[positives[0]]
+            document = "\n".join(u.raw for u in units[gold[0]]) + "\n" + first.label
+            asked = neighbour_question(
+                question["question"], f"{first.label}\n{first.shown}", document, vocabulary, rng
+            )
+            if asked is not None:
+                questions.append(
+                    {
+                        "qid": question["qid"],  # one fold with its original
+                        "question": asked,
+                        "answerable": False,
+                        "neighbour_of": positives[:2],
+                    }
+                )
+    q_vec = _encode(embedder, [q["question"] for q in questions], True)
     out = Pairs([], [], [])
     for qi, question in enumerate(questions):
         cos_all = s_vec @ q_vec[qi]
@@ -159,6 +258,8 @@ def build_pairs(folder: Path, embedder: Embedder, limit: int | None = None) -> P
             chosen += [(r, 0) for r in negatives]
             others = [r for r in np.argsort(-cos_all)[:50] if flat[r].doc not in gold]
             chosen += [(int(r), 0) for r in others[:OTHER_DOC_NEGATIVES]]
+        elif "neighbour_of" in question:
+            chosen += [(r, 0) for r in question["neighbour_of"]]
         elif not question["answerable"]:
             chosen += [(int(r), 0) for r in np.argsort(-cos_all)[:UNANSWERABLE_NEGATIVES]]
         for row, label in chosen:
@@ -195,12 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=Path, action="append", default=[])
     parser.add_argument("--heldout-limit", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("app/responsive.json"))
+    parser.add_argument(
+        "--no-neighbours",
+        action="store_true",
+        help="train without the neighbour's questions (for comparison)",
+    )
     args = parser.parse_args(argv)
     train_sets = args.train or [Path("../shared/eval/cmrc2018_trial")]
     embedder = load_embedder(get_settings())
     train = Pairs([], [], [])
     for folder in train_sets:
-        part = build_pairs(folder, embedder)
+        part = build_pairs(folder, embedder, neighbours=not args.no_neighbours)
         train.pairs += part.pairs
         train.labels += part.labels
         train.groups += part.groups
