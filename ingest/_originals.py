@@ -87,15 +87,11 @@ def keep_original(settings: Settings, kb_name: str, path: Path, sha256: str) -> 
     return True
 
 
-def _unchanged(file: Path, sha256: str | None) -> bool:
+def _unchanged(file: Path, sha256: str) -> bool:
     """`file` exists and still has the bytes that were ingested (a changed file would show
     other pages than the citation's)."""
-    if not file.is_file():
-        return False
-    if sha256 is None:
-        return True
     try:
-        return hashlib.sha256(file.read_bytes()).hexdigest() == sha256
+        return file.is_file() and hashlib.sha256(file.read_bytes()).hexdigest() == sha256
     except OSError:
         return False
 
@@ -105,15 +101,17 @@ def original_file(settings: Settings, kb_name: str, origin: str, sha256: str | N
     else (`ORIGINALS_STORE=database`) the original fetched from the state database into this
     server's cache: a local path in every case, None when there is no original."""
     file = Path(origin.split("#", 1)[0])
-    kept = originals_dir(settings, kb_name) / _copy_name(sha256, origin) if sha256 else None
-    if kept is not None and kept.is_file():
+    if sha256 is None:  # no hash recorded for it: the file itself, as it is
+        return file if file.is_file() else None
+    kept = originals_dir(settings, kb_name) / _copy_name(sha256, origin)
+    if kept.is_file():
         return kept
     if _unchanged(file, sha256):
         return file
-    if kept is None or not originals_in_database(settings):
+    if not originals_in_database(settings):
         return None
     try:
-        fetched = read_blob(blob_engine(settings), kb_name, sha256, kept)  # type: ignore[arg-type]
+        fetched = read_blob(blob_engine(settings), kb_name, sha256, kept)
     except (OSError, SQLAlchemyError, BlobError) as exc:
         log.warning("could not fetch the original of %s: %s", origin, exc)
         return None
