@@ -19,7 +19,7 @@ from app._conversations import delete_kb_conversations, kb_has_conversations
 from app._evalset import delete_kb_evalset, kb_has_evalset
 from app._watched import Watchers, delete_kb_watched, load_bindings
 from app.sources.model import SourceStore
-from ingest import delete_kb_originals, delete_kb_uploads, originals_dir, uploads_dir
+from ingest import delete_kb_originals, delete_kb_uploads, kb_has_originals, uploads_dir
 from ingest.settings import Settings
 from ingest.store import delete_kb, kb_exists, validate_kb_name
 
@@ -82,10 +82,10 @@ def owned(
             uploads_dir(settings, name).exists,
             lambda: delete_kb_uploads(settings, name),
         ),
-        Owned(
+        Owned(  # with ORIGINALS_STORE=database, the uploads' and copies' rows in the database
             "kept copies of ingested files",
             "导入文件的副本",
-            originals_dir(settings, name).exists,
+            lambda: kb_has_originals(settings, name),
             lambda: delete_kb_originals(settings, name),
         ),
         Owned(

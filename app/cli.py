@@ -389,13 +389,16 @@ def state_migrate(
     ],
 ) -> None:
     """Copy this installation's records (STATE_URL, by default <ZHIKU_HOME>/state.sqlite, and
-    the per-knowledge-base files of earlier versions) into an empty database, and check counts.
-    Set STATE_URL to the target afterwards; the source is left as it was."""
+    the per-knowledge-base files of earlier versions) into an empty database, and check counts;
+    the originals the viewer opens go where the target keeps them (ORIGINALS_STORE). Set
+    STATE_URL to the target afterwards; the source is left as it was."""
     from app._conversations import CONVERSATIONS_DIR, ConversationStore
     from app._evalset import EVALSETS_DIR, load_cases
     from app._watched import all_bindings
     from app.state import StateError, open_state
-    from app.state.migrate import copy_state
+    from app.state.migrate import check_target, copy_originals, copy_state
+    from ingest import originals_in_database
+    from ingest.store import StoreError
 
     settings = get_settings()
     target_url = "" if to.strip() == "sqlite" else to.strip()
@@ -409,14 +412,27 @@ def state_migrate(
             load_cases(settings, folder.name)
         all_bindings(settings)  # sources/<kb>.json and watched/<kb>.json moved into the sources
         target = open_state(target_settings)
+        check_target(source, target)
         say = lambda m: err_console.print(f"[dim]{escape(m)}[/dim]")  # noqa: E731
+        # the originals first: they are copied idempotently, so a failure leaves a target that
+        # the same command fills again, and the records after them go in one transaction
+        originals = copy_originals(settings, target_settings, say)
         copied = copy_state(source, target, say)
-    except (StateError, ValueError) as exc:
+    except (StateError, StoreError, ValueError) as exc:
         raise fail(getattr(exc, "en", str(exc))) from exc
     shown = target.url.render_as_string()
     console.print(f"copied into {escape(shown)}; counts checked:", soft_wrap=True)
     for name, count in copied.items():
         console.print(f"  {name}: {count}")
+    where = "the database" if originals_in_database(target_settings) else "files under ZHIKU_HOME"
+    if originals.carried or originals.left or originals.missing:
+        console.print(
+            f"originals: {originals.carried} kept in {where}, {originals.left} stay where they "
+            f"are, {len(originals.missing)} not found",
+            soft_wrap=True,
+        )
+    for missing in originals.missing:
+        console.print(f"  not found: {escape(missing)}", soft_wrap=True)
     use = "the --to URL" if target_url else "empty (SQLite under ZHIKU_HOME)"
     console.print(f"to use it, set STATE_URL to {use} on every app server", soft_wrap=True)
 

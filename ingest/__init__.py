@@ -1,9 +1,9 @@
 """The ingestion library's public API: what `app/` (and any other caller) may use.
 
 Modules whose names start with `_` are the library's inside; callers import from here, from
-`ingest.store` (knowledge bases), `ingest.settings`, `ingest.text`, `ingest.load`, `ingest.web`
-and `ingest.watch`. Names resolve on first use (PEP 562), so `import ingest.settings` stays
-cheap and loads no model code.
+`ingest.store` (knowledge bases), `ingest.settings`, `ingest.statedb` (the state database's
+engine), `ingest.text`, `ingest.load`, `ingest.web` and `ingest.watch`. Names resolve on first
+use (PEP 562), so `import ingest.settings` stays cheap and loads no model code.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ingest._blobs import originals_in_database
     from ingest._convert import sha256_file
     from ingest._cpu import cpu_flags
     from ingest._embed import Embedder, EmbeddingError, load_embedder, prepare_default_model
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     )
     from ingest._originals import (
         delete_kb_originals,
+        kb_has_originals,
+        keep_original,
         original_file,
         originals_dir,
         release_originals,
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 # public name → (module, name in it)
 _EXPORTS: dict[str, tuple[str, str]] = {
     "sha256_file": ("ingest._convert", "sha256_file"),
+    "originals_in_database": ("ingest._blobs", "originals_in_database"),
     "cpu_flags": ("ingest._cpu", "cpu_flags"),
     "Embedder": ("ingest._embed", "Embedder"),
     "EmbeddingError": ("ingest._embed", "EmbeddingError"),
@@ -55,6 +59,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ingest_paths": ("ingest._insert", "ingest_paths"),
     "remove_documents": ("ingest._insert", "remove_documents"),
     "delete_kb_originals": ("ingest._originals", "delete_kb_originals"),
+    "kb_has_originals": ("ingest._originals", "kb_has_originals"),
+    "keep_original": ("ingest._originals", "keep_original"),
     "original_file": ("ingest._originals", "original_file"),
     "originals_dir": ("ingest._originals", "originals_dir"),
     "release_originals": ("ingest._originals", "release_originals"),
@@ -91,12 +97,15 @@ __all__ = [
     "duration_zh",
     "effective_runtimes",
     "ingest_paths",
+    "kb_has_originals",
+    "keep_original",
     "keyword_expression",
     "keyword_query",
     "load_embedder",
     "measure_runtimes",
     "original_file",
     "originals_dir",
+    "originals_in_database",
     "prepare_default_model",
     "query_terms",
     "read_choice",

@@ -368,6 +368,11 @@ class IngestRun:
                 if previous == pending.sha256 and not self.force:
                     self.record(FileOutcome(origin, "skipped", reason=Rejection("unchanged")))
                     continue
+                if docs and pending.original is not None:
+                    # what the viewer opens once the source folder has moved, kept before the
+                    # document is committed: a reader (another server, too) that sees the
+                    # document finds its original
+                    keep_original(self.settings, self.kb.name, pending.original, pending.sha256)
                 status = writer.put_file(
                     origin, pending.sha256, pending.size, docs, pending.drop_doc_ids
                 )
@@ -381,9 +386,6 @@ class IngestRun:
                     )
                     continue
                 updated = "updated" in status.values() or bool(pending.drop_doc_ids)
-                if docs and pending.original is not None:
-                    # what the viewer opens once the source folder has moved
-                    keep_original(self.settings, self.kb.name, pending.original, pending.sha256)
                 self.record(
                     FileOutcome(
                         origin,

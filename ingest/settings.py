@@ -133,6 +133,14 @@ class Settings(BaseSettings):
         description="keep a copy of every ingested file under <ZHIKU_HOME>/originals, so a "
         "citation opens on its page after the source folder moves (uploads are kept anyway)",
     )
+    originals_store: Literal["auto", "files", "database"] = Field(
+        "auto",
+        description="where the originals the source viewer opens (uploads and kept copies) "
+        "live: files (under <ZHIKU_HOME>, seen by this machine only), database (also in the "
+        "state database at STATE_URL, so every app server sharing it opens them; a server "
+        "caches what it opened under <ZHIKU_HOME>/originals); auto = database when STATE_URL "
+        "is PostgreSQL, else files",
+    )
 
     # --- web pages and sites (`zhiku ingest URL`, sources) ---
     web_delay_s: float = Field(

@@ -39,7 +39,7 @@ from app.ui.resources import (
 )
 from app.ui.sources import sources_section
 from app.ui.watched import get_watchers, watched_section
-from ingest import originals_dir, uploads_dir
+from ingest import originals_dir, originals_in_database, uploads_dir
 from ingest.load import SUPPORTED_SUFFIXES
 from ingest.settings import Settings
 from ingest.store import DocumentRecord, KnowledgeBase, StoreError, kb_exists
@@ -124,7 +124,14 @@ def upload_section(settings: Settings, kb_name: str) -> None:
         f"每次上传合计不超过 {limit_text(settings.max_upload_mb)} · "
         f"文件保存在 {md(str(uploads_dir(settings, kb_name).resolve()))}"
     )
-    if settings.keep_originals:
+    if originals_in_database(settings):
+        st.caption(
+            "上传的文件"
+            + ("和命令行导入的文件" if settings.keep_originals else "")
+            + "也存入共享的状态数据库(`ORIGINALS_STORE=database`):"
+            "连接同一数据库的每台服务器都能打开引用所在的原文页。"
+        )
+    elif settings.keep_originals:
         st.caption(
             "用命令行 `zhiku ingest` 导入的文件也会在 "
             f"{md(str(originals_dir(settings, kb_name).resolve()))} 保存一份副本,"

@@ -1,23 +1,42 @@
-"""One engine for the app's records, created once per URL, its schema created or checked at start.
+"""The app's records in the state database, their schema created or checked at start.
 
-SQLite is the default because it needs no setup; PostgreSQL is for several app servers sharing one
-truth (SQLite on a network share is not an option: its locking is unsafe there). Tables are
-declared with SQLAlchemy Core on `metadata` by the modules that own them; this module only makes
-sure they exist and that the database is not from a newer zhiku.
+The engine is the library's (`ingest.statedb`: one per URL, SQLite under the data home by default,
+PostgreSQL for several app servers), so the app's records and the library's originals share one
+pool. Tables are declared with SQLAlchemy Core on `metadata` by the modules that own them; this
+module only makes sure they exist and that the database is not from a newer zhiku.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+import weakref
+from collections.abc import Callable
 
 import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ingest.settings import Settings
+from ingest.statedb import (
+    forget_state_engines,
+    insert_or_ignore,
+    state_engine,
+    state_url,
+    writing,
+)
+
+# re-exported: the app's table modules take them from here
+__all__ = [
+    "SCHEMA_VERSION",
+    "Json",
+    "StateError",
+    "forget_engines",
+    "insert_or_ignore",
+    "metadata",
+    "open_state",
+    "state_url",
+    "writing",
+]
 
 # Raised by one whenever a table or column is added, with a step in `_MIGRATIONS` that brings a
 # database of the previous version up to it.
@@ -37,7 +56,7 @@ _version = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
 )
 
-_engines: dict[str, Engine] = {}
+_migrated: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose tables are made
 _lock = threading.Lock()
 
 
@@ -48,58 +67,12 @@ class StateError(RuntimeError):
         self.zh = zh
 
 
-def state_url(settings: Settings) -> str:
-    """The SQLAlchemy URL of the state database; a bare `postgresql://` means psycopg 3."""
-    url = settings.state_url.strip()
-    if url:
-        for bare in ("postgresql://", "postgres://"):
-            if url.startswith(bare):
-                return "postgresql+psycopg://" + url[len(bare) :]
-        return url
-    return f"sqlite:///{(Path(settings.zhiku_home) / 'state.sqlite').resolve()}"
-
-
-def _sqlite_connect(dbapi_connection: object, _record: object) -> None:
-    # pysqlite's own BEGIN comes late (at the first write) and is always DEFERRED; SQLAlchemy's
-    # documented recipe is to switch it off and emit BEGIN in the "begin" event (below), so that
-    # a write transaction can take the write lock first (a DEFERRED one that read and then
-    # writes fails at once when another process wrote meanwhile, the busy timeout unused).
-    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    # WAL: readers never wait for the writer; the busy timeout makes writers of several
-    # processes (web app, API, CLI) take turns instead of failing at once.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def _sqlite_begin(connection: Connection) -> None:
-    write = connection.get_execution_options().get("zhiku_write", False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _create(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_connect)
-        sa.event.listen(engine, "begin", _sqlite_begin)
-    else:
-        engine = sa.create_engine(url, pool_pre_ping=True)
-    return engine
-
-
 def open_state(settings: Settings) -> Engine:
     """The engine of `settings`' state database, its tables created and its version checked."""
-    url = state_url(settings)
+    engine = state_engine(settings)
     with _lock:
-        engine = _engines.get(url)
-        if engine is not None:
+        if engine in _migrated:
             return engine
-        engine = _create(url)
         try:
             _migrate(engine)
         except sa.exc.OperationalError as exc:
@@ -108,29 +81,8 @@ def open_state(settings: Settings) -> Engine:
                 f"cannot open the state database {engine.url.render_as_string()}: {exc.orig}",
                 f"无法打开状态数据库 {engine.url.render_as_string()}:{exc.orig}",
             ) from exc
-        _engines[url] = engine
+        _migrated.add(engine)
         return engine
-
-
-@contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: on SQLite it holds the write lock from its start (writers
-    of several processes take turns); on PostgreSQL a plain transaction (rows that must not
-    change under it are locked with SELECT … FOR UPDATE)."""
-    with engine.connect() as connection:
-        connection.execution_options(zhiku_write=True)
-        with connection.begin():
-            yield connection
-
-
-def insert_or_ignore(table: sa.Table, connection: Connection) -> sa.Insert:
-    """INSERT … ON CONFLICT DO NOTHING in the connection's dialect: two servers adding the same
-    row at once both succeed, and the row is there once."""
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
 
 
 def _tables_only(_connection: Connection) -> None:
@@ -170,6 +122,5 @@ def _migrate(engine: Engine) -> None:
 def forget_engines() -> None:
     """Close every engine (tests, and a process about to fork)."""
     with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
+        _migrated.clear()
+    forget_state_engines()

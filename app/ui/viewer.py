@@ -18,6 +18,7 @@ import streamlit as st
 from app._source import page_text, render_pdf_page, source_file
 from app.ui.markdown import escape_markdown, file_name
 from app.ui.resources import get_kb
+from ingest import originals_in_database
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
 
@@ -133,10 +134,12 @@ def viewer_panel(settings: Settings) -> None:
         _pdf_view(source, path, doc.pages, *_ocr_lines(kb, source))
         return
     if source.doc_type == "pdf":
-        st.info(
-            "原 PDF 文件已不在原处,也没有保存副本(KEEP_ORIGINALS=false):下面显示导入时提取的文字。",
-            icon=":material/info:",
+        why = (
+            "也无法从共享的状态数据库取回"
+            if originals_in_database(settings)
+            else "也没有保存副本(KEEP_ORIGINALS=false)"
         )
+        st.info(f"原 PDF 文件已不在原处,{why}:下面显示导入时提取的文字。", icon=":material/info:")
     stored = page_text(kb, source.doc_id, source.page_seq, source.start, source.end)
     if source.source.startswith(("http://", "https://")):
         st.link_button("打开网页原文", source.source, icon=":material/open_in_new:")

@@ -20,6 +20,7 @@ from app._rag import Final, Retrieved, Token
 from app._watched import Watchers, load_bindings
 from app.access import Principal
 from app.service import Busy, DeletionIncomplete, LlmQueue, Queued, Service
+from ingest._blobs import blob_engine, stored_blobs
 from ingest._embed import Embedder
 from ingest._originals import originals_dir
 from ingest._upload import uploads_dir
@@ -149,6 +150,21 @@ def test_deleting_a_kb_removes_everything_it_owns_and_a_new_one_starts_empty(
         service.delete_kb(ME, "项目资料")  # nothing left to delete
     assert service.create_kb(ME, "项目资料").documents == 0
     app_data_is_empty(settings, "项目资料")
+    service.close()
+
+
+def test_deleting_a_kb_removes_its_originals_from_the_shared_database(
+    postgres_settings: Settings, embedder: Embedder
+) -> None:
+    settings = postgres_settings  # ORIGINALS_STORE=auto with PostgreSQL: the database
+    service = kb_with_everything(settings, embedder, "项目资料")  # its originals part present
+    build_kb(settings, embedder, {"leave.txt": "年假制度\n员工每年有十五天带薪年假。"}, "other")
+    engine = blob_engine(settings)
+    assert len(stored_blobs(engine, "项目资料")) == 2  # the folder's file and the upload
+    assert not originals_dir(settings, "项目资料").exists()  # nothing fetched on this server yet
+    service.delete_kb(ME, "项目资料")
+    assert stored_blobs(engine, "项目资料") == {} and len(stored_blobs(engine, "other")) == 1
+    assert leftovers(settings, "项目资料") == []
     service.close()
 
 

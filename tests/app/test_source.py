@@ -1,16 +1,26 @@
 """A cited span in its original (`app/_source.py`): found again on the PDF page by its text,
-boxed on the page image, and the stored text of other formats with its offsets."""
+boxed on the page image, and the stored text of other formats with its offsets; and a document
+uploaded through one app server opened at its cited page through another (real PostgreSQL and
+Milvus), which only the originals in the shared database make possible."""
 
 from __future__ import annotations
 
 import io
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from milvus_server import MilvusServer
 from PIL import Image
-from support import make_cjk_pdf
+from postgres_server import PostgresServer
+from support import make_cjk_pdf, make_settings
 
-from app._source import find_span, render_pdf_page
+from app._source import find_span, render_pdf_page, source_file
+from app.access import Principal
+from app.service import Service
+from app.state import engine as state_engine
+from ingest._embed import Embedder
 
 PAGES = [
     ["第一页:总则。"],
@@ -94,3 +104,55 @@ def test_a_page_read_by_ocr_gets_the_boxes_of_its_cited_lines(tmp_path: Path) ->
     assert image.found == "员工每年享有十五天带薪年假" and image.zoom_png
     # without OCR boxes the same page has nothing to highlight
     assert render_pdf_page(path, 1, "员工每年享有十五天带薪年假").boxes == []
+
+
+@pytest.fixture
+def shared(
+    tmp_path: Path, postgres_server: PostgresServer, milvus_server: MilvusServer
+) -> Iterator[dict[str, object]]:
+    """What two app servers share: one PostgreSQL state database and one Milvus."""
+    url = postgres_server.create_database()
+    yield {
+        "state_url": url,
+        "vector_store": "milvus",
+        "milvus_uri": milvus_server.uri,
+        "milvus_index_type": "FLAT",
+    }
+    milvus_server.drop_all()
+    state_engine.forget_engines()
+    postgres_server.drop_database(url)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("store", ["auto", "files"])
+def test_a_document_uploaded_through_one_server_opens_at_its_cited_page_through_the_other(
+    store: str, shared: dict[str, object], tmp_path: Path, embedder: Embedder
+) -> None:
+    """ORIGINALS_STORE=auto (with PostgreSQL: the database) opens it on the second server; with
+    `files` the original stays on the first server's disk and the second has only the text."""
+    me = Principal.local("test")
+    one, two = (
+        make_settings(tmp_path / name / "home", originals_store=store, **shared)
+        for name in ("one", "two")
+    )
+    first = Service(one, embedder)
+    pdf = make_cjk_pdf(tmp_path / "手册.pdf", PAGES).read_bytes()
+    imported = first.ingest_saved(me, "shared", first.save_files(me, "shared", [("手册.pdf", pdf)]))
+    assert imported[0].status == "added", imported
+    first.close()
+    shutil.rmtree(one.zhiku_home)  # the first server's disk is not the second's
+
+    second = Service(two, embedder)
+    cited = second.search(me, "shared", "员工每年有几天带薪年假?")[0].chunk
+    assert cited.page == 2 and "十五天带薪年假" in cited.text
+    kb = second.kb("shared")
+    path = source_file(two, kb, kb.document(cited.doc_id))  # what the viewer opens
+    second.close()
+    if store == "files":
+        assert path is None
+        return
+    assert path is not None and path.is_relative_to(two.zhiku_home)
+    assert path.read_bytes() == pdf
+    image = render_pdf_page(path, cited.page, "员工每年享有十五天带薪年假,")
+    assert (image.number, image.pages) == (2, 2)
+    assert image.complete and image.found == "员工每年享有十五天带薪年假," and image.boxes

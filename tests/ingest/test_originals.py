@@ -1,5 +1,7 @@
 """Originals kept at ingestion (`ingest/_originals.py`): a copy per file content under the data
-home, none for uploads or with KEEP_ORIGINALS=false, and the copy found after the source moved."""
+home, none for uploads or with KEEP_ORIGINALS=false, and the copy found after the source moved;
+with ORIGINALS_STORE=database, copies and uploads in the state database, opened by a server that
+never saw the file and removed with their documents."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 from support import make_settings
 
+from ingest._blobs import blob_engine, stored_blobs
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths, remove_documents
 from ingest._originals import discard_originals, original_file, originals_dir
@@ -105,3 +108,52 @@ def test_a_changed_or_pruned_file_leaves_no_stale_copy(tmp_path: Path, embedder:
     source.unlink()
     ingest_paths(settings, [source.parent], "default", prune=True, embedder=embedder)
     assert list(originals_dir(settings, "default").iterdir()) == []
+
+
+def test_in_the_database_an_original_opens_where_it_was_never_ingested(
+    state_settings: Settings, tmp_path: Path, embedder: Embedder
+) -> None:
+    """Two data homes over one state database (SQLite shared on one machine, or PostgreSQL):
+    what one ingested or had uploaded, the other opens after the first's files are gone."""
+    first = state_settings.model_copy(update={"originals_store": "database"})
+    other = first.model_copy(update={"zhiku_home": tmp_path / "other"})
+    if not first.state_url:  # the same SQLite file for both homes
+        other = other.model_copy(update={"state_url": f"sqlite:///{tmp_path / 'state.sqlite'}"})
+        first = first.model_copy(update={"state_url": other.state_url})
+    source = tmp_path / "docs" / "年假.md"
+    source.parent.mkdir()
+    source.write_text(TEXT, encoding="utf-8")
+    upload = save_uploads(first, "default", [("病假.md", "# 病假\n\n病假需要医院证明。".encode())])[
+        0
+    ]
+    ingest_paths(first, [source, upload.path], "default", embedder=embedder)  # type: ignore[list-item]
+    with KnowledgeBase.open(first, "default") as kb:
+        records = {origin: sha for origin, sha, _ in kb.source_records()}
+    assert set(stored_blobs(blob_engine(first), "default")) == set(records.values())
+    assert not originals_dir(first, "default").exists()  # no second copy on the first server
+    wanted = {origin: Path(origin).read_bytes() for origin in records}
+    source.unlink()
+    upload.path.unlink()  # type: ignore[union-attr]
+
+    for origin, sha in records.items():
+        opened = original_file(other, "default", origin, sha)
+        assert opened is not None and opened.parent == originals_dir(other, "default")
+        assert opened.read_bytes() == wanted[origin]
+    assert original_file(other, "default", str(source), "0" * 64) is None  # never stored
+
+    remove_documents(first, "default", [str(source.resolve())])
+    assert set(stored_blobs(blob_engine(first), "default")) == {records[str(upload.path)]}
+
+
+def test_in_the_database_uploads_are_kept_even_when_copies_are_off(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(tmp_path / "home", originals_store="database", keep_originals=False)
+    source = tmp_path / "年假.md"
+    source.write_text(TEXT, encoding="utf-8")
+    saved = save_uploads(
+        settings, "default", [("病假.md", "# 病假\n\n病假需要医院证明。".encode())]
+    )
+    ingest_paths(settings, [source, saved[0].path], "default", embedder=embedder)  # type: ignore[list-item]
+    upload_sha = hashlib.sha256(saved[0].path.read_bytes()).hexdigest()  # type: ignore[union-attr]
+    assert list(stored_blobs(blob_engine(settings), "default")) == [upload_sha]

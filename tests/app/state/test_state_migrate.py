@@ -1,9 +1,12 @@
 """`zhiku state migrate --to …`: a single-machine installation (its SQLite state and an earlier
 version's conversation file) copied into a real PostgreSQL with counts checked, read there by the
-app, and copied back; a target that already holds records is refused."""
+app, and copied back; a target that already holds records is refused. The originals the viewer
+opens go into PostgreSQL with it (opened there by a server that never had them) and back into
+files."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -22,6 +25,9 @@ from app.state import engine as state_engine
 from app.state import evalcases, open_state
 from app.state.jobs import JobRecord, get_job, save_job
 from app.state.migrate import counts
+from ingest import ingest_paths, original_file, originals_dir, save_uploads, uploads_dir
+from ingest._blobs import blob_engine, stored_blobs
+from ingest._embed import Embedder
 from ingest.settings import Settings, get_settings
 
 
@@ -87,3 +93,41 @@ def test_migrate_to_postgresql_and_back(
     state_engine.forget_engines()
     assert counts(open_state(local)) == before
     assert ConversationStore(local, "default").turns(conversation)[0].result == answer_result()
+
+
+def test_originals_go_into_postgresql_and_back_into_files(
+    tmp_path: Path, postgres_settings: Settings, zhiku: Callable[..., object], embedder: Embedder
+) -> None:
+    local = make_settings(tmp_path / "home")
+    source = tmp_path / "docs" / "年假.md"
+    source.parent.mkdir()
+    source.write_text("# 年假\n\n员工每年享有十五天带薪年假。", encoding="utf-8")
+    upload = save_uploads(local, "default", [("病假.md", "# 病假\n\n需要医院证明。".encode())])[0]
+    ingest_paths(local, [source, upload.path], "default", embedder=embedder)  # type: ignore[list-item]
+    wanted = {
+        str(path): path.read_bytes() for path in (source.resolve(), upload.path) if path is not None
+    }
+    shas = {origin: hashlib.sha256(data).hexdigest() for origin, data in wanted.items()}
+    url = postgres_settings.state_url
+
+    moved = zhiku("state", "migrate", "--to", url)
+    assert moved.exit_code == 0, moved.output
+    assert "originals: 2 kept in the database, 0 stay where they are, 0 not found" in moved.output
+    assert set(stored_blobs(blob_engine(postgres_settings), "default")) == set(shas.values())
+    shared = make_settings(tmp_path / "elsewhere", state_url=url)  # another server
+    for origin, sha in shas.items():
+        opened = original_file(shared, "default", origin, sha)
+        assert opened is not None and opened.read_bytes() == wanted[origin]
+
+    # back into files, on a machine that has lost its own copies meanwhile
+    shutil.rmtree(originals_dir(local, "default"))
+    shutil.rmtree(uploads_dir(local, "default"))
+    source.unlink()
+    shutil.move(local.zhiku_home / "state.sqlite", tmp_path / "state-before.sqlite")
+    back = zhiku("state", "migrate", "--to", "sqlite", state_url=url)
+    assert back.exit_code == 0, back.output
+    assert "originals: 2 kept in files under ZHIKU_HOME" in back.output
+    for origin, sha in shas.items():
+        opened = original_file(local, "default", origin, sha)
+        assert opened is not None and opened.parent == originals_dir(local, "default")
+        assert opened.read_bytes() == wanted[origin]
