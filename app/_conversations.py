@@ -6,6 +6,9 @@ shares); this module turns them into turns and answers, and exports them.
 
 The per-knowledge-base SQLite files of earlier versions (`<ZHIKU_HOME>/conversations/<kb>.sqlite`)
 are imported at the first open and kept beside as `<kb>.sqlite.imported`.
+
+The store records who made a conversation and, given an `Owner`, lists and changes only what it
+holds; who may hold what is `app.access`'s rule, applied by the service (`app/_authored.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app._passages import Passage
 from app._rag import AnswerResult, Citation, EvidenceQuote
 from app.state import conversations as records
 from app.state import open_state
+from app.state.owners import Owner
 from ingest.settings import Settings
 from ingest.store import validate_kb_name
 
@@ -69,6 +73,7 @@ class Conversation:
     created_at: str
     updated_at: str
     turns: int
+    author_id: int | None = None  # None: nobody's (made without accounts, or author deleted)
 
 
 def _now() -> str:
@@ -212,6 +217,10 @@ def _turn_of(row: records.MessageRow) -> Turn:
     )
 
 
+def _conversation(row: records.ConversationRow) -> Conversation:
+    return Conversation(row.id, row.title, row.created_at, row.updated_at, row.turns, row.author_id)
+
+
 class ConversationStore:
     """The conversations with one knowledge base, kept in the state database (`app.state`)."""
 
@@ -220,24 +229,34 @@ class ConversationStore:
         self.engine = open_state(settings)
         _import_legacy(settings, self.engine, self.kb_name)
 
-    def list(self) -> list[Conversation]:
-        """Newest first."""
+    def list(self, owner: Owner | None = None) -> list[Conversation]:
+        """Newest first: those `owner` holds (every one when `owner` is None)."""
         return [
-            Conversation(c.id, c.title, c.created_at, c.updated_at, c.turns)
-            for c in records.list_conversations(self.engine, self.kb_name)
+            _conversation(c) for c in records.list_conversations(self.engine, self.kb_name, owner)
         ]
 
     def get(self, conversation_id: str) -> Conversation | None:
-        return next((c for c in self.list() if c.id == conversation_id), None)
+        """The conversation, whoever's it is (its `author_id` says)."""
+        found = records.get_conversation(self.engine, self.kb_name, conversation_id)
+        return _conversation(found) if found is not None else None
 
-    def create(self, title: str = records.DEFAULT_TITLE) -> str:
+    def create(self, title: str = records.DEFAULT_TITLE, author_id: int | None = None) -> str:
         conversation_id = uuid.uuid4().hex[:12]
-        records.create_conversation(self.engine, self.kb_name, conversation_id, title, _now())
+        records.create_conversation(
+            self.engine, self.kb_name, conversation_id, title, _now(), author_id
+        )
         return conversation_id
 
-    def append(self, conversation_id: str, turn: Turn) -> int:
-        """Store `turn` at the end of the conversation (created when missing); returns its seq.
-        The first question names a conversation that still has the default title."""
+    def append(
+        self,
+        conversation_id: str,
+        turn: Turn,
+        author_id: int | None = None,
+        owner: Owner | None = None,
+    ) -> int:
+        """Store `turn` at the end of the conversation (created by `author_id` when missing);
+        returns its seq. The first question names a conversation that still has the default
+        title. `records.NotYours` when the conversation is there and `owner` does not hold it."""
         now = _now()
         turn.created_at = turn.created_at or now
         data = turn_to_dict(turn)
@@ -251,7 +270,14 @@ class ConversationStore:
             others=data["others"],
         )
         seq = records.append_message(
-            self.engine, self.kb_name, conversation_id, row, title_of(turn.question), now
+            self.engine,
+            self.kb_name,
+            conversation_id,
+            row,
+            title_of(turn.question),
+            now,
+            author_id,
+            owner,
         )
         turn.seq = seq
         return seq
@@ -262,16 +288,27 @@ class ConversationStore:
             for row in records.list_messages(self.engine, self.kb_name, conversation_id)
         ]
 
-    def rename(self, conversation_id: str, title: str) -> None:
+    # rename, delete and set_feedback: `records.NotYours` when there is no such conversation
+    # or `owner` does not hold it
+
+    def rename(self, conversation_id: str, title: str, owner: Owner | None = None) -> None:
         title = " ".join(title.split())[:80] or records.DEFAULT_TITLE
-        records.rename_conversation(self.engine, self.kb_name, conversation_id, title)
+        records.rename_conversation(self.engine, self.kb_name, conversation_id, title, owner)
 
-    def delete(self, conversation_id: str) -> None:
-        records.delete_conversation(self.engine, self.kb_name, conversation_id)
+    def delete(self, conversation_id: str, owner: Owner | None = None) -> None:
+        records.delete_conversation(self.engine, self.kb_name, conversation_id, owner)
 
-    def set_feedback(self, conversation_id: str, seq: int, feedback: Feedback | None) -> None:
+    def set_feedback(
+        self,
+        conversation_id: str,
+        seq: int,
+        feedback: Feedback | None,
+        owner: Owner | None = None,
+    ) -> None:
         verdict = dict(feedback.__dict__) if feedback is not None else None
-        records.set_feedback(self.engine, self.kb_name, conversation_id, seq, verdict, _now())
+        records.set_feedback(
+            self.engine, self.kb_name, conversation_id, seq, verdict, _now(), owner
+        )
 
 
 def kb_has_conversations(settings: Settings, kb_name: str) -> bool:

@@ -9,6 +9,11 @@ has no case of that knowledge base.
 In the web app the set is run against the knowledge base itself (its gold ids are that
 knowledge base's document ids), through the same `evaluate_retrieval` and `evaluate_answers`
 the command uses.
+
+A case is its author's (`app/state/owners.py`): a person lists, runs and removes their own cases
+in the web app, and their qid is made with their id, so two people saving the same question keep
+a case each. The exported `questions.jsonl` holds every case of the knowledge base: it is the
+file `zhiku eval` reads, under the data home that only whoever runs zhiku can read.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app._eval import (
@@ -34,6 +39,7 @@ from app._eval import (
 )
 from app.state import evalcases as records
 from app.state import open_state
+from app.state.owners import Owner
 from ingest import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, validate_kb_name
@@ -75,10 +81,14 @@ def make_case(
     expected: str | None,
     gold_ids: Sequence[str],
     note: str = "",
+    author_id: int | None = None,
 ) -> Case:
-    """A case: `expected` is the text a right answer must contain, None for "should refuse"."""
+    """A case: `expected` is the text a right answer must contain, None for "should refuse".
+    Its qid comes from the question (and the author's id, when a person makes it): the same
+    question saved again by its author replaces their case."""
     question = " ".join(question.split())
-    qid = "fb-" + hashlib.sha256(question.encode()).hexdigest()[:10]
+    keyed = question if author_id is None else f"{author_id}\n{question}"
+    qid = "fb-" + hashlib.sha256(keyed.encode()).hexdigest()[:10]
     if expected is None:
         return Case(qid, question, False, (), (), note)
     wanted = " ".join(expected.split())
@@ -117,18 +127,17 @@ def _file_cases(settings: Settings, kb_name: str) -> list[Case]:
     return cases
 
 
-def load_cases(settings: Settings, kb_name: str) -> list[Case]:
+def load_cases(settings: Settings, kb_name: str, owner: Owner | None = None) -> list[Case]:
+    """The cases in order: those `owner` holds (every one when `owner` is None)."""
     kb_name = validate_kb_name(kb_name)
     engine = open_state(settings)
-    cases = [_case(raw) for raw in records.load(engine, kb_name)]
     mark = evalset_dir(settings, kb_name) / EXPORTED_MARK
-    if not cases and mark.parent.is_dir() and not mark.exists():
-        earlier = _file_cases(settings, kb_name)
+    if mark.parent.is_dir() and not mark.exists() and not records.count(engine, kb_name):
+        earlier = _file_cases(settings, kb_name)  # nobody's: made without accounts
         if earlier:
             records.save_all(engine, kb_name, [c.as_json() for c in earlier])
-            cases = [_case(raw) for raw in records.load(engine, kb_name)]
         mark.touch()
-    return cases
+    return [_case(raw) for raw in records.load(engine, kb_name, owner)]
 
 
 def _export_cases(settings: Settings, kb_name: str) -> None:
@@ -157,10 +166,14 @@ def write_corpus(settings: Settings, kb: KnowledgeBase) -> Path:
     return path
 
 
-def save_case(settings: Settings, kb: KnowledgeBase, case: Case) -> bool:
-    """Add `case` (a case with the same question is replaced); returns whether it was new."""
+def save_case(
+    settings: Settings, kb: KnowledgeBase, case: Case, author_id: int | None = None
+) -> bool:
+    """Add `case` by `author_id` (their case with the same qid is replaced); returns whether
+    it was new. `records.TakenByAnother` when that qid is another's case."""
     load_cases(settings, kb.name)  # an earlier version's file first, so nothing of it is lost
-    new = records.save(open_state(settings), validate_kb_name(kb.name), case.as_json())
+    engine = open_state(settings)
+    new = records.save(engine, validate_kb_name(kb.name), case.as_json(), author_id)
     _export_cases(settings, kb.name)
     write_corpus(settings, kb)
     return new
@@ -180,10 +193,12 @@ def kb_has_evalset(settings: Settings, kb_name: str) -> bool:
     return records.count(open_state(settings), validate_kb_name(kb_name)) > 0
 
 
-def remove_case(settings: Settings, kb_name: str, qid: str) -> None:
+def remove_case(settings: Settings, kb_name: str, qid: str, owner: Owner | None = None) -> bool:
+    """Remove the case when `owner` holds it (any case when None); whether one was removed."""
     load_cases(settings, kb_name)
-    records.remove(open_state(settings), validate_kb_name(kb_name), qid)
+    removed = records.remove(open_state(settings), validate_kb_name(kb_name), qid, owner)
     _export_cases(settings, kb_name)
+    return removed
 
 
 @dataclass
@@ -218,10 +233,14 @@ def run_cases(
     embedder: Embedder,
     backend: object,
     on_step: Callable[[int, int, str], None] = lambda done, total, question: None,
+    qids: Collection[str] | None = None,
 ) -> EvalRun:
-    """Retrieval for every case, then an answer for every case through `answer()`."""
+    """Retrieval for every case (of `qids`, when given), then an answer for every case through
+    `answer()`."""
     folder = evalset_dir(settings, kb.name)
     dataset: Dataset = load_dataset(folder)
+    if qids is not None:
+        dataset = replace(dataset, questions=tuple(q for q in dataset.questions if q.qid in qids))
     total = 2 * len(dataset.questions)
     rows: list[RetrievalRow] = []
     for row in evaluate_retrieval(settings, dataset, kb, embedder):

@@ -10,6 +10,12 @@ The rule, in one place (`Principal.may`):
   write, creates new knowledge bases (and gets write on them);
 - `reader`: reads the knowledge bases granted to them; never writes, whatever a grant says.
 A grant on `*` is a grant on every knowledge base.
+
+Conversations (with the feedback on their answers) and evaluation cases are their author's
+(`Principal.owns`): only the author lists and changes them. Records of nobody (made without
+accounts, or whose author's account was deleted) are the administrators'. An admin may also open
+another's conversation (`Principal.reads_others`); the service writes each such open to the audit
+log. Reading any of them still needs read on its knowledge base.
 """
 
 from __future__ import annotations
@@ -88,6 +94,19 @@ class Principal:
         if self.key_read_only or self.role == "reader":
             return False
         return self.key_kbs is None or kb in self.key_kbs
+
+    def owns(self, author: int | None) -> bool:
+        """Whether a conversation or evaluation case made by `author` (a person's id; None:
+        nobody's) is this principal's own. The local user of a zhiku without accounts has no
+        id and makes records of nobody: all of them are theirs, as before accounts existed."""
+        if author is None:
+            return self.role == "admin"
+        return author == self.person_id
+
+    @property
+    def reads_others(self) -> bool:
+        """Whether this principal may open another's conversation (never change it)."""
+        return self.role == "admin"
 
     def may_open(self, page: str) -> bool:
         """Whether the web app shows `page` (`PAGES`) to this principal at all."""

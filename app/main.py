@@ -26,10 +26,7 @@ from collections.abc import Iterator, Sequence  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from app._conversations import (  # noqa: E402
-    ConversationStore,
-    Turn,
-)
+from app._conversations import Turn  # noqa: E402
 from app._llm import LlmError, ResolvedBackend  # noqa: E402
 from app._rag import AnswerResult, Final, Notice, Retrieved, Token, answer  # noqa: E402
 from app.access import listening_refusal  # noqa: E402
@@ -38,9 +35,12 @@ from app.state.accounts import Accounts  # noqa: E402
 from app.ui.answers import draw_history, draw_result  # noqa: E402
 from app.ui.conversations import (  # noqa: E402
     CONV_PARAM,
+    NOT_FOUND_ZH,
     Place,
     conversations_sidebar,
     current_conversation,
+    link_refused,
+    reading_note,
     select_conversation,
 )
 from app.ui.login import WHO_KEY, current_user, logout_button, web_user  # noqa: E402
@@ -217,17 +217,20 @@ def ask(
             status.update(label="出错了", state="error")
         for name in also:
             turn.others.update(_ask_other(question, history, name, settings, backend))
-        conversation = place.conversation or place.store.create()
+        service, who, kb_name = place.service, place.who, place.kb_name
+        conversation = place.conversation
         try:
-            place.store.append(conversation, turn)
+            conversation = conversation or service.new_conversation(who, kb_name)
+            service.add_turn(who, kb_name, conversation, turn)
         except Exception:  # the answer is still shown; only keeping it failed
             log.exception("could not store the turn")
             st.warning("这轮问答未能保存到对话记录。", icon=":material/warning:")
-        if place.conversation is None:
-            select_conversation(place.kb_name, conversation)
+            turn.seq = None  # nothing to give feedback on
+        if place.conversation is None and conversation is not None:
+            select_conversation(kb_name, conversation)
             st.query_params[CONV_PARAM] = conversation
         turns.append(turn)
-        stored = Place(place.kb_name, place.store, conversation)
+        stored = Place(kb_name, service, who, conversation)
         draw_result(len(turns) - 1, turn, stored, timing_shown=turn.result is not None)
 
 
@@ -295,13 +298,15 @@ def _empty_state(kb: KnowledgeBase) -> None:
 def chat_page() -> None:
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
-    store = ConversationStore(settings, kb_name)
-    conversation = current_conversation(store)
-    conversations_sidebar(store, conversation)
+    service, who = Service(settings), current_user()
+    opened = current_conversation(service, who, kb_name)
+    conversations_sidebar(service, who, kb_name, opened)
     also = also_ask(settings, kb_name)
     answer_settings = chat_settings(settings)
-    turns = store.turns(conversation) if conversation else []
-    place = Place(kb_name, store, conversation)
+    turns = list(opened.turns) if opened is not None else []
+    place = Place(kb_name, service, who, None)
+    if opened is not None:
+        place = Place(kb_name, service, who, opened.conversation.id, opened.own)
     if current_source() is not None:
         chat, side = st.columns([1.15, 1], gap="medium")
         with side:
@@ -311,6 +316,10 @@ def chat_page() -> None:
     with chat:
         # drawn before the models load, so a first start shows the product, not a blank page
         hero("知库 · 知识库问答", "文档只在本机处理 · 每个回答都附带可核对的出处")
+        if opened is None and link_refused():
+            st.error(NOT_FOUND_ZH, icon=":material/search_off:")
+        elif opened is not None and not opened.own:
+            reading_note(opened)
         try:
             kb = get_kb(answer_settings, kb_name)
             documents = kb.counts().get("documents", 0) if kb is not None else 0
@@ -334,7 +343,9 @@ def chat_page() -> None:
     # run already leaves out the empty-state hints.
     asked = "".join(f"「{name}」" for name in [kb_name, *also])
     question = st.chat_input(
-        f"向{asked}提问…", disabled=kb is None or documents == 0, key="question"
+        f"向{asked}提问…" if place.own else "他人的对话只能查看:点「新对话」提问",
+        disabled=kb is None or documents == 0 or not place.own,
+        key="question",
     )
     with chat:
         if kb is None or documents == 0:

@@ -12,6 +12,8 @@ Rights are checked here and nowhere else: every method that reads or writes a kn
 administers people, takes the `Principal` acting (`who`) first and checks it (`app.access`)
 before it touches anything; a refusal is `Forbidden`. Writes, administrative acts and refused
 writes go to the audit log (`app.state.audit`). `RULES` names the need of every such method.
+Conversations, feedback and evaluation cases are also their author's: those methods are in
+`app/_authored.py` (`OWNERSHIP` names their rule), inherited here.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from app._authored import OWNERSHIP, AuthoredRecords, ConversationNotFound, OpenedConversation
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._owned import Owned, deletion_mark, owned
 from app._rag import AnswerResult, Event, Final, answer
 from app._search import Hit, search
+from app._service_error import ServiceError
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
 from app._watched import Watchers
 from app.access import Need, Principal
@@ -59,17 +63,6 @@ from ingest.store import (
 )
 
 _BACKEND_TTL_S = 300.0  # "auto" notices an Ollama started (or stopped) within minutes
-
-
-class ServiceError(RuntimeError):
-    """A request the service cannot do, with the reason in English and Chinese; `kind` says
-    which: not_found, conflict, busy, bad_request."""
-
-    def __init__(self, kind: str, en: str, zh: str) -> None:
-        super().__init__(en)
-        self.kind = kind
-        self.en = en
-        self.zh = zh
 
 
 class Forbidden(ServiceError):
@@ -222,7 +215,7 @@ class ImportedFile:
     reason_zh: str
 
 
-class Service:
+class Service(AuthoredRecords):
     """Everything the API, MCP and CLI do, over one set of shared resources."""
 
     def __init__(
@@ -845,6 +838,9 @@ RULES: dict[str, Need | None] = {
     "create_key": "admin",
     "revoke_key": "admin",
     "audit_entries": "admin",
+    # conversations, feedback and evaluation cases (app/_authored.py): read on the knowledge
+    # base, and the author's own (OWNERSHIP)
+    **dict.fromkeys(OWNERSHIP, "read"),
 }
 
 
@@ -866,14 +862,17 @@ def _present(part: Owned) -> bool:
 
 
 __all__ = [
+    "OWNERSHIP",
     "RULES",
     "UNCHECKED",
     "Busy",
+    "ConversationNotFound",
     "DeletionIncomplete",
     "Forbidden",
     "ImportedFile",
     "KbInfo",
     "LlmQueue",
+    "OpenedConversation",
     "Owned",
     "Queued",
     "Service",

@@ -526,7 +526,7 @@ def page() -> None:
     watched_section(settings, kb_name)
     sources_section(settings, kb_name)
     documents_section(settings, kb_name, docs)
-    evalset_section(settings, kb_name, kb)
+    evalset_section(settings, kb_name, kb, service(settings))
     manage_section(settings, kb_name, kb)
 
 

@@ -1,15 +1,16 @@
 """The audit log: who wrote what, when and from where, append-only.
 
 One row per write (upload, re-ingestion, removal, deletion, creation of a knowledge base), per
-administrative act (people, grants, keys) and per refused or failed login or request. Rows are
-only ever inserted: nothing in zhiku updates or deletes them. `zhiku audit` lists them.
+administrative act (people, grants, keys), per admin's open of another's conversation and per
+refused or failed login or request. Rows are only ever inserted: nothing in zhiku updates or
+deletes them. `zhiku audit` lists them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -48,6 +49,11 @@ class AuditEntry:
         return asdict(self)
 
 
+def _at(moment: datetime) -> str:
+    # one width and zone for every row, so that the text compares as the time does
+    return moment.isoformat(timespec="milliseconds")
+
+
 class AuditLog:
     def __init__(self, settings: Settings) -> None:
         self.engine = open_state(settings)
@@ -69,7 +75,7 @@ class AuditLog:
         with self.engine.begin() as connection:
             connection.execute(
                 sa.insert(audit_log).values(
-                    at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    at=_at(datetime.now(UTC)),
                     actor=actor,
                     action=action,
                     kb=kb,
@@ -79,6 +85,24 @@ class AuditLog:
                     detail=text,
                 )
             )
+
+    def recorded_within(
+        self, seconds: float, actor: Principal, action: str, kb: str | None, target: str
+    ) -> bool:
+        """Whether `actor` (from the same address) has a row for `action` on `target` in the
+        last `seconds`."""
+        t = audit_log
+        since = _at(datetime.now(UTC) - timedelta(seconds=seconds))
+        query = sa.select(t.c.id).where(
+            t.c.actor == actor.label,
+            t.c.action == action,
+            t.c.kb == kb if kb is not None else t.c.kb.is_(None),
+            t.c.target == target,
+            t.c.origin == actor.origin if actor.origin else t.c.origin.is_(None),
+            t.c.at >= since,
+        )
+        with self.engine.connect() as connection:
+            return connection.execute(query.limit(1)).first() is not None
 
     def entries(
         self, limit: int | None = None, actor: str | None = None, kb: str | None = None

@@ -7,6 +7,10 @@ what a later version keeps per message without a schema change.
 A message's place in its conversation (`seq`) is assigned under a lock on the conversation's row
 (SQLite: the write lock; PostgreSQL: SELECT … FOR UPDATE), so two servers or two tabs adding to one
 conversation at once never collide.
+
+A conversation has an author (`author_id`, `app/state/owners.py`); its messages and the feedback
+on them are its author's too. The functions that list or change conversations take an `Owner` and
+touch only what it holds, checked in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from app.state.engine import Json, insert_or_ignore, metadata, writing
+from app.state.owners import Owner, author_column
 
 DEFAULT_TITLE = "新对话"
 
@@ -35,8 +40,16 @@ conversations = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
     # the order of creation, for conversations updated in the same microsecond
     sa.Column("serial", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    author_column(),  # None: made without accounts, or its author's account is deleted
 )
 sa.Index("conversations_by_update", conversations.c.kb, conversations.c.updated_at)
+sa.Index("conversations_by_author", conversations.c.kb, conversations.c.author_id)
+
+
+class NotYours(LookupError):
+    """The conversation is another's (or there is none): the same to the caller, who must not
+    learn which."""
+
 
 messages = sa.Table(
     "messages",
@@ -83,6 +96,7 @@ class ConversationRow:
     created_at: str
     updated_at: str
     turns: int
+    author_id: int | None = None
 
 
 @dataclass
@@ -98,22 +112,36 @@ class MessageRow:
     seq: int | None = None
 
 
-def list_conversations(engine: Engine, kb: str) -> list[ConversationRow]:
-    """Newest first."""
+def _heads(kb: str) -> sa.Select[Any]:
     c, m = conversations, messages
-    query = (
-        sa.select(c.c.id, c.c.title, c.c.created_at, c.c.updated_at, sa.func.count(m.c.seq))
+    return (
+        sa.select(
+            c.c.id, c.c.title, c.c.created_at, c.c.updated_at, sa.func.count(m.c.seq), c.c.author_id
+        )
         .select_from(c.outerjoin(m, sa.and_(m.c.kb == c.c.kb, m.c.conversation_id == c.c.id)))
         .where(c.c.kb == kb)
         .group_by(c.c.kb, c.c.id)
-        .order_by(c.c.updated_at.desc(), c.c.serial.desc())
     )
+
+
+def list_conversations(
+    engine: Engine, kb: str, owner: Owner | None = None
+) -> list[ConversationRow]:
+    """Newest first: those `owner` holds (every one when `owner` is None)."""
+    c = conversations
+    query = _heads(kb).order_by(c.c.updated_at.desc(), c.c.serial.desc())
+    if owner is not None:
+        query = query.where(owner.where(c.c.author_id))
     with engine.connect() as connection:
         return [ConversationRow(*row) for row in connection.execute(query)]
 
 
 def get_conversation(engine: Engine, kb: str, conversation_id: str) -> ConversationRow | None:
-    return next((c for c in list_conversations(engine, kb) if c.id == conversation_id), None)
+    """The conversation, whoever's it is (its `author_id` says)."""
+    query = _heads(kb).where(conversations.c.id == conversation_id)
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return ConversationRow(*row) if row is not None else None
 
 
 def _next_serial(connection: Connection) -> int:
@@ -123,7 +151,12 @@ def _next_serial(connection: Connection) -> int:
 
 
 def _ensure_conversation(
-    connection: Connection, kb: str, conversation_id: str, title: str, now: str
+    connection: Connection,
+    kb: str,
+    conversation_id: str,
+    title: str,
+    now: str,
+    author_id: int | None = None,
 ) -> None:
     connection.execute(
         insert_or_ignore(conversations, connection).values(
@@ -133,28 +166,57 @@ def _ensure_conversation(
             created_at=now,
             updated_at=now,
             serial=_next_serial(connection),
+            author_id=author_id,
         )
     )
 
 
 def create_conversation(
-    engine: Engine, kb: str, conversation_id: str, title: str, now: str
+    engine: Engine,
+    kb: str,
+    conversation_id: str,
+    title: str,
+    now: str,
+    author_id: int | None = None,
 ) -> None:
     with writing(engine) as connection:
-        _ensure_conversation(connection, kb, conversation_id, title, now)
+        _ensure_conversation(connection, kb, conversation_id, title, now, author_id)
+
+
+def _lock_own(
+    connection: Connection, kb: str, conversation_id: str, owner: Owner | None
+) -> sa.Row[Any]:
+    """The conversation's row, locked for this transaction; NotYours when there is none or
+    `owner` does not hold it."""
+    c = conversations
+    row = connection.execute(
+        sa.select(c.c.title, c.c.author_id)
+        .where(c.c.kb == kb, c.c.id == conversation_id)
+        .with_for_update()
+    ).first()
+    if row is None or (owner is not None and not owner.holds(row.author_id)):
+        raise NotYours(conversation_id)
+    return row
 
 
 def append_message(
-    engine: Engine, kb: str, conversation_id: str, message: MessageRow, title: str, now: str
+    engine: Engine,
+    kb: str,
+    conversation_id: str,
+    message: MessageRow,
+    title: str,
+    now: str,
+    author_id: int | None = None,
+    owner: Owner | None = None,
 ) -> int:
-    """Store `message` at the end of the conversation (created, titled `title`, when missing;
-    a conversation still of the default title takes `title`); returns its seq."""
+    """Store `message` at the end of the conversation (created, titled `title`, by
+    `author_id`, when missing; a conversation still of the default title takes `title`);
+    returns its seq. NotYours, with nothing stored, when the conversation exists and `owner`
+    does not hold it."""
     c, m = conversations, messages
     with writing(engine) as connection:
-        _ensure_conversation(connection, kb, conversation_id, title, now)
-        current = connection.execute(
-            sa.select(c.c.title).where(c.c.kb == kb, c.c.id == conversation_id).with_for_update()
-        ).scalar_one()
+        _ensure_conversation(connection, kb, conversation_id, title, now, author_id)
+        current = _lock_own(connection, kb, conversation_id, owner).title
         if current == DEFAULT_TITLE:
             connection.execute(
                 sa.update(c).where(c.c.kb == kb, c.c.id == conversation_id).values(title=title)
@@ -266,16 +328,24 @@ def list_messages(engine: Engine, kb: str, conversation_id: str) -> list[Message
     ]
 
 
-def rename_conversation(engine: Engine, kb: str, conversation_id: str, title: str) -> None:
+def rename_conversation(
+    engine: Engine, kb: str, conversation_id: str, title: str, owner: Owner | None = None
+) -> None:
+    """NotYours when there is no such conversation or `owner` does not hold it."""
     c = conversations
     with writing(engine) as connection:
+        _lock_own(connection, kb, conversation_id, owner)
         connection.execute(
             sa.update(c).where(c.c.kb == kb, c.c.id == conversation_id).values(title=title)
         )
 
 
-def delete_conversation(engine: Engine, kb: str, conversation_id: str) -> None:
+def delete_conversation(
+    engine: Engine, kb: str, conversation_id: str, owner: Owner | None = None
+) -> None:
+    """NotYours when there is no such conversation or `owner` does not hold it."""
     with writing(engine) as connection:
+        _lock_own(connection, kb, conversation_id, owner)
         _delete(connection, kb, conversation_id)
 
 
@@ -299,11 +369,13 @@ def set_feedback(
     seq: int,
     verdict: dict[str, Any] | None,
     now: str,
+    owner: Owner | None = None,
 ) -> None:
     """Keep `verdict` on message `seq` (None takes it back); nothing when there is no such
-    message."""
+    message. NotYours when there is no such conversation or `owner` does not hold it."""
     m, f = messages, feedback
     with writing(engine) as connection:
+        _lock_own(connection, kb, conversation_id, owner)
         if verdict is None:
             connection.execute(
                 sa.delete(f).where(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from app.state.owners import add_author_column
 from ingest.settings import Settings
 from ingest.statedb import (
     forget_state_engines,
@@ -40,7 +41,7 @@ __all__ = [
 
 # Raised by one whenever a table or column is added, with a step in `_MIGRATIONS` that brings a
 # database of the previous version up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -89,9 +90,17 @@ def _tables_only(_connection: Connection) -> None:
     """A version that only adds tables: `create_all` (after the steps) makes them."""
 
 
+def _authors(connection: Connection) -> None:
+    """Conversations and evaluation cases get their author (app/state/owners.py); the rows
+    already there are nobody's: the administrators'."""
+    for name in ("conversations", "eval_cases"):
+        add_author_column(connection, metadata.tables[name])
+
+
 # version → the step that brings a database of the version before it up to it
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _tables_only,  # sources and their sync history (app/state/sources.py)
+    3: _authors,
 }
 
 

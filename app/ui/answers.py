@@ -8,9 +8,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app._conversations import Feedback, Turn
-from app._evalset import make_case, save_case
 from app._export import EVIDENCE_HEADING, export_markdown
 from app._rag import AnswerResult
+from app.service import ServiceError
 from app.ui.cards import SourceCard, card_for_citation, render_source_card
 from app.ui.conversations import Place
 from app.ui.markdown import (
@@ -20,8 +20,9 @@ from app.ui.markdown import (
     message_markdown,
     timing_line,
 )
-from app.ui.resources import ENABLE_GENERATION_ZH, current_settings, get_kb
+from app.ui.resources import ENABLE_GENERATION_ZH, store_error_zh
 from app.ui.viewer import open_source
+from ingest.store import StoreError
 
 REFUSAL_ZH = "知识库中没有找到相关内容"
 RELATED_SHOWN = 3  # passages shown with a refusal as 可能相关
@@ -149,7 +150,7 @@ def _draw_footer(index: int, turn: Turn, result: AnswerResult, place: Place, sho
     if not shown:  # a fresh answer has it in its status line already
         st.caption(timing_line(result))
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
-    if place.conversation is not None and turn.seq is not None:
+    if place.conversation is not None and turn.seq is not None and place.own:
         with row:
             _feedback(turn, place)
             _feedback_details(turn, result, place)
@@ -175,12 +176,22 @@ def _feedback_key(place: Place, turn: Turn) -> str:
     return f"zk-fb-{place.conversation}-{turn.seq}"
 
 
+def _keep_feedback(place: Place, turn: Turn, feedback: Feedback | None) -> bool:
+    """Store the verdict through the service (the conversation's author's alone)."""
+    assert place.conversation is not None and turn.seq is not None
+    try:
+        place.service.set_feedback(place.who, place.kb_name, place.conversation, turn.seq, feedback)
+    except ServiceError as exc:  # deleted in another tab meanwhile
+        st.error(message_markdown(exc.zh), icon=":material/error:")
+        return False
+    return True
+
+
 def _save_score(place: Place, turn: Turn) -> None:
     score = st.session_state.get(_feedback_key(place, turn))
     old = turn.feedback or Feedback(-1)
     feedback = None if score is None else Feedback(score, old.note, old.correction)
-    assert place.conversation is not None and turn.seq is not None
-    place.store.set_feedback(place.conversation, turn.seq, feedback)
+    _keep_feedback(place, turn, feedback)
 
 
 def _feedback(turn: Turn, place: Place) -> None:
@@ -222,26 +233,28 @@ def _feedback_details(turn: Turn, result: AnswerResult, place: Place) -> None:
             disabled=refuse or not docs,
         )
         row = st.container(horizontal=True)
-        if row.button("保存反馈", icon=":material/save:", key=f"zk-fb-save-{key}"):
-            place.store.set_feedback(
-                place.conversation,
-                turn.seq,
-                Feedback(score if score is not None else -1, note, correction),
-            )
+        verdict = Feedback(score if score is not None else -1, note, correction)
+        saved = row.button("保存反馈", icon=":material/save:", key=f"zk-fb-save-{key}")
+        if saved and _keep_feedback(place, turn, verdict):
             st.toast("反馈已保存", icon=":material/check:")
         if row.button("存为评测题", icon=":material/quiz:", key=f"zk-case-{key}", type="primary"):
-            place.store.set_feedback(
-                place.conversation,
-                turn.seq,
-                Feedback(score if score is not None else -1, note, correction),
-            )
-            kb = get_kb(current_settings(), place.kb_name)
-            if kb is None:
-                st.error("知识库已不存在。", icon=":material/error:")
+            if not _keep_feedback(place, turn, verdict):
                 return
-            expected = None if refuse else correction
-            case = make_case(turn.question, expected, [gold] if gold and not refuse else [], note)
-            new = save_case(current_settings(), kb, case)
+            try:
+                new = place.service.save_evaluation_case(
+                    place.who,
+                    place.kb_name,
+                    turn.question,
+                    None if refuse else correction,
+                    [gold] if gold and not refuse else [],
+                    note,
+                )
+            except ServiceError as exc:
+                st.error(message_markdown(exc.zh), icon=":material/error:")
+                return
+            except StoreError as exc:  # the knowledge base is gone
+                st.error(store_error_zh(exc), icon=":material/error:")
+                return
             st.success(
                 ("已存为评测题" if new else "已更新评测题") + ",可在「知识库」页面运行评测。",
                 icon=":material/check_circle:",

@@ -1,12 +1,15 @@
-"""The evaluation set made from feedback, on the knowledge-base page: its cases, deleting one,
-and running them all against the knowledge base with progress, the figures and the failing
-questions. The work is `app._evalset`."""
+"""The evaluation set made from feedback, on the knowledge-base page: the cases of the person
+using the page (`Service.evaluation_cases`: their own, and for an admin also those of nobody),
+deleting one, and running them against the knowledge base with progress, the figures and the
+failing questions. The work is `app._evalset`."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app._evalset import evalset_dir, load_cases, remove_case, run_cases
+from app._evalset import evalset_dir, run_cases
+from app.service import Service, ServiceError
+from app.ui.login import current_user
 from app.ui.markdown import escape_markdown as md
 from app.ui.resources import get_backend, get_embedder
 from ingest.settings import Settings
@@ -15,9 +18,12 @@ from ingest.store import KnowledgeBase, StoreError
 _EVAL_RESULT = "kb_eval_result"
 
 
-def evalset_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -> None:
+def evalset_section(
+    settings: Settings, kb_name: str, kb: KnowledgeBase | None, service: Service
+) -> None:
     st.subheader("评测题")
-    cases = load_cases(settings, kb_name)
+    who = current_user()
+    cases = service.evaluation_cases(who, kb_name)
     folder = evalset_dir(settings, kb_name)
     if not cases:
         st.caption(
@@ -41,9 +47,10 @@ def evalset_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) 
         hide_index=True,
         width="stretch",
     )
+    mine = "(只列出你保存的题目)" if who.person_id is not None else ""
     st.caption(
-        f"共 {len(cases)} 题,保存在 {md(str(folder.resolve()))}(`zhiku eval` 格式);"
-        f"命令行:`zhiku eval {md(str(folder))}`"
+        f"共 {len(cases)} 题{mine},整个评测集导出在 {md(str(folder.resolve()))}"
+        f"(`zhiku eval` 格式);命令行:`zhiku eval {md(str(folder))}`"
     )
     left, middle, right = st.columns([4, 1, 1], vertical_alignment="bottom")
     by_qid = {c.qid: c for c in cases}
@@ -51,18 +58,22 @@ def evalset_section(settings: Settings, kb_name: str, kb: KnowledgeBase | None) 
         "选择评测题", list(by_qid), format_func=lambda q: by_qid[q].question, key="kb_case"
     )
     if middle.button("删除此题", icon=":material/delete:", width="stretch"):
-        remove_case(settings, kb_name, chosen)
+        try:
+            service.remove_evaluation_case(who, kb_name, chosen)
+        except ServiceError as exc:  # removed in another tab meanwhile
+            st.error(md(exc.zh), icon=":material/error:")
+            return
         st.session_state.pop(_EVAL_RESULT, None)
         st.rerun()
     if right.button("运行评测", icon=":material/play_arrow:", type="primary", width="stretch"):
         if kb is None:
             st.error("知识库不存在。", icon=":material/error:")
             return
-        run_evaluation(settings, kb)
+        run_evaluation(settings, kb, set(by_qid))
     show_evaluation()
 
 
-def run_evaluation(settings: Settings, kb: KnowledgeBase) -> None:
+def run_evaluation(settings: Settings, kb: KnowledgeBase, qids: set[str]) -> None:
     backend, problem = get_backend(settings)
     if problem is not None:
         st.warning(md(problem.zh), icon=":material/info:")
@@ -73,7 +84,7 @@ def run_evaluation(settings: Settings, kb: KnowledgeBase) -> None:
         bar.progress(min(1.0, done / max(total, 1)), text=f"{phase} {done}/{total}:{question}")
 
     try:
-        run = run_cases(settings, kb, get_embedder(settings), backend, step)
+        run = run_cases(settings, kb, get_embedder(settings), backend, step, qids)
     except (StoreError, OSError, ValueError) as exc:
         st.error(f"评测失败:{md(str(exc))}", icon=":material/error:")
         return

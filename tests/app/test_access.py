@@ -6,24 +6,42 @@ The people: an admin; an editor who writes `alpha` and reads `beta`; a reader of
 reader granted write on everything (a reader never writes); the editor through a read-only key
 for `alpha`; the local user of a zhiku without accounts. Nothing is mocked but the deletion's
 own work (the gate in front of it is what is checked; deleting is tested in test_service.py).
+
+Conversations, their feedback and evaluation cases are also their author's: a second matrix,
+principal × a record of each author (and of nobody) × every such method (`OWNERSHIP`), checks
+what is listed, opened or changed, and that a refusal changes nothing and says only "not found".
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute, Route
-from support import build_kb, make_settings
+from support import answer_result, build_kb, make_settings
 
+from app._conversations import ConversationStore, Feedback, Turn
+from app._evalset import make_case
 from app.access import PAGES, Principal
 from app.api import create_app
-from app.service import RULES, UNCHECKED, Forbidden, Service, ServiceError
+from app.service import (
+    OWNERSHIP,
+    RULES,
+    UNCHECKED,
+    ConversationNotFound,
+    Forbidden,
+    Service,
+    ServiceError,
+)
 from app.state import engine as state_engine
+from app.state import evalcases, open_state
 from app.state.accounts import Accounts
 from ingest._embed import Embedder
 from ingest.store import StoreError
@@ -98,6 +116,17 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "create_key": lambda s, w, kb: s.create_key(w, "k", None, False, "no-such-person"),
     "revoke_key": lambda s, w, kb: s.revoke_key(w, "no-such-key"),
     "audit_entries": lambda s, w, kb: s.audit_entries(w, 5),
+    # conversations and evaluation cases: each principal adds to a conversation of their own
+    "conversations": lambda s, w, kb: s.conversations(w, kb),
+    "new_conversation": lambda s, w, kb: s.new_conversation(w, kb),
+    "open_conversation": lambda s, w, kb: s.open_conversation(w, kb, "no-such-conversation"),
+    "add_turn": lambda s, w, kb: s.add_turn(w, kb, f"matrix-{w.label}", Turn("杭州?")),
+    "rename_conversation": lambda s, w, kb: s.rename_conversation(w, kb, "no-such-c", "t"),
+    "delete_conversation": lambda s, w, kb: s.delete_conversation(w, kb, "no-such-c"),
+    "set_feedback": lambda s, w, kb: s.set_feedback(w, kb, "no-such-c", 0, Feedback(1)),
+    "evaluation_cases": lambda s, w, kb: s.evaluation_cases(w, kb),
+    "save_evaluation_case": lambda s, w, kb: s.save_evaluation_case(w, kb, "杭州?", "桂花"),
+    "remove_evaluation_case": lambda s, w, kb: s.remove_evaluation_case(w, kb, "no-such-case"),
 }
 
 
@@ -149,6 +178,191 @@ def test_the_service_matrix(home: Service, method: str) -> None:
             if refused == allowed:
                 bypasses.append((label, kb, "refused" if refused else "allowed"))
     assert bypasses == []
+
+
+# ----- whose conversations and evaluation cases --------------------------------------------
+
+# A record of each person who reads `alpha`, and one of nobody (made before accounts existed)
+AUTHORS: tuple[str | None, ...] = ("ada", "ed", "rita", "wes", None)
+
+
+def _author_id(service: Service, author: str | None) -> int | None:
+    return service.accounts.require(author).id if author is not None else None
+
+
+def _conversation_of(service: Service, author: str | None) -> str:
+    """A fresh conversation of `author` in alpha, with one answered turn (seq 0)."""
+    store = ConversationStore(service.settings, "alpha")
+    conversation = store.create(author_id=_author_id(service, author))
+    store.append(conversation, Turn("杭州的市花是什么？", answer_result("杭州的市花是什么？")))
+    return conversation
+
+
+def _case_of(service: Service, author: str | None) -> str:
+    """A fresh evaluation case of `author` in alpha; returns its qid."""
+    author_id = _author_id(service, author)
+    case = make_case(f"问题 {uuid.uuid4().hex}", "桂花", [], author_id=author_id)
+    evalcases.save(open_state(service.settings), "alpha", case.as_json(), author_id)
+    return case.qid
+
+
+# The rule, written out rather than asked of app.access (so that a wrong rule fails here): a
+# person's records are theirs (ed's through ed's key too), nobody's are the admin's and the
+# local user's, and those two may open anybody's conversation.
+ADMINS = {"ada", "local"}
+
+
+def _owns(label: str, author: str | None) -> bool:
+    if author is None:
+        return label in ADMINS
+    return label.removesuffix("-key") == author
+
+
+def _allowed(rule: str, label: str, author: str | None) -> bool:
+    if rule == "open":
+        return _owns(label, author) or label in ADMINS
+    return _owns(label, author)
+
+
+def _done(service: Service, method: str, who: Principal, author: str | None) -> tuple[bool, bool]:
+    """Call `method` by `who` on a fresh record of `author`: (refused, whether the record
+    changed or was shown). A refusal must be ConversationNotFound: a Forbidden would tell that
+    the record exists."""
+    store = ConversationStore(service.settings, "alpha")
+    if method in ("evaluation_cases", "remove_evaluation_case"):
+        qid = _case_of(service, author)
+        if method == "evaluation_cases":
+            shown = qid in {c.qid for c in service.evaluation_cases(who, "alpha")}
+            return not shown, shown
+        before = {c["qid"] for c in evalcases.load(open_state(service.settings), "alpha")}
+        refused = _refused(lambda: service.remove_evaluation_case(who, "alpha", qid))
+        after = {c["qid"] for c in evalcases.load(open_state(service.settings), "alpha")}
+        return refused, before != after
+    conversation = _conversation_of(service, author)
+    before = (store.get(conversation), store.turns(conversation))
+    act: dict[str, Callable[[], object]] = {
+        "open_conversation": lambda: service.open_conversation(who, "alpha", conversation),
+        "add_turn": lambda: service.add_turn(who, "alpha", conversation, Turn("再问？")),
+        "rename_conversation": lambda: service.rename_conversation(
+            who, "alpha", conversation, "改名"
+        ),
+        "delete_conversation": lambda: service.delete_conversation(who, "alpha", conversation),
+        "set_feedback": lambda: service.set_feedback(
+            who, "alpha", conversation, 0, Feedback(0, "不对")
+        ),
+    }
+    if method == "conversations":
+        shown = conversation in {c.id for c in service.conversations(who, "alpha")}
+        return not shown, shown
+    refused = _refused(act[method])
+    changed = (store.get(conversation), store.turns(conversation)) != before
+    return refused, changed or (method == "open_conversation" and not refused)
+
+
+def _refused(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except ConversationNotFound:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "method", sorted(set(OWNERSHIP) - {"new_conversation", "save_evaluation_case"})
+)
+def test_the_ownership_matrix(home: Service, method: str) -> None:
+    """Each principal who reads alpha × a record of each author (and one of nobody): the
+    record is listed, opened or changed exactly when the rule says so, and a refusal changes
+    nothing and says only "not found"."""
+    bypasses = []
+    for label, who in principals(home).items():
+        if not who.can_read("alpha"):
+            continue
+        for author in AUTHORS:
+            allowed = _allowed(OWNERSHIP[method], label, author)
+            refused, effect = _done(home, method, who, author)
+            if refused == allowed or effect != allowed:
+                bypasses.append((label, author, "refused" if refused else "allowed", effect))
+    assert bypasses == []
+
+
+@pytest.mark.parametrize("method", ["new_conversation", "save_evaluation_case"])
+def test_what_a_principal_makes_is_theirs_alone(home: Service, method: str) -> None:
+    who = principals(home)
+    for maker in ("ed", "rita", "local"):
+        if method == "new_conversation":
+            made = home.new_conversation(who[maker], "alpha")
+            seen = {
+                label: made in {c.id for c in home.conversations(w, "alpha")}
+                for label, w in who.items()
+                if w.can_read("alpha")
+            }
+        else:
+            question = f"{maker} 的问题 {uuid.uuid4().hex}"
+            assert home.save_evaluation_case(who[maker], "alpha", question, "桂花")
+            seen = {
+                label: question in {c.question for c in home.evaluation_cases(w, "alpha")}
+                for label, w in who.items()
+                if w.can_read("alpha")
+            }
+        owners = {label for label, shown in seen.items() if shown}
+        # the local user makes records of nobody: the admins' (ada) then
+        expected = {"ada", "local"} if maker == "local" else {maker}
+        if maker == "ed":
+            expected |= {"ed-key"}  # ed through a key of theirs
+        assert owners == expected, (method, maker, seen)
+
+
+def test_two_people_saving_the_same_question_keep_a_case_each(home: Service) -> None:
+    who = principals(home)
+    question = f"同一个问题 {uuid.uuid4().hex}"
+    assert home.save_evaluation_case(who["ed"], "alpha", question, "桂花")
+    assert home.save_evaluation_case(who["rita"], "alpha", question, "梅花")
+    assert not home.save_evaluation_case(who["rita"], "alpha", question, "兰花")  # replaced
+    [ed_case] = [c for c in home.evaluation_cases(who["ed"], "alpha") if c.question == question]
+    assert ed_case.answer_groups == (("桂花",),)  # not taken over by rita's
+    [rita_case] = [c for c in home.evaluation_cases(who["rita"], "alpha") if c.question == question]
+    assert rita_case.answer_groups == (("兰花",),)
+
+
+def test_an_admin_opening_anothers_conversation_is_audited(home: Service) -> None:
+    who = principals(home)
+    ada = replace(who["ada"], origin="10.0.0.7")
+    theirs = _conversation_of(home, "rita")
+    opened = home.open_conversation(ada, "alpha", theirs)
+    assert not opened.own and opened.author == "rita"
+    assert [t.question for t in opened.turns] == ["杭州的市花是什么？"]
+    home.open_conversation(ada, "alpha", theirs)  # the page again: the same open
+    rows = [e for e in home.audit_entries(ada) if e.target == theirs]
+    assert [(e.actor, e.action, e.kb, e.origin, e.outcome) for e in rows] == [
+        ("ada", "open_conversation", "alpha", "10.0.0.7", "ok")
+    ]
+    assert json.loads(rows[0].detail or "{}")["author"] == "rita" and rows[0].at
+    # her own, and the local user's of nobody, are not "another's": nothing is written
+    mine = _conversation_of(home, "ada")
+    assert home.open_conversation(ada, "alpha", mine).own
+    nobodys = _conversation_of(home, None)
+    assert home.open_conversation(who["local"], "alpha", nobodys).own
+    assert not [e for e in home.audit_entries(ada) if e.target in (mine, nobodys)]
+
+
+def test_anothers_conversation_is_refused_as_if_it_did_not_exist(home: Service) -> None:
+    who = principals(home)
+    theirs = _conversation_of(home, "ed")
+    for call in (
+        lambda: home.open_conversation(who["rita"], "alpha", theirs),
+        lambda: home.open_conversation(who["rita"], "alpha", "no-such-conversation"),
+    ):
+        with pytest.raises(ConversationNotFound) as refused:
+            call()
+        assert refused.value.zh == "找不到这个对话或你无权查看"
+        assert refused.value.kind == "not_found"
+    tried = [e for e in home.audit_entries(who["ada"]) if e.target == theirs]
+    assert [(e.actor, e.action, e.outcome) for e in tried] == [
+        ("rita", "refused:open_conversation", "refused")
+    ]
+    with pytest.raises(Forbidden):  # a knowledge base rita may not read: its own refusal
+        home.open_conversation(who["rita"], "beta", theirs)
 
 
 def test_a_reader_never_writes_whatever_the_grant(home: Service) -> None:

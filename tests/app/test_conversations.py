@@ -1,7 +1,8 @@
 """Stored conversations (`app/_conversations.py` over `app/state/conversations.py`): a turn comes
 back with its citations, passages and feedback; titles, renaming, deleting and export; several
 processes writing one conversation at once lose nothing; the per-knowledge-base files of earlier
-versions are imported. Every test runs on SQLite and on PostgreSQL (`state_settings`)."""
+versions are imported; a conversation keeps its author, an owner lists and changes only theirs, a
+deleted person's pass to nobody. Every test runs on SQLite and on PostgreSQL (`state_settings`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import multiprocessing
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from support import answer_result, make_settings, write_legacy_conversations
 
@@ -25,6 +27,9 @@ from app._conversations import (
 )
 from app._rag import AnswerResult, Citation, EvidenceQuote
 from app.state import engine as state_engine
+from app.state.accounts import Accounts
+from app.state.conversations import NotYours
+from app.state.owners import Owner
 from ingest.settings import Settings
 
 
@@ -198,3 +203,71 @@ def test_concurrent_writers_never_collide(state_settings: Settings) -> None:
     turns = ConversationStore(state_settings, "default").turns(conversation)
     assert [t.seq for t in turns] == list(range(45))
     assert len({t.question for t in turns}) == 45
+
+
+# ----- whose a conversation is ----------------------------------------------------------------
+
+
+def _people(settings: Settings, *names: str) -> list[int]:
+    accounts = Accounts(settings)
+    return [accounts.create(name, "correct horse battery", "reader").id for name in names]
+
+
+def test_a_conversation_keeps_its_author_and_an_owner_lists_only_theirs(
+    state_settings: Settings,
+) -> None:
+    ed, rita = _people(state_settings, "ed", "rita")
+    store = ConversationStore(state_settings, "default")
+    eds = store.create(author_id=ed)
+    store.append(eds, Turn("一?"))
+    ritas = store.create(author_id=rita)
+    nobodys = store.create()  # the local user's, without accounts
+    assert store.get(eds).author_id == ed  # type: ignore[union-attr]
+    assert store.get(nobodys).author_id is None  # type: ignore[union-attr]
+    assert [c.id for c in store.list(Owner(ed))] == [eds]
+    assert [c.id for c in store.list(Owner(rita))] == [ritas]
+    assert [c.id for c in store.list(Owner(None, ownerless=True))] == [nobodys]
+    assert {c.id for c in store.list(Owner(ed, ownerless=True))} == {eds, nobodys}  # an admin
+    assert len(store.list()) == 3  # no owner given: every one (the migration, the CLI)
+    # a turn added to a conversation that is not there yet makes it its author's
+    store.append("made-by-a-turn", Turn("二?"), author_id=rita, owner=Owner(rita))
+    assert store.get("made-by-a-turn").author_id == rita  # type: ignore[union-attr]
+
+
+def test_anothers_conversation_cannot_be_changed_and_stays_as_it_was(
+    state_settings: Settings,
+) -> None:
+    ed, rita = _people(state_settings, "ed", "rita")
+    store = ConversationStore(state_settings, "default")
+    eds = store.create(author_id=ed)
+    seq = store.append(eds, Turn("年假?", answer_result()), author_id=ed, owner=Owner(ed))
+    before = (store.get(eds), store.turns(eds))
+    as_rita = Owner(rita)
+    for change in (
+        lambda: store.append(eds, Turn("插一句"), author_id=rita, owner=as_rita),
+        lambda: store.rename(eds, "改名", as_rita),
+        lambda: store.set_feedback(eds, seq, Feedback(0, "不对"), as_rita),
+        lambda: store.delete(eds, as_rita),
+        lambda: store.rename("no-such-conversation", "改名", Owner(ed)),
+    ):
+        with pytest.raises(NotYours):
+            change()
+    assert (store.get(eds), store.turns(eds)) == before
+    store.set_feedback(eds, seq, Feedback(1), Owner(ed))  # its author may
+    store.delete(eds, Owner(ed))
+    assert store.get(eds) is None
+
+
+def test_a_deleted_persons_conversations_are_nobodys_not_the_next_persons(
+    state_settings: Settings,
+) -> None:
+    """A person's id may be handed out again after their account is deleted (SQLite reuses the
+    highest): their conversations become nobody's (the admins') rather than the newcomer's."""
+    (gone,) = _people(state_settings, "gone")
+    store = ConversationStore(state_settings, "default")
+    theirs = store.create(author_id=gone)
+    Accounts(state_settings).delete("gone")
+    assert store.get(theirs).author_id is None  # type: ignore[union-attr]
+    (newcomer,) = _people(state_settings, "newcomer")
+    assert store.list(Owner(newcomer)) == []
+    assert [c.id for c in store.list(Owner(None, ownerless=True))] == [theirs]

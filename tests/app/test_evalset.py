@@ -1,6 +1,7 @@
 """Evaluation cases from feedback (`app/_evalset.py`): kept in the state database (on SQLite and
 on PostgreSQL), exported in the `zhiku eval` format (the command's own loader reads them),
-replaced by question, run against the knowledge base; an earlier version's file is imported."""
+replaced by question, run against the knowledge base; an earlier version's file is imported; a
+case is its author's."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from app._evalset import (
     save_case,
 )
 from app._llm import BackendInfo, ResolvedBackend
+from app.state import evalcases, open_state
+from app.state.accounts import Accounts
+from app.state.owners import Owner
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase
 from ingest.settings import Settings
@@ -95,6 +99,29 @@ def test_servers_sharing_postgresql_share_the_cases(
     assert [c.question for c in load_cases(other, "default")] == ["杭州的市花是什么?"]
     remove_case(other, "default", make_case("杭州的市花是什么?", "桂花", []).qid)
     assert load_cases(postgres_settings, "default") == []
+
+
+def test_a_case_is_its_authors(state_settings: Settings) -> None:
+    """Listed and removed only through its author (the admins' when nobody's); the same
+    question keeps a case per person; a case of a qid another holds is never replaced."""
+    accounts = Accounts(state_settings)
+    ed, rita = (accounts.create(n, "correct horse battery", "reader").id for n in ("ed", "rita"))
+    engine = open_state(state_settings)
+    eds = make_case("杭州的市花是什么?", "桂花", [], author_id=ed)
+    ritas = make_case("杭州的市花是什么?", "梅花", [], author_id=rita)
+    nobodys = make_case("杭州的市花是什么?", "兰花", [])
+    assert len({eds.qid, ritas.qid, nobodys.qid}) == 3
+    for case, author in ((eds, ed), (ritas, rita), (nobodys, None)):
+        evalcases.save(engine, "default", case.as_json(), author)
+    assert load_cases(state_settings, "default", Owner(ed)) == [eds]
+    assert load_cases(state_settings, "default", Owner(rita, ownerless=True)) == [ritas, nobodys]
+    with pytest.raises(evalcases.TakenByAnother):
+        evalcases.save(engine, "default", eds.as_json(), rita)
+    assert not remove_case(state_settings, "default", eds.qid, Owner(rita))
+    assert load_cases(state_settings, "default", Owner(ed)) == [eds]
+    assert remove_case(state_settings, "default", eds.qid, Owner(ed))
+    accounts.delete("rita")  # her case passes to nobody
+    assert load_cases(state_settings, "default", Owner(None, ownerless=True)) == [ritas, nobodys]
 
 
 pytestmark = pytest.mark.timeout(600)

@@ -1,8 +1,10 @@
 """The web app once people have accounts, through Streamlit's `AppTest` over a real knowledge
 base: a login form before any page, the session cookie's token refused when forged or expired,
 a reader who sees no knowledge-base page, inspector, upload or delete control and no knowledge
-base beyond their grants, logout, and a lock after repeated failures. The real browser (the
-cookie written by the page itself) is not driven here."""
+base beyond their grants, logout, a lock after repeated failures, and an admin who opens a
+reader's conversation by its link: read only, and in the audit log. The real browser (the cookie
+written by the page itself, a reader refused another's link) is `tests/app/test_browser.py`'s
+`test_people_see_only_what_they_may`."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import MODELS_DIR, REPO, build_kb, make_settings
+from support import MODELS_DIR, REPO, answer_result, build_kb, make_settings
 
+from app._conversations import ConversationStore, Turn
 from app.state import engine as state_engine
 from app.state.accounts import Accounts
 from app.state.audit import AuditLog
@@ -132,3 +135,26 @@ def test_a_forged_expired_or_ended_token_names_no_session(home: Path) -> None:
     assert session_of_token(expired, token) is None
     Sessions(settings).end(session)  # logout: the token still verifies, the session is over
     assert Sessions(settings).person_of(session) is None
+
+
+def test_an_admin_reads_a_readers_conversation_only_and_it_is_audited(home: Path) -> None:
+    settings = make_settings(home)
+    rita = Accounts(settings).require("rita")
+    store = ConversationStore(settings, "default")
+    theirs = store.create(author_id=rita.id)
+    store.append(theirs, Turn("员工每年有几天年假?", answer_result()), author_id=rita.id)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["c"] = theirs  # her link, pasted by the admin
+    at.run()
+    at = log_in(at, "ada", PASSWORD)
+    assert "员工每年有几天年假?" in [m.value for m in at.markdown]
+    assert any("「rita」的对话" in i.value and "只读" in i.value for i in at.info)
+    assert at.chat_input[0].disabled  # no question added to her conversation
+    assert not at.get("feedback")  # nor feedback on her answers
+    assert not [b for b in at.sidebar.button if b.label.startswith("员工每年")]  # not listed
+    opens = [e for e in AuditLog(settings).entries() if e.action == "open_conversation"]
+    # (one row per open; AppTest gives every run another made-up address, so the rows of one
+    # page are not folded together here as they are for one browser: test_access.py)
+    assert {(e.actor, e.kb, e.target, e.outcome) for e in opens} == {
+        ("ada", "default", theirs, "ok")
+    }
