@@ -12,12 +12,13 @@ whole corpus (what retrieval would hand the model), and the neighbour's question
 with one of its names or numbers that the answer sentence holds swapped for another of the same
 kind the document never mentions (the other city, the other year, the other model), against the
 sentence that answered the original. A logistic regression (scikit-learn) on
-`app._responsive.FEATURES`, standardised; its threshold keeps RECALL of the training positives
-(out of fold). AUC is reported out of fold on the training set and on each held-out set, which
-is never trained on.
+`app._responsive.FEATURES`, standardised; its threshold is the highest that still keeps
+QUESTIONS_KEPT of the answerable training questions answered (one of its answer sentences at or
+above it, out of fold): a budget of false refusals, not a share of sentences. AUC is reported
+out of fold on the training set and on each held-out set, which is never trained on.
 
 Training data: CMRC 2018 trial (ymcui/cmrc2018, CC BY-SA 4.0), as stored in
-../shared/eval/cmrc2018_trial. The weights file is a small derived work of it: it holds 13
+../shared/eval/cmrc2018_trial. The weights file is a small derived work of it: it holds 14
 coefficients, their scaling and a threshold, no text.
 """
 
@@ -47,7 +48,9 @@ from ingest._embed import Embedder, load_embedder
 from ingest.settings import get_settings
 from ingest.text import NUMBER, WORD
 
-RECALL = 0.97  # share of training positives the threshold keeps (out of fold)
+# Answerable questions whose answer sentence the check may refuse, at most: the issue allows 5 %
+# false refusals in all and the other checks take about 3 %.
+QUESTIONS_KEPT = 0.98
 SAME_DOC_NEGATIVES = 6
 OTHER_DOC_NEGATIVES = 2
 UNANSWERABLE_NEGATIVES = 5
@@ -286,6 +289,16 @@ def matrix(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([[r[n] for n in FEATURES] for r in rows], dtype=np.float64), foreign
 
 
+def question_threshold(scores: np.ndarray, labels: np.ndarray, groups: list[str]) -> float:
+    """The highest threshold at which QUESTIONS_KEPT of the questions with a positive pair keep
+    one positive at or above it: each question's best positive score, at that quantile."""
+    best: dict[str, float] = {}
+    for score, label, group in zip(scores, labels, groups, strict=True):
+        if label == 1:
+            best[group] = max(best.get(group, 0.0), float(score))
+    return float(np.quantile(np.array(list(best.values())), 1 - QUESTIONS_KEPT))
+
+
 def main(argv: list[str] | None = None) -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -320,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         model.fit(z[fit_rows], y[fit_rows])
         oof[test_rows] = model.predict_proba(z[test_rows])[:, 1]
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(z, y)
-    threshold = float(np.quantile(oof[y == 1], 1 - RECALL))
+    threshold = question_threshold(oof, y, train.groups)
     report: dict[str, object] = {
         "train_pairs": len(y),
         "train_positives": int(y.sum()),

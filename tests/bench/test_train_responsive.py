@@ -56,3 +56,20 @@ def test_nothing_to_swap_gives_no_question() -> None:
         )
         is None
     )
+
+
+def test_the_threshold_keeps_the_share_of_questions_not_of_sentences() -> None:
+    import numpy as np
+
+    from bench.train_responsive import QUESTIONS_KEPT, question_threshold
+
+    # 100 questions, each with a strong and a weak positive: the weak ones do not matter
+    scores, labels, groups = [], [], []
+    for q in range(100):
+        scores += [0.5 + q / 200, 0.01, 0.9]
+        labels += [1, 1, 0]
+        groups += [f"q{q}"] * 3
+    threshold = question_threshold(np.array(scores), np.array(labels), groups)
+    kept = sum(1 for q in range(100) if 0.5 + q / 200 >= threshold) / 100
+    assert kept >= QUESTIONS_KEPT
+    assert threshold > 0.5  # not pulled down by the weak second positives
