@@ -209,7 +209,7 @@ class RetrievalRow:
 def evaluate_retrieval(
     settings: Settings, dataset: Dataset, kb: KnowledgeBase, embedder: Embedder, k: int = 10
 ) -> Iterator[RetrievalRow]:
-    from app._search import search
+    from app.answer import search
 
     for question in dataset.questions:
         started = time.perf_counter()

@@ -22,9 +22,32 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from app._cite import (
+from app._crosslang import Similarity, across_languages, cross_supported, similarity_with
+from app._guards import (
+    GuardEvent,
+    can_stand_as_answer,
+    leak_windows,
+    matching_sentence,
+    mentions_topic,
+    off_question,
+    question_grams,
+    quotes_prompt,
+    topic_terms,
+)
+from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
+from app._polarity import (
+    about_subject,
+    is_yes_no,
+    polarity_conflict,
+    question_subject,
+    swapped_name,
+    yes_no_conflict,
+)
+from app._responsive import Candidate, Judge, own_label
+from app._small_talk import small_talk_reply
+from app.answer.cite import (
     ReplyReader,
     SupportTest,
     complete_sentences,
@@ -36,273 +59,40 @@ from app._cite import (
     supporting,
     without_answer_label,
 )
-from app._crosslang import Similarity, across_languages, cross_supported, similarity_with
-from app._guards import (
-    GuardEvent,
-    can_stand_as_answer,
-    coverage,
-    leak_windows,
-    matching_sentence,
-    mentions_topic,
-    missing_names,
-    off_question,
-    question_grams,
-    quotes_prompt,
-    topic_terms,
-)
-from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
-from app._passages import Passage, build_passages, fit_context, numbered
-from app._polarity import (
-    about_subject,
-    is_yes_no,
-    polarity_conflict,
-    question_subject,
-    swapped_name,
-    yes_no_conflict,
-)
-from app._prompt import (
+from app.answer.decide import decide, prompt_context
+from app.answer.passages import Passage
+from app.answer.prompt import (
     REFUSAL_EN,
     REFUSAL_ZH,
     SYSTEM_PROMPT,
     NumberedContext,
-    PromptPassage,
     answer_schema,
     as_langchain,
-    build_condense_messages,
     build_messages,
-    number_sentences,
     refusal_like,
     refusal_sentence,
 )
-from app._responsive import Candidate, Judge, own_label
-from app._search import search
-from app._small_talk import is_small_talk, small_talk_reply
+from app.answer.results import (
+    AnswerResult,
+    Citation,
+    Event,
+    Evidence,
+    EvidenceQuote,
+    Final,
+    Notice,
+    Retrieved,
+    Token,
+)
+from app.answer.retrieve import condense, retrieve
 from ingest import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
 from ingest.text import CJK, mostly_chinese, ngrams, strip_markers
 
 
-@dataclass
-class Citation:
-    number: int  # the marker in the final answer
-    passage: Passage
-    span_start: int  # the cited sentence, as offsets into the page
-    span_end: int
-    quote: str  # the cited sentence's text
-
-
-@dataclass
-class EvidenceQuote:
-    """A sentence of the documents quoted word for word under the answer, so the reader checks
-    the answer against the source's own words. Quotes with the same `group` are consecutive
-    sentences of one passage, shown together."""
-
-    marker: int  # its [n]: the citation with this number points at the same sentence
-    text: str  # the sentence as quoted (without its marker)
-    passage: int  # the number of its passage among `AnswerResult.passages`
-    doc_id: str
-    title: str
-    page: int | None
-    span_start: int  # offsets into the page, as for a citation
-    span_end: int
-    group: int = 0
-
-
-@dataclass
-class AnswerResult:
-    question: str
-    standalone_question: str
-    answer: str
-    citations: list[Citation]
-    passages: list[Passage]  # everything retrieved, cited or not; the first ones were in the prompt
-    refused: bool
-    # "empty_question", "no_relevant_passage", "question_not_covered", "name_not_found",
-    # "model_refused", "unsupported_answer", "off_topic"; "small_talk": `answer` is a reply
-    # saying what zhiku is for
-    refusal_reason: str | None
-    backend: BackendInfo
-    timings: dict[str, float]
-    error_en: str | None = None
-    error_zh: str | None = None
-    partial: bool = False  # generation stopped early; the text so far is kept
-    missing_names: list[str] = field(default_factory=list)  # the question's names no passage has
-    # the model's own answer, when code gave an evidence sentence instead
-    model_answer: str | None = None
-    repairs: list[str] = field(default_factory=list)
-    evidence: list[int] = field(default_factory=list)  # sentence ids the model chose
-    # the source sentences quoted under the answer; not part of `answer`
-    evidence_quotes: list[EvidenceQuote] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)  # answer sentences no evidence supports
-    guards: list[GuardEvent] = field(default_factory=list)
-    raw_answer: str = ""  # the model's own answer text, before the check (for logs and eval)
-    # a refusal "not_answered": the sentences the answer drew on, which answer something else
-    related: list[Citation] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["backend"] = {"kind": self.backend.kind, "model": self.backend.model}
-        return data
-
-
-@dataclass(frozen=True)
-class Retrieved:
-    standalone_question: str
-    passages: list[Passage]
-    seconds: float
-    backend: BackendInfo
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str  # visible answer text, already checked
-
-
-@dataclass(frozen=True)
-class Notice:
-    en: str
-    zh: str
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The evidence quoted under the answer, once the answer has streamed (also in `Final`)."""
-
-    quotes: tuple[EvidenceQuote, ...]
-
-
-@dataclass(frozen=True)
-class Final:
-    result: AnswerResult
-
-
-Event = Retrieved | Token | Notice | Evidence | Final
-
-_LEANING = re.compile(
-    r"^(它|他|她|它们|他们|这|那|其|该|此|上述|前者|后者)|^(it|they|this|that|these|those)\b",
-    re.IGNORECASE,
-)
-
-
-def carry_over(question: str, history: Sequence[tuple[str, str]]) -> str:
-    """Without an LLM: a follow-up that leans on the previous question gets its words."""
-    if not history:
-        return question
-    previous = history[-1][0].strip()
-    short = len(re.sub(r"\W", "", question)) <= 8
-    if short or _LEANING.search(question.strip()):
-        return f"{previous} {question.strip()}"
-    return question
-
-
-def relevance_floor(question: str, passage: str, settings: Settings) -> float:
-    """The cosine a passage must reach: lower across languages, where multilingual embeddings
-    score related pairs lower (English questions on Chinese passages: ~0.78-0.82 related,
-    ~0.72-0.75 unrelated, against ~0.85-0.92 and ~0.80-0.83 within Chinese)."""
-    if mostly_chinese(question) == mostly_chinese(passage):
-        return settings.relevance_floor
-    return settings.relevance_floor_cross_lingual
-
-
-def close_to_best(passages: Sequence[Passage], ratio: float) -> list[Passage]:
-    """The passages whose fused score is within `ratio` of the best one's. A passage far behind
-    the best seldom holds the answer, and a small model takes numbers from it."""
-    if not passages:
-        return []
-    best = max(p.score for p in passages)
-    return [p for p in passages if p.score >= ratio * best]
-
-
-def condense(question: str, history: Sequence[tuple[str, str]], backend: ResolvedBackend) -> str:
-    """A standalone question: rewritten by the LLM when there is one, else carried over."""
-    if not history:
-        return question
-    if backend.chat is None:
-        return carry_over(question, history)
-    try:
-        reply = backend.chat.invoke(
-            as_langchain(build_condense_messages(question, list(history))), stop=["\n"]
-        )
-    except Exception:  # rewriting is an aid; the question itself still works
-        return carry_over(question, history)
-    lines = str(reply.content).strip().splitlines()
-    text = re.sub(r"^(改写后的问题|问题)[:：]\s*", "", lines[0].strip()) if lines else ""
-    return text if 2 <= len(text) <= 200 else carry_over(question, history)
-
-
 def is_refusal(text: str) -> bool:
     """The fixed refusal sentence in plain text (a backend that ignored the answer schema)."""
     return refusal_like(text)
-
-
-# --- retrieve -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    standalone: str
-    passages: tuple[Passage, ...]  # best first
-    seconds: float
-
-
-def retrieve(
-    standalone: str, kb: KnowledgeBase, settings: Settings, embedder: Embedder
-) -> Retrieval:
-    started = time.perf_counter()
-    hits = search(kb, embedder, standalone, settings, k=settings.top_k)
-    passages = build_passages(kb, hits, settings.merge_neighbors)
-    return Retrieval(standalone, tuple(passages), time.perf_counter() - started)
-
-
-# --- decide -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decision:
-    passages: tuple[Passage, ...]  # numbered: those in the prompt first, then the others
-    context: tuple[Passage, ...]  # the prompt's passages (their first len(context))
-    refusal_reason: str | None  # a refusal before the model is asked
-    missing_names: tuple[str, ...] = ()
-    guards: tuple[GuardEvent, ...] = ()
-
-
-def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -> Decision:
-    question = retrieval.standalone
-    passages = retrieval.passages
-    relevant = [p for p in passages if p.dense >= relevance_floor(question, p.text, settings)]
-    context = close_to_best(relevant, settings.context_score_ratio)[: settings.context_passages]
-    ordered = numbered([*context, *(p for p in passages if p not in context)])
-    context = ordered[: len(context)]
-    if settings.guard_small_talk and is_small_talk(question, [p.text for p in passages]):
-        event = GuardEvent("small_talk", question)
-        return Decision(tuple(ordered), tuple(context), "small_talk", (), (event,))
-    if not context:
-        return Decision(tuple(ordered), (), "no_relevant_passage")
-    if settings.guard_coverage:
-        share = coverage(question, [p.text for p in context])
-        if share is not None and share < settings.question_coverage:
-            event = GuardEvent("coverage", f"{share:.2f}")
-            return Decision(tuple(ordered), tuple(context), "question_not_covered", (), (event,))
-    if settings.guard_missing_names:
-        missing = missing_names(question, [p.text for p in ordered], kb)
-        if missing:
-            event = GuardEvent("missing_names", "、".join(missing))
-            return Decision(
-                tuple(ordered), tuple(context), "name_not_found", tuple(missing), (event,)
-            )
-    return Decision(tuple(ordered), tuple(context), None)
-
-
-def prompt_context(
-    decision: Decision, question: str, settings: Settings
-) -> tuple[list[Passage], list[PromptPassage], NumberedContext]:
-    """What the model reads of the decided passages: those that fit the prompt, as prompt
-    passages, and their numbered sentences (the ids its evidence names)."""
-    context = fit_context(decision.context, settings.context_chars, question)
-    passages = [
-        PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
-    ]
-    return context, passages, number_sentences(passages, settings.guard_instructions)
 
 
 # --- check --------------------------------------------------------------------------------

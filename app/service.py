@@ -29,10 +29,10 @@ from typing import TypeVar
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._owned import Owned, deletion_mark, owned
 from app._rag import AnswerResult, Event, Final, answer
-from app._search import Hit, search
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
 from app._watched import Watchers
 from app.access import Need, Principal
+from app.answer import Hit, search
 from app.state.accounts import AccountError, Accounts, Person
 from app.state.audit import AuditEntry, AuditLog
 from app.state.keys import ApiKey, KeyStore

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app._cite import first_repeat
 from app._crosslang import similarity_with
 from app._eval import (
     answer_correct,
@@ -35,6 +34,7 @@ from app._eval import (
 )
 from app._rag import AnswerCheck, decide, prompt_context, retrieve
 from app._responsive import Judge
+from app.answer.cite import first_repeat
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
 

@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from app._eval import squash
-from app._prompt import passage_units
 from app._responsive import (
     FEATURES,
     PROPER_TAGS,
@@ -43,6 +42,7 @@ from app._responsive import (
     nfkc,
     own_label,
 )
+from app.answer.prompt import passage_units
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import get_settings
 from ingest.text import NUMBER, WORD

@@ -65,7 +65,7 @@ def test_ordinary_orders_of_policies_and_manuals_are_not(sentence: str) -> None:
 
 
 def test_every_held_out_injection_is_caught_in_its_sentence_title_or_heading() -> None:
-    from app._prompt import PromptPassage, number_sentences
+    from app.answer.prompt import PromptPassage, number_sentences
 
     corpus = [json.loads(line) for line in (HELD_OUT / "corpus.jsonl").open(encoding="utf-8")]
     questions = {

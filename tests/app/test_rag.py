@@ -11,7 +11,6 @@ import pytest
 from ollama_server import FakeOllama, evidence_reply, json_tokens
 
 from app._llm import BackendInfo, ResolvedBackend, forget_backend_status, resolve_backend
-from app._prompt import REFUSAL_EN, REFUSAL_ZH, SYSTEM_PROMPT
 from app._rag import (
     AnswerResult,
     Evidence,
@@ -20,9 +19,10 @@ from app._rag import (
     Retrieved,
     Token,
     answer,
-    carry_over,
     is_refusal,
 )
+from app.answer.prompt import REFUSAL_EN, REFUSAL_ZH, SYSTEM_PROMPT
+from app.answer.retrieve import carry_over
 from ingest._embed import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
@@ -576,9 +576,9 @@ def check_reply(
     settings: Settings,
     similarity: Any = None,
 ) -> tuple[Any, str]:
-    from app._passages import Passage
-    from app._prompt import PromptPassage, number_sentences
     from app._rag import AnswerCheck
+    from app.answer.passages import Passage
+    from app.answer.prompt import PromptPassage, number_sentences
 
     passages = [
         Passage(

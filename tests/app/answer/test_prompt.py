@@ -5,12 +5,12 @@ fixed prefix (rules, worked examples) that never changes, so llama.cpp reuses it
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
+from support import REPO
 
-from app._prompt import (
+from app.answer.prompt import (
     FEW_SHOT,
     REFUSAL_EN,
     REFUSAL_ZH,
@@ -26,8 +26,6 @@ from app._prompt import (
     quotes_instructions,
     refusal_sentence,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 TABLE = """显存估算如下。
 | 大小 | 位数 | 显存(GB) |
