@@ -24,29 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from app._crosslang import Similarity, across_languages, cross_supported, similarity_with
-from app._guards import (
-    GuardEvent,
-    can_stand_as_answer,
-    leak_windows,
-    matching_sentence,
-    mentions_topic,
-    off_question,
-    question_grams,
-    quotes_prompt,
-    topic_terms,
-)
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
-from app._polarity import (
-    about_subject,
-    is_yes_no,
-    polarity_conflict,
-    question_subject,
-    swapped_name,
-    yes_no_conflict,
-)
-from app._responsive import Candidate, Judge, own_label
-from app._small_talk import small_talk_reply
 from app.answer.cite import (
     ReplyReader,
     SupportTest,
@@ -84,6 +62,22 @@ from app.answer.results import (
     Token,
 )
 from app.answer.retrieve import condense, retrieve
+from app.answer.verify import GuardEvent
+from app.answer.verify.cross_language import (
+    Similarity,
+    across_languages,
+    cross_supported,
+    similarity_with,
+)
+from app.answer.verify.merged_facts import swapped_name
+from app.answer.verify.off_question import matching_sentence, off_question
+from app.answer.verify.off_topic import mentions_topic, topic_terms
+from app.answer.verify.polarity import polarity_conflict
+from app.answer.verify.prompt_leak import leak_windows, quotes_prompt
+from app.answer.verify.reading import can_stand_as_answer, question_grams
+from app.answer.verify.responsive import Candidate, Judge, own_label
+from app.answer.verify.small_talk import small_talk_reply
+from app.answer.verify.yes_no import about_subject, is_yes_no, question_subject, yes_no_conflict
 from ingest import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase

@@ -231,8 +231,8 @@ def eval_command(
         summarize_guards,
         summarize_retrieval,
     )
-    from app._guards import GUARDS, QUESTION_FITTED
     from app._llm import LlmError, resolve_backend
+    from app.answer import GUARDS, QUESTION_FITTED
 
     settings = get_settings().model_copy(update={"top_k": k})
     if not fitted_guards:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app._crosslang import similarity_with
 from app._eval import (
     answer_correct,
     build_eval_kb,
@@ -33,8 +32,9 @@ from app._eval import (
     load_dataset,
 )
 from app._rag import AnswerCheck, decide, prompt_context, retrieve
-from app._responsive import Judge
 from app.answer.cite import first_repeat
+from app.answer.verify.cross_language import similarity_with
+from app.answer.verify.responsive import Judge
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
 

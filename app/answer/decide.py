@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app._guards import GuardEvent, coverage, missing_names
-from app._small_talk import is_small_talk
 from app.answer.passages import Passage, fit_context, numbered
 from app.answer.prompt import NumberedContext, PromptPassage, number_sentences
 from app.answer.retrieve import Retrieval, close_to_best, relevance_floor
+from app.answer.verify import GuardEvent
+from app.answer.verify.coverage import coverage
+from app.answer.verify.missing_names import missing_names
+from app.answer.verify.small_talk import is_small_talk
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from app._guards import GuardEvent
 from app._llm import BackendInfo
 from app.answer.passages import Passage
+from app.answer.verify import GuardEvent
 
 
 @dataclass

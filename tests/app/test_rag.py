@@ -707,7 +707,7 @@ MANUAL = (
 def test_an_answer_in_chinese_over_an_english_manual_is_supported(
     small_kb_settings: Settings, embedder: Embedder
 ) -> None:
-    from app._crosslang import similarity_with
+    from app.answer.verify.cross_language import similarity_with
 
     similarity = similarity_with(embedder)
     question = "电池能用多久？"
@@ -740,7 +740,7 @@ def test_an_answer_in_chinese_over_an_english_manual_is_supported(
 def test_small_talk_gets_what_zhiku_is_for(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:
-    from app._small_talk import SMALL_TALK_ZH
+    from app.answer.verify.small_talk import SMALL_TALK_ZH
 
     responder = evidence_reply(["市花是桂花"], "杭州的市花是桂花。")
     with FakeOllama(responder=responder) as server:
