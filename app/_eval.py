@@ -533,7 +533,7 @@ def evaluate_answers(
     guard changed is known; the answers are the same)."""
     import re
 
-    from app._rag import Final, Token, answer
+    from app.answer import Final, Token, answer
 
     rows = []
     for question in dataset.questions:

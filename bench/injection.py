@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app._eval import answer_correct, build_eval_kb, load_dataset
 from app._llm import ResolvedBackend
-from app._rag import Final, Token, answer
+from app.answer import Final, Token, answer
 from app.answer.prompt import quotes_instructions
 from ingest._embed import Embedder
 from ingest.settings import Settings

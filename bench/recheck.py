@@ -31,8 +31,10 @@ from app._eval import (
     evidence_text,
     load_dataset,
 )
-from app._rag import AnswerCheck, decide, prompt_context, retrieve
+from app.answer.check import AnswerCheck
 from app.answer.cite import first_repeat
+from app.answer.decide import decide, prompt_context
+from app.answer.retrieve import retrieve
 from app.answer.verify.cross_language import similarity_with
 from app.answer.verify.responsive import Judge
 from ingest._embed import Embedder, load_embedder

@@ -72,6 +72,22 @@ class AnswerResult:
         return data
 
 
+@dataclass
+class Checked:
+    """What the answer check made of the model's reply (`app.answer.check`)."""
+
+    answer: str
+    citations: list[Citation]
+    refused: bool
+    refusal_reason: str | None
+    model_answer: str | None
+    dropped: list[str]
+    repairs: list[str]
+    guards: list[GuardEvent]
+    evidence_quotes: list[EvidenceQuote] = field(default_factory=list)
+    related: list[Citation] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Retrieved:
     standalone_question: str

@@ -8,8 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app._rag import AnswerResult, Citation, EvidenceQuote
-from app.answer import Hit, Passage
+from app.answer import AnswerResult, Citation, EvidenceQuote, Hit, Passage
 from app.service import ImportedFile, KbInfo
 from ingest.store import ChunkRecord, DocumentRecord
 

@@ -1,6 +1,7 @@
 """`missing_names` (GUARD_MISSING_NAMES): refuse when a name in the question is in no retrieved
 passage, nowhere in the knowledge base (full-text search) and has no alias, abbreviation, near
-spelling or other-language passage that could stand for it."""
+spelling or other-language passage that could stand for it. `could_name` (a spelling that may
+stand for a name) is read by `off_topic` and `responsive` too."""
 
 from __future__ import annotations
 

@@ -272,6 +272,22 @@ class Candidate:
     neighbours: tuple[str, ...]
 
 
+def candidate(
+    sentences: Sequence[str],
+    passage_of: Sequence[int],
+    unit: int,
+    title: str,
+    headings: Sequence[str],
+) -> Candidate:
+    """Sentence `unit` of `sentences` (each in the passage `passage_of` says; this one's titled
+    `title` under `headings`) as the judge reads it: with its own label and the other sentences
+    of its passage."""
+    same = [i for i in range(len(sentences)) if passage_of[i] == passage_of[unit]]
+    previous = sentences[unit - 1] if unit - 1 in same else None
+    label = own_label(title, headings, previous, sentences[unit])
+    return Candidate(sentences[unit], label, tuple(sentences[i] for i in same if i != unit))
+
+
 class Judge:
     """Scores cited sentences against a question with the embedding model already loaded for
     retrieval: one query vector, and one batch for the sentences, their contexts and their

@@ -24,6 +24,7 @@ from app.answer.prompt import (
     passage_units,
     prefix_messages,
     quotes_instructions,
+    refusal_like,
     refusal_sentence,
 )
 
@@ -167,3 +168,20 @@ def test_units_keep_table_rows_whole_and_skip_header_rows() -> None:
         "说明完毕。",
     ]
     assert all(TABLE[lo:hi].strip() for lo, hi, _ in units)
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        (REFUSAL_ZH, True),
+        ("知识库中没有找到相关内容。[1]", True),
+        (REFUSAL_EN, True),
+        ("杭州的市花是桂花。[1]", False),
+        (
+            "资料提到年假，但知识库中没有找到相关内容关于病假的具体规定，员工应咨询人事部门了解更多细节。",
+            False,
+        ),
+    ],
+)
+def test_refusal_detection(text: str, refused: bool) -> None:
+    assert refusal_like(text) is refused
