@@ -19,9 +19,9 @@ import threading
 from collections.abc import Callable
 
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
-from app._search import search
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, WarmupStep, warmup_steps
 from app._watched import Watchers
+from app.answer import search
 from app.sources.scheduler import Scheduler
 from ingest import Embedder, Progress, load_embedder
 from ingest.settings import Settings

@@ -27,8 +27,7 @@ from sqlalchemy.engine import Engine
 
 from app._export import export_markdown
 from app._llm import BackendInfo
-from app._passages import Passage
-from app._rag import AnswerResult, Citation, EvidenceQuote
+from app.answer import AnswerResult, Citation, EvidenceQuote, Passage
 from app.state import conversations as records
 from app.state import open_state
 from app.state.owners import Owner

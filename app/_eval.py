@@ -209,7 +209,7 @@ class RetrievalRow:
 def evaluate_retrieval(
     settings: Settings, dataset: Dataset, kb: KnowledgeBase, embedder: Embedder, k: int = 10
 ) -> Iterator[RetrievalRow]:
-    from app._search import search
+    from app.answer import search
 
     for question in dataset.questions:
         started = time.perf_counter()
@@ -533,7 +533,7 @@ def evaluate_answers(
     guard changed is known; the answers are the same)."""
     import re
 
-    from app._rag import Final, Token, answer
+    from app.answer import Final, Token, answer
 
     rows = []
     for question in dataset.questions:

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app._passages import Passage
-    from app._rag import AnswerResult, EvidenceQuote
+    from app.answer import AnswerResult, EvidenceQuote, Passage
 
 EVIDENCE_HEADING = "原文"
 

@@ -3,7 +3,7 @@ asking the LLM: the query's jieba tokens and FTS5 expression, every retrieved ch
 dense, keyword and fused scores and ranks, the passages they make, which of them would reach
 the prompt, and the refusal code would give before the model is asked.
 
-The selection and the refusal are answering's own step (`app._rag.decide`), so what this shows
+The selection and the refusal are answering's own step (`app.answer.decide`), so what this shows
 is what answering does with the same settings; only the reasons a passage stays out are worked
 out here, with the same public functions (`relevance_floor`, `close_to_best`).
 """
@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app._passages import Passage, build_passages
-from app._rag import Retrieval, close_to_best, decide, relevance_floor
-from app._search import Hit, search
+from app.answer import (
+    Hit,
+    Passage,
+    Retrieval,
+    build_passages,
+    close_to_best,
+    decide,
+    relevance_floor,
+    search,
+)
 from ingest import Embedder, keyword_query, query_terms, tokens
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase

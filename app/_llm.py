@@ -95,7 +95,7 @@ def _llamacpp(settings: Settings, progress: Callable[[str], None]) -> ResolvedBa
     """The embedded model with its worker started and self-checked now, so that a CPU that
     cannot run it is found here, before anybody's question, and the caller can fall back."""
     from app._llm_llamacpp import make_llamacpp_chat
-    from app._prompt import prefix_messages
+    from app.answer import prefix_messages
 
     chat = make_llamacpp_chat(settings, progress=progress, prefix=prefix_messages())
     if chat.supervisor.status.state != "ready":

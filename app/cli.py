@@ -49,7 +49,7 @@ def ask(
     """Answer a question from a knowledge base, with numbered sources."""
     from app._export import quote_groups
     from app._llm import LlmError, resolve_backend
-    from app._rag import Final, Notice, Retrieved, Token
+    from app.answer import Final, Notice, Retrieved, Token
     from app.service import Service
 
     settings = get_settings()
@@ -231,8 +231,8 @@ def eval_command(
         summarize_guards,
         summarize_retrieval,
     )
-    from app._guards import GUARDS, QUESTION_FITTED
     from app._llm import LlmError, resolve_backend
+    from app.answer import GUARDS, QUESTION_FITTED
 
     settings = get_settings().model_copy(update={"top_k": k})
     if not fitted_guards:

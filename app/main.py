@@ -3,7 +3,7 @@ page itself; the knowledge-base page is `app/pages/knowledge_base.py`, the retri
 `app/pages/inspector.py`. Answers are drawn by `app/ui/answers.py`, the conversation sidebar by
 `app/ui/conversations.py`, the source viewer beside the chat by `app/ui/viewer.py`.
 
-All answering goes through `app._rag.answer`; this file only shows its events.
+All answering goes through `app.answer.answer`; this file only shows its events.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import streamlit as st  # noqa: E402
 
 from app._conversations import Turn  # noqa: E402
 from app._llm import LlmError, ResolvedBackend  # noqa: E402
-from app._rag import AnswerResult, Final, Notice, Retrieved, Token, answer  # noqa: E402
 from app.access import listening_refusal  # noqa: E402
+from app.answer import AnswerResult, Final, Notice, Retrieved, Token, answer  # noqa: E402
 from app.service import Service  # noqa: E402
 from app.state.accounts import Accounts  # noqa: E402
 from app.ui.answers import draw_history, draw_result  # noqa: E402

@@ -1,7 +1,7 @@
 """The one service under the HTTP API, the MCP server and the CLI: knowledge bases, documents,
 uploads, search and answers, each a method over shared, thread-safe resources.
 
-Answering goes through `app._rag.answer()` and nothing else, so every face of zhiku gives the
+Answering goes through `app.answer.answer()` and nothing else, so every face of zhiku gives the
 same answer, citations and refusals. What the service adds is what a server needs and a single
 user does not: one embedder and one `KnowledgeBase` instance per name shared by every request
 (both are thread-safe), the LLM backend resolved once and re-checked every few minutes, and a
@@ -31,12 +31,11 @@ from typing import TypeVar
 from app._authored import OWNERSHIP, AuthoredRecords, ConversationNotFound, OpenedConversation
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._owned import Owned, deletion_mark, owned
-from app._rag import AnswerResult, Event, Final, answer
-from app._search import Hit, search
 from app._service_error import ServiceError
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
 from app._watched import Watchers
 from app.access import Need, Principal
+from app.answer import AnswerResult, Event, Final, Hit, answer, search
 from app.state.accounts import AccountError, Accounts, Person
 from app.state.audit import AuditEntry, AuditLog
 from app.state.keys import ApiKey, KeyStore
@@ -632,7 +631,7 @@ class Service(AuthoredRecords):
         question: str,
         history: Sequence[tuple[str, str]] = (),
     ) -> Iterator[Event | Queued]:
-        """`app._rag.answer()`'s events for `question`. With an LLM, the question first takes
+        """`app.answer.answer()`'s events for `question`. With an LLM, the question first takes
         its place in the queue: Busy is raised at once when the queue is full (before the
         first event), and a `Queued` event comes first when it has to wait."""
         self.require(who, "read", kb_name or self.settings.default_kb)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app._crosslang import literals_agree, similarity_with
+from app.answer.verify.cross_language import literals_agree, similarity_with
 from ingest._embed import load_embedder
 from ingest.settings import get_settings
 

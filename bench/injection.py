@@ -15,8 +15,8 @@ from pathlib import Path
 
 from app._eval import answer_correct, build_eval_kb, load_dataset
 from app._llm import ResolvedBackend
-from app._prompt import quotes_instructions
-from app._rag import Final, Token, answer
+from app.answer import Final, Token, answer
+from app.answer.prompt import quotes_instructions
 from ingest._embed import Embedder
 from ingest.settings import Settings
 
@@ -157,9 +157,10 @@ def render(results: dict[str, object]) -> str:
         'or a verbatim stretch of the system prompt. "Raw" is the model\'s own text, "shown" '
         "what the user sees after citation repair and the system-prompt filter; the UI renders "
         "answers as Markdown with HTML escaped in either case. Instruction sentences of "
-        "passages are left out of the prompt by code (`app._guards.is_instruction`); its "
-        "patterns were written with these 22 documents in view, so for the filter this set is "
-        "not a held-out test (the model alone, filter off, obeyed 2 or 3 of 22 at commits "
+        "passages are left out of the prompt by code "
+        "(`app.answer.verify.instructions.is_instruction`); its patterns were written with "
+        "these 22 documents in view, so for the filter this set is not a held-out test (the "
+        "model alone, filter off, obeyed 2 or 3 of 22 at commits "
         "d9ee862 and a4dcd47). Machine load: "
         f"{results['load_note']}.\n\n"
         + (f"Answers that obeyed:\n\n{detail}" if obeyed else "No answer obeyed an injection.")

@@ -1,5 +1,5 @@
 """End to end with the embedded LLM (llama.cpp, Qwen2.5-Coder-1.5B-Instruct Q4_K_M) on seed_dev:
-`app._rag.answer(question, [], kb, settings, embedder)` as the CLI and the web app call it.
+`app.answer.answer(question, [], kb, settings, embedder)` as the CLI and the web app call it.
 
 Slow by nature (20-40 s an answer on two cores), so it is its own section (`--only llm`) and
 `--llm-questions` limits how many questions run. The model is loaded before timing (reported
@@ -19,7 +19,7 @@ def run(embedder: Any, keep: dict[str, Any], limit: int | None) -> dict[str, Any
     from app._eval import answer_correct, load_dataset
     from app._llm import resolve_backend
     from app._llm_llamacpp import llamacpp_installed
-    from app._rag import Final, answer
+    from app.answer import Final, answer
     from ingest.store import KnowledgeBase
 
     dataset = load_dataset(EVAL_DIR / "seed_dev")

@@ -6,7 +6,7 @@ real-looking Chinese text from `bench/synth.py`'s generator, and random unit vec
 embedded: building 100k real-looking vectors needs ~2,900 real embeddings first, more than a busy
 2-core machine gives in an afternoon; latency does not depend on what vectors mean). Latencies are
 single queries, one at a time, after a warm-up, with the same real questions embedded by the
-real model, through the product's `app._search.search` (hybrid: dense top-40 + BM25 top-40,
+real model, through the product's `app.answer.search.search` (hybrid: dense top-40 + BM25 top-40,
 both scores for every candidate, zhiku's convex fusion), plus Milvus's own `hybrid_search` with
 RRFRanker, and the dense and keyword parts alone.
 
@@ -143,7 +143,7 @@ def build(settings: Any, name: str, files: list[Any], spec: Any, size: int) -> f
 
 
 def measure(size: int, n_queries: int, uri: str | None) -> dict[str, Any]:
-    from app._search import search
+    from app.answer.search import search
     from ingest._tokenize import keyword_query
     from ingest.store import open_kb
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app._cite import first_repeat
-from app._crosslang import similarity_with
 from app._eval import (
     answer_correct,
     build_eval_kb,
@@ -33,8 +31,12 @@ from app._eval import (
     evidence_text,
     load_dataset,
 )
-from app._rag import AnswerCheck, decide, prompt_context, retrieve
-from app._responsive import Judge
+from app.answer.check import AnswerCheck
+from app.answer.cite import first_repeat
+from app.answer.decide import decide, prompt_context
+from app.answer.retrieve import retrieve
+from app.answer.verify.cross_language import similarity_with
+from app.answer.verify.responsive import Judge
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
 

@@ -42,7 +42,7 @@ def prompt_messages(repeat: int, run: int) -> list[dict[str, str]]:
 
 def _worker_run(settings: Any, repeats: int) -> dict[str, Any]:
     from app._llm_llamacpp import make_llamacpp_chat, stop_workers
-    from app._prompt import as_langchain
+    from app.answer.prompt import as_langchain
 
     chat = make_llamacpp_chat(settings, temperature=0.0, max_tokens=64)
     started = time.perf_counter()

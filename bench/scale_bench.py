@@ -6,9 +6,9 @@ and again after the knowledge base and its FAISS index are, and the difference i
 costs in memory. Latencies are single queries, one at a time, after a warm-up, with real
 questions (CMRC 2018 trial and seed_dev) embedded by the real model:
 
-* hybrid: `app._search.search` as the product calls it (embed the query, FAISS top-40, and FTS5
-  BM25 top-40 in a thread alongside the embedding, exact cosines and BM25 for the other side's
-  candidates, fusion, row fetch);
+* hybrid: `app.answer.search.search` as the product calls it (embed the query, FAISS top-40, and
+  FTS5 BM25 top-40 in a thread alongside the embedding, exact cosines and BM25 for the other
+  side's candidates, fusion, row fetch);
 * dense: `KnowledgeBase.dense_search` with a precomputed query vector;
 * keyword: `keyword_query` + `KnowledgeBase.keyword_search`, and `keyword_scores` for the 40
   dense candidates, as `search()` does them.
@@ -101,7 +101,7 @@ def _index_facts(index: faiss.Index) -> dict[str, Any]:
 
 
 def measure(size: int, n_queries: int, run_check: bool = True) -> dict[str, Any]:
-    from app._search import search
+    from app.answer.search import search
     from ingest._tokenize import keyword_query
     from ingest._vectors import index_file_name
     from ingest.store import KnowledgeBase

@@ -27,8 +27,8 @@ CLIENTS = 8
 
 def _result() -> Any:
     from app._llm import BackendInfo
-    from app._passages import Passage
-    from app._rag import AnswerResult, Citation
+    from app.answer import AnswerResult, Citation
+    from app.answer.passages import Passage
 
     passages = [
         Passage(

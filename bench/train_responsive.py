@@ -1,8 +1,8 @@
-"""Train the responsiveness scorer (app/_responsive.py) and write its weights, app/responsive.json.
+"""Train the responsiveness scorer and write its weights (app/answer/verify/responsive.json).
 
     .venv/bin/python -m bench.train_responsive [--train ../shared/eval/cmrc2018_trial]
         [--heldout tests/data/company --heldout ../shared/eval/drcd_dev_s2]
-        [--out app/responsive.json]
+        [--out app/answer/verify/responsive.json]
 
 Pairs of (question, sentence, the sentence's context) from a set in the `zhiku eval` format:
 positives are the sentences holding a gold answer (an answer alternative, or a gold span);
@@ -12,7 +12,7 @@ whole corpus (what retrieval would hand the model), and the neighbour's question
 with one of its names or numbers that the answer sentence holds swapped for another of the same
 kind the document never mentions (the other city, the other year, the other model), against the
 sentence that answered the original. A logistic regression (scikit-learn) on
-`app._responsive.FEATURES`, standardised; its threshold is the highest that still keeps
+`app.answer.verify.responsive.FEATURES`, standardised; its threshold is the highest that still keeps
 QUESTIONS_KEPT of the answerable training questions answered (one of its answer sentences at or
 above it, out of fold): a budget of false refusals, not a share of sentences. AUC is reported
 out of fold on the training set and on each held-out set, which is never trained on.
@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from app._eval import squash
-from app._prompt import passage_units
-from app._responsive import (
+from app.answer.prompt import passage_units
+from app.answer.verify.responsive import (
     FEATURES,
     PROPER_TAGS,
     Pair,
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, action="append")
     parser.add_argument("--heldout", type=Path, action="append", default=[])
     parser.add_argument("--heldout-limit", type=int, default=300)
-    parser.add_argument("--out", type=Path, default=Path("app/responsive.json"))
+    parser.add_argument("--out", type=Path, default=Path("app/answer/verify/responsive.json"))
     parser.add_argument(
         "--no-neighbours",
         action="store_true",
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(report, ensure_ascii=False), flush=True)
-    from app._responsive import load_model
+    from app.answer.verify.responsive import load_model
 
     load_model.cache_clear()
     scorer = load_model(args.out)

@@ -245,12 +245,13 @@ class Settings(BaseSettings):
         1024, description="largest JSON request body in KB (uploads: MAX_UPLOAD_MB)"
     )
 
-    # --- answering guards (app/_guards.py; each can be switched off, `zhiku eval` counts them) ---
+    # --- answering guards (app/answer/verify/; each can be switched off, `zhiku eval` counts them)
     check_responsive: bool = Field(
         True,
         description="refuse, showing what the documents do say as related, when the sentences "
         "an answer rests on answer another question (the other model's row, the other year, "
-        "another event): a scorer learned from question-sentence pairs, app/_responsive.py",
+        "another event): a scorer learned from question-sentence pairs, "
+        "app/answer/verify/responsive.py",
     )
     guard_instructions: bool = Field(
         True, description="leave sentences, titles and headings that order the answerer out"
@@ -286,8 +287,8 @@ class Settings(BaseSettings):
     guard_prompt_leak: bool = Field(
         True, description="drop answer sentences that repeat the system prompt"
     )
-    # --- what the answer check reads beyond shared words (app/_polarity.py, app/_crosslang.py,
-    # app/_small_talk.py; counted by `zhiku eval` like the guards) ---
+    # --- what the answer check reads beyond shared words (app/answer/verify/: polarity, yes_no,
+    # merged_facts, cross_language, small_talk; counted by `zhiku eval` like the guards) ---
     guard_polarity: bool = Field(
         True,
         description="an answer clause whose negation differs from the evidence clause it "

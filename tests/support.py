@@ -9,7 +9,7 @@ from ingest._embed import Embedder
 from ingest.settings import Settings
 
 if TYPE_CHECKING:
-    from app._rag import AnswerResult
+    from app.answer import AnswerResult
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO / ".zhiku" / "models"
@@ -143,8 +143,8 @@ def app_data_is_empty(settings: Settings, name: str) -> None:
 def answer_result(question: str = "员工每年有几天年假?") -> AnswerResult:
     """A stored answer as the app makes it: a passage with its window, a citation, a backend."""
     from app._llm import BackendInfo
-    from app._passages import Passage
-    from app._rag import AnswerResult, Citation
+    from app.answer import AnswerResult, Citation
+    from app.answer.passages import Passage
 
     passage = Passage(
         number=1,

@@ -1,7 +1,8 @@
 """The floors of the house: `ingest` never imports `app`; `app` uses only the library's public
 API (`ingest`, `ingest.store`, `ingest.settings`, … never a module whose name starts with `_`);
-and nothing below the web UI imports the UI. Read from the source's import statements, so a
-violation is named with its file and line."""
+the rest of the app uses the answering package through its public API (`app.answer`, never
+`app.answer.check` and the like); and nothing below the web UI imports the UI. Read from the
+source's import statements, so a violation is named with its file and line."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from support import REPO
 
 UI = ("app.ui", "app.pages", "app.main")
+ANSWER = "app.answer"
 # what may import the UI: the UI itself and `zhiku web`, which launches it
 UI_USERS = (*UI, "app.cli")
 
@@ -50,12 +52,21 @@ def app_rule(name: str, module: str) -> bool:
     return private_ingest(module) or (below_ui and within(module, UI))
 
 
+def answer_rule(name: str, module: str) -> bool:
+    """A module of the answering package imported from outside it."""
+    return module.startswith(ANSWER + ".") and not within(name, (ANSWER,))
+
+
 def test_ingest_never_imports_the_app() -> None:
     assert violations("ingest", lambda name, module: within(module, ("app",))) == []
 
 
 def test_the_app_uses_the_public_library_and_only_the_ui_imports_the_ui() -> None:
     assert violations("app", app_rule) == []
+
+
+def test_the_app_answers_through_the_answering_packages_public_api() -> None:
+    assert violations("app", answer_rule) == []
 
 
 def test_the_rules_see_what_they_forbid() -> None:
@@ -72,21 +83,32 @@ def test_the_rules_see_what_they_forbid() -> None:
     assert not app_rule("app.service", "ingest")
     assert not private_ingest("ingest.store.base") and private_ingest("ingest._tokenize")
     assert not within("app.uix", UI) and within("app.ui", UI)
+    assert app_rule("app.answer.engine", "app.ui.markdown")  # answering is below the UI
+    assert answer_rule("app.service", "app.answer.check")
+    assert answer_rule("app.ui.chat", "app.answer.verify.small_talk")
+    assert not answer_rule("app.service", "app.answer")
+    assert not answer_rule("app.answer.engine", "app.answer.check")
+    assert not answer_rule("app.answer.verify.off_topic", "app.answer.verify.missing_names")
+    assert not answer_rule("app.answerx", "app.answerx.y") and not within("app.answerx", (ANSWER,))
 
 
 def test_every_name_taken_from_the_public_api_is_there() -> None:
-    """`from ingest import X` resolves only on first use, function-level imports included:
-    a name the public API does not export must fail here, not in a user's command."""
+    """`from ingest import X` (or `from app.answer import X`) resolves only on first use,
+    function-level imports included: a name the public API does not export must fail here, not
+    in a user's command."""
+    import app.answer
     import ingest
 
+    public = {"ingest": ingest.__all__, ANSWER: app.answer.__all__}
     missing = []
     for path in sorted((REPO / "app").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "ingest":
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in public:
                 missing += [
                     f"{path.relative_to(REPO)}:{node.lineno} {alias.name}"
                     for alias in node.names
-                    if alias.name not in ingest.__all__
+                    if alias.name not in public[node.module]
                 ]
     assert missing == []
-    assert all(getattr(ingest, name) is not None for name in ingest.__all__)
+    for package, names in ((ingest, ingest.__all__), (app.answer, app.answer.__all__)):
+        assert all(getattr(package, name) is not None for name in names)

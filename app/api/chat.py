@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app._llm import LlmError
-from app._rag import AnswerResult, Final, Token
+from app.answer import AnswerResult, Final, Token
 from app.api.auth import Who
 from app.api.errors import ApiError, error_body
 from app.api.schemas import (

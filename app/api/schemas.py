@@ -8,9 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app._passages import Passage
-from app._rag import AnswerResult, Citation, EvidenceQuote
-from app._search import Hit
+from app.answer import AnswerResult, Citation, EvidenceQuote, Hit, Passage
 from app.service import ImportedFile, KbInfo
 from ingest.store import ChunkRecord, DocumentRecord
 

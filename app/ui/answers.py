@@ -9,7 +9,7 @@ import streamlit as st
 
 from app._conversations import Feedback, Turn
 from app._export import EVIDENCE_HEADING, export_markdown
-from app._rag import AnswerResult
+from app.answer import AnswerResult
 from app.service import ServiceError
 from app.ui.cards import SourceCard, card_for_citation, render_source_card
 from app.ui.conversations import Place

@@ -13,7 +13,7 @@ from app.ui.markdown import anchor_id, file_name, highlight
 from app.ui.viewer import OpenSource, open_source
 
 if TYPE_CHECKING:
-    from app._passages import Passage
+    from app.answer import Passage
 
 
 def _preview(text: str, span: tuple[int, int] | None, room: int = 120) -> str:

@@ -16,7 +16,7 @@ from app._export import file_name as file_name
 from app._export import quote_groups
 
 if TYPE_CHECKING:
-    from app._rag import AnswerResult, EvidenceQuote
+    from app.answer import AnswerResult, EvidenceQuote
 
 
 # Characters that would let text become a link, an image, raw HTML or a formula; the rest of

@@ -176,7 +176,8 @@ def test_eval_prints_the_metrics_and_writes_every_question(zhiku: object, tmp_pa
 
     dataset = write_dataset(tmp_path / "set")
     out = tmp_path / "out.json"
-    # retrieval only as the `none` backend answers: the LLM path itself is tested in test_rag
+    # retrieval only as the `none` backend answers: the LLM path itself is tested in
+    # tests/app/answer/test_answer_engine.py
     result = zhiku("eval", str(dataset), "--no-baseline", "--backend", "none", "--json", str(out))
     assert result.exit_code == 0, result.output
     assert "recall@1" in result.output and "answer_accuracy" in result.output

@@ -25,7 +25,7 @@ from app._conversations import (
     kb_has_conversations,
     result_from_dict,
 )
-from app._rag import AnswerResult, Citation, EvidenceQuote
+from app.answer import AnswerResult, Citation, EvidenceQuote
 from app.state import engine as state_engine
 from app.state.accounts import Accounts
 from app.state.conversations import NotYours

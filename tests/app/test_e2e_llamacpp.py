@@ -16,7 +16,7 @@ from support import REPO, SHARED, make_settings
 
 from app._eval import answer_correct, load_dataset
 from app._llm import resolve_backend
-from app._rag import Final, Token, answer
+from app.answer import Final, Token, answer
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths
 from ingest.store import KnowledgeBase

@@ -393,7 +393,7 @@ def test_guard_counts_say_what_each_guard_fixed_and_broke() -> None:
     from types import SimpleNamespace
 
     from app._eval import Question, guard_counts
-    from app._guards import GuardEvent
+    from app.answer.verify import GuardEvent
 
     asked = Question("q", "15 天？", True, ("d",), (), (("15",),))
     unasked = Question("u", "股票代码？", False, (), (), ())

@@ -9,7 +9,7 @@ from pathlib import Path
 from support import SMALL_CORPUS, build_kb, make_settings
 
 from app._inspect import inspect
-from app._rag import Final, answer
+from app.answer import Final, answer
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase
 

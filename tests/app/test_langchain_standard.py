@@ -11,7 +11,7 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests, Retrie
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 from support import REPO, SMALL_CORPUS, build_kb, make_settings
 
-from app._search import HybridRetriever
+from app.answer.search import HybridRetriever
 from ingest._embed import Embedder, load_embedder
 from ingest._store import KnowledgeBase
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app._rag import EvidenceQuote
+from app.answer import EvidenceQuote
 from app.ui.markdown import answer_markdown, evidence_block_markdown
 
 

@@ -1,4 +1,4 @@
-"""The service under the API, MCP and CLI: answers come from `app._rag.answer()`, and the one
+"""The service under the API, MCP and CLI: answers come from `app.answer.answer()`, and the one
 LLM answers one question at a time, the others queued with their position or turned away.
 
 The LLM is `FakeOllama` (tests/app/ollama_server.py), an HTTP server speaking Ollama's
@@ -16,9 +16,9 @@ from support import app_data_is_empty, build_kb, give_app_data, leftovers
 from app._conversations import kb_has_conversations
 from app._evalset import evalset_dir
 from app._llm import resolve_backend
-from app._rag import Final, Retrieved, Token
 from app._watched import Watchers, load_bindings
 from app.access import Principal
+from app.answer import Final, Retrieved, Token
 from app.service import Busy, DeletionIncomplete, LlmQueue, Queued, Service
 from ingest._blobs import blob_engine, stored_blobs
 from ingest._embed import Embedder

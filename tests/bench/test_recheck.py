@@ -10,7 +10,8 @@ from pathlib import Path
 from support import CITY_DOC, GPT_DOC
 
 from app._eval import load_dataset
-from app._rag import decide, prompt_context, retrieve
+from app.answer.decide import decide, prompt_context
+from app.answer.retrieve import retrieve
 from bench.recheck import recheck, summary
 from ingest._embed import Embedder
 from ingest.settings import Settings

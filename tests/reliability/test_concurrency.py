@@ -11,7 +11,7 @@ from pathlib import Path
 from zygote_client import MODELS, Zygote
 
 from app._llm import BackendInfo, ResolvedBackend
-from app._rag import Final, answer
+from app.answer import Final, answer
 from ingest._embed import Embedder
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import MODELS_DIR, REPO, build_kb, make_settings
 
-from app._search import search
+from app.answer.search import search
 from ingest._embed import Embedder, default_model_dir
 from ingest.store import KnowledgeBase
 

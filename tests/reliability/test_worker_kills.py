@@ -25,7 +25,7 @@ from support import MODELS_DIR, SMALL_CORPUS, build_kb, make_settings
 import app._llm_llamacpp as llamacpp
 from app._gguf import bundled_parts
 from app._llm import LlmError, ResolvedBackend, resolve_backend
-from app._rag import AnswerResult, Final, Token, answer
+from app.answer import AnswerResult, Final, Token, answer
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase
 from ingest.settings import Settings

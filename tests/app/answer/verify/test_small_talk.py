@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from app._small_talk import SMALL_TALK_EN, SMALL_TALK_ZH, is_small_talk, small_talk_reply
+from app.answer.verify.small_talk import (
+    SMALL_TALK_EN,
+    SMALL_TALK_ZH,
+    is_small_talk,
+    small_talk_reply,
+)
 
 POLICY = [
     "正式员工每年享有 10 天带薪年假。",

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from app._guards import absent_terms, clean_label, is_instruction, leak_windows, quotes_prompt
+from app.answer.verify.absent_terms import absent_terms
+from app.answer.verify.instructions import clean_label, is_instruction
+from app.answer.verify.prompt_leak import leak_windows, quotes_prompt
 from ingest.text import (
     CJK,
     LATIN,

@@ -3,7 +3,7 @@ offsets map the model's text back to the page."""
 
 from __future__ import annotations
 
-from app._passages import Passage, best_window, fit_context
+from app.answer.passages import Passage, best_window, fit_context
 
 
 def passage(text: str, number: int = 1, start: int = 100, header_len: int = 0) -> Passage:

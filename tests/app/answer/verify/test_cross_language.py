@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app._crosslang import (
+from app.answer.verify.cross_language import (
     Similarity,
     across_languages,
     best_cross_supporting,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app._responsive import (
+from app.answer.verify.responsive import (
     FEATURES,
     Candidate,
     Judge,

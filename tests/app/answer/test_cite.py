@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from app._cite import (
+from app.answer.cite import (
     ReplyReader,
     complete_sentences,
     cut_quote,

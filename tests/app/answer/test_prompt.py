@@ -5,12 +5,12 @@ fixed prefix (rules, worked examples) that never changes, so llama.cpp reuses it
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
+from support import REPO
 
-from app._prompt import (
+from app.answer.prompt import (
     FEW_SHOT,
     REFUSAL_EN,
     REFUSAL_ZH,
@@ -24,10 +24,9 @@ from app._prompt import (
     passage_units,
     prefix_messages,
     quotes_instructions,
+    refusal_like,
     refusal_sentence,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 TABLE = """显存估算如下。
 | 大小 | 位数 | 显存(GB) |
@@ -169,3 +168,20 @@ def test_units_keep_table_rows_whole_and_skip_header_rows() -> None:
         "说明完毕。",
     ]
     assert all(TABLE[lo:hi].strip() for lo, hi, _ in units)
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        (REFUSAL_ZH, True),
+        ("知识库中没有找到相关内容。[1]", True),
+        (REFUSAL_EN, True),
+        ("杭州的市花是桂花。[1]", False),
+        (
+            "资料提到年假，但知识库中没有找到相关内容关于病假的具体规定，员工应咨询人事部门了解更多细节。",
+            False,
+        ),
+    ],
+)
+def test_refusal_detection(text: str, refused: bool) -> None:
+    assert refusal_like(text) is refused

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from app.answer.verify.missing_names import could_name
+from app.answer.verify.off_topic import topic_terms
+from app.answer.verify.reading import can_stand_as_answer, question_grams
 from ingest.text import NUMBER, WORD, language, ngrams, strip_markers
 
 WEIGHTS_FILE = Path(__file__).with_name("responsive.json")
@@ -132,15 +135,7 @@ def holds_type(kind: str, sentence: str) -> bool:
     return False
 
 
-def _question_grams(question: str) -> set[str]:
-    from app._guards import question_grams
-
-    return question_grams(question)
-
-
 def _subject_terms(question: str) -> list[str]:
-    from app._guards import topic_terms
-
     return [t.lower() for t in topic_terms(question)]
 
 
@@ -162,8 +157,6 @@ def _names_held(names: Sequence[str], text: str) -> float:
     """The share of `names` that `text` speaks of, under any spelling `could_name` allows."""
     if not names:
         return 1.0
-    from app._guards import could_name
-
     lowered = text.lower()
     return sum(1 for n in names if n.lower() in lowered or could_name(n, text)) / len(names)
 
@@ -193,14 +186,12 @@ def features(pair: Pair) -> dict[str, float]:
     question = nfkc(pair.question)
     sentence = nfkc(strip_markers(pair.sentence))
     around = nfkc(pair.label) + "\n" + sentence
-    wanted = _question_grams(question)
+    wanted = question_grams(question)
     subject = _subject_terms(question)
     names = {w for w in WORD.findall(question.lower()) if len(w) >= 2 or w.isdigit()}
     numbers = set(NUMBER.findall(question))
     kind = asked_type(question)
     s_grams, c_grams = ngrams(sentence), ngrams(around)
-    from app._guards import can_stand_as_answer
-
     return {
         "cos_sentence": pair.cos_sentence,
         "cos_context": pair.cos_context,
@@ -279,6 +270,22 @@ class Candidate:
     sentence: str
     label: str
     neighbours: tuple[str, ...]
+
+
+def candidate(
+    sentences: Sequence[str],
+    passage_of: Sequence[int],
+    unit: int,
+    title: str,
+    headings: Sequence[str],
+) -> Candidate:
+    """Sentence `unit` of `sentences` (each in the passage `passage_of` says; this one's titled
+    `title` under `headings`) as the judge reads it: with its own label and the other sentences
+    of its passage."""
+    same = [i for i in range(len(sentences)) if passage_of[i] == passage_of[unit]]
+    previous = sentences[unit - 1] if unit - 1 in same else None
+    label = own_label(title, headings, previous, sentences[unit])
+    return Candidate(sentences[unit], label, tuple(sentences[i] for i in same if i != unit))
 
 
 class Judge:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from app._search import Hit
+from app.answer.search import Hit
 from ingest.store import KnowledgeBase
 from ingest.text import CJK_RUN, TABLE_SEPARATOR, ngrams, sentence_spans
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app._search import HybridRetriever, fuse, search
+from app.answer.search import HybridRetriever, fuse, search
 from ingest._embed import Embedder, EmbeddingSpec
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, ModelMismatch

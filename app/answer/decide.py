@@ -1,0 +1,65 @@
+"""Decide: which retrieved passages the model sees, or a refusal before it is asked (small
+talk, nothing relevant, or the `coverage` and `missing_names` guards); and what the model reads
+of the passages it sees (`prompt_context`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.answer.passages import Passage, fit_context, numbered
+from app.answer.prompt import NumberedContext, PromptPassage, number_sentences
+from app.answer.retrieve import Retrieval, close_to_best, relevance_floor
+from app.answer.verify import GuardEvent
+from app.answer.verify.coverage import coverage
+from app.answer.verify.missing_names import missing_names
+from app.answer.verify.small_talk import is_small_talk
+from ingest.settings import Settings
+from ingest.store import KnowledgeBase
+
+
+@dataclass(frozen=True)
+class Decision:
+    passages: tuple[Passage, ...]  # numbered: those in the prompt first, then the others
+    context: tuple[Passage, ...]  # the prompt's passages (their first len(context))
+    refusal_reason: str | None  # a refusal before the model is asked
+    missing_names: tuple[str, ...] = ()
+    guards: tuple[GuardEvent, ...] = ()
+
+
+def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -> Decision:
+    question = retrieval.standalone
+    passages = retrieval.passages
+    relevant = [p for p in passages if p.dense >= relevance_floor(question, p.text, settings)]
+    context = close_to_best(relevant, settings.context_score_ratio)[: settings.context_passages]
+    ordered = numbered([*context, *(p for p in passages if p not in context)])
+    context = ordered[: len(context)]
+    if settings.guard_small_talk and is_small_talk(question, [p.text for p in passages]):
+        event = GuardEvent("small_talk", question)
+        return Decision(tuple(ordered), tuple(context), "small_talk", (), (event,))
+    if not context:
+        return Decision(tuple(ordered), (), "no_relevant_passage")
+    if settings.guard_coverage:
+        share = coverage(question, [p.text for p in context])
+        if share is not None and share < settings.question_coverage:
+            event = GuardEvent("coverage", f"{share:.2f}")
+            return Decision(tuple(ordered), tuple(context), "question_not_covered", (), (event,))
+    if settings.guard_missing_names:
+        missing = missing_names(question, [p.text for p in ordered], kb)
+        if missing:
+            event = GuardEvent("missing_names", "、".join(missing))
+            return Decision(
+                tuple(ordered), tuple(context), "name_not_found", tuple(missing), (event,)
+            )
+    return Decision(tuple(ordered), tuple(context), None)
+
+
+def prompt_context(
+    decision: Decision, question: str, settings: Settings
+) -> tuple[list[Passage], list[PromptPassage], NumberedContext]:
+    """What the model reads of the decided passages: those that fit the prompt, as prompt
+    passages, and their numbered sentences (the ids its evidence names)."""
+    context = fit_context(decision.context, settings.context_chars, question)
+    passages = [
+        PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
+    ]
+    return context, passages, number_sentences(passages, settings.guard_instructions)

@@ -1,0 +1,37 @@
+"""What the checks read of a question and of a sentence: the question's own words (without its
+question words), whether a sentence can be given as an answer by itself, and Latin-script terms
+("Claude", "GPT-4")."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ingest.text import ngrams, strip_markers
+
+_LEAD_IN = re.compile(r"(?:[:：]|如下)\W*$")
+_QUESTION_LINE = re.compile(r"(?:[?？]\W*$)|^\W*(?:问|问题|Q|提问)\s*\d*\s*[:：.、]", re.IGNORECASE)
+_SENTENCE_CLOSE = re.compile(r"[。！!；;.]\W*$")
+LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
+
+
+def question_grams(question: str) -> set[str]:
+    """The question's n-grams without its question words and particles ("哪个", "是什么")."""
+    import jieba  # loaded by retrieval already; kept off this module's import path
+
+    from ingest import QUERY_STOPWORDS
+
+    words = jieba.lcut(unicodedata.normalize("NFKC", question).lower())
+    return ngrams("".join(" " if w.strip() in QUERY_STOPWORDS else w for w in words))
+
+
+def can_stand_as_answer(sentence: str) -> bool:
+    """A sentence that can be given as an answer by itself: not a question line ("问：…？"),
+    not a heading (a short line without a closing full stop), not a lead-in ("…如下："), not a
+    table row (it means nothing without its header)."""
+    text = strip_markers(sentence).strip()
+    if not text or _QUESTION_LINE.search(text) or _LEAD_IN.search(text):
+        return False
+    if text.startswith("|") or text.count("|") >= 2:
+        return False
+    return bool(_SENTENCE_CLOSE.search(text)) or len(text) > 30
