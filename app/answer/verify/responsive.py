@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from app.answer.verify.missing_names import could_name
 from app.answer.verify.off_topic import topic_terms
 from app.answer.verify.reading import can_stand_as_answer, question_grams
 from ingest.text import NUMBER, WORD, language, ngrams, strip_markers
@@ -69,9 +68,6 @@ _HOLDS = {
 }
 _PERSON_TAGS = frozenset({"nr", "nrfg", "nrt", "nt"})
 _PLACE_TAGS = frozenset({"ns"})
-# jieba's tags of the words that tell one thing from its neighbour of the same kind: places,
-# people, organisations and other proper names (香港 against 北京, 卡塞雷斯 against 巴达霍斯)
-PROPER_TAGS = frozenset({"ns", "nr", "nrfg", "nrt", "nt", "nz"})
 _QUESTION_LINE = re.compile(r"(?:[?？]\W*$)|^\W*(?:问|问题|Q|提问)\s*\d*\s*[:：.、]", re.IGNORECASE)
 _LEAD_IN = re.compile(r"(?:[:：]|如下)\W*$")  # "…公式如下：" introduces what follows
 _ANSWER_LINE = re.compile(r"^\W*(?:答|回答|A)\s*[:：]", re.IGNORECASE)
@@ -85,7 +81,6 @@ FEATURES = (
     "subject_sentence",
     "subject_context",
     "names_present",
-    "proper_present",
     "number_missing",
     "type_known",
     "type_held",
@@ -100,7 +95,6 @@ _LEXICAL = (
     "subject_sentence",
     "subject_context",
     "names_present",
-    "proper_present",
     "number_missing",
     "adds_words",
 )
@@ -137,28 +131,6 @@ def holds_type(kind: str, sentence: str) -> bool:
 
 def _subject_terms(question: str) -> list[str]:
     return [t.lower() for t in topic_terms(question)]
-
-
-def proper_names(text: str) -> list[str]:
-    """The Chinese proper names of `text` (places, people, organisations: two characters or
-    more), in order, once each."""
-    from jieba import posseg
-
-    return list(
-        dict.fromkeys(
-            pair.word
-            for pair in posseg.lcut(nfkc(text))
-            if pair.flag in PROPER_TAGS and len(pair.word) >= 2 and not pair.word.isascii()
-        )
-    )
-
-
-def _names_held(names: Sequence[str], text: str) -> float:
-    """The share of `names` that `text` speaks of, under any spelling `could_name` allows."""
-    if not names:
-        return 1.0
-    lowered = text.lower()
-    return sum(1 for n in names if n.lower() in lowered or could_name(n, text)) / len(names)
 
 
 def _share(wanted: set[str] | list[str], text: str, grams: set[str] | None = None) -> float:
@@ -201,7 +173,6 @@ def features(pair: Pair) -> dict[str, float]:
         "subject_sentence": _share(subject, sentence),
         "subject_context": _share(subject, around),
         "names_present": _share(sorted(names), around),
-        "proper_present": _names_held(proper_names(question), around),
         "number_missing": float(bool(numbers - set(NUMBER.findall(around)))),
         "type_known": float(kind is not None),
         "type_held": float(kind is None or holds_type(kind, sentence)),
