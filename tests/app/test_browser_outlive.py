@@ -16,6 +16,7 @@ an answer streams for a known while, long enough to act on the page meanwhile.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 from ollama_server import FakeOllama
-from support import build_kb, make_settings
+from support import REPO, build_kb, make_settings
 from test_browser import CHROMIUM, StreamlitApp, app_env, screenshot
 from test_browser import page as page  # the Chromium page fixture
 
@@ -169,3 +170,90 @@ def test_a_question_sent_while_an_answer_streams_is_answered_after_it(
 
 def page_conversation(page: Any) -> str:
     return page.evaluate("() => new URLSearchParams(location.search).get('c')")
+
+
+# ----- an upload cut off by killing the app ---------------------------------------------------
+
+LONG_FILES = 3
+LONG_ROWS = 750  # about 40 chunks: a few seconds of embedding each
+# In the app's process, before it starts: one file per committed batch, as the 256-chunk batches
+# of a large upload are (enough large files to fill several real batches would take many minutes
+# to embed here), so that the app can be killed with some files committed and some not.
+ONE_FILE_PER_BATCH = "import ingest._insert\n\ningest._insert.BATCH_CHUNKS = 1\n"
+
+
+def long_files(folder: Path) -> list[str]:
+    paths = []
+    for n in range(LONG_FILES):
+        path = folder / f"长文档{n}.txt"
+        rows = (
+            f"第{n}份第{i}条:编号{n * 10000 + i}的设备每{i % 7}周检修。" for i in range(LONG_ROWS)
+        )
+        path.write_text("\n".join(rows), encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def test_an_upload_cut_off_by_an_app_restart_is_shown_and_resumed(
+    home: Path, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from ingest.store import KnowledgeBase
+
+    files = long_files(tmp_path)
+    with FakeOllama() as ollama:
+        hooks = tmp_path / "hooks"
+        hooks.mkdir()
+        (hooks / "sitecustomize.py").write_text(ONE_FILE_PER_BATCH, encoding="utf-8")
+        env = {
+            **app_env(home, ollama.url),
+            "PYTHONPATH": f"{hooks}{os.pathsep}{REPO}",
+            # a lost server's job is marked failed after 3 s without its heartbeat, not 60
+            "JOB_STALE_S": "3",
+        }
+        app = StreamlitApp(env, tmp_path / "streamlit.log")
+        try:
+            page.goto(app.start())
+            expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=120_000)
+            page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
+            dropzone = page.get_by_test_id("stFileUploaderDropzoneInput")
+            expect(dropzone).to_be_attached(timeout=180_000)
+            dropzone.set_input_files(files)
+            page.get_by_role("button", name=f"导入 {LONG_FILES} 个文件到「default」").click()
+            # the first file is committed: its line is drawn once its batch is in
+            expect(page.get_by_text(f"已处理 1/{LONG_FILES} 个文件")).to_be_visible(timeout=300_000)
+            assert app.process is not None
+            app.process.kill()  # SIGKILL: no clean-up of any kind
+            app.process.wait()
+            app.process = None
+
+            page.goto(app.start())
+            expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=120_000)
+            page.get_by_test_id("stSidebarNavLink").filter(has_text="知识库").click()
+            panel = page.locator(".st-key-zk-interrupted-upload")
+            expect(panel).to_contain_text("上次导入没有完成", timeout=120_000)
+            # the kill came after the first file's commit and before the last one's (the file
+            # between may have made it or not)
+            expect(panel).to_contain_text("已导入知识库")
+            committed = panel.locator("p").filter(has_text="已导入知识库").inner_text()
+            left = panel.locator("p").filter(has_text="尚未导入").inner_text()
+            assert "长文档0.txt" in committed and "长文档2.txt" in left
+            assert ("长文档1.txt" in committed) != ("长文档1.txt" in left)
+            rest = left.count("长文档")
+            panel.scroll_into_view_if_needed()
+            screenshot(page, "outlive-3-upload-interrupted.png")
+            panel.get_by_role("button", name=f"继续导入其余 {rest} 个文件").click()
+            expect(page.get_by_text(f"导入完成:新增 {rest}")).to_be_visible(timeout=300_000)
+            expect(page.locator(".st-key-zk-interrupted-upload")).to_have_count(0)
+            expect(page.get_by_test_id("stMetricValue").first).to_have_text("4")  # documents
+            page.reload()  # resumed: the panel does not come back
+            expect(page.get_by_text("上传文档", exact=True)).to_be_visible(timeout=120_000)
+            expect(page.locator(".st-key-zk-interrupted-upload")).to_have_count(0)
+        finally:
+            app.stop()
+            print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
+    with KnowledgeBase.open(make_settings(home)) as kb:
+        assert kb.check() == []  # what `zhiku kb check` runs
+        origins = sorted(Path(d.origin).name for d in kb.documents())
+    assert origins == ["年假制度.md"] + [f"长文档{n}.txt" for n in range(LONG_FILES)]
