@@ -173,10 +173,10 @@ def _draw_incomplete(turn: Turn, place: Place) -> None:
     ask again."""
     if turn.partial:
         st.markdown(escape_markdown(turn.partial))
-    st.warning(
-        f"{INCOMPLETE_ZH}回答过程中应用停止了,以上是停止前已生成的部分。",
-        icon=":material/hourglass_disabled:",
-    )
+        why = "回答过程中应用停止了,以上是停止前已生成的部分。"
+    else:
+        why = "应用在回答这个问题之前停止了。"
+    st.warning(f"{INCOMPLETE_ZH}{why}", icon=":material/hourglass_disabled:")
     if place.conversation is not None and turn.seq is not None:
         st.button(
             "重新提问",
