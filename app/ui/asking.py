@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
 import streamlit as st
 
@@ -37,6 +38,7 @@ POLL_S = 0.1  # how often a streaming answer is redrawn
 # at least this often the page draws something while it waits: only at a drawing call can
 # Streamlit end the run for a question sent meanwhile
 BEAT_S = 0.5
+StatusState = Literal["running", "complete", "error"]
 
 
 # ----- questions into the session ------------------------------------------------------------
@@ -150,9 +152,23 @@ def being_answered(running: list[Asking]) -> set[int]:
     return again | {a.turn.seq for a in running if a.turn.seq is not None}
 
 
+def status_of(turn: Turn) -> tuple[str, StatusState]:
+    """The line over an answer: how it ended and, for a finished one, how it was made."""
+    if turn.incomplete:
+        return "回答未完成", "error"
+    if turn.result is None:
+        return "出错了", "error"
+    state: StatusState = "error" if turn.result.error_zh and not turn.result.answer else "complete"
+    return f"完成 · {timing_line(turn.result)}", state
+
+
 def draw_stored(turns: list[Turn], place: Place, skip: set[int]) -> int:
     """The stored turns but those in `skip`; returns how many were drawn (the index of the
-    next one: anchors and widget keys go by it)."""
+    next one: anchors and widget keys go by it).
+
+    A turn is drawn as `follow` leaves it (a status line, then one container): when a run
+    draws as stored what the run before drew live, each element takes the place of its
+    like, and nothing of the earlier layout lingers, faded, while this run goes on."""
     index = 0
     for turn in turns:
         if turn.seq in skip:
@@ -160,10 +176,13 @@ def draw_stored(turns: list[Turn], place: Place, skip: set[int]) -> int:
         with st.chat_message("user"):
             st.markdown(escape_markdown(turn.question))
         with st.chat_message("assistant"):
-            if turn.incomplete:
-                _draw_incomplete(turn, place)
-            else:
-                draw_result(index, turn, place)
+            label, state = status_of(turn)
+            st.status(label, state=state, expanded=False)
+            with st.container():
+                if turn.incomplete:
+                    _draw_incomplete(turn, place)
+                else:
+                    draw_result(index, turn, place, timing_shown=True)
         index += 1
     return index
 
@@ -210,10 +229,7 @@ def follow(running: list[Asking], first_index: int, place: Place) -> None:
                 text = asking.text
                 streamed.markdown(escape_markdown(text))
         turn = asking.turn
-        with streamed.container():
-            if turn.result is not None:
-                state = "error" if turn.result.error_zh and not turn.result.answer else "complete"
-                status.update(label=f"完成 · {timing_line(turn.result)}", state=state)
-            else:
-                status.update(label="出错了", state="error")
-            draw_result(index, turn, place, timing_shown=turn.result is not None)
+        label, state = status_of(turn)
+        status.update(label=label, state=state)
+        with streamed.container():  # as `draw_stored` draws it: see there
+            draw_result(index, turn, place, timing_shown=True)
