@@ -44,6 +44,7 @@ OWNERSHIP: dict[str, Literal["list", "open", "own"]] = {
     "new_conversation": "own",  # the new conversation is the principal's
     "open_conversation": "open",
     "add_turn": "own",
+    "update_turn": "own",
     "rename_conversation": "own",
     "delete_conversation": "own",
     "set_feedback": "own",
@@ -138,6 +139,16 @@ class AuthoredRecords:
         except NotYours:
             self._refused(who, "add_turn", kb_name, conversation_id)
             raise ConversationNotFound("conversation", conversation_id) from None
+
+    def update_turn(self, who: Principal, kb_name: str, conversation_id: str, turn: Turn) -> bool:
+        """Store the answer side of a stored turn of `who`'s conversation as it is now (an
+        answer streamed, finished or asked again); False when the turn is gone."""
+        store = self._store(who, kb_name)
+        found = store.get(conversation_id)
+        if found is None or not who.owns(found.author_id):
+            self._refused(who, "update_turn", kb_name, conversation_id)
+            raise ConversationNotFound("conversation", conversation_id)
+        return store.update(conversation_id, turn)
 
     def rename_conversation(
         self, who: Principal, kb_name: str, conversation_id: str, title: str

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 CONVERSATIONS_DIR = "conversations"
 TITLE_CHARS = 30
 FORMAT_VERSION = 1
+INCOMPLETE_ZH = "（回答未完成）"
 
 
 @dataclass
@@ -63,6 +64,10 @@ class Turn:
     created_at: str = ""
     # answers to the same question from other knowledge bases asked at once, by name
     others: dict[str, AnswerResult] = field(default_factory=dict)
+    # stored when asked and not answered yet, or cut off (the app stopped mid-answer); `partial`
+    # is what was streamed by then. Kept in the message's `extra`.
+    incomplete: bool = False
+    partial: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,23 @@ def turn_to_dict(turn: Turn) -> dict[str, Any]:
         "feedback": turn.feedback.__dict__ if turn.feedback is not None else None,
         "created_at": turn.created_at,
         "others": {name: result.to_dict() for name, result in turn.others.items()},
+        **({"incomplete": True, "partial": turn.partial} if turn.incomplete else {}),
     }
+
+
+def _row_of(turn: Turn) -> records.MessageRow:
+    data = turn_to_dict(turn)
+    return records.MessageRow(
+        question=turn.question,
+        result=data["result"],
+        notices=data["notices"],
+        error=turn.error,
+        feedback=data["feedback"],
+        created_at=turn.created_at,
+        others=data["others"],
+        extra={"incomplete": True, "partial": turn.partial} if turn.incomplete else {},
+        seq=turn.seq,
+    )
 
 
 # ----- the store ----------------------------------------------------------------------------
@@ -213,6 +234,8 @@ def _turn_of(row: records.MessageRow) -> Turn:
         row.seq,
         row.created_at,
         more,
+        incomplete=bool(row.extra.get("incomplete")),
+        partial=str(row.extra.get("partial") or ""),
     )
 
 
@@ -258,16 +281,7 @@ class ConversationStore:
         title. `records.NotYours` when the conversation is there and `owner` does not hold it."""
         now = _now()
         turn.created_at = turn.created_at or now
-        data = turn_to_dict(turn)
-        row = records.MessageRow(
-            question=turn.question,
-            result=data["result"],
-            notices=data["notices"],
-            error=turn.error,
-            feedback=data["feedback"],
-            created_at=turn.created_at,
-            others=data["others"],
-        )
+        row = _row_of(turn)
         seq = records.append_message(
             self.engine,
             self.kb_name,
@@ -280,6 +294,14 @@ class ConversationStore:
         )
         turn.seq = seq
         return seq
+
+    def update(self, conversation_id: str, turn: Turn) -> bool:
+        """Store the answer side of the stored `turn` (its seq set) as it is now; its question
+        and feedback stay. False when the turn is gone (its conversation was deleted)."""
+        assert turn.seq is not None, "only a stored turn can be updated"
+        return records.update_message(
+            self.engine, self.kb_name, conversation_id, _row_of(turn), _now()
+        )
 
     def turns(self, conversation_id: str) -> list[Turn]:
         return [
@@ -350,7 +372,8 @@ def export_conversation_markdown(conversation: Conversation, turns: list[Turn]) 
             for name, result in turn.others.items():
                 parts += [f"**知识库「{name}」:**", "", export_markdown(turn.question, result)]
         else:
-            parts += [f"**问:** {turn.question}", "", turn.error or "(没有回答)", ""]
+            said = f"{turn.partial}\n\n{INCOMPLETE_ZH}" if turn.incomplete else ""
+            parts += [f"**问:** {turn.question}", "", turn.error or said or "(没有回答)", ""]
         parts.append("---")
         parts.append("")
     return "\n".join(parts).rstrip("-\n ") + "\n"

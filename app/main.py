@@ -22,32 +22,38 @@ if _REPO not in sys.path:
 import logging  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
+from app._asking import live  # noqa: E402
 from app._conversations import Turn  # noqa: E402
-from app._llm import LlmError, ResolvedBackend  # noqa: E402
+from app._llm import ResolvedBackend  # noqa: E402
 from app.access import listening_refusal  # noqa: E402
-from app.answer import AnswerResult, Final, Notice, Retrieved, Token, answer  # noqa: E402
 from app.service import Service  # noqa: E402
 from app.state.accounts import Accounts  # noqa: E402
-from app.ui.answers import draw_history, draw_result  # noqa: E402
+from app.ui.asking import (  # noqa: E402
+    QUESTION_KEY,
+    PersonTurns,
+    answer_fn,
+    being_answered,
+    draw_stored,
+    follow,
+    keep_question,
+    submit_asked,
+)
+from app.ui.asking import asked as asked_questions  # noqa: E402
 from app.ui.conversations import (  # noqa: E402
-    CONV_PARAM,
     NOT_FOUND_ZH,
     Place,
     conversations_sidebar,
     current_conversation,
     link_refused,
     reading_note,
-    select_conversation,
 )
 from app.ui.login import WHO_KEY, current_user, logout_button, web_user  # noqa: E402
 from app.ui.markdown import (  # noqa: E402
     escape_markdown,
     message_markdown,
-    timing_line,
 )
 from app.ui.resources import (  # noqa: E402
     APP_ICON,
@@ -160,106 +166,6 @@ def also_ask(settings: Settings, kb_name: str) -> list[str]:
     return chosen
 
 
-# ----- asking -------------------------------------------------------------------------------
-
-
-def ask(
-    question: str,
-    turns: list[Turn],
-    kb: KnowledgeBase,
-    settings: Settings,
-    backend: ResolvedBackend,
-    place: Place,
-    also: Sequence[str] = (),
-) -> None:
-    """Stream one answer into the page, ask the other knowledge bases in `also`, store the turn,
-    then redraw it with verified citations."""
-    turn = Turn(question)
-    history = [(t.question, t.result.answer) for t in turns if t.result is not None]
-    with st.chat_message("user"):
-        st.markdown(escape_markdown(question))
-    with st.chat_message("assistant"):
-        status = st.status("检索中…", expanded=False)
-        streamed = st.empty()
-        generating = backend.chat is not None
-
-        def tokens() -> Iterator[str]:
-            events = answer(question, history, kb, settings, get_embedder(settings), backend)
-            for event in events:
-                if isinstance(event, Notice):
-                    turn.notices.append(message_markdown(event.zh))
-                elif isinstance(event, Retrieved):
-                    label = "生成中…" if generating else "整理检索结果…"
-                    status.update(
-                        label=f"{label}(检索到 {len(event.passages)} 个段落,"
-                        f"用时 {event.seconds:.2f} 秒)"
-                    )
-                elif isinstance(event, Token):
-                    yield escape_markdown(event.text)
-                elif isinstance(event, Final):
-                    turn.result = event.result
-
-        try:
-            with streamed.container():
-                st.write_stream(tokens())
-        except StoreError as exc:
-            turn.error = store_error_zh(exc)
-        except LlmError as exc:
-            turn.error = message_markdown(exc.zh)
-        except Exception as exc:  # a bug must not cost the conversation; details go to the log
-            log.exception("answering failed")
-            turn.error = escape_markdown(f"回答时出现意外错误:{type(exc).__name__}: {exc}")
-        streamed.empty()
-        if turn.result is not None:
-            state = "error" if turn.result.error_zh and not turn.result.answer else "complete"
-            status.update(label=f"完成 · {timing_line(turn.result)}", state=state)
-        else:
-            status.update(label="出错了", state="error")
-        for name in also:
-            turn.others.update(_ask_other(question, history, name, settings, backend))
-        service, who, kb_name = place.service, place.who, place.kb_name
-        conversation = place.conversation
-        try:
-            conversation = conversation or service.new_conversation(who, kb_name)
-            service.add_turn(who, kb_name, conversation, turn)
-        except Exception:  # the answer is still shown; only keeping it failed
-            log.exception("could not store the turn")
-            st.warning("这轮问答未能保存到对话记录。", icon=":material/warning:")
-            turn.seq = None  # nothing to give feedback on
-        if place.conversation is None and conversation is not None:
-            select_conversation(kb_name, conversation)
-            st.query_params[CONV_PARAM] = conversation
-        turns.append(turn)
-        stored = Place(kb_name, service, who, conversation)
-        draw_result(len(turns) - 1, turn, stored, timing_shown=turn.result is not None)
-
-
-def _ask_other(
-    question: str,
-    history: list[tuple[str, str]],
-    kb_name: str,
-    settings: Settings,
-    backend: ResolvedBackend,
-) -> dict[str, AnswerResult]:
-    """The same question to another knowledge base, through the same `answer()`."""
-    kb = get_kb(settings, kb_name)
-    if kb is None:
-        return {}
-    with st.spinner(f"正在问知识库「{kb_name}」…"):
-        try:
-            for event in answer(question, history, kb, settings, get_embedder(settings), backend):
-                if isinstance(event, Final):
-                    return {kb_name: event.result}
-        except (StoreError, LlmError) as exc:
-            st.warning(
-                f"知识库「{escape_markdown(kb_name)}」没有回答:{store_error_zh(exc)}"
-                if isinstance(exc, StoreError)
-                else message_markdown(exc.zh),
-                icon=":material/warning:",
-            )
-    return {}
-
-
 # ----- the page -----------------------------------------------------------------------------
 
 
@@ -303,10 +209,17 @@ def chat_page() -> None:
     conversations_sidebar(service, who, kb_name, opened)
     also = also_ask(settings, kb_name)
     answer_settings = chat_settings(settings)
-    turns = list(opened.turns) if opened is not None else []
     place = Place(kb_name, service, who, None)
     if opened is not None:
         place = Place(kb_name, service, who, opened.conversation.id, opened.own)
+    running = live(kb_name, place.conversation)  # before the turns: see app/ui/asking.py's follow
+    turns: list[Turn] = []
+    if opened is not None:  # read again after `running`, as its own (an admin's view: as opened)
+        turns = (
+            PersonTurns(service, who, kb_name).turns(place.conversation)
+            if opened.own
+            else list(opened.turns)
+        )
     if current_source() is not None:
         chat, side = st.columns([1.15, 1], gap="medium")
         with side:
@@ -342,11 +255,13 @@ def chat_page() -> None:
     # Read first (it stays pinned to the bottom wherever it is called), so the first question's
     # run already leaves out the empty-state hints.
     asked = "".join(f"「{name}」" for name in [kb_name, *also])
-    question = st.chat_input(
+    st.chat_input(
         f"向{asked}提问…" if place.own else "他人的对话只能查看:点「新对话」提问",
         disabled=kb is None or documents == 0 or not place.own,
-        key="question",
+        key=QUESTION_KEY,
+        on_submit=keep_question,  # kept before this run starts: a rerun cannot lose it
     )
+    busy = bool(asked_questions() or running)  # the chat input's question is among them
     with chat:
         if kb is None or documents == 0:
             st.info(
@@ -356,11 +271,11 @@ def chat_page() -> None:
             )
             if current_user().may_open("kb"):
                 st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
-        elif not turns and not question:
+        elif not turns and not busy:
             _empty_state(kb)
 
-        draw_history(turns, place)
-        if backend is None and not question:
+        shown = draw_stored(turns, place, being_answered(running))
+        if backend is None and not busy:
             return  # still warming up: the progress above redraws the page when it is done
         # loaded after the stored conversation is drawn: a restarted app shows it at once
         try:
@@ -369,11 +284,14 @@ def chat_page() -> None:
             log.exception("cannot load the embedding model")
             st.error(f"无法加载嵌入模型:{escape_markdown(str(exc))}", icon=":material/error:")
             return
-        if question and kb is not None:
+        if asked_questions() and kb is not None:
             if backend is None:  # asked during the warm-up: waits for what is left of it
                 with header.container():
                     backend = _backend_badges(answer_settings, kb_name, documents)
-            ask(question, turns, kb, answer_settings, backend, place, also)
+            embedder = get_embedder(answer_settings)
+            answering = answer_fn(kb, answer_settings, embedder, backend, also)
+            place = submit_asked(place, answering)
+        follow(running, shown, place)
 
 
 def refuse_exposed_address(settings: Settings) -> None:

@@ -23,6 +23,7 @@ from app.ui.imports import (
     outcome_reason_zh,
     running_import,
 )
+from app.ui.interrupted import Interrupted, lost_upload_panel, resume_upload
 from app.ui.login import current_user, require_page
 from app.ui.markdown import escape_markdown as md
 from app.ui.markdown import file_name
@@ -159,6 +160,8 @@ def upload_section(settings: Settings, kb_name: str) -> None:
         start_import(settings, kb_name, [(f.name, f.getvalue()) for f in files or []])
     if job is not None:
         import_panel()
+    else:  # an upload of another server, or one an app restart cut off
+        lost_upload_panel(settings, kb_name, get_kb(settings, kb_name), resume_import)
     show_last_import()
 
 
@@ -188,6 +191,27 @@ def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]
     )
     # A fresh uploader: the files are in; leaving them listed invites importing them twice.
     st.session_state[_UPLOADER_ROUND] = st.session_state.get(_UPLOADER_ROUND, 0) + 1
+    st.rerun()
+
+
+def resume_import(lost: Interrupted) -> None:
+    """Ingest the files an interrupted upload saved and did not commit, as an upload."""
+    settings = current_settings()
+    kb_name = lost.record.kb
+    try:
+        embedder = get_embedder(settings)
+        who = current_user()
+        service(settings).require(who, "write", kb_name)
+        names = [upload.name for upload in lost.remaining]
+        service(settings).audit(who, "upload", kb_name, detail={"files": names})
+    except ServiceError as exc:
+        st.error(md(exc.zh), icon=":material/error:")
+        return
+    except Exception as exc:  # the embedding model cannot load: say so, not a traceback
+        st.error(f"无法继续导入:{md(str(exc))}", icon=":material/error:")
+        return
+    st.session_state.pop(_LAST_IMPORT, None)
+    st.session_state[_IMPORT_JOB] = resume_upload(settings, lost, embedder, store_error_zh)
     st.rerun()
 
 

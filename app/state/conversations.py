@@ -392,6 +392,33 @@ def set_feedback(
             _put_feedback(connection, kb, conversation_id, seq, verdict, now)
 
 
+def update_message(
+    engine: Engine, kb: str, conversation_id: str, message: MessageRow, now: str
+) -> bool:
+    """Rewrite the answer side of message `message.seq` (result, notices, error, others, extra),
+    keeping its question, time and feedback: a turn stored when it was asked gets its answer.
+    Returns False when the message is gone (its conversation was deleted meanwhile)."""
+    m, c = messages, conversations
+    where = (m.c.kb == kb, m.c.conversation_id == conversation_id, m.c.seq == message.seq)
+    with writing(engine) as connection:
+        changed = connection.execute(
+            sa.update(m)
+            .where(*where)
+            .values(
+                result=message.result,
+                notices=list(message.notices),
+                error=message.error,
+                others=message.others or None,
+                extra=message.extra or None,
+            )
+        ).rowcount
+        if changed:
+            connection.execute(
+                sa.update(c).where(c.c.kb == kb, c.c.id == conversation_id).values(updated_at=now)
+            )
+    return bool(changed)
+
+
 def kb_has_conversations(engine: Engine, kb: str) -> bool:
     with engine.connect() as connection:
         return (

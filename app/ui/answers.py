@@ -259,11 +259,3 @@ def _feedback_details(turn: Turn, result: AnswerResult, place: Place) -> None:
                 ("已存为评测题" if new else "已更新评测题") + ",可在「知识库」页面运行评测。",
                 icon=":material/check_circle:",
             )
-
-
-def draw_history(turns: list[Turn], place: Place) -> None:
-    for index, turn in enumerate(turns):
-        with st.chat_message("user"):
-            st.markdown(escape_markdown(turn.question))
-        with st.chat_message("assistant"):
-            draw_result(index, turn, place)

@@ -7,12 +7,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import streamlit as st
 
-from app.state.jobs import JobRecord, heartbeat, new_job_id
+from app.state.jobs import Heartbeat, JobRecord, heartbeat, new_job_id
 from app.ui.markdown import escape_markdown, file_name
-from ingest import Embedder, FileOutcome, Progress, Rejection, Throughput, duration_zh
+from ingest import (
+    Embedder,
+    FileOutcome,
+    Progress,
+    Rejection,
+    SavedUpload,
+    Throughput,
+    duration_zh,
+)
 from ingest.settings import Settings
 
 STATUS_ZH = {
@@ -32,6 +41,8 @@ STATUS_ICON = {
     "removed": ":gray[:material/delete:]",
     "cancelled": ":orange[:material/cancel:]",
 }
+# in an upload job's `extra`: the page that ran it reported its end (a failure included)
+REPORTED = "reported"
 CANCELLED_ZH = "已取消，未导入:再次上传这些文件即可导入(已完成的文件会跳过)"
 
 
@@ -150,9 +161,15 @@ class JobProgress(_Counts):
     def __init__(self) -> None:
         super().__init__()
         self.note = ""  # the latest message (model loading and the like)
+        self.on_file: Callable[[FileOutcome], None] | None = None
 
     def message(self, text: str) -> None:
         self.note = text
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        super().file_done(outcome)
+        if self.on_file is not None:
+            self.on_file(outcome)
 
 
 def rejection_zh(rejection: Rejection | None) -> str:
@@ -190,13 +207,32 @@ def import_uploads(
     embedder: Embedder,
     progress: _Counts,
     cancel: threading.Event | None = None,
+    on_saved: Callable[[list[SavedUpload]], None] | None = None,
 ) -> list[ImportRow]:
     """Save uploaded files, ingest the ones that were saved, and report every file. When
     `cancel` is set the files committed so far stay and the rest are reported as cancelled.
-    Raises StoreError when the knowledge base itself cannot be written."""
-    from ingest import ingest_paths, save_uploads
+    `on_saved` hears where the files were saved, before ingestion starts. Raises StoreError
+    when the knowledge base itself cannot be written."""
+    from ingest import save_uploads
 
     saved = save_uploads(settings, kb_name, files)
+    if on_saved is not None:
+        on_saved(saved)
+    return ingest_uploads(settings, kb_name, saved, embedder, progress, cancel)
+
+
+def ingest_uploads(
+    settings: Settings,
+    kb_name: str,
+    saved: Sequence[SavedUpload],
+    embedder: Embedder,
+    progress: _Counts,
+    cancel: threading.Event | None = None,
+) -> list[ImportRow]:
+    """Ingest uploads already saved (`import_uploads`, or an interrupted upload's rest) and
+    report every one."""
+    from ingest import ingest_paths
+
     for upload in saved:
         if upload.rejection is not None:
             progress.rejected(upload.name, upload.rejection.zh)
@@ -315,6 +351,7 @@ class ImportJob:
     rows: list[ImportRow] | None = None
     error: str | None = None  # Chinese, when the knowledge base could not be written
     record: JobRecord | None = None
+    _heart: Heartbeat | None = None
     _thread: threading.Thread | None = None
 
     @classmethod
@@ -326,30 +363,69 @@ class ImportJob:
         embedder: Embedder,
         error_zh: Callable[[Exception], str],
     ) -> ImportJob:
+        def work(job: ImportJob) -> list[ImportRow]:
+            return import_uploads(
+                settings, kb_name, files, embedder, job.progress, job.cancel, job.saved
+            )
+
+        names = [name for name, _ in files]
+        return cls._launch(settings, kb_name, names, work, error_zh, {})
+
+    @classmethod
+    def resume(
+        cls,
+        settings: Settings,
+        kb_name: str,
+        saved: Sequence[SavedUpload],
+        embedder: Embedder,
+        error_zh: Callable[[Exception], str],
+        resumes: str,
+    ) -> ImportJob:
+        """Ingest what an interrupted upload (job `resumes`) saved and did not commit."""
+
+        def work(job: ImportJob) -> list[ImportRow]:
+            job.saved(list(saved))
+            return ingest_uploads(settings, kb_name, saved, embedder, job.progress, job.cancel)
+
+        names = [upload.name for upload in saved]
+        return cls._launch(settings, kb_name, names, work, error_zh, {"resumes": resumes})
+
+    @classmethod
+    def _launch(
+        cls,
+        settings: Settings,
+        kb_name: str,
+        names: list[str],
+        work: Callable[[ImportJob], list[ImportRow]],
+        error_zh: Callable[[Exception], str],
+        extra: dict[str, object],
+    ) -> ImportJob:
         heart = heartbeat(settings)
         record = JobRecord(
             new_job_id(),
             "upload",
             kb_name,
-            [{"name": name, "stored_name": "", "status": "pending"} for name, _ in files],
+            [{"name": name, "stored_name": "", "status": "pending"} for name in names],
             state="running",
             started_at=time.time(),
-            files_total=len(files),
+            files_total=len(names),
+            extra=extra,
         )
         heart.save(record)
-        job = cls(kb_name, len(files), record=record)
+        job = cls(kb_name, len(names), record=record, _heart=heart)
+        job.progress.on_file = job._file_done
 
         def run() -> None:
             try:
-                job.rows = import_uploads(
-                    settings, kb_name, files, embedder, job.progress, job.cancel
-                )
+                job.rows = work(job)
                 record.files = [_file_record(row) for row in job.rows]
                 record.files_done = len(job.rows)
                 record.state = "done"
             except Exception as exc:  # StoreError, or a bug: said on the page, the app goes on
                 job.error = error_zh(exc)
                 record.state, record.error, record.error_zh = "failed", str(exc), job.error
+                # this page reports it: not an upload its app lost (app/ui/interrupted.py)
+                record.extra = {**(record.extra or {}), REPORTED: True}
             finally:
                 record.finished_at = time.time()
                 heart.save(record)
@@ -359,6 +435,39 @@ class ImportJob:
         job._thread = threading.Thread(target=run, name="zhiku-import", daemon=True)
         job._thread.start()
         return job
+
+    def saved(self, saved: list[SavedUpload]) -> None:
+        """The files are saved under the data home: recorded with the names they were saved
+        as, so that an app stopped from now on leaves what resumes them."""
+        assert self.record is not None and self._heart is not None
+        self.record.files = [
+            {
+                "name": upload.name,
+                "stored_name": upload.stored_name,
+                "status": "pending" if upload.path is not None else "failed",
+                "reason_zh": rejection_zh(upload.rejection),
+            }
+            for upload in saved
+        ]
+        self._heart.save(self.record)
+
+    def _file_done(self, outcome: FileOutcome) -> None:
+        """One file's outcome (for a new or changed file: once it is committed), kept in the
+        job's record, so that every server reports the progress."""
+        assert self.record is not None and self._heart is not None
+        stored = Path(outcome.path).name
+        for entry in self.record.files:
+            if entry.get("stored_name") == stored and entry.get("status") == "pending":
+                status = outcome.status if outcome.status in _API_STATUSES else "failed"
+                entry.update(
+                    status=status,
+                    documents=outcome.documents,
+                    chunks=outcome.chunks,
+                    reason_zh=outcome_reason_zh(outcome),
+                )
+                break
+        self.record.files_done += 1
+        self._heart.save(self.record)
 
     def forget(self) -> None:
         """The page has shown the finished job: a later reload shows the document list."""

@@ -64,6 +64,8 @@ class FakeOllama:
       `drop_after` tokens, then close the socket without the final chunk or the done line);
       "reset_mid_stream" (the same, but with a TCP reset instead of an orderly close);
       "slow" (wait `slow_s` seconds before the response headers and the first token);
+    - `token_delay_s`: a pause before each streamed token, as a model on a slow machine takes
+      (an answer then streams for a known while: long enough to act on the page meanwhile);
     - `.requests`: every request received, in order, with its parsed JSON body.
     """
 
@@ -76,6 +78,7 @@ class FakeOllama:
         *,
         drop_after: int = 2,
         slow_s: float = 2.0,
+        token_delay_s: float = 0.0,
         version: str = "0.12.6",
     ) -> None:
         self.models = list(models)
@@ -84,6 +87,7 @@ class FakeOllama:
         self.fail_mode = fail_mode
         self.drop_after = drop_after
         self.slow_s = slow_s
+        self.token_delay_s = token_delay_s
         self.version = version
         self.requests: list[RecordedRequest] = []
         self.format_violations: list[str] = []
@@ -294,6 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
                     i >= self.fake.drop_after
                 ):
                     self._drop(reset=self.fake.fail_mode == "reset_mid_stream")
+                    return
+                if self.fake.token_delay_s and self.fake._stopping.wait(self.fake.token_delay_s):
                     return
                 self._send_chunk({**part(token), "done": False})
             if self.fake.fail_mode in {"drop_mid_stream", "reset_mid_stream"}:

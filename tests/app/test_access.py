@@ -121,6 +121,7 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "new_conversation": lambda s, w, kb: s.new_conversation(w, kb),
     "open_conversation": lambda s, w, kb: s.open_conversation(w, kb, "no-such-conversation"),
     "add_turn": lambda s, w, kb: s.add_turn(w, kb, f"matrix-{w.label}", Turn("杭州?")),
+    "update_turn": lambda s, w, kb: s.update_turn(w, kb, "no-such-c", Turn("杭州?", seq=0)),
     "rename_conversation": lambda s, w, kb: s.rename_conversation(w, kb, "no-such-c", "t"),
     "delete_conversation": lambda s, w, kb: s.delete_conversation(w, kb, "no-such-c"),
     "set_feedback": lambda s, w, kb: s.set_feedback(w, kb, "no-such-c", 0, Feedback(1)),
@@ -243,6 +244,9 @@ def _done(service: Service, method: str, who: Principal, author: str | None) -> 
     act: dict[str, Callable[[], object]] = {
         "open_conversation": lambda: service.open_conversation(who, "alpha", conversation),
         "add_turn": lambda: service.add_turn(who, "alpha", conversation, Turn("再问？")),
+        "update_turn": lambda: service.update_turn(
+            who, "alpha", conversation, replace(before[1][0], error="改过")
+        ),
         "rename_conversation": lambda: service.rename_conversation(
             who, "alpha", conversation, "改名"
         ),

@@ -138,8 +138,10 @@ def test_the_page_survives_the_worker_dying_mid_answer(
         chat_input.press("Enter")
         answer = page.get_by_test_id("stChatMessage").nth(4 * round_number + 3)
         expect(answer).to_contain_text("香樟", timeout=300_000)
-        # its marker links to its source card (turn 2r is the cut one, 2r+1 this one)
-        expect(page.locator(f'a[href="#zk-src-{2 * round_number + 1}-1"]')).to_be_visible()
+        # its marker links to its source card (turn 2r is the cut one, 2r+1 this one); the
+        # evidence quoted under an answer in the model's own words links the same marker
+        marker = page.locator(f'a[href="#zk-src-{2 * round_number + 1}-1"]')
+        expect(marker.first).to_be_visible()
         assert worker_of(server).pid != worker.pid  # a fresh worker answered
         answered += 1
     screenshot(page, "worker-recovered.png")

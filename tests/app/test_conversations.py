@@ -76,6 +76,38 @@ def test_feedback_is_kept_with_its_turn(state_settings: Settings) -> None:
     assert store.turns(conversation)[0].feedback is None
 
 
+def test_a_turn_stored_when_asked_is_incomplete_until_answered(
+    state_settings: Settings,
+) -> None:
+    """A question is kept from the moment it is asked: a restart before its answer finds it
+    marked incomplete with what was streamed; the answer, when it comes, takes its place."""
+    store = ConversationStore(state_settings, "default")
+    conversation = store.create()
+    asked = Turn("员工每年有几天年假?", incomplete=True)
+    seq = store.append(conversation, asked)
+    store.set_feedback(conversation, seq, Feedback(1))
+    asked.partial = "员工每年享有"
+    assert store.update(conversation, asked)
+    state_engine.forget_engines()  # as after a restart
+    store = ConversationStore(state_settings, "default")
+    [cut] = store.turns(conversation)
+    assert (cut.incomplete, cut.partial, cut.result) == (True, "员工每年享有", None)
+    info = store.get(conversation)
+    assert info is not None and info.title == "员工每年有几天年假?"
+    assert "员工每年享有\n\n（回答未完成）" in export_conversation_markdown(info, [cut])
+    assert json.loads(export_json(info, [cut]))["turns"][0]["incomplete"] is True
+
+    cut.incomplete, cut.partial, cut.result = False, "", answer_result()
+    assert store.update(conversation, cut)
+    [done] = store.turns(conversation)
+    assert (done.incomplete, done.partial, done.seq) == (False, "", seq)
+    assert done.result == answer_result()
+    assert done.feedback == Feedback(1)  # the answer's update leaves the verdict alone
+    assert "incomplete" not in json.loads(export_json(info, [done]))["turns"][0]
+    store.delete(conversation)
+    assert not store.update(conversation, done)  # deleted meanwhile: nothing to update
+
+
 def test_export_as_markdown_and_json(state_settings: Settings) -> None:
     store = ConversationStore(state_settings, "default")
     conversation = store.create()

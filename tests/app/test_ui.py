@@ -667,6 +667,28 @@ def test_a_conversation_reopens_in_a_new_session_from_its_url(
     assert "c" not in again.query_params
 
 
+def test_an_answer_an_app_restart_cut_off_is_shown_incomplete_and_asked_again(
+    filled: Path, settings_for: Settings
+) -> None:
+    from app._conversations import ConversationStore, Turn
+
+    store = ConversationStore(settings_for, "default")
+    conversation = store.create()
+    store.append(conversation, Turn("每年有几天年假?", incomplete=True, partial="员工每年享有"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["c"] = conversation  # a reload after the restart
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "（回答未完成）" in texts(at.warning)
+    assert "员工每年享有" in texts(at.markdown)
+    at = click(at, "重新提问")
+    assert "（回答未完成）" not in texts(at.warning)
+    assert "年假制度.md" in html_of(at)  # answered (from retrieval: no LLM here), in its place
+    [turn] = store.turns(conversation)
+    assert not turn.incomplete and turn.result is not None
+    no_traceback(at)
+
+
 def test_two_app_servers_over_one_postgresql_share_conversations(
     filled: Path,
     ollama: FakeOllama,
