@@ -405,7 +405,7 @@ def _a_second_tab_adds_to_it(page: Any, url: str, conversation: str) -> None:
         expect(other.locator('a[href="#zk-src-0-1"]')).to_be_visible(timeout=30_000)
         chat_input.fill("年假要提前多久申请?")
         chat_input.press("Enter")
-        expect(other.locator('a[href="#zk-src-1-1"]')).to_be_visible(timeout=60_000)
+        expect(other.locator('a[href="#zk-src-1-1"]')).to_be_visible(timeout=120_000)
     finally:
         other.close()
     page.reload()  # the first tab sees the turn the second one added
@@ -525,7 +525,7 @@ def test_a_long_upload_shows_its_speed_and_stops_on_cancel(
     import_button = page.get_by_role("button", name="导入 4 个文件到「default」")
     expect(import_button).to_be_enabled(timeout=30_000)
     import_button.click()
-    expect(page.get_by_text("段/秒")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("段/秒")).to_be_visible(timeout=180_000)  # the first batch embeds
     expect(page.get_by_text("预计还需")).to_be_visible()
     screenshot(page, "06-upload-running.png")
     page.get_by_role("button", name="取消导入").click()
