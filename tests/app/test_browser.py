@@ -195,7 +195,7 @@ def test_upload_ask_and_open_the_source(app_url: str, page: Any, tmp_path: Path)
     expect(page.get_by_text("上传文档", exact=True)).to_be_visible(timeout=60_000)
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(document))
     import_button = page.get_by_role("button", name="导入 1 个文件到「default」")
-    expect(import_button).to_be_enabled(timeout=30_000)
+    expect(import_button).to_be_enabled(timeout=120_000)  # the four files upload first
     import_button.click()
     expect(page.get_by_text("导入完成:新增 1")).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stMetricValue").first).to_have_text("1")  # documents
@@ -523,7 +523,7 @@ def test_a_long_upload_shows_its_speed_and_stops_on_cancel(
     expect(dropzone).to_be_attached(timeout=180_000)  # the page's first run, as above
     dropzone.set_input_files(files)
     import_button = page.get_by_role("button", name="导入 4 个文件到「default」")
-    expect(import_button).to_be_enabled(timeout=30_000)
+    expect(import_button).to_be_enabled(timeout=120_000)  # the four files upload first
     import_button.click()
     expect(page.get_by_text("段/秒")).to_be_visible(timeout=180_000)  # the first batch embeds
     expect(page.get_by_text("预计还需")).to_be_visible()
