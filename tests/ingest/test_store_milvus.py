@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from test_store import (
 from ingest._tokenize import keyword_query
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase, StoreError
+from ingest.store.milvus.lease import Lease
 from ingest.store.milvus.schema import connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -305,3 +307,54 @@ def test_the_default_index_is_accepted_and_a_refused_one_is_named_at_creation(
     client = connect(milvus_settings)
     assert not [c for c in client.list_collections() if c.startswith("zk_probe_")]
     client.close()
+
+
+def test_a_holder_renewing_its_lease_never_vanishes_from_the_others_view(
+    milvus_settings: Settings,
+) -> None:
+    """An upserted row is missing from a Strong query made between the upsert's delete and its
+    insert; a lease row renewed that way lets a newcomer in beside its holder."""
+    with KnowledgeBase.open(milvus_settings, "renewing", create=True) as kb, kb.lease() as held:
+        stop = threading.Event()
+
+        def renew_without_pause() -> None:
+            while not stop.is_set():
+                held._write(choosing=False)
+
+        renewer = threading.Thread(target=renew_without_pause)
+        renewer.start()
+        try:
+            onlooker = Lease(kb.client, kb.catalog, kb.name, 60.0, 2.0)
+            unseen = sum(
+                held.holder not in {holder for holder, _ in onlooker.others()} for _ in range(300)
+            )
+            newcomer = Lease(kb.client, kb.catalog, kb.name, 60.0, 2.0)
+            with pytest.raises(StoreError, match="being written by another process"):
+                newcomer.acquire()
+        finally:
+            stop.set()
+            renewer.join()
+        assert unseen == 0
+        assert [holder for holder, _ in onlooker.others()] == [held.holder]  # its rows are gone
+
+
+def test_a_holder_that_stopped_renewing_renews_before_it_commits_or_gives_up(
+    milvus_settings: Settings,
+) -> None:
+    with KnowledgeBase.open(milvus_settings, "starved", create=True) as kb:
+        held = Lease(kb.client, kb.catalog, kb.name, 3.0, 2.0)
+        held.acquire()
+        try:
+            held._stop.set()  # a renewer starved of CPU
+            assert held._renewer is not None
+            held._renewer.join()
+            time.sleep(2.2)  # two thirds of the lease: the commit renews first
+            held.check()
+            onlooker = Lease(kb.client, kb.catalog, kb.name, 3.0, 2.0)
+            assert [holder for holder, _ in onlooker.others()] == [held.holder]
+            held._beat = time.time() - 3.2  # a whole lease: another may have passed it by
+            with pytest.raises(StoreError, match="lost the write lease"):
+                # the renewal would succeed, but too late: it must not write on
+                held.check()
+        finally:
+            held.release()

@@ -214,11 +214,13 @@ class MilvusKB(MilvusSearch, KnowledgeBase):
         """The chunk collection in use, its epoch and the model that filled it."""
         with self._lock:
             if fresh or self._active is None or time.monotonic() - self._active_at > ACTIVE_TTL_S:
-                self._active = self._meta("active") or {
-                    "chunks": None,
-                    "epoch": 0,
-                    "embedding": None,
-                }
+                found = self._meta("active")
+                if found is None and self._active is not None and self._active["chunks"]:
+                    # a reindex's commit upserts this row, and a query made between the
+                    # upsert's delete and its insert finds none (see `lease.py`); a knowledge
+                    # base never loses its chunk collection but by being dropped
+                    found = self._active
+                self._active = found or {"chunks": None, "epoch": 0, "embedding": None}
                 self._active_at = time.monotonic()
             return self._active
 
