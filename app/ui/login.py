@@ -89,6 +89,9 @@ def web_user(settings: Settings, service: Service) -> Principal:
     who = _principal(settings, session_id) if session_id else None
     if who is None:
         st.session_state.pop(SESSION_KEY, None)
+        # the only page before a login, its menu hidden: without a navigation of its own,
+        # Streamlit lists the `pages/` folder's files in the sidebar of a fresh server
+        st.navigation([st.Page(_signing_in, title="登录", default=True)], position="hidden")
         if token:  # forged, expired or ended: the browser may as well forget it
             with st.sidebar:
                 _write_cookie("", 0)
@@ -99,6 +102,10 @@ def web_user(settings: Settings, service: Service) -> Principal:
         with st.sidebar:
             _write_cookie(session_token(settings, session_id), int(settings.session_hours * 3600))
     return who
+
+
+def _signing_in() -> None:
+    """The login page's entry in the navigation: `web_user` draws the form itself."""
 
 
 def current_user() -> Principal:

@@ -112,8 +112,11 @@ def _is_login_form(page: Any) -> None:
 
     expect(page.get_by_role("button", name="登录", exact=True)).to_be_visible(timeout=120_000)
     expect(page.get_by_label("用户名", exact=True)).to_be_visible()
-    # nothing of a page (on a fresh server Streamlit's own links to the files under app/pages/
-    # are in the sidebar until st.navigation first runs; each leads back to this form)
+    # nothing of a page, not even the names of the files under app/pages/ (Streamlit lists
+    # them in the sidebar of a fresh server unless the login has a navigation of its own)
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+    for name in ("knowledge_base", "inspector", "知识库", "命中测试"):
+        expect(page.get_by_role("link", name=name)).to_have_count(0)
     expect(page.get_by_test_id("stChatInputTextArea")).to_have_count(0)
     expect(page.get_by_test_id("stSelectbox")).to_have_count(0)  # no knowledge-base list
     expect(page.get_by_test_id("stFileUploaderDropzoneInput")).to_have_count(0)
