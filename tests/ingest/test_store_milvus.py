@@ -358,3 +358,33 @@ def test_a_holder_that_stopped_renewing_renews_before_it_commits_or_gives_up(
                 held.check()
         finally:
             held.release()
+
+
+def test_a_document_being_updated_stays_in_every_search_made_meanwhile(
+    milvus_settings: Settings,
+) -> None:
+    """Its catalog row's upsert hides the row from a query made between the upsert's delete
+    and insert; a search then must not drop the document."""
+    with KnowledgeBase.open(milvus_settings, "updated", create=True) as kb:
+        put(kb, make_doc("b", TEXT_B))
+        of_b = {i for i, _ in kb.dense_search(unit(TEXT_B), 100)}
+        put(kb, make_doc("a", TEXT_A))
+        stop = threading.Event()
+
+        def update_again_and_again() -> None:
+            with KnowledgeBase.open(milvus_settings, "updated") as writer_kb:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    put(writer_kb, make_doc("a", TEXT_A + f"第{n}版。"))
+
+        writer = threading.Thread(target=update_again_and_again)
+        writer.start()
+        try:
+            # chunk ids, not documents: the version a search saw may be gone when it is read
+            found = [{i for i, _ in kb.dense_search(unit(TEXT_B), 100)} for _ in range(300)]
+        finally:
+            stop.set()
+            writer.join()
+        assert all(ids >= of_b for ids in found)
+        assert sum(not ids - of_b for ids in found) == 0  # never a search without a's chunks

@@ -15,6 +15,9 @@ from ingest.store.milvus.schema import in_list, search_params, slices
 MAX_TOPK = 16_384  # Milvus's limit on a search's k
 
 
+SEARCH_RETRIES = 3
+
+
 class MilvusSearch:
     """The search half of `MilvusKB` (a mixin: it uses its client, active collection and
     visibility check)."""
@@ -26,11 +29,19 @@ class MilvusSearch:
         """Run a search for k + a margin and keep visible hits; left-overs of an interrupted
         write are rare, so a second, larger search is rarer still."""
         limit = min(k + 16, MAX_TOPK)
+        retries = SEARCH_RETRIES
         while True:
             hits = run(limit)
-            visible = self._visible(
+            visible, changed = self._visible_or_changed(
                 [{"id": h["id"], "distance": h["distance"], **h["entity"]} for h in hits]
             )
+            if changed and retries:
+                # a document was committed anew between the search and the version check:
+                # its new chunks were not yet there to be found, its old ones are no longer
+                # visible; the same search again sees the new ones (unless it is rewritten
+                # again meanwhile: a few times, then what is visible)
+                retries -= 1
+                continue
             if len(visible) >= k or len(hits) < limit or limit >= MAX_TOPK:
                 return [(int(h["id"]), float(h["distance"])) for h in visible[:k]]
             limit = min(limit * 4, MAX_TOPK)
