@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from app.cli_conversations import conversations_cli
 from app.cli_people import CLI_USER
 from app.sources.cli import sources_cli
 from ingest import EmbeddingError, load_embedder
@@ -368,6 +369,7 @@ def eval_command(
 # ----- the web app and the service: `web`, `serve`, `mcp` ----------------------------------------
 
 cli.add_typer(sources_cli, name="sources")
+cli.add_typer(conversations_cli, name="conversations")
 
 
 state_cli = typer.Typer(

@@ -417,6 +417,11 @@ ROUTE_RULES: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/knowledge_bases/{kb}/sources/{source_id}"): "read",
     ("DELETE", "/v1/knowledge_bases/{kb}/sources/{source_id}"): "write",
     ("POST", "/v1/knowledge_bases/{kb}/sources/{source_id}/sync"): "write",
+    # another's conversation is 404 like an unknown one (tests/app/api/test_api_conversations.py)
+    ("GET", "/v1/knowledge_bases/{kb}/conversations"): "read",
+    ("GET", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
+    ("GET", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}/export"): "read",
+    ("DELETE", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
     ("POST", "/mcp"): "read",  # each tool call, by the service (tests/app/api/test_api_mcp.py)
 }
 
@@ -425,6 +430,7 @@ def _request(client: TestClient, method: str, path: str, kb: str, key: str) -> i
     headers = {"Authorization": f"Bearer {key}"}
     url = path.replace("{kb}", kb).replace("{doc_id}", "no-such-doc").replace("{chunk_id}", "1")
     url = url.replace("{source_id}", "no-such-source")
+    url = url.replace("{conversation_id}", "no-such-conversation")
     if path == "/v1/chat/completions":
         body = {"model": f"zhiku/{kb}", "messages": [{"role": "user", "content": "杭州"}]}
         return client.post(url, json=body, headers=headers).status_code
