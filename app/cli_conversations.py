@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app._conversations import Turn, export_conversation_markdown, export_json
+from app._conversations import INCOMPLETE_ZH, Turn, export_conversation_markdown, export_json
 from app._export import export_markdown
 from app.cli_people import CLI_USER
 from app.service import Service, ServiceError
@@ -123,7 +123,8 @@ def conversations_show(
         if turn.result is not None:
             text = export_markdown(turn.question, turn.result)
         else:
-            said = turn.error or turn.partial or "(没有回答)"
+            cut = f"{turn.partial}\n\n{INCOMPLETE_ZH}" if turn.incomplete else ""
+            said = turn.error or cut or "(没有回答)"
             text = f"**问:** {turn.question}\n\n{said}\n"
         console.print(escape(text.rstrip()), soft_wrap=True, highlight=False)
         if turn.feedback is not None:

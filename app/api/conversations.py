@@ -148,7 +148,7 @@ def export_conversation(
     conversation_id: str,
     request: Request,
     who: Who,
-    format: Literal["markdown", "json"] = Query("markdown", description="markdown or json"),  # noqa: A002
+    format: Literal["markdown", "json"] = Query("markdown", description="markdown or json"),
 ) -> PlainTextResponse:
     """The conversation as a file for notes: Markdown (answers, evidence and sources, as the
     web app exports it) or zhiku's JSON export. The same rule as reading it."""

@@ -6,8 +6,8 @@ Tools: `search`, `ask` (the answer, its evidence, citations and refusal flag),
 `list_conversations`, `get_conversation` (its turns, citations and feedback as data); every
 document is a resource, `zhiku://<kb>/documents/<doc_id>`, and every conversation one as
 Markdown, `zhiku://<kb>/conversations/<id>`. No tool deletes a conversation: an agent should not
-lose a person's history by a misread instruction (the API and the CLI do it). Every tool goes through the one `Service`, so an answer here
-is the answer everywhere.
+lose a person's history by a misread instruction (the API and the CLI do it). Every tool goes
+through the one `Service`, so an answer here is the answer everywhere, and so are the rights.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -38,10 +39,10 @@ class Home:
     client: TestClient
     keys: dict[str, str]
 
-    def get(self, key: str, path: str) -> object:
+    def get(self, key: str, path: str) -> httpx.Response:
         return self.client.get(path, headers={"Authorization": f"Bearer {self.keys[key]}"})
 
-    def delete(self, key: str, path: str) -> object:
+    def delete(self, key: str, path: str) -> httpx.Response:
         return self.client.delete(path, headers={"Authorization": f"Bearer {self.keys[key]}"})
 
     def conversation_of(self, person: str | None, kb: str = "alpha") -> str:
@@ -86,15 +87,15 @@ def test_the_author_lists_reads_exports_and_deletes_their_conversation(home: Hom
     mine = home.conversation_of("rita")
     theirs = home.conversation_of("ed")
     listed = home.get("rita", url())
-    assert listed.status_code == 200  # type: ignore[attr-defined]
-    ids = [c["id"] for c in listed.json()]  # type: ignore[attr-defined]
+    assert listed.status_code == 200
+    ids = [c["id"] for c in listed.json()]
     assert mine in ids and theirs not in ids
-    [row] = [c for c in listed.json() if c["id"] == mine]  # type: ignore[attr-defined]
+    [row] = [c for c in listed.json() if c["id"] == mine]
     assert row["title"] == QUESTION and row["turns"] == 1
 
     read = home.get("rita", url(mine))
-    assert read.status_code == 200  # type: ignore[attr-defined]
-    body = read.json()  # type: ignore[attr-defined]
+    assert read.status_code == 200
+    body = read.json()
     assert body["own"] is True and body["author"] is None and body["kb"] == "alpha"
     [turn] = body["turns"]
     assert turn["seq"] == 0 and turn["question"] == QUESTION
@@ -105,27 +106,27 @@ def test_the_author_lists_reads_exports_and_deletes_their_conversation(home: Hom
     assert turn["feedback"] == {"score": 0, "note": "少说了五天", "correction": "二十天"}
 
     exported = home.get("rita", url(mine, tail="/export"))
-    assert exported.status_code == 200  # type: ignore[attr-defined]
-    assert exported.headers["content-type"].startswith("text/markdown")  # type: ignore[attr-defined]
-    markdown = exported.text  # type: ignore[attr-defined]
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/markdown")
+    markdown = exported.text
     assert markdown.startswith(f"# {QUESTION}\n")
     assert f"**问:** {QUESTION}" in markdown and "员工每年享有十五天带薪年假[1]。" in markdown
     assert "[1] 《员工手册》 员工手册.pdf,第 2 页" in markdown
-    as_json = json.loads(home.get("rita", url(mine, tail="/export?format=json")).text)  # type: ignore[attr-defined]
+    as_json = json.loads(home.get("rita", url(mine, tail="/export?format=json")).text)
     assert as_json["format"] == "zhiku-conversation" and as_json["id"] == mine
     assert as_json["turns"][0]["feedback"]["correction"] == "二十天"
 
     deleted = home.delete("rita", url(mine))
-    assert deleted.status_code == 200 and deleted.json() == {"deleted": mine}  # type: ignore[attr-defined]
+    assert deleted.status_code == 200 and deleted.json() == {"deleted": mine}
     assert not home.exists(mine)
-    assert home.get("rita", url(mine)).status_code == 404  # type: ignore[attr-defined]
-    assert mine not in [c["id"] for c in home.get("rita", url()).json()]  # type: ignore[attr-defined]
+    assert home.get("rita", url(mine)).status_code == 404
+    assert mine not in [c["id"] for c in home.get("rita", url()).json()]
     assert home.exists(theirs)  # only hers went
 
 
-def _refusal(response: object) -> tuple[int, str, str]:
-    error = response.json()["error"]  # type: ignore[attr-defined]
-    return response.status_code, error["code"], error["message_zh"]  # type: ignore[attr-defined]
+def _refusal(response: httpx.Response) -> tuple[int, str, str]:
+    error = response.json()["error"]
+    return response.status_code, error["code"], error["message_zh"]
 
 
 def test_anothers_conversation_is_not_found_and_not_deleted(home: Home) -> None:
@@ -136,7 +137,7 @@ def test_anothers_conversation_is_not_found_and_not_deleted(home: Home) -> None:
         assert _refusal(home.get("ed", url(theirs, tail=tail))) == unknown
     assert _refusal(home.delete("ed", url(theirs))) == unknown
     assert home.exists(theirs)
-    assert home.get("rita", url(theirs)).status_code == 200  # type: ignore[attr-defined]
+    assert home.get("rita", url(theirs)).status_code == 200
     # the refused tries of a conversation that exists are in the audit log
     tried = [e for e in home.service.audit_entries(LOCAL) if e.target == theirs]
     assert {(e.actor, e.action, e.outcome) for e in tried} == {
@@ -148,8 +149,8 @@ def test_anothers_conversation_is_not_found_and_not_deleted(home: Home) -> None:
 def test_an_admin_reads_anothers_read_only_and_the_read_is_audited(home: Home) -> None:
     theirs = home.conversation_of("rita")
     read = home.get("ada", url(theirs))
-    assert read.status_code == 200  # type: ignore[attr-defined]
-    body = read.json()  # type: ignore[attr-defined]
+    assert read.status_code == 200
+    body = read.json()
     assert body["own"] is False and body["author"] == "rita"
     assert body["turns"][0]["feedback"]["score"] == 0
     rows = [e for e in home.service.audit_entries(LOCAL) if e.target == theirs]
@@ -157,11 +158,11 @@ def test_an_admin_reads_anothers_read_only_and_the_read_is_audited(home: Home) -
         ("ada (key ada-key)", "open_conversation", "alpha", "ok")
     ]
     assert json.loads(rows[0].detail or "{}")["author"] == "rita"
-    assert home.get("ada", url(theirs, tail="/export")).status_code == 200  # type: ignore[attr-defined]
+    assert home.get("ada", url(theirs, tail="/export")).status_code == 200
     # read only: never deleted, never listed among hers
     assert _refusal(home.delete("ada", url(theirs))) == (404, "not_found", NOT_FOUND_ZH)
     assert home.exists(theirs)
-    assert theirs not in [c["id"] for c in home.get("ada", url()).json()]  # type: ignore[attr-defined]
+    assert theirs not in [c["id"] for c in home.get("ada", url()).json()]
 
 
 def test_a_key_for_another_knowledge_base_reads_no_conversation_of_this_one(home: Home) -> None:
@@ -175,12 +176,12 @@ def test_a_key_for_another_knowledge_base_reads_no_conversation_of_this_one(home
             home.get(key, url(conversation, tail="/export")),
             home.delete(key, url(conversation)),
         ):
-            assert response.status_code == 403, response.text  # type: ignore[attr-defined]
-            assert response.json()["error"]["code"] == "kb_not_allowed"  # type: ignore[attr-defined]
+            assert response.status_code == 403, response.text
+            assert response.json()["error"]["code"] == "kb_not_allowed"
     assert home.exists(mine) and home.exists(theirs)
     # the key's own knowledge base works: her conversation there is hers
     in_beta = home.conversation_of("rita", kb="beta")
-    assert home.get("rita-beta", url(in_beta, kb="beta")).status_code == 200  # type: ignore[attr-defined]
+    assert home.get("rita-beta", url(in_beta, kb="beta")).status_code == 200
     # nothing was opened: no admin read of rita's conversation is recorded
     entries = home.service.audit_entries(LOCAL)
     new = entries[: len(entries) - before]  # newest first
