@@ -298,6 +298,12 @@ class Service(AuthoredRecords):
                 self._backend_at = time.monotonic()
             return self._backend
 
+    def use_backend(self, backend: ResolvedBackend) -> None:
+        """Answer with `backend` from now on, never re-resolved: the CLI resolves its own (a
+        `--backend` choice, with progress shown) once it knows the knowledge base is there."""
+        with self._backend_lock:
+            self._backend, self._backend_fixed = backend, True
+
     def warm_up(self) -> Warmup:
         """Start (once) loading what the first question needs, in background threads: the
         embedder, the LLM (worker, self-check, prefix cache) and a first retrieval in the
