@@ -11,12 +11,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from app.cli_people import CLI_USER
+from app.service import Service, ServiceError
 from app.sources.model import Schedule, Source, SourceError, SourceStore, SyncRecord
 from app.sources.sync import due_sources, new_source, sync_source
 from ingest import EmbeddingError
 from ingest.cli import KbOption, console, err_console, fail
-from ingest.settings import get_settings
-from ingest.store import KnowledgeBase, StoreError
+from ingest.settings import Settings, get_settings
+from ingest.store import KnowledgeBase, StoreError, kb_exists
 
 sources_cli = typer.Typer(
     help="Folders, web pages and sites kept in step with a knowledge base, on a schedule.",
@@ -68,8 +70,8 @@ def sources_add(
             name, location, crawl=crawl, schedule=schedule, max_depth=depth, max_pages=max_pages
         )
         source = store.add(draft)
-        KnowledgeBase.open(settings, name, create=True).close()
-    except (SourceError, StoreError) as exc:
+        _ensure_kb(settings, name)
+    except (SourceError, StoreError, ServiceError) as exc:
         raise fail(exc.en) from exc
     console.print(
         f"added {source.kind} source [bold]{source.id}[/bold] {escape(source.location)} → "
@@ -77,6 +79,22 @@ def sources_add(
     )
     if sync:
         _sync_one(store, source, "cli")
+
+
+def _ensure_kb(settings: Settings, name: str) -> None:
+    """The source's knowledge base, created when it is not there yet through the service, as
+    the API and the web app create one: audited, and what a deletion of the name left behind
+    is finished first, so that it starts bare."""
+    if kb_exists(settings, name):
+        return
+    service = Service(settings)
+    try:
+        service.create_kb(CLI_USER, name)
+    except ServiceError as exc:
+        if exc.kind != "conflict":  # a conflict: created meanwhile, which is what we want
+            raise
+    finally:
+        service.close()
 
 
 def _sync_one(store: SourceStore, source: Source, trigger: str) -> SyncRecord | None:

@@ -17,6 +17,7 @@ from app.access import Principal
 from app.service import Service
 from app.sources import Schedule, SourceStore, new_source, sync_source
 from app.sources.scheduler import Scheduler
+from app.state.audit import AuditLog
 from ingest._embed import Embedder
 from ingest.settings import Settings, get_settings
 from ingest.store import KnowledgeBase
@@ -163,6 +164,9 @@ def test_the_command_line(zhiku, site: WebSite, tmp_path: Path) -> None:  # type
     result = zhiku("sources", "add", site.url("/help/"), "--kb", KB, "--crawl", "--every", "2h")
     assert result.exit_code == 0, result.output
     assert "every 2h" in result.output and "added 4" in result.output
+    # the new knowledge base was made through the service, as the CLI's own act
+    made = [e for e in AuditLog(get_settings()).entries(kb=KB) if e.action == "create_kb"]
+    assert [(e.actor, e.origin) for e in made] == [("local", "cli")]
     listed = zhiku("sources", "list")
     assert "site" in listed.output and "every 2h" in listed.output
     source_id = SourceStore(get_settings()).list(KB)[0].id
