@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app._conversations import INCOMPLETE_ZH, Turn, export_conversation_markdown, export_json
+from app._conversations import INCOMPLETE_ZH, Turn, export_json
 from app._export import export_markdown
 from app.cli_people import CLI_USER
 from app.service import Service, ServiceError
@@ -143,13 +143,10 @@ def conversations_export(
     ] = None,
 ) -> None:
     """Export a conversation as Markdown (answers, evidence, sources: as the web app exports
-    it) or as zhiku's JSON."""
+    it) or as zhiku's JSON. Every export is in the audit log."""
     name = _kb(kb)
-    opened = _run(lambda: _service().open_conversation(CLI_USER, name, conversation_id))
-    if fmt == "json":
-        text = export_json(opened.conversation, opened.turns) + "\n"
-    else:
-        text = export_conversation_markdown(opened.conversation, opened.turns)
+    text = _run(lambda: _service().export_conversation(CLI_USER, name, conversation_id, fmt))
+    text = text if text.endswith("\n") else text + "\n"
     if output is None:
         print(text, end="")
         return

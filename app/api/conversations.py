@@ -16,13 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from app._conversations import (
-    Conversation,
-    Feedback,
-    Turn,
-    export_conversation_markdown,
-    export_json,
-)
+from app._conversations import Conversation, Feedback, Turn
 from app.api.auth import Who
 from app.api.schemas import AnswerOut, Deleted, answer_out, answer_text
 from app.service import OpenedConversation, Service
@@ -151,15 +145,14 @@ def export_conversation(
     format: Literal["markdown", "json"] = Query("markdown", description="markdown or json"),
 ) -> PlainTextResponse:
     """The conversation as a file for notes: Markdown (answers, evidence and sources, as the
-    web app exports it) or zhiku's JSON export. The same rule as reading it."""
-    opened = _service(request).open_conversation(who, kb, conversation_id)
+    web app exports it) or zhiku's JSON export. The same rule as reading it; every export is
+    in the audit log."""
+    body = _service(request).export_conversation(who, kb, conversation_id, format)
     if format == "json":
-        body = export_json(opened.conversation, opened.turns)
         media, suffix = "application/json", "json"
     else:
-        body = export_conversation_markdown(opened.conversation, opened.turns)
         media, suffix = "text/markdown; charset=utf-8", "md"
-    disposition = f'attachment; filename="conversation-{opened.conversation.id}.{suffix}"'
+    disposition = f'attachment; filename="conversation-{conversation_id}.{suffix}"'
     return PlainTextResponse(body, media_type=media, headers={"Content-Disposition": disposition})
 
 

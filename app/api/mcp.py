@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
-from app._conversations import export_conversation_markdown
 from app.access import Principal
 from app.api.conversations import conversation_detail, conversation_out
 from app.api.schemas import (
@@ -152,8 +151,7 @@ def build_mcp(service: Service, who: Callable[[], Principal] | None = None) -> M
     )
     @_told(ResourceError)
     def conversation(kb: str, conversation_id: str) -> str:
-        opened = service.open_conversation(principal(), check(kb), conversation_id)
-        return export_conversation_markdown(opened.conversation, opened.turns)
+        return service.export_conversation(principal(), check(kb), conversation_id)
 
     @server.resource(
         "zhiku://{kb}/documents/{doc_id}",

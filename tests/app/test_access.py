@@ -120,6 +120,7 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "conversations": lambda s, w, kb: s.conversations(w, kb),
     "new_conversation": lambda s, w, kb: s.new_conversation(w, kb),
     "open_conversation": lambda s, w, kb: s.open_conversation(w, kb, "no-such-conversation"),
+    "export_conversation": lambda s, w, kb: s.export_conversation(w, kb, "no-such-c"),
     "add_turn": lambda s, w, kb: s.add_turn(w, kb, f"matrix-{w.label}", Turn("杭州?")),
     "update_turn": lambda s, w, kb: s.update_turn(w, kb, "no-such-c", Turn("杭州?", seq=0)),
     "rename_conversation": lambda s, w, kb: s.rename_conversation(w, kb, "no-such-c", "t"),
@@ -243,6 +244,7 @@ def _done(service: Service, method: str, who: Principal, author: str | None) -> 
     before = (store.get(conversation), store.turns(conversation))
     act: dict[str, Callable[[], object]] = {
         "open_conversation": lambda: service.open_conversation(who, "alpha", conversation),
+        "export_conversation": lambda: service.export_conversation(who, "alpha", conversation),
         "add_turn": lambda: service.add_turn(who, "alpha", conversation, Turn("再问？")),
         "update_turn": lambda: service.update_turn(
             who, "alpha", conversation, replace(before[1][0], error="改过")
@@ -260,7 +262,8 @@ def _done(service: Service, method: str, who: Principal, author: str | None) -> 
         return not shown, shown
     refused = _refused(act[method])
     changed = (store.get(conversation), store.turns(conversation)) != before
-    return refused, changed or (method == "open_conversation" and not refused)
+    shown = method in ("open_conversation", "export_conversation") and not refused
+    return refused, changed or shown
 
 
 def _refused(call: Callable[[], object]) -> bool:

@@ -83,6 +83,8 @@ def test_the_local_users_conversation_listed_shown_exported_and_deleted(
     written = zhiku("conversations", "export", mine, "--format", "json", "-o", str(target))
     assert written.exit_code == 0, written.output
     assert json.loads(target.read_text(encoding="utf-8"))["id"] == mine
+    exports = [e for e in AuditLog(settings).entries() if e.action == "export_conversation"]
+    assert [(e.actor, e.target, e.origin) for e in exports] == [("local", mine, "cli")] * 2
 
     assert zhiku("conversations", "delete", mine, input="n\n").exit_code == 1  # asked: kept
     assert ConversationStore(settings, "default").get(mine) is not None

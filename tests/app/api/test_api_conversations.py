@@ -115,6 +115,11 @@ def test_the_author_lists_reads_exports_and_deletes_their_conversation(home: Hom
     as_json = json.loads(home.get("rita", url(mine, tail="/export?format=json")).text)
     assert as_json["format"] == "zhiku-conversation" and as_json["id"] == mine
     assert as_json["turns"][0]["feedback"]["correction"] == "二十天"
+    exports = [e for e in home.service.audit_entries(LOCAL) if e.target == mine]
+    assert [(e.actor, e.action, json.loads(e.detail or "{}")) for e in exports] == [
+        ("rita (key rita-key)", "export_conversation", {"format": "json"}),
+        ("rita (key rita-key)", "export_conversation", {"format": "markdown"}),
+    ]  # every export, newest first; her reads are not another's, so not audited
 
     deleted = home.delete("rita", url(mine))
     assert deleted.status_code == 200 and deleted.json() == {"deleted": mine}
@@ -159,6 +164,9 @@ def test_an_admin_reads_anothers_read_only_and_the_read_is_audited(home: Home) -
     ]
     assert json.loads(rows[0].detail or "{}")["author"] == "rita"
     assert home.get("ada", url(theirs, tail="/export")).status_code == 200
+    exported = next(e for e in home.service.audit_entries(LOCAL) if e.target == theirs)
+    assert (exported.actor, exported.action) == ("ada (key ada-key)", "export_conversation")
+    assert json.loads(exported.detail or "{}") == {"format": "markdown", "author": "rita"}
     # read only: never deleted, never listed among hers
     assert _refusal(home.delete("ada", url(theirs))) == (404, "not_found", NOT_FOUND_ZH)
     assert home.exists(theirs)
