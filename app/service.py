@@ -505,6 +505,19 @@ class Service(AuthoredRecords):
         remove_documents(self.settings, kb_name, [doc.doc_id])
         self.audit(who, "remove_document", kb_name, doc.doc_id, detail={"title": doc.title})
 
+    def remove_origins(self, who: Principal, kb_name: str, origins: Sequence[str]) -> list[str]:
+        """Remove every document that came from `origins` (files or web pages: a source's
+        purge) at once, with the kept copies and stored uploads nothing else uses; returns the
+        ids removed."""
+        self.require(who, "write", kb_name)
+        wanted = set(origins)
+        doc_ids = [d.doc_id for d in self.kb(kb_name).documents() if d.origin in wanted]
+        if not doc_ids:
+            return []
+        removed, _ = remove_documents(self.settings, kb_name, doc_ids)
+        self.audit(who, "remove_documents", kb_name, detail={"documents": removed})
+        return removed
+
     def passage(self, who: Principal, kb_name: str, chunk_id: int) -> ChunkRecord:
         self.require(who, "read", kb_name)
         record = self.kb(kb_name).chunks([chunk_id]).get(chunk_id)
@@ -829,6 +842,7 @@ RULES: dict[str, Need | None] = {
     "ingest_saved": "write",
     "reingest_document": "write",
     "remove_document": "write",
+    "remove_origins": "write",
     "delete_kb": "write",
     "owned": "write",
     "people": "admin",

@@ -18,7 +18,7 @@ from app.sources.sync import due_sources, new_source, sync_source
 from ingest import EmbeddingError
 from ingest.cli import KbOption, console, err_console, fail
 from ingest.settings import Settings, get_settings
-from ingest.store import KnowledgeBase, StoreError, kb_exists
+from ingest.store import StoreError, kb_exists
 
 sources_cli = typer.Typer(
     help="Folders, web pages and sites kept in step with a knowledge base, on a schedule.",
@@ -225,11 +225,13 @@ def sources_remove(
     store.remove(source)
     removed = 0
     if purge and source.kind != "folder" and source.pages:
+        service = Service(settings)  # audited, and kept copies nothing else uses go too
         try:
-            with KnowledgeBase.open(settings, source.kb) as base, base.writer(None) as writer:
-                removed = writer.remove_origins(list(source.pages))
-        except StoreError as exc:
+            removed = len(service.remove_origins(CLI_USER, source.kb, list(source.pages)))
+        except (StoreError, ServiceError) as exc:
             raise fail(str(exc)) from exc
+        finally:
+            service.close()
     console.print(
         f"removed source {source.id} {escape(source.location)}"
         + (f" and its {removed} documents" if purge else "; its documents stay")

@@ -102,6 +102,7 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "ingest_saved": lambda s, w, kb: s.ingest_saved(w, kb, []),
     "reingest_document": lambda s, w, kb: s.reingest_document(w, kb, "no-such-doc"),
     "remove_document": lambda s, w, kb: s.remove_document(w, kb, "no-such-doc"),
+    "remove_origins": lambda s, w, kb: s.remove_origins(w, kb, ["no-such-origin"]),
     "delete_kb": lambda s, w, kb: s.delete_kb(w, kb),  # its work is a no-op here
     "owned": lambda s, w, kb: s.owned(w, kb),
     "people": lambda s, w, kb: s.people(w),

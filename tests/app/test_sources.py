@@ -4,6 +4,7 @@ removes nothing. Also the `zhiku sources` and `zhiku ingest URL` commands as a u
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -180,8 +181,13 @@ def test_the_command_line(zhiku, site: WebSite, tmp_path: Path) -> None:  # type
     assert check.exit_code == 0, check.output
     bad = zhiku("sources", "add", "ftp://nowhere", "--kb", KB)
     assert bad.exit_code != 0 and "not a web address" in bad.output
+    assert len(docs_by_url(get_settings())) == 4
     removed = zhiku("sources", "remove", source_id, "--purge")
     assert removed.exit_code == 0 and "its 4 documents" in removed.output
+    purged = [e for e in AuditLog(get_settings()).entries(kb=KB) if e.action == "remove_documents"]
+    acts = [(e.actor, e.origin, len(json.loads(e.detail or "{}")["documents"])) for e in purged]
+    assert acts == [("local", "cli", 4)]  # through the service, as the CLI's own act
+    assert docs_by_url(get_settings()) == {}
     assert zhiku("sources", "list").output.startswith("no sources")
 
 
