@@ -6,6 +6,7 @@ Each is its author's (`Principal.owns`, `app/state/owners.py` for the storage):
 - listing shows a principal only their own conversations and cases;
 - opening a conversation (its turns, hence its exports) is for its author, and for an admin,
   whose every open of another's is written to the audit log (who, which, when, from where);
+  every export (`export_conversation`: the API, MCP and CLI) is written there too;
 - adding a turn, renaming, deleting, feedback and removing a case are for the author alone;
 - anything else is refused as `ConversationNotFound` ("找不到这个对话或你无权查看"), the same
   refusal as for a conversation that does not exist, so an id or a link tells nothing.
@@ -18,7 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from app._conversations import Conversation, ConversationStore, Feedback, Turn
+from app._conversations import (
+    Conversation,
+    ConversationStore,
+    Feedback,
+    Turn,
+    export_conversation_markdown,
+    export_json,
+)
 from app._evalset import Case, load_cases, make_case, remove_case, save_case
 from app._service_error import ServiceError
 from app.access import Principal
@@ -35,6 +43,7 @@ from ingest.store import KnowledgeBase
 # another open.
 OPEN_AUDIT_WINDOW_S = 600.0
 OPEN_ACTION = "open_conversation"
+EXPORT_ACTION = "export_conversation"
 
 # The ownership rule of each method here (tests/app/test_access.py checks every one against
 # every principal and author): "list" shows only the principal's own, "open" is for the author
@@ -43,6 +52,7 @@ OWNERSHIP: dict[str, Literal["list", "open", "own"]] = {
     "conversations": "list",
     "new_conversation": "own",  # the new conversation is the principal's
     "open_conversation": "open",
+    "export_conversation": "open",  # and every export is audited
     "add_turn": "own",
     "update_turn": "own",
     "rename_conversation": "own",
@@ -129,6 +139,27 @@ class AuthoredRecords:
                 detail = {"author": author or None, "author_id": found.author_id}
                 self.audit(who, OPEN_ACTION, kb_name, found.id, detail=detail)
         return OpenedConversation(found, store.turns(found.id), own, author)
+
+    def export_conversation(
+        self,
+        who: Principal,
+        kb_name: str,
+        conversation_id: str,
+        fmt: Literal["markdown", "json"] = "markdown",
+    ) -> str:
+        """The conversation as a file: Markdown (answers, evidence, sources) or zhiku's JSON,
+        by the rule of opening it; each export is in the audit log (who, which, the format)."""
+        opened = self.open_conversation(who, kb_name, conversation_id)
+        found = opened.conversation
+        if fmt == "json":
+            text = export_json(found, opened.turns)
+        else:
+            text = export_conversation_markdown(found, opened.turns)
+        detail: dict[str, object] = {"format": fmt}
+        if not opened.own:
+            detail["author"] = opened.author or None
+        self.audit(who, EXPORT_ACTION, kb_name, found.id, detail=detail)
+        return text
 
     def add_turn(self, who: Principal, kb_name: str, conversation_id: str, turn: Turn) -> int:
         """Store `turn` at the end of `who`'s conversation (made theirs when it is new);

@@ -16,12 +16,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from app.cli_conversations import conversations_cli
 from app.cli_people import CLI_USER
 from app.sources.cli import sources_cli
 from ingest import EmbeddingError, load_embedder
 from ingest.cli import KbOption, cli, console, err_console, fail, kb_cli
 from ingest.settings import get_settings
-from ingest.store import KnowledgeBase, StoreError
+from ingest.store import StoreError
 
 BackendOption = Annotated[
     Literal["auto", "ollama", "llamacpp", "none"] | None,
@@ -50,27 +51,32 @@ def ask(
     from app._export import quote_groups
     from app._llm import LlmError, resolve_backend
     from app.answer import Final, Notice, Retrieved, Token
-    from app.service import Service
+    from app.service import Service, ServiceError
 
     settings = get_settings()
     if k is not None:
         settings = settings.model_copy(update={"top_k": k})
+    name = kb or settings.default_kb
     say = (lambda m: None) if as_json else (lambda m: err_console.print(f"[dim]{escape(m)}[/dim]"))
     try:
+        # loaded here rather than by the service: its progress (a first conversion) is shown
         embedder = load_embedder(settings, say)
-        KnowledgeBase.open(settings, kb).close()
-    except (StoreError, EmbeddingError) as exc:
+    except EmbeddingError as exc:
         raise fail(str(exc)) from exc
-    try:
-        resolved = resolve_backend(settings, backend, progress=say)
-    except LlmError as exc:
-        raise fail(exc.en) from exc
     result = None
     streamed = False
-    service = Service(settings, embedder, resolved)
+    service = Service(settings, embedder)
     try:
         try:
-            for event in service.answer(CLI_USER, kb or settings.default_kb, question):
+            # the knowledge base is there and readable before the LLM starts (seconds)
+            service.kb_info(CLI_USER, name)
+            service.use_backend(resolve_backend(settings, backend, progress=say))
+        except (StoreError, ServiceError) as exc:
+            raise fail(str(exc)) from exc
+        except LlmError as exc:
+            raise fail(exc.en) from exc
+        try:
+            for event in service.answer(CLI_USER, name, question):
                 if isinstance(event, Notice):
                     err_console.print(f"[yellow]note:[/yellow] {escape(event.en)}")
                 elif isinstance(event, Retrieved) and not as_json:
@@ -368,6 +374,7 @@ def eval_command(
 # ----- the web app and the service: `web`, `serve`, `mcp` ----------------------------------------
 
 cli.add_typer(sources_cli, name="sources")
+cli.add_typer(conversations_cli, name="conversations")
 
 
 state_cli = typer.Typer(

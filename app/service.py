@@ -298,6 +298,12 @@ class Service(AuthoredRecords):
                 self._backend_at = time.monotonic()
             return self._backend
 
+    def use_backend(self, backend: ResolvedBackend) -> None:
+        """Answer with `backend` from now on, never re-resolved: the CLI resolves its own (a
+        `--backend` choice, with progress shown) once it knows the knowledge base is there."""
+        with self._backend_lock:
+            self._backend, self._backend_fixed = backend, True
+
     def warm_up(self) -> Warmup:
         """Start (once) loading what the first question needs, in background threads: the
         embedder, the LLM (worker, self-check, prefix cache) and a first retrieval in the
@@ -498,6 +504,19 @@ class Service(AuthoredRecords):
         doc = self._document(kb_name, doc_id)
         remove_documents(self.settings, kb_name, [doc.doc_id])
         self.audit(who, "remove_document", kb_name, doc.doc_id, detail={"title": doc.title})
+
+    def remove_origins(self, who: Principal, kb_name: str, origins: Sequence[str]) -> list[str]:
+        """Remove every document that came from `origins` (files or web pages: a source's
+        purge) at once, with the kept copies and stored uploads nothing else uses; returns the
+        ids removed."""
+        self.require(who, "write", kb_name)
+        wanted = set(origins)
+        doc_ids = [d.doc_id for d in self.kb(kb_name).documents() if d.origin in wanted]
+        if not doc_ids:
+            return []
+        removed, _ = remove_documents(self.settings, kb_name, doc_ids)
+        self.audit(who, "remove_documents", kb_name, detail={"documents": removed})
+        return removed
 
     def passage(self, who: Principal, kb_name: str, chunk_id: int) -> ChunkRecord:
         self.require(who, "read", kb_name)
@@ -823,6 +842,7 @@ RULES: dict[str, Need | None] = {
     "ingest_saved": "write",
     "reingest_document": "write",
     "remove_document": "write",
+    "remove_origins": "write",
     "delete_kb": "write",
     "owned": "write",
     "people": "admin",

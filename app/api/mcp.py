@@ -2,9 +2,12 @@
 `zhiku mcp`, and over streamable HTTP at `/mcp` under `zhiku serve` (behind the same API keys).
 
 Tools: `search`, `ask` (the answer, its evidence, citations and refusal flag),
-`list_knowledge_bases`, `get_passage`; every document is a resource,
-`zhiku://<kb>/documents/<doc_id>`. Every tool goes through the one `Service`, so an answer here
-is the answer everywhere.
+`list_knowledge_bases`, `get_passage`, `list_documents`, and the caller's conversations:
+`list_conversations`, `get_conversation` (its turns, citations and feedback as data); every
+document is a resource, `zhiku://<kb>/documents/<doc_id>`, and every conversation one as
+Markdown, `zhiku://<kb>/conversations/<id>`. No tool deletes a conversation: an agent should not
+lose a person's history by a misread instruction (the API and the CLI do it). Every tool goes
+through the one `Service`, so an answer here is the answer everywhere, and so are the rights.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
 from app.access import Principal
+from app.api.conversations import conversation_detail, conversation_out
 from app.api.schemas import (
     answer_out,
     answer_text,
@@ -117,6 +121,37 @@ def build_mcp(service: Service, who: Callable[[], Principal] | None = None) -> M
             {**document_out(d).model_dump(), "uri": f"zhiku://{name}/documents/{d.doc_id}"}
             for d in service.documents(principal(), name)
         ]
+
+    @server.tool()
+    @_told(ToolError)
+    def list_conversations(kb: str | None = None) -> list[dict[str, Any]]:
+        """The caller's own conversations with a knowledge base, newest first; each is also
+        the Markdown resource zhiku://<kb>/conversations/<id>."""
+        name = check(kb)
+        return [
+            {**conversation_out(c).model_dump(), "uri": f"zhiku://{name}/conversations/{c.id}"}
+            for c in service.conversations(principal(), name)
+        ]
+
+    @server.tool()
+    @_told(ToolError)
+    def get_conversation(conversation_id: str, kb: str | None = None) -> dict[str, Any]:
+        """One of the caller's conversations: every turn's question, answer (with its
+        citations, evidence and refusal flag) and feedback. Another's conversation is not
+        found, as one that does not exist (an admin may read it; the read is audited)."""
+        name = check(kb)
+        opened = service.open_conversation(principal(), name, conversation_id)
+        return conversation_detail(name, opened).model_dump()
+
+    @server.resource(
+        "zhiku://{kb}/conversations/{conversation_id}",
+        name="conversation",
+        description="a conversation exported as Markdown (answers, evidence, sources)",
+        mime_type="text/markdown",
+    )
+    @_told(ResourceError)
+    def conversation(kb: str, conversation_id: str) -> str:
+        return service.export_conversation(principal(), check(kb), conversation_id)
 
     @server.resource(
         "zhiku://{kb}/documents/{doc_id}",

@@ -11,12 +11,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from app.cli_people import CLI_USER
+from app.service import Service, ServiceError
 from app.sources.model import Schedule, Source, SourceError, SourceStore, SyncRecord
 from app.sources.sync import due_sources, new_source, sync_source
 from ingest import EmbeddingError
 from ingest.cli import KbOption, console, err_console, fail
-from ingest.settings import get_settings
-from ingest.store import KnowledgeBase, StoreError
+from ingest.settings import Settings, get_settings
+from ingest.store import StoreError, kb_exists
 
 sources_cli = typer.Typer(
     help="Folders, web pages and sites kept in step with a knowledge base, on a schedule.",
@@ -68,8 +70,8 @@ def sources_add(
             name, location, crawl=crawl, schedule=schedule, max_depth=depth, max_pages=max_pages
         )
         source = store.add(draft)
-        KnowledgeBase.open(settings, name, create=True).close()
-    except (SourceError, StoreError) as exc:
+        _ensure_kb(settings, name)
+    except (SourceError, StoreError, ServiceError) as exc:
         raise fail(exc.en) from exc
     console.print(
         f"added {source.kind} source [bold]{source.id}[/bold] {escape(source.location)} → "
@@ -77,6 +79,22 @@ def sources_add(
     )
     if sync:
         _sync_one(store, source, "cli")
+
+
+def _ensure_kb(settings: Settings, name: str) -> None:
+    """The source's knowledge base, created when it is not there yet through the service, as
+    the API and the web app create one: audited, and what a deletion of the name left behind
+    is finished first, so that it starts bare."""
+    if kb_exists(settings, name):
+        return
+    service = Service(settings)
+    try:
+        service.create_kb(CLI_USER, name)
+    except ServiceError as exc:
+        if exc.kind != "conflict":  # a conflict: created meanwhile, which is what we want
+            raise
+    finally:
+        service.close()
 
 
 def _sync_one(store: SourceStore, source: Source, trigger: str) -> SyncRecord | None:
@@ -207,11 +225,13 @@ def sources_remove(
     store.remove(source)
     removed = 0
     if purge and source.kind != "folder" and source.pages:
+        service = Service(settings)  # audited, and kept copies nothing else uses go too
         try:
-            with KnowledgeBase.open(settings, source.kb) as base, base.writer(None) as writer:
-                removed = writer.remove_origins(list(source.pages))
-        except StoreError as exc:
+            removed = len(service.remove_origins(CLI_USER, source.kb, list(source.pages)))
+        except (StoreError, ServiceError) as exc:
             raise fail(str(exc)) from exc
+        finally:
+            service.close()
     console.print(
         f"removed source {source.id} {escape(source.location)}"
         + (f" and its {removed} documents" if purge else "; its documents stay")

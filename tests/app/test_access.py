@@ -102,6 +102,7 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "ingest_saved": lambda s, w, kb: s.ingest_saved(w, kb, []),
     "reingest_document": lambda s, w, kb: s.reingest_document(w, kb, "no-such-doc"),
     "remove_document": lambda s, w, kb: s.remove_document(w, kb, "no-such-doc"),
+    "remove_origins": lambda s, w, kb: s.remove_origins(w, kb, ["no-such-origin"]),
     "delete_kb": lambda s, w, kb: s.delete_kb(w, kb),  # its work is a no-op here
     "owned": lambda s, w, kb: s.owned(w, kb),
     "people": lambda s, w, kb: s.people(w),
@@ -120,6 +121,7 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "conversations": lambda s, w, kb: s.conversations(w, kb),
     "new_conversation": lambda s, w, kb: s.new_conversation(w, kb),
     "open_conversation": lambda s, w, kb: s.open_conversation(w, kb, "no-such-conversation"),
+    "export_conversation": lambda s, w, kb: s.export_conversation(w, kb, "no-such-c"),
     "add_turn": lambda s, w, kb: s.add_turn(w, kb, f"matrix-{w.label}", Turn("杭州?")),
     "update_turn": lambda s, w, kb: s.update_turn(w, kb, "no-such-c", Turn("杭州?", seq=0)),
     "rename_conversation": lambda s, w, kb: s.rename_conversation(w, kb, "no-such-c", "t"),
@@ -243,6 +245,7 @@ def _done(service: Service, method: str, who: Principal, author: str | None) -> 
     before = (store.get(conversation), store.turns(conversation))
     act: dict[str, Callable[[], object]] = {
         "open_conversation": lambda: service.open_conversation(who, "alpha", conversation),
+        "export_conversation": lambda: service.export_conversation(who, "alpha", conversation),
         "add_turn": lambda: service.add_turn(who, "alpha", conversation, Turn("再问？")),
         "update_turn": lambda: service.update_turn(
             who, "alpha", conversation, replace(before[1][0], error="改过")
@@ -260,7 +263,8 @@ def _done(service: Service, method: str, who: Principal, author: str | None) -> 
         return not shown, shown
     refused = _refused(act[method])
     changed = (store.get(conversation), store.turns(conversation)) != before
-    return refused, changed or (method == "open_conversation" and not refused)
+    shown = method in ("open_conversation", "export_conversation") and not refused
+    return refused, changed or shown
 
 
 def _refused(call: Callable[[], object]) -> bool:
@@ -417,6 +421,11 @@ ROUTE_RULES: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/knowledge_bases/{kb}/sources/{source_id}"): "read",
     ("DELETE", "/v1/knowledge_bases/{kb}/sources/{source_id}"): "write",
     ("POST", "/v1/knowledge_bases/{kb}/sources/{source_id}/sync"): "write",
+    # another's conversation is 404 like an unknown one (tests/app/api/test_api_conversations.py)
+    ("GET", "/v1/knowledge_bases/{kb}/conversations"): "read",
+    ("GET", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
+    ("GET", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}/export"): "read",
+    ("DELETE", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
     ("POST", "/mcp"): "read",  # each tool call, by the service (tests/app/api/test_api_mcp.py)
 }
 
@@ -425,6 +434,7 @@ def _request(client: TestClient, method: str, path: str, kb: str, key: str) -> i
     headers = {"Authorization": f"Bearer {key}"}
     url = path.replace("{kb}", kb).replace("{doc_id}", "no-such-doc").replace("{chunk_id}", "1")
     url = url.replace("{source_id}", "no-such-source")
+    url = url.replace("{conversation_id}", "no-such-conversation")
     if path == "/v1/chat/completions":
         body = {"model": f"zhiku/{kb}", "messages": [{"role": "user", "content": "杭州"}]}
         return client.post(url, json=body, headers=headers).status_code

@@ -4,6 +4,7 @@ removes nothing. Also the `zhiku sources` and `zhiku ingest URL` commands as a u
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from app.access import Principal
 from app.service import Service
 from app.sources import Schedule, SourceStore, new_source, sync_source
 from app.sources.scheduler import Scheduler
+from app.state.audit import AuditLog
 from ingest._embed import Embedder
 from ingest.settings import Settings, get_settings
 from ingest.store import KnowledgeBase
@@ -163,6 +165,9 @@ def test_the_command_line(zhiku, site: WebSite, tmp_path: Path) -> None:  # type
     result = zhiku("sources", "add", site.url("/help/"), "--kb", KB, "--crawl", "--every", "2h")
     assert result.exit_code == 0, result.output
     assert "every 2h" in result.output and "added 4" in result.output
+    # the new knowledge base was made through the service, as the CLI's own act
+    made = [e for e in AuditLog(get_settings()).entries(kb=KB) if e.action == "create_kb"]
+    assert [(e.actor, e.origin) for e in made] == [("local", "cli")]
     listed = zhiku("sources", "list")
     assert "site" in listed.output and "every 2h" in listed.output
     source_id = SourceStore(get_settings()).list(KB)[0].id
@@ -176,8 +181,13 @@ def test_the_command_line(zhiku, site: WebSite, tmp_path: Path) -> None:  # type
     assert check.exit_code == 0, check.output
     bad = zhiku("sources", "add", "ftp://nowhere", "--kb", KB)
     assert bad.exit_code != 0 and "not a web address" in bad.output
+    assert len(docs_by_url(get_settings())) == 4
     removed = zhiku("sources", "remove", source_id, "--purge")
     assert removed.exit_code == 0 and "its 4 documents" in removed.output
+    purged = [e for e in AuditLog(get_settings()).entries(kb=KB) if e.action == "remove_documents"]
+    acts = [(e.actor, e.origin, len(json.loads(e.detail or "{}")["documents"])) for e in purged]
+    assert acts == [("local", "cli", 4)]  # through the service, as the CLI's own act
+    assert docs_by_url(get_settings()) == {}
     assert zhiku("sources", "list").output.startswith("no sources")
 
 
