@@ -315,6 +315,12 @@ class Settings(BaseSettings):
         "reach with evidence in another language (bench/cross_language.py: 28 of 28 "
         "restatements kept, 2% of same-document sentences let through with numbers checked)",
     )
+    guard_other_row: bool = Field(
+        True,
+        description="refuse, showing the row as related, when every sentence an answer rests on "
+        "is a table row and the question names another row of that table (or only columns the "
+        "row leaves empty): app/answer/verify/other_row.py",
+    )
     guard_small_talk: bool = Field(
         True,
         description="greetings, thanks and questions about the assistant get a reply saying "

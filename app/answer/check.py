@@ -40,6 +40,7 @@ from app.answer.verify import GuardEvent
 from app.answer.verify.cross_language import Similarity
 from app.answer.verify.off_question import off_question
 from app.answer.verify.off_topic import mentions_topic, topic_terms
+from app.answer.verify.other_row import answers_another_row_of
 from app.answer.verify.prompt_leak import leak_windows, quotes_prompt
 from app.answer.verify.reading import can_stand_as_answer, question_grams
 from app.answer.verify.responsive import Judge, candidate
@@ -167,7 +168,9 @@ class AnswerCheck:
         shown = insert_marker(text.strip(), "".join(self._marker(i) for i in ids))
         if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
             shown = " " + shown
-        if not self.kept and not self.responds([*ids, *(self.evidence or [])]):
+        if not self.kept and (
+            self._other_rows(ids) or not self.responds([*ids, *(self.evidence or [])])
+        ):
             self.held = True  # the first sentence answers something else: the end decides
         self.kept.append(shown)
         self.unguarded.append(shown)
@@ -286,23 +289,51 @@ class AnswerCheck:
                 before = self._without(name, structured_refusal)
                 event = GuardEvent(name, " / ".join(sentences), before.answer, before.refused)
                 checked.guards.append(event)
-        if checked.refused or self.judge is None:
+        if checked.refused:
+            return checked, late
+        shown = list(dict.fromkeys(self.answer_units or self.cited or self.evidence or []))
+        other = self._other_rows(shown)
+        if other:
+            detail = " / ".join(f"{self.texts[u]} → {a}" for u, a in zip(shown, other, strict=True))
+            return self._not_answered("other_row", detail, shown, checked), ""
+        if self.judge is None:
             return checked, late
         # one sentence shown with the answer (cited by it or quoted under it) or chosen by the
         # model as its evidence must answer the question
         if self.responds([*self.answer_units, *self.cited, *(self.evidence or [])]):
             return checked, (checked.answer if self.held else late)
-        related = [self._citation(n, unit) for n, unit in enumerate(self.answer_units[:2], start=1)]
-        self.guards.append(
-            GuardEvent("responsive", " / ".join(c.quote for c in related), checked.answer, False)
+        return self._not_answered("responsive", None, self.answer_units, checked), ""
+
+    def _other_rows(self, units: Sequence[int]) -> list[str]:
+        """For each of `units`, the other row or empty column of its table the question asks
+        about; [] unless every one of them is such a row (`verify/other_row.py`)."""
+        if not self.settings.guard_other_row or not units:
+            return []
+        asked = [
+            answers_another_row_of(self.question, self._line(u), self.around[u]) for u in units
+        ]
+        return [a for a in asked if a] if all(asked) else []
+
+    def _line(self, unit: int) -> str:
+        """The unit's text as its passage has it (a table row as its Markdown line)."""
+        return self.around[unit][self.units[unit].start : self.units[unit].end]
+
+    def _not_answered(
+        self, guard: str, detail: str | None, units: Sequence[int], before: Checked
+    ) -> Checked:
+        """A refusal that shows what the documents do say as related, not as the answer."""
+        related = [self._citation(n, unit) for n, unit in enumerate(units[:2], start=1)]
+        detail = detail or " / ".join(c.quote for c in related)
+        self.guards.append(GuardEvent(guard, detail, before.answer, False))
+        self.repairs.append(
+            f"refused ({guard}): the sentences the answer rests on answer another question"
         )
-        self.repairs.append("refused: the sentences the answer rests on answer another question")
         refusal = self._refusal("not_answered")
         refusal.related = related
         refusal.answer = refusal.answer + "".join(
             f"\n\n相关内容（不是这个问题的答案）：《{c.passage.title}》{c.quote}" for c in related
         )
-        return refusal, ""
+        return refusal
 
     def _without(self, reading: str, structured_refusal: bool) -> Checked:
         """The checked answer had `reading` been switched off: the same reply read again."""

@@ -19,6 +19,8 @@ On the answer, sentence by sentence (`app.answer.check`):
 - the answer check's readings beyond shared words: `polarity` (GUARD_POLARITY), `yes_no`
   (GUARD_YES_NO), `merged_facts` (GUARD_MERGED_FACTS), `cross_language`
   (GUARD_CROSS_LANGUAGE).
+- `other_row` (GUARD_OTHER_ROW): the table rows the answer rests on are another row's, or
+  leave the asked column empty.
 - `responsive` (CHECK_RESPONSIVE): the sentences the answer rests on answer another question.
 
 `reading` holds what several of them read of a question and a sentence.
@@ -42,6 +44,7 @@ GUARDS = (
     "merged_facts",
     "cross_language",
     "small_talk",
+    "other_row",
 )
 # the guards written after particular evaluation questions went wrong; `zhiku eval` can run
 # with these off to measure the evidence-first answer alone

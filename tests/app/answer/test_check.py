@@ -176,3 +176,48 @@ def test_an_answer_in_chinese_over_an_english_manual_is_supported(
         "潮湿时能充电吗？", [MANUAL], "潮湿时可以给音箱充电。", [3], small_kb_settings, similarity
     )
     assert "可以给音箱充电" not in shown
+
+
+SPEC_TABLE = """路由器规格：
+| 型号 | 重量 | 无线速率 |
+| --- | --- | --- |
+| RX10 | 350 g | 1800 Mbps |
+| RX20 | - | 3000 Mbps |
+两款均支持 Mesh 组网。"""
+
+
+def test_a_row_of_another_model_is_no_answer(small_kb_settings: Settings) -> None:
+    # units: [1] the lead-in, [2] RX10's row, [3] RX20's row, [4] the closing sentence
+    question = "RX20 有多重？"
+    result, shown = check_reply(question, [SPEC_TABLE], "重量为 350 g。", [2], small_kb_settings)
+    assert result.refused and result.refusal_reason == "not_answered"
+    assert "350 g" not in shown.split("相关内容")[0], "the other model's weight is no answer"
+    [event] = [g for g in result.guards if g.name == "other_row"]
+    assert event.before_answer is not None and "350 g" in event.before_answer
+    assert result.related and "RX10" in result.related[0].quote  # shown as related only
+    # its own row, empty in that column, does not answer either
+    result, _ = check_reply(
+        "RX20 的重量是多少？", [SPEC_TABLE], "RX20 的无线速率为 3000 Mbps。", [3], small_kb_settings
+    )
+    assert result.refused and any(g.name == "other_row" for g in result.guards)
+    # without the check, the neighbour's row was the answer
+    off = small_kb_settings.model_copy(update={"guard_other_row": False})
+    result, shown = check_reply(question, [SPEC_TABLE], "重量为 350 g。", [2], off)
+    assert not result.refused and "350 g" in shown
+
+
+def test_the_row_asked_about_stays_the_answer(small_kb_settings: Settings) -> None:
+    result, shown = check_reply(
+        "RX10 有多重？", [SPEC_TABLE], "RX10 的重量为 350 g。", [2], small_kb_settings
+    )
+    assert not result.refused and "350 g" in shown
+    assert not [g for g in result.guards if g.name == "other_row"]
+    # a comparison names both rows
+    result, shown = check_reply(
+        "RX10 和 RX20 哪个无线速率更高？",
+        [SPEC_TABLE],
+        "RX20 的无线速率为 3000 Mbps，高于 RX10 的 1800 Mbps。",
+        [2, 3],
+        small_kb_settings,
+    )
+    assert not result.refused and "3000 Mbps" in shown
