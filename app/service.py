@@ -529,19 +529,8 @@ class Service(AuthoredRecords, LibraryMethods):
         """Ingest the saved uploads; one result per upload, in order, rejected ones included.
         When `cancel` is set the files committed so far stay, the rest are reported not
         processed. Raises StoreError when the knowledge base itself cannot be written."""
-        self.require(who, "write", kb_name)
-        paths = list(dict.fromkeys(s.path for s in saved if s.path is not None))
-        outcomes: dict[str, FileOutcome] = {}
-        if paths:
-            report = ingest_paths(
-                self.settings,
-                paths,
-                kb_name,
-                progress=progress,
-                embedder=self.embedder(),
-                cancel=cancel,
-            )
-            outcomes = {o.path: o for o in report.outcomes}
+        report = self.ingest_files(who, kb_name, saved, progress, cancel)  # checks write
+        outcomes = {o.path: o for o in report.outcomes} if report is not None else {}
         results = []
         for upload in saved:
             if upload.path is None:
