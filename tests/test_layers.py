@@ -34,7 +34,6 @@ UI_FROM_INGEST = frozenset(
         "SavedUpload",
         "Rejection",
         "FileOutcome",
-        "IngestReport",
         "WatchState",
         "Progress",  # the callback interface an ingest run reports to
         "Throughput",
