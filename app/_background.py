@@ -8,8 +8,9 @@ shared through `sys.modules`). A page of an app started some other way (`streaml
 app/main.py`, Streamlit's AppTest) creates them on its first run instead. Nothing here imports
 Streamlit: it runs before Streamlit's runtime exists.
 
-The knowledge bases the pages read are held here too: the warm-up's first retrieval loads the
-index into the very instance the first question then uses.
+The knowledge bases the pages read are held here too (`OpenKbs`), and the pages act through
+services that share them (`service`): the warm-up's first retrieval loads the index into the
+very instance the first question then uses.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import threading
 from collections.abc import Callable
 
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
+from app._service_library import OpenKbs
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, WarmupStep, warmup_steps
 from app._watched import Watchers
 from app.answer import search
+from app.service import Service
 from app.sources.scheduler import Scheduler
 from ingest import Embedder, Progress, load_embedder
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase, StoreError, kb_exists
+from ingest.store import KnowledgeBase, kb_exists
 
 log = logging.getLogger("zhiku.background")
 
@@ -53,7 +56,7 @@ class Background:
         self.scheduler = Scheduler(settings, self.embedder)
         self.watchers = Watchers()
         self._lock = threading.Lock()
-        self._kbs: dict[str, tuple[KnowledgeBase, str]] = {}
+        self.kbs = OpenKbs()
         self._warmups: dict[tuple[str, str], Warmup] = {}
         self._stop = threading.Event()
         self._follow: threading.Thread | None = None
@@ -98,28 +101,21 @@ class Background:
 
     # ----- what the pages share ------------------------------------------------------------
 
+    def service(self, settings: Settings) -> Service:
+        """The service a page acts through, with the page's settings (read on every run) and
+        this data home's knowledge-base instances and folder watchers (cheap to make: it loads
+        nothing until asked; the embedder is one per model per process)."""
+        return Service(settings, watchers=self.watchers, kbs=self.kbs)
+
     def kb(self, name: str) -> KnowledgeBase | None:
-        """The shared instance of knowledge base `name`, or None when it does not exist (yet).
-        One deleted and created again (say by the CLI) is a new one: the instance is checked
-        against the one it opened."""
+        """The shared instance of knowledge base `name`, or None when it does not exist (yet)."""
         if not kb_exists(self.settings, name):
             return None
-        with self._lock:
-            held = self._kbs.get(name)
-            if held is not None:
-                try:
-                    if held[0].identity() == held[1]:
-                        return held[0]
-                except (OSError, StoreError):
-                    return None
-            kb = KnowledgeBase.open(self.settings, name)
-            self._kbs[name] = (kb, kb.identity())
-            return kb
+        return self.kbs.get(self.settings, name)
 
     def forget_kb(self, name: str) -> None:
         """Drop the instance of a deleted knowledge base."""
-        with self._lock:
-            self._kbs.pop(name, None)
+        self.kbs.forget(name)
 
     def warmup(self, settings: Settings, kb_name: str) -> Warmup:
         """The warm-up for these answer settings and knowledge base, started by whoever asks

@@ -29,7 +29,6 @@ from app._asking import live  # noqa: E402
 from app._conversations import Turn  # noqa: E402
 from app._llm import ResolvedBackend  # noqa: E402
 from app.access import listening_refusal  # noqa: E402
-from app.service import Service  # noqa: E402
 from app.state.accounts import Accounts  # noqa: E402
 from app.ui.asking import (  # noqa: E402
     QUESTION_KEY,
@@ -65,12 +64,13 @@ from app.ui.resources import (  # noqa: E402
     RETURN_TO_KB_KEY,
     current_settings,
     get_backend,
-    get_embedder,
-    get_kb,
+    get_service,
     get_warmup,
     hero,
     inject_css,
+    kb_info,
     kb_selector,
+    load_embedder,
     store_error_zh,
 )
 from app.ui.sources import ensure_scheduler  # noqa: E402
@@ -78,7 +78,7 @@ from app.ui.viewer import current_source, viewer_panel  # noqa: E402
 from app.ui.warmup import warmup_progress  # noqa: E402
 from app.ui.watched import ensure_watchers  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
-from ingest.store import KnowledgeBase, StoreError, list_kbs  # noqa: E402
+from ingest.store import StoreError  # noqa: E402
 
 log = logging.getLogger("zhiku.app")
 
@@ -150,7 +150,7 @@ def also_ask(settings: Settings, kb_name: str) -> list[str]:
     """Other knowledge bases to ask the same question at once (kept outside widget state, which
     Streamlit drops while another page is shown)."""
     who = current_user()
-    others = [name for name in list_kbs(settings) if name != kb_name and who.can_read(name)]
+    others = [name for name in get_service(settings).kb_names(who) if name != kb_name]
     if not others:
         return []
     kept: list[str] = st.session_state.setdefault(ALSO_KEY, [])
@@ -187,9 +187,9 @@ def _backend_badges(settings: Settings, kb_name: str, documents: int) -> Resolve
     return backend
 
 
-def _empty_state(kb: KnowledgeBase) -> None:
+def _empty_state(settings: Settings, kb_name: str) -> None:
     """Before the first question: what the knowledge base holds, so the user knows what to ask."""
-    docs = kb.documents()  # not cached: the CLI may have added some
+    docs = get_service(settings).documents(current_user(), kb_name)  # not cached: see the CLI
     titles = "、".join(f"《{escape_markdown(doc.title)}》" for doc in docs[-EMPTY_STATE_TITLES:])
     more = f" 等 {len(docs)} 篇" if len(docs) > EMPTY_STATE_TITLES else ""
     with st.container(border=True):
@@ -204,7 +204,7 @@ def _empty_state(kb: KnowledgeBase) -> None:
 def chat_page() -> None:
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
-    service, who = Service(settings), current_user()
+    service, who = get_service(settings), current_user()
     opened = current_conversation(service, who, kb_name)
     conversations_sidebar(service, who, kb_name, opened)
     also = also_ask(settings, kb_name)
@@ -234,8 +234,8 @@ def chat_page() -> None:
         elif opened is not None and not opened.own:
             reading_note(opened)
         try:
-            kb = get_kb(answer_settings, kb_name)
-            documents = kb.counts().get("documents", 0) if kb is not None else 0
+            info = kb_info(answer_settings, kb_name)
+            documents = info.documents if info is not None else 0
         except StoreError as exc:
             st.error(store_error_zh(exc), icon=":material/error:")
             return
@@ -257,13 +257,13 @@ def chat_page() -> None:
     asked = "".join(f"「{name}」" for name in [kb_name, *also])
     st.chat_input(
         f"向{asked}提问…" if place.own else "他人的对话只能查看:点「新对话」提问",
-        disabled=kb is None or documents == 0 or not place.own,
+        disabled=info is None or documents == 0 or not place.own,
         key=QUESTION_KEY,
         on_submit=keep_question,  # kept before this run starts: a rerun cannot lose it
     )
     busy = bool(asked_questions() or running)  # the chat input's question is among them
     with chat:
-        if kb is None or documents == 0:
+        if info is None or documents == 0:
             st.info(
                 f"知识库「{escape_markdown(kb_name)}」里还没有文档。"
                 "先上传 PDF、Word、Markdown 或网页文件,再回来提问。",
@@ -272,24 +272,23 @@ def chat_page() -> None:
             if current_user().may_open("kb"):
                 st.page_link(KB_PAGE, label="去上传文档", icon=":material/upload:")
         elif not turns and not busy:
-            _empty_state(kb)
+            _empty_state(settings, kb_name)
 
         shown = draw_stored(turns, place, being_answered(running))
         if backend is None and not busy:
             return  # still warming up: the progress above redraws the page when it is done
         # loaded after the stored conversation is drawn: a restarted app shows it at once
         try:
-            get_embedder(answer_settings)
+            load_embedder(answer_settings)
         except Exception as exc:  # the embedding model cannot load: say so, not a traceback
             log.exception("cannot load the embedding model")
             st.error(f"无法加载嵌入模型:{escape_markdown(str(exc))}", icon=":material/error:")
             return
-        if asked_questions() and kb is not None:
+        if asked_questions() and info is not None:
             if backend is None:  # asked during the warm-up: waits for what is left of it
                 with header.container():
                     backend = _backend_badges(answer_settings, kb_name, documents)
-            embedder = get_embedder(answer_settings)
-            answering = answer_fn(kb, answer_settings, embedder, backend, also)
+            answering = answer_fn(get_service(answer_settings), who, kb_name, backend, also)
             place = submit_asked(place, answering)
         follow(running, shown, place)
 
@@ -322,7 +321,7 @@ def main() -> None:
     inject_css()
     settings = current_settings()
     refuse_exposed_address(settings)
-    service = Service(settings)  # loads nothing until asked: here for the audit log
+    service = get_service(settings)  # loads nothing until asked: here for the audit log
     who = web_user(settings, service)  # the login form and a stop, when nobody is logged in
     st.session_state[WHO_KEY] = who
     every_page = {

@@ -13,7 +13,8 @@ administers people, takes the `Principal` acting (`who`) first and checks it (`a
 before it touches anything; a refusal is `Forbidden`. Writes, administrative acts and refused
 writes go to the audit log (`app.state.audit`). `RULES` names the need of every such method.
 Conversations, feedback and evaluation cases are also their author's: those methods are in
-`app/_authored.py` (`OWNERSHIP` names their rule), inherited here.
+`app/_authored.py` (`OWNERSHIP` names their rule), inherited here; what the web app's pages do
+besides is in `app/_service_library.py` (`LIBRARY_RULES`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app._authored import OWNERSHIP, AuthoredRecords, ConversationNotFound, Open
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._owned import Owned, deletion_mark, owned
 from app._service_error import ServiceError
+from app._service_library import LIBRARY_RULES, LibraryMethods, OpenKbs
 from app._warmup import WARMUP_QUERY, Skipped, Warmup, warmup_steps
 from app._watched import Watchers
 from app.access import Need, Principal
@@ -214,8 +216,8 @@ class ImportedFile:
     reason_zh: str
 
 
-class Service(AuthoredRecords):
-    """Everything the API, MCP and CLI do, over one set of shared resources."""
+class Service(AuthoredRecords, LibraryMethods):
+    """Everything the API, MCP, CLI and web app do, over one set of shared resources."""
 
     def __init__(
         self,
@@ -223,6 +225,7 @@ class Service(AuthoredRecords):
         embedder: Embedder | None = None,
         backend: ResolvedBackend | None = None,
         watchers: Watchers | None = None,
+        kbs: OpenKbs | None = None,
     ) -> None:
         self.settings = settings
         self.watchers = watchers  # the web app's folder watchers, stopped before a deletion
@@ -230,7 +233,7 @@ class Service(AuthoredRecords):
         self._backend = backend
         self._backend_fixed = backend is not None
         self._backend_at = 0.0
-        self._kbs: dict[str, tuple[KnowledgeBase, str]] = {}
+        self._kbs = kbs if kbs is not None else OpenKbs()  # the web app's pages share theirs
         self._lock = threading.RLock()
         # Loading the embedder or starting the LLM takes seconds: each has its own lock, so
         # that neither holds up the other (the warm-up loads both at once) nor `kb()`.
@@ -326,31 +329,13 @@ class Service(AuthoredRecords):
         """The shared instance of a knowledge base (StoreError when it does not exist). One
         deleted and created again (say by the CLI) has another identity: the instance follows
         it, in either store."""
-        name = validate_kb_name(name or self.settings.default_kb)
-        with self._lock:
-            cached = self._kbs.get(name)
-            if cached is not None:
-                try:
-                    if cached[0].identity() == cached[1]:
-                        return cached[0]
-                except (OSError, StoreError):
-                    pass  # deleted meanwhile
-                # not closed here: a request may still be reading it (its connection closes
-                # when the last reference goes)
-                self._kbs.pop(name)
-            kb = KnowledgeBase.open(self.settings, name)
-            self._kbs[name] = (kb, kb.identity())
-            return kb
+        return self._kbs.get(self.settings, validate_kb_name(name or self.settings.default_kb))
 
     def _forget(self, name: str) -> None:
-        with self._lock:
-            self._kbs.pop(name, None)  # not closed: see kb()
+        self._kbs.forget(name)  # not closed: a request may still be reading it
 
     def close(self) -> None:
-        with self._lock:
-            for kb, _ in self._kbs.values():
-                kb.close()
-            self._kbs.clear()
+        self._kbs.close()
 
     # ----- knowledge bases and documents -------------------------------------------------
 
@@ -563,19 +548,8 @@ class Service(AuthoredRecords):
         """Ingest the saved uploads; one result per upload, in order, rejected ones included.
         When `cancel` is set the files committed so far stay, the rest are reported not
         processed. Raises StoreError when the knowledge base itself cannot be written."""
-        self.require(who, "write", kb_name)
-        paths = list(dict.fromkeys(s.path for s in saved if s.path is not None))
-        outcomes: dict[str, FileOutcome] = {}
-        if paths:
-            report = ingest_paths(
-                self.settings,
-                paths,
-                kb_name,
-                progress=progress,
-                embedder=self.embedder(),
-                cancel=cancel,
-            )
-            outcomes = {o.path: o for o in report.outcomes}
+        report = self.ingest_files(who, kb_name, saved, progress, cancel)  # checks write
+        outcomes = {o.path: o for o in report.outcomes} if report is not None else {}
         results = []
         for upload in saved:
             if upload.path is None:
@@ -860,6 +834,8 @@ RULES: dict[str, Need | None] = {
     # conversations, feedback and evaluation cases (app/_authored.py): read on the knowledge
     # base, and the author's own (OWNERSHIP)
     **dict.fromkeys(OWNERSHIP, "read"),
+    # what the web app's pages do besides (app/_service_library.py)
+    **LIBRARY_RULES,
 }
 
 

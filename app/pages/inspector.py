@@ -1,7 +1,7 @@
 """命中测试 (the retrieval inspector): what retrieval finds for a question and why, what would
 reach the prompt, why an answer would be refused; and every document's chunks in order, each
-with a switch to leave it out of retrieval. The work is `app._inspect.inspect`; this page
-only shows it.
+with a switch to leave it out of retrieval (for those who may write the knowledge base). The
+work is `app._inspect.inspect`, run through the service as the person; this page only shows it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import html
 
 import streamlit as st
 
-from app._inspect import REFUSAL_ZH, inspect
+from app._inspect import REFUSAL_ZH
+from app.access import Principal
+from app.service import Service, ServiceError
 from app.ui.login import require_page
 from app.ui.markdown import escape_markdown as md
 from app.ui.markdown import file_name
@@ -18,30 +20,30 @@ from app.ui.resources import (
     KB_KEY,
     RETURN_TO_INSPECT_KEY,
     current_settings,
-    get_embedder,
-    get_kb,
+    get_service,
     hero,
+    kb_info,
     store_error_zh,
 )
-from ingest.settings import Settings
-from ingest.store import KnowledgeBase, StoreError
+from ingest.store import StoreError
 
 CHUNKS_PER_PAGE = 20
 _RESULT = "inspect_result"
 
 
-def retrieval_test(settings: Settings, kb: KnowledgeBase) -> None:
+def retrieval_test(service: Service, who: Principal, kb_name: str) -> None:
     with st.form("inspect_form", border=False):
         left, right = st.columns([5, 1], vertical_alignment="bottom")
         question = left.text_input("测试问题", placeholder="输入一个问题,看看检索到了什么")
         asked = right.form_submit_button("检索", icon=":material/search:", width="stretch")
     if asked and question.strip():
         try:
-            st.session_state[_RESULT] = inspect(
-                question.strip(), kb, get_embedder(settings), settings
-            )
+            st.session_state[_RESULT] = service.inspect_retrieval(who, kb_name, question.strip())
         except StoreError as exc:
             st.error(store_error_zh(exc), icon=":material/error:")
+            return
+        except ServiceError as exc:
+            st.error(md(exc.zh), icon=":material/error:")
             return
     result = st.session_state.get(_RESULT)
     if result is None:
@@ -125,8 +127,8 @@ def _page(value: int | None) -> str:
     return "—" if value is None else str(value)
 
 
-def chunk_viewer(kb: KnowledgeBase) -> None:
-    docs = kb.documents()
+def chunk_viewer(service: Service, who: Principal, kb_name: str) -> None:
+    docs = service.documents(who, kb_name)
     if not docs:
         st.caption("这个知识库还没有文档。")
         return
@@ -137,13 +139,15 @@ def chunk_viewer(kb: KnowledgeBase) -> None:
         format_func=lambda d: f"{by_id[d].title} · {file_name(by_id[d].origin)}",
         key="inspect_doc",
     )
-    chunks = kb.document_chunks(chosen)
-    excluded = kb.excluded_keys()
+    chunks = service.document_chunks(who, kb_name, chosen)
+    excluded = service.excluded_chunks(who, kb_name)
+    may_switch = who.can_write(kb_name)
     off = sum(1 for c in chunks if c.chunk_key in excluded)
     st.caption(
         f"共 {len(chunks)} 个段落"
         + (f",其中 {off} 个不参与检索" if off else "")
         + "。关掉「参与检索」的段落不会再被检索到,问答和评测都不会用到它;随时可以再打开。"
+        + ("" if may_switch else "(你对这个知识库没有写入权限,只能查看。)")
     )
     pages = max(1, -(-len(chunks) // CHUNKS_PER_PAGE))
     page = 1
@@ -164,17 +168,20 @@ def chunk_viewer(kb: KnowledgeBase) -> None:
                 value=chunk.chunk_key not in excluded,
                 key=f"inspect_on_{chunk.chunk_key}",
                 on_change=_switch,
-                args=(kb, chunk.chunk_key),
+                args=(service, who, kb_name, chunk.chunk_key),
+                disabled=not may_switch,
             )
             st.html(f'<div class="zk-passage zk-chunk">{html.escape(chunk.text)}</div>')
 
 
-def _switch(kb: KnowledgeBase, chunk_key: str) -> None:
+def _switch(service: Service, who: Principal, kb_name: str, chunk_key: str) -> None:
     on = bool(st.session_state.get(f"inspect_on_{chunk_key}"))
     try:
-        kb.set_excluded(chunk_key, not on)
+        service.exclude_chunk(who, kb_name, chunk_key, not on)
     except StoreError as exc:
         st.session_state["inspect_error"] = store_error_zh(exc)
+    except ServiceError as exc:
+        st.session_state["inspect_error"] = md(exc.zh)
     st.session_state.pop(_RESULT, None)  # the old result no longer holds
 
 
@@ -183,7 +190,7 @@ def page() -> None:
         # Run on its own (see KB_PAGE in app/main.py): go through the router, which comes back.
         st.session_state[RETURN_TO_INSPECT_KEY] = True
         st.switch_page("main.py")
-    require_page("inspect")
+    who = require_page("inspect")
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
     hero(f"命中测试 · {kb_name}", "看检索找到了什么、为什么;不调用大模型")
@@ -191,18 +198,19 @@ def page() -> None:
     if error:
         st.error(error, icon=":material/error:")
     try:
-        kb = get_kb(settings, kb_name)
+        info = kb_info(settings, kb_name)
     except StoreError as exc:
         st.error(store_error_zh(exc), icon=":material/error:")
         return
-    if kb is None or not kb.counts()["documents"]:
+    if info is None or not info.documents:
         st.info(f"知识库「{md(kb_name)}」里还没有文档。", icon=":material/upload_file:")
         return
+    service = get_service(settings)
     test, chunks = st.tabs(["检索测试", "段落浏览"])
     with test:
-        retrieval_test(settings, kb)
+        retrieval_test(service, who, kb_name)
     with chunks:
-        chunk_viewer(kb)
+        chunk_viewer(service, who, kb_name)
 
 
 page()

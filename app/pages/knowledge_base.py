@@ -1,7 +1,8 @@
 """The knowledge-base page: upload documents, bind watched folders, see and manage what a
-knowledge base holds, and create, switch or delete knowledge bases. Saving and ingesting are
-library calls (`import_uploads` → `save_uploads` + `ingest_paths`, run in the background by
-`ImportJob` so the page can show progress and cancel it); the watched folders are drawn by
+knowledge base holds, and create, switch or delete knowledge bases. Everything it reads or
+changes goes through the service as the person using the page, which checks their rights first
+(uploads: `import_uploads` → `Service.save_files` + `Service.ingest_files`, run in the background
+by `ImportJob` so the page can show progress and cancel it); the watched folders are drawn by
 `app/ui/watched.py`; this page only shows them.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.service import Forbidden, Service, ServiceError
+from app.service import Forbidden, KbInfo, ServiceError
 from app.ui.evaluation import evalset_section
 from app.ui.imports import (
     STATUS_ZH,
@@ -32,18 +33,18 @@ from app.ui.resources import (
     RETURN_TO_KB_KEY,
     current_settings,
     forget_kb,
-    get_embedder,
-    get_kb,
+    get_service,
     hero,
+    kb_info,
+    load_embedder,
     request_kb_switch,
     store_error_zh,
 )
 from app.ui.sources import sources_section
-from app.ui.watched import get_watchers, watched_section
-from ingest import originals_dir, originals_in_database, uploads_dir
+from app.ui.watched import watched_section
 from ingest.load import SUPPORTED_SUFFIXES
 from ingest.settings import Settings
-from ingest.store import DocumentRecord, KnowledgeBase, StoreError, kb_exists
+from ingest.store import DocumentRecord, StoreError
 
 _FLASH = "kb_flash"
 _LAST_IMPORT = "kb_last_import"
@@ -120,12 +121,14 @@ def upload_section(settings: Settings, kb_name: str) -> None:
         max_upload_size=max(1, math.ceil(settings.max_file_mb)),
         help="文件会复制到本机的数据目录,不会上传到任何外部服务。",
     )
+    service, who = get_service(settings), current_user()
+    storage = service.storage(who, kb_name)
     st.caption(
         f"支持 {kinds} · 单个文件不超过 {limit_text(settings.max_file_mb)} · "
         f"每次上传合计不超过 {limit_text(settings.max_upload_mb)} · "
-        f"文件保存在 {md(str(uploads_dir(settings, kb_name).resolve()))}"
+        f"文件保存在 {md(str(storage.uploads))}"
     )
-    if originals_in_database(settings):
+    if storage.originals_in_database:
         st.caption(
             "上传的文件"
             + ("和命令行导入的文件" if settings.keep_originals else "")
@@ -135,7 +138,7 @@ def upload_section(settings: Settings, kb_name: str) -> None:
     elif settings.keep_originals:
         st.caption(
             "用命令行 `zhiku ingest` 导入的文件也会在 "
-            f"{md(str(originals_dir(settings, kb_name).resolve()))} 保存一份副本,"
+            f"{md(str(storage.originals))} 保存一份副本,"
             "这样原文件移走或删除后,引用仍能打开到原文所在页。"
             "不需要时在 `.env` 中设置 `KEEP_ORIGINALS=false`。"
         )
@@ -161,24 +164,20 @@ def upload_section(settings: Settings, kb_name: str) -> None:
     if job is not None:
         import_panel()
     else:  # an upload of another server, or one an app restart cut off
-        lost_upload_panel(settings, kb_name, get_kb(settings, kb_name), resume_import)
+        lost_upload_panel(service, who, kb_name, resume_import)
     show_last_import()
 
 
 def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]]) -> None:
     """Ingest in the background: the page keeps answering (progress, 取消导入) meanwhile."""
     try:
-        embedder = get_embedder(settings)
+        load_embedder(settings)
     except Exception as exc:  # the embedding model cannot load: say so, not a traceback
         st.error(f"无法加载嵌入模型:{md(str(exc))}", icon=":material/error:")
         return
-    who = current_user()
+    service, who = get_service(settings), current_user()
     try:  # created here, not in the job: the page must never open it half-made
-        if kb_exists(settings, kb_name):
-            service(settings).require(who, "write", kb_name)
-        else:
-            service(settings).create_kb(who, kb_name)
-        service(settings).audit(who, "upload", kb_name, detail={"files": [n for n, _ in files]})
+        service.ensure_kb(who, kb_name)  # the upload itself is audited when it is saved
     except ServiceError as exc:  # no right, or an old deletion of the name not finished
         st.error(md(exc.zh), icon=":material/error:")
         return
@@ -186,9 +185,7 @@ def start_import(settings: Settings, kb_name: str, files: list[tuple[str, bytes]
         st.error(store_error_zh(exc), icon=":material/error:")
         return
     st.session_state.pop(_LAST_IMPORT, None)
-    st.session_state[_IMPORT_JOB] = ImportJob.start(
-        settings, kb_name, files, embedder, store_error_zh
-    )
+    st.session_state[_IMPORT_JOB] = ImportJob.start(service, who, kb_name, files, store_error_zh)
     # A fresh uploader: the files are in; leaving them listed invites importing them twice.
     st.session_state[_UPLOADER_ROUND] = st.session_state.get(_UPLOADER_ROUND, 0) + 1
     st.rerun()
@@ -198,12 +195,12 @@ def resume_import(lost: Interrupted) -> None:
     """Ingest the files an interrupted upload saved and did not commit, as an upload."""
     settings = current_settings()
     kb_name = lost.record.kb
+    service, who = get_service(settings), current_user()
     try:
-        embedder = get_embedder(settings)
-        who = current_user()
-        service(settings).require(who, "write", kb_name)
+        load_embedder(settings)
+        service.require(who, "write", kb_name)
         names = [upload.name for upload in lost.remaining]
-        service(settings).audit(who, "upload", kb_name, detail={"files": names})
+        service.audit(who, "upload", kb_name, detail={"files": names})
     except ServiceError as exc:
         st.error(md(exc.zh), icon=":material/error:")
         return
@@ -211,7 +208,7 @@ def resume_import(lost: Interrupted) -> None:
         st.error(f"无法继续导入:{md(str(exc))}", icon=":material/error:")
         return
     st.session_state.pop(_LAST_IMPORT, None)
-    st.session_state[_IMPORT_JOB] = resume_upload(settings, lost, embedder, store_error_zh)
+    st.session_state[_IMPORT_JOB] = resume_upload(service, who, lost, store_error_zh)
     st.rerun()
 
 
@@ -364,9 +361,7 @@ def reingest(settings: Settings, kb_name: str, doc: DocumentRecord) -> None:
     bar = st.progress(0.0, text="准备中…")
     status = st.status(f"正在重新导入「{md(doc.title)}」…", expanded=True)
     try:
-        outcome = Service(
-            settings, get_embedder(settings), watchers=get_watchers(settings)
-        ).reingest_document(
+        outcome = get_service(settings).reingest_document(
             current_user(), kb_name, doc.doc_id, progress=StreamlitProgress(bar, status)
         )
     except StoreError as exc:
@@ -400,7 +395,7 @@ def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRec
         if yes.button("确认删除", type="primary", key="kb_doc_delete_yes"):
             st.session_state.pop(_CONFIRM_DOC, None)
             try:  # the API's call: the document, its stored upload and its kept copy
-                service(settings).remove_document(current_user(), kb_name, doc.doc_id)
+                get_service(settings).remove_document(current_user(), kb_name, doc.doc_id)
             except Forbidden as exc:
                 flash("error", md(exc.zh))
             except ServiceError:
@@ -419,7 +414,7 @@ def confirm_document_deletion(settings: Settings, kb_name: str, doc: DocumentRec
 
 
 def manage_section(
-    settings: Settings, kb_name: str, kb: KnowledgeBase | None, may_delete: bool = True
+    settings: Settings, kb_name: str, info: KbInfo | None, may_delete: bool = True
 ) -> None:
     st.subheader("管理知识库")
     create_col, delete_col = st.columns(2, gap="large")
@@ -432,7 +427,7 @@ def manage_section(
         )
         if st.form_submit_button("新建并切换", icon=":material/add:"):
             create_kb(settings, name)
-    unfinished = service(settings).deletion_unfinished(kb_name)
+    unfinished = get_service(settings).deletion_unfinished(kb_name)
     if not may_delete:
         return
     with delete_col:
@@ -444,15 +439,15 @@ def manage_section(
         if st.button(
             f"删除「{md(kb_name)}」",
             icon=":material/delete_forever:",
-            disabled=kb is None and not unfinished,
+            disabled=info is None and not unfinished,
             key="kb_delete",
         ):
             st.session_state[_CONFIRM_KB] = kb_name
             st.rerun()
         if unfinished:
             st.caption(f"「{md(kb_name)}」上次没有删除完:再次删除即可删除剩下的部分。")
-        if st.session_state.get(_CONFIRM_KB) == kb_name and (kb is not None or unfinished):
-            confirm_kb_deletion(settings, kb_name, kb)
+        if st.session_state.get(_CONFIRM_KB) == kb_name and (info is not None or unfinished):
+            confirm_kb_deletion(settings, kb_name, info)
 
 
 def create_kb(settings: Settings, raw_name: str) -> None:
@@ -460,11 +455,10 @@ def create_kb(settings: Settings, raw_name: str) -> None:
     if not name:
         st.error("请输入知识库名称。", icon=":material/error:")
         return
+    service, who = get_service(settings), current_user()
     try:  # what a deletion of the same name left unfinished goes first: it starts empty
-        if kb_exists(settings, name):  # an existing one: switch to it, when it may be read
-            service(settings).require(current_user(), "read", name)
-        else:
-            service(settings).create_kb(current_user(), name)
+        if name not in service.kb_names(who):  # one the person may read: switch to it
+            service.create_kb(who, name)  # "already exists" when it exists unreadable
     except ServiceError as exc:
         st.error(md(exc.zh), icon=":material/error:")
         return
@@ -480,8 +474,8 @@ def create_kb(settings: Settings, raw_name: str) -> None:
     st.rerun()
 
 
-def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase | None) -> None:
-    documents = kb.counts().get("documents", 0) if kb is not None else 0
+def confirm_kb_deletion(settings: Settings, kb_name: str, info: KbInfo | None) -> None:
+    documents = info.documents if info is not None else 0
     st.error(
         f"确定永久删除知识库「{md(kb_name)}」吗?其中的 {documents} 篇文档都会被删除。",
         icon=":material/warning:",
@@ -491,7 +485,7 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase | No
     if yes.button("确认删除", type="primary", key="kb_delete_yes"):
         st.session_state.pop(_CONFIRM_KB, None)
         try:  # the API's call, with this app's watchers to stop first
-            service(settings).delete_kb(current_user(), kb_name)
+            get_service(settings).delete_kb(current_user(), kb_name)
         except ServiceError as exc:  # says what is left; deleting again finishes it
             forget_kb(settings, kb_name)
             flash("error", md(exc.zh))
@@ -509,12 +503,6 @@ def confirm_kb_deletion(settings: Settings, kb_name: str, kb: KnowledgeBase | No
         st.rerun()
 
 
-def service(settings: Settings) -> Service:
-    """The service the HTTP API uses, for this page's deletions: the same calls, the same
-    order, with this app's folder watchers (cheap to make: it loads nothing until asked)."""
-    return Service(settings, watchers=get_watchers(settings))
-
-
 # ----- the page -----------------------------------------------------------------------------
 
 
@@ -527,7 +515,7 @@ def page() -> None:
     who = require_page("kb")
     settings = current_settings()
     kb_name: str = st.session_state[KB_KEY]
-    kb = get_kb(settings, kb_name)
+    info = kb_info(settings, kb_name)
     if not who.can_write(kb_name):
         # the page's every control changes the knowledge base: without write, only creating
         # a new one is offered
@@ -535,23 +523,22 @@ def page() -> None:
         st.info(f"你对知识库「{md(kb_name)}」没有写入权限。", icon=":material/lock:")
         manage_section(settings, kb_name, None, may_delete=False)
         return
-    counts = kb.counts() if kb is not None else {"documents": 0, "chunks": 0}
     # Read on every run, never cached: the CLI may have changed the knowledge base.
-    docs = kb.documents() if kb is not None else []
+    docs = get_service(settings).documents(who, kb_name) if info is not None else []
     hero(f"知识库 · {kb_name}", "上传、查看和管理文档;文件只保存在本机的数据目录")
     show_flash()
     latest = max((doc.updated_at for doc in docs), default="")
     with st.container(border=True):
         cols = st.columns(3)
-        cols[0].metric("文档", counts["documents"])
-        cols[1].metric("段落", counts["chunks"])
+        cols[0].metric("文档", info.documents if info is not None else 0)
+        cols[1].metric("段落", info.chunks if info is not None else 0)
         cols[2].metric("最近更新", local_time(latest)[5:] if latest else "—")
     upload_section(settings, kb_name)
     watched_section(settings, kb_name)
     sources_section(settings, kb_name)
     documents_section(settings, kb_name, docs)
-    evalset_section(settings, kb_name, kb, service(settings))
-    manage_section(settings, kb_name, kb)
+    evalset_section(settings, kb_name, info is not None, get_service(settings))
+    manage_section(settings, kb_name, info)
 
 
 page()

@@ -23,15 +23,13 @@ from app._asking import Asking
 from app._conversations import INCOMPLETE_ZH, Turn
 from app._llm import LlmError, ResolvedBackend
 from app.access import Principal
-from app.answer import AnswerResult, Final, Notice, Retrieved, Token, answer
-from app.service import Service
+from app.answer import AnswerResult, Final, Notice, Retrieved, Token
+from app.service import Service, ServiceError
 from app.ui.answers import draw_result
 from app.ui.conversations import CONV_PARAM, Place, select_conversation
 from app.ui.markdown import escape_markdown, message_markdown, timing_line
-from app.ui.resources import get_kb, store_error_zh
-from ingest import Embedder
-from ingest.settings import Settings
-from ingest.store import KnowledgeBase, StoreError
+from app.ui.resources import store_error_zh
+from ingest.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +65,24 @@ def asked() -> list[tuple[str, int | None]]:
 
 
 def answer_fn(
-    kb: KnowledgeBase,
-    settings: Settings,
-    embedder: Embedder,
+    service: Service,
+    who: Principal,
+    kb_name: str,
     backend: ResolvedBackend,
     also: Sequence[str] = (),
 ) -> _asking.AnswerFn:
-    """How a question asked now is answered (in `app._asking`'s thread): through `answer()`,
-    then by each other knowledge base in `also`."""
-    others = [(name, other) for name in also if (other := get_kb(settings, name)) is not None]
+    """How a question asked now is answered (in `app._asking`'s thread): through `answer()`
+    as `who` (`Service.answer_with`, with the service's settings: the sidebar's choices), then
+    by each other knowledge base in `also` that `who` may read."""
+    readable = service.kb_names(who)
+    others = [name for name in also if name in readable]
     generating = backend.chat is not None
 
     def run(asking: Asking, history: list[tuple[str, str]]) -> None:
         turn = asking.turn
         asking.label = "检索中…"
         try:
-            for event in answer(turn.question, history, kb, settings, embedder, backend):
+            for event in service.answer_with(who, kb_name, turn.question, history, backend):
                 if isinstance(event, Notice):
                     turn.notices.append(message_markdown(event.zh))
                 elif isinstance(event, Retrieved):
@@ -98,9 +98,11 @@ def answer_fn(
             turn.error = store_error_zh(exc)
         except LlmError as exc:
             turn.error = message_markdown(exc.zh)
-        for name, other in others:
+        except ServiceError as exc:  # a right taken away since the question was asked
+            turn.error = escape_markdown(exc.zh)
+        for name in others:
             asking.label = f"正在问知识库「{name}」…"
-            turn.others.update(_ask_other(turn, history, name, other, settings, embedder, backend))
+            turn.others.update(_ask_other(turn, history, name, service, who, backend))
 
     return run
 
@@ -109,18 +111,22 @@ def _ask_other(
     turn: Turn,
     history: list[tuple[str, str]],
     name: str,
-    kb: KnowledgeBase,
-    settings: Settings,
-    embedder: Embedder,
+    service: Service,
+    who: Principal,
     backend: ResolvedBackend,
 ) -> dict[str, AnswerResult]:
     """The same question to another knowledge base, through the same `answer()`."""
     try:
-        for event in answer(turn.question, history, kb, settings, embedder, backend):
+        for event in service.answer_with(who, name, turn.question, history, backend):
             if isinstance(event, Final):
                 return {name: event.result}
-    except (StoreError, LlmError) as exc:
-        why = store_error_zh(exc) if isinstance(exc, StoreError) else message_markdown(exc.zh)
+    except (StoreError, LlmError, ServiceError) as exc:
+        if isinstance(exc, StoreError):
+            why = store_error_zh(exc)
+        elif isinstance(exc, LlmError):
+            why = message_markdown(exc.zh)
+        else:
+            why = escape_markdown(exc.zh)
         turn.notices.append(f"知识库「{escape_markdown(name)}」没有回答:{why}")
     return {}
 

@@ -1,26 +1,24 @@
 """The evaluation set made from feedback, on the knowledge-base page: the cases of the person
 using the page (`Service.evaluation_cases`: their own, and for an admin also those of nobody),
 deleting one, and running them against the knowledge base with progress, the figures and the
-failing questions. The work is `app._evalset`."""
+failing questions. The work is `app._evalset`, run through the service as the person."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app._evalset import evalset_dir, run_cases
+from app._evalset import evalset_dir
 from app.service import Service, ServiceError
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown as md
-from app.ui.resources import get_backend, get_embedder
+from app.ui.resources import get_backend
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase, StoreError
+from ingest.store import StoreError
 
 _EVAL_RESULT = "kb_eval_result"
 
 
-def evalset_section(
-    settings: Settings, kb_name: str, kb: KnowledgeBase | None, service: Service
-) -> None:
+def evalset_section(settings: Settings, kb_name: str, exists: bool, service: Service) -> None:
     st.subheader("评测题")
     who = current_user()
     cases = service.evaluation_cases(who, kb_name)
@@ -31,7 +29,8 @@ def evalset_section(
             "问题、期望答案(或“应当拒答”)和答案所在的文档就会存到这里。"
         )
         return
-    titles = {doc.doc_id: doc.title for doc in kb.documents()} if kb is not None else {}
+    docs = service.documents(who, kb_name) if exists else []
+    titles = {doc.doc_id: doc.title for doc in docs}
     st.dataframe(
         [
             {
@@ -66,14 +65,14 @@ def evalset_section(
         st.session_state.pop(_EVAL_RESULT, None)
         st.rerun()
     if right.button("运行评测", icon=":material/play_arrow:", type="primary", width="stretch"):
-        if kb is None:
+        if not exists:
             st.error("知识库不存在。", icon=":material/error:")
             return
-        run_evaluation(settings, kb, set(by_qid))
+        run_evaluation(settings, service, kb_name, set(by_qid))
     show_evaluation()
 
 
-def run_evaluation(settings: Settings, kb: KnowledgeBase, qids: set[str]) -> None:
+def run_evaluation(settings: Settings, service: Service, kb_name: str, qids: set[str]) -> None:
     backend, problem = get_backend(settings)
     if problem is not None:
         st.warning(md(problem.zh), icon=":material/info:")
@@ -84,7 +83,10 @@ def run_evaluation(settings: Settings, kb: KnowledgeBase, qids: set[str]) -> Non
         bar.progress(min(1.0, done / max(total, 1)), text=f"{phase} {done}/{total}:{question}")
 
     try:
-        run = run_cases(settings, kb, get_embedder(settings), backend, step, qids)
+        run = service.run_evaluation(current_user(), kb_name, backend, step, qids)
+    except ServiceError as exc:
+        st.error(f"评测失败:{md(exc.zh)}", icon=":material/error:")
+        return
     except (StoreError, OSError, ValueError) as exc:
         st.error(f"评测失败:{md(str(exc))}", icon=":material/error:")
         return

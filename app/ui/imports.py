@@ -1,5 +1,6 @@
 """Importing files from the browser: the ingestion progress display and the result table of an
-upload (saving and ingesting are library calls: `save_uploads` + `ingest_paths`)."""
+upload (saving and ingesting are service calls as the person uploading, `Service.save_files` +
+`Service.ingest_files`, which check their right to write the knowledge base)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.access import Principal
+from app.service import Service
 from app.state.jobs import Heartbeat, JobRecord, heartbeat, new_job_id
 from app.ui.markdown import escape_markdown, file_name
 from ingest import (
-    Embedder,
     FileOutcome,
     Progress,
     Rejection,
@@ -201,10 +203,10 @@ class ImportRow:
 
 
 def import_uploads(
-    settings: Settings,
+    service: Service,
+    who: Principal,
     kb_name: str,
     files: Sequence[tuple[str, bytes]],
-    embedder: Embedder,
     progress: _Counts,
     cancel: threading.Event | None = None,
     on_saved: Callable[[list[SavedUpload]], None] | None = None,
@@ -212,27 +214,23 @@ def import_uploads(
     """Save uploaded files, ingest the ones that were saved, and report every file. When
     `cancel` is set the files committed so far stay and the rest are reported as cancelled.
     `on_saved` hears where the files were saved, before ingestion starts. Raises StoreError
-    when the knowledge base itself cannot be written."""
-    from ingest import save_uploads
-
-    saved = save_uploads(settings, kb_name, files)
+    when the knowledge base itself cannot be written, ServiceError when `who` may not."""
+    saved = service.save_files(who, kb_name, files)
     if on_saved is not None:
         on_saved(saved)
-    return ingest_uploads(settings, kb_name, saved, embedder, progress, cancel)
+    return ingest_uploads(service, who, kb_name, saved, progress, cancel)
 
 
 def ingest_uploads(
-    settings: Settings,
+    service: Service,
+    who: Principal,
     kb_name: str,
     saved: Sequence[SavedUpload],
-    embedder: Embedder,
     progress: _Counts,
     cancel: threading.Event | None = None,
 ) -> list[ImportRow]:
     """Ingest uploads already saved (`import_uploads`, or an interrupted upload's rest) and
     report every one."""
-    from ingest import ingest_paths
-
     for upload in saved:
         if upload.rejection is not None:
             progress.rejected(upload.name, upload.rejection.zh)
@@ -241,16 +239,8 @@ def ingest_uploads(
     progress.display_name = lambda path: names.get(path, file_name(path))
     outcomes: dict[str, FileOutcome] = {}
     cancelled = False
-    if by_path:
-        paths = list(dict.fromkeys(s.path for s in saved if s.path is not None))
-        report = ingest_paths(
-            settings,
-            paths,
-            kb_name,
-            progress=progress,
-            embedder=embedder,  # type: ignore[arg-type]
-            cancel=cancel,
-        )
+    report = service.ingest_files(who, kb_name, saved, progress, cancel)
+    if report is not None:
         outcomes = {o.path: o for o in report.outcomes}
         cancelled = report.cancelled
     rows: list[ImportRow] = []
@@ -357,27 +347,25 @@ class ImportJob:
     @classmethod
     def start(
         cls,
-        settings: Settings,
+        service: Service,
+        who: Principal,
         kb_name: str,
         files: Sequence[tuple[str, bytes]],
-        embedder: Embedder,
         error_zh: Callable[[Exception], str],
     ) -> ImportJob:
         def work(job: ImportJob) -> list[ImportRow]:
-            return import_uploads(
-                settings, kb_name, files, embedder, job.progress, job.cancel, job.saved
-            )
+            return import_uploads(service, who, kb_name, files, job.progress, job.cancel, job.saved)
 
         names = [name for name, _ in files]
-        return cls._launch(settings, kb_name, names, work, error_zh, {})
+        return cls._launch(service.settings, kb_name, names, work, error_zh, {})
 
     @classmethod
     def resume(
         cls,
-        settings: Settings,
+        service: Service,
+        who: Principal,
         kb_name: str,
         saved: Sequence[SavedUpload],
-        embedder: Embedder,
         error_zh: Callable[[Exception], str],
         resumes: str,
     ) -> ImportJob:
@@ -385,10 +373,11 @@ class ImportJob:
 
         def work(job: ImportJob) -> list[ImportRow]:
             job.saved(list(saved))
-            return ingest_uploads(settings, kb_name, saved, embedder, job.progress, job.cancel)
+            return ingest_uploads(service, who, kb_name, saved, job.progress, job.cancel)
 
         names = [upload.name for upload in saved]
-        return cls._launch(settings, kb_name, names, work, error_zh, {"resumes": resumes})
+        extra: dict[str, object] = {"resumes": resumes}
+        return cls._launch(service.settings, kb_name, names, work, error_zh, extra)
 
     @classmethod
     def _launch(

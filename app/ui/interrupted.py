@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from app.access import Principal
+from app.service import Service
 from app.state.jobs import UNFINISHED, JobRecord, fail_lost_jobs, heartbeat, list_jobs, save_job
 from app.ui.imports import REPORTED, ImportJob, running_import
 from app.ui.markdown import escape_markdown as md
-from ingest import Embedder, SavedUpload, sha256_file, uploads_dir
+from ingest import SavedUpload
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase
 
 POLL_S = 2.0  # how often a job running elsewhere is looked at again
 DISMISSED = "dismissed"  # in a job's `extra`: its panel was closed
@@ -64,43 +65,37 @@ def _elsewhere_in(jobs: list[JobRecord], owner: str, kb_name: str) -> JobRecord 
     )
 
 
-def interrupted_upload(
-    settings: Settings, kb_name: str, kb: KnowledgeBase | None
-) -> Interrupted | None:
+def interrupted_upload(service: Service, who: Principal, kb_name: str) -> Interrupted | None:
     """The newest upload into the knowledge base that failed without its page reporting it
     (its app stopped), split by what the knowledge base holds now."""
-    jobs, _ = _upload_jobs(settings, kb_name)
-    return _interrupted_in(settings, jobs, kb_name, kb)
+    jobs, _ = _upload_jobs(service.settings, kb_name)
+    return _interrupted_in(service, who, jobs, kb_name)
 
 
 def _interrupted_in(
-    settings: Settings, jobs: list[JobRecord], kb_name: str, kb: KnowledgeBase | None
+    service: Service, who: Principal, jobs: list[JobRecord], kb_name: str
 ) -> Interrupted | None:
     record = next((job for job in jobs if job.state == "failed"), None)
-    return split(settings, kb_name, kb, record) if record is not None else None
+    return split(service, who, kb_name, record) if record is not None else None
 
 
-def split(
-    settings: Settings, kb_name: str, kb: KnowledgeBase | None, record: JobRecord
-) -> Interrupted:
-    folder = uploads_dir(settings, kb_name).resolve()
+def split(service: Service, who: Principal, kb_name: str, record: JobRecord) -> Interrupted:
     committed: list[str] = []
     remaining: list[SavedUpload] = []
     lost: list[tuple[str, str]] = []
+    saved: list[tuple[str, str]] = []
     for entry in record.files:
         name, stored = str(entry.get("name") or ""), str(entry.get("stored_name") or "")
         if not stored:  # rejected when saved, or the app stopped before it was saved
             lost.append((name, str(entry.get("reason_zh") or "") or "文件未保存,请重新上传"))
-            continue
-        path = folder / stored
-        held = kb.source_sha256(str(path)) if kb is not None else None
-        if path.is_file():
-            if held is not None and held == sha256_file(path):
-                committed.append(name)
-            else:
-                remaining.append(SavedUpload(name, path))
-        elif held is not None:
+        else:
+            saved.append((name, stored))
+    states = service.upload_states(who, kb_name, [stored for _, stored in saved])
+    for (name, _), (state, path) in zip(saved, states, strict=True):
+        if state == "committed":
             committed.append(name)
+        elif state == "saved":
+            remaining.append(SavedUpload(name, path))
         else:
             lost.append((name, "保存的文件已不在数据目录,请重新上传"))
     return Interrupted(record, committed, remaining, lost)
@@ -116,18 +111,16 @@ def close(settings: Settings, record: JobRecord, mark: str, value: object = True
 
 
 def lost_upload_panel(
-    settings: Settings,
-    kb_name: str,
-    kb: KnowledgeBase | None,
-    resume: Callable[[Interrupted], None],
+    service: Service, who: Principal, kb_name: str, resume: Callable[[Interrupted], None]
 ) -> None:
     """An upload another server runs (polled until it ends), or one its app lost, with the
     split and 继续导入 (`resume` starts the job that ingests the rest)."""
+    settings = service.settings
     jobs, owner = _upload_jobs(settings, kb_name)
     if _elsewhere_in(jobs, owner, kb_name) is not None:
         _elsewhere(settings, kb_name)
         return
-    lost = _interrupted_in(settings, jobs, kb_name, kb)
+    lost = _interrupted_in(service, who, jobs, kb_name)
     if lost is not None:
         _interrupted(settings, lost, resume)
 
@@ -180,19 +173,11 @@ def _interrupted(
 
 
 def resume_upload(
-    settings: Settings,
-    lost: Interrupted,
-    embedder: Embedder,
-    error_zh: Callable[[Exception], str],
+    service: Service, who: Principal, lost: Interrupted, error_zh: Callable[[Exception], str]
 ) -> ImportJob:
     job = ImportJob.resume(
-        settings,
-        lost.record.kb,
-        lost.remaining,
-        embedder,
-        error_zh,
-        resumes=lost.record.id,
+        service, who, lost.record.kb, lost.remaining, error_zh, resumes=lost.record.id
     )
     assert job.record is not None
-    close(settings, lost.record, RESUMED_BY, job.record.id)
+    close(service.settings, lost.record, RESUMED_BY, job.record.id)
     return job

@@ -4,12 +4,15 @@ page header and the knowledge-base selector.
 Settings are read from the environment (and `.env`) on every run: that costs about 2 ms, lets a
 changed `.env` apply without a restart, and lets tests point the app at a throwaway data home by
 setting environment variables. Everything expensive is cached per process, keyed by the setting
-values it depends on: the embedder per model (`st.cache_resource`, over `load_embedder`'s own
-process-wide cache), the resolved LLM backend per (kind, temperature) (`st.cache_resource`), and,
-in `app._background` beside the scheduler, watchers and warm-up that `zhiku web` starts with the
-process, one `KnowledgeBase` per data home and name (it is thread-safe and re-reads its database
-on every call, so one instance serves every session). Document lists are never cached: the CLI
-may change them at any time.
+values it depends on: the embedder per model (the library's own process-wide cache), the
+resolved LLM backend per (kind, temperature) (`st.cache_resource`), and, in `app._background`
+beside the scheduler, watchers and warm-up that `zhiku web` starts with the process, one
+`KnowledgeBase` per data home and name (it is thread-safe and re-reads its database on every
+call, so one instance serves every session). Document lists are never cached: the CLI may change
+them at any time.
+
+Pages read and write knowledge bases only through the service (`get_service`), which checks the
+rights of the person using the page (`current_user`) before it does anything.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import streamlit as st
 from app._background import BACKEND_FIELDS, background
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app._warmup import Warmup
+from app.service import KbInfo, Service, ServiceError
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown
-from ingest import Embedder, load_embedder
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase, ModelMismatch, StoreError, list_kbs
+from ingest.store import ModelMismatch, StoreError
 
 APP_TITLE = "知库"
 APP_ICON = "📚"
@@ -112,22 +115,30 @@ def hero(title: str, tagline: str) -> None:
     )
 
 
+def get_service(settings: Settings) -> Service:
+    """The service every page acts through, with this run's settings and the app's shared
+    knowledge-base instances (`app._background`: the ones the warm-up loaded)."""
+    return background(settings).service(settings)
+
+
 @st.cache_resource(show_spinner="正在加载嵌入模型(首次启动需要十几秒)…")
-def _cached_embedder(model: str, models_dir: str, _settings: Settings) -> Embedder:
-    return load_embedder(_settings)
+def _embedder_loaded(model: str, models_dir: str, _settings: Settings) -> bool:
+    get_service(_settings).embedder()
+    return True
 
 
-def get_embedder(settings: Settings) -> Embedder:
-    return _cached_embedder(settings.embedding_model, str(settings.models_dir.resolve()), settings)
+def load_embedder(settings: Settings) -> None:
+    """Load the embedding model (once per model: later calls return at once), with a spinner."""
+    _embedder_loaded(settings.embedding_model, str(settings.models_dir.resolve()), settings)
 
 
-def get_kb(settings: Settings, name: str) -> KnowledgeBase | None:
-    """The shared instance of knowledge base `name` (`app._background`: the one the warm-up
-    loaded), or None when it does not exist (yet), or when the person using the page may not
-    read it: every page reads knowledge bases through here."""
-    if not current_user().can_read(name):
+def kb_info(settings: Settings, name: str) -> KbInfo | None:
+    """What knowledge base `name` holds, or None when it does not exist (yet), or when the
+    person using the page may not read it."""
+    who, service = current_user(), get_service(settings)
+    if name not in service.kb_names(who):
         return None
-    return background(settings).kb(name)
+    return service.kb_info(who, name)
 
 
 def forget_kb(settings: Settings, name: str) -> None:
@@ -173,7 +184,7 @@ def store_error_zh(exc: Exception) -> str:
     """A Chinese message for a knowledge-base problem; the English detail stays for searching."""
     if isinstance(exc, ModelMismatch):
         return escape_markdown(exc.rejection.zh)
-    if isinstance(exc, StoreError):
+    if isinstance(exc, StoreError | ServiceError):
         return escape_markdown(exc.zh)
     return f"知识库操作失败:{escape_markdown(str(exc))}"
 
@@ -190,7 +201,7 @@ def kb_selector(settings: Settings) -> str:
     """The sidebar selector shared by both pages; returns the selected knowledge base: one the
     person using the page may read (the page stops with why when there is none)."""
     who = current_user()
-    names = [name for name in list_kbs(settings) if who.can_read(name)]
+    names = get_service(settings).kb_names(who)
     if settings.default_kb not in names and who.can_write(settings.default_kb):
         names.insert(0, settings.default_kb)  # the default exists as soon as it gets a file
     if not names:

@@ -13,12 +13,14 @@ from datetime import UTC, datetime, time
 import streamlit as st
 
 from app._background import background
+from app.service import ServiceError
 from app.sources import Schedule, Source, SourceError, SourceStore, SyncRecord, new_source
 from app.sources.scheduler import Scheduler
+from app.ui.login import current_user
 from app.ui.markdown import escape_markdown as md
-from app.ui.resources import store_error_zh
+from app.ui.resources import get_service, store_error_zh
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase, StoreError
+from ingest.store import StoreError
 from ingest.web import is_web_url
 
 POLL_S = 2.0
@@ -91,13 +93,16 @@ def add_source(
         st.error(f"请输入以 http:// 或 https:// 开头的网址:{md(url)}", icon=":material/error:")
         return
     every = _SCHEDULES[choice]
+    service, who = get_service(settings), current_user()
     try:
+        service.check_change(who, kb_name)
         schedule = (
             Schedule.parse(at=at.strftime("%H:%M")) if every == "daily" else Schedule.parse(every)
         )
         source = SourceStore(settings).add(new_source(kb_name, url, crawl=crawl, schedule=schedule))
-        KnowledgeBase.open(settings, kb_name, create=True).close()
-    except SourceError as exc:
+        # created here, not in the sync: the page must never open it half-made
+        service.ensure_kb(who, kb_name)
+    except (SourceError, ServiceError) as exc:
         st.error(md(exc.zh), icon=":material/error:")
         return
     except StoreError as exc:

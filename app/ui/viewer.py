@@ -15,12 +15,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from app._source import page_text, render_pdf_page, source_file
+from app._source import render_pdf_page
+from app.access import Principal
+from app.service import Service, ServiceError
+from app.ui.login import current_user
 from app.ui.markdown import escape_markdown, file_name
-from app.ui.resources import get_kb
-from ingest import originals_in_database
+from app.ui.resources import get_service
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase
+from ingest.store import DocumentRecord, StoreError
 
 VIEW_KEY = "zk_viewer"
 
@@ -72,10 +74,12 @@ def _page_image(
     return asdict(image)
 
 
-def _ocr_lines(kb: KnowledgeBase, source: OpenSource) -> tuple[tuple, tuple[int, int]]:
+def _ocr_lines(
+    service: Service, who: Principal, source: OpenSource
+) -> tuple[tuple, tuple[int, int]]:
     """The boxes of the OCR lines the cited span was read from, and the size of the image
     they refer to; nothing for a page that had a text layer."""
-    layout = kb.page_layout(source.doc_id, source.page_seq)
+    layout = service.page_layout(who, source.kb, source.doc_id, source.page_seq)
     if layout is None:
         return (), (0, 0)
     boxes = tuple(line.box for line in layout.lines_between(source.start, source.end))
@@ -123,24 +127,29 @@ def viewer_panel(settings: Settings) -> None:
         help="关闭原文",
         type="tertiary",
     )
-    kb = get_kb(settings, source.kb)
-    doc = kb.document(source.doc_id) if kb is not None else None
-    if kb is None or doc is None:
+    # through the service, as the person using the page: one whose right to read the
+    # knowledge base was taken away since the answer sees no more of it
+    service, who = get_service(settings), current_user()
+    doc = _document(service, who, source)
+    if doc is None:
         st.warning("这篇文档已不在知识库中,无法打开原文。", icon=":material/warning:")
         _quote_only(source)
         return
-    path = source_file(settings, kb, doc) if source.doc_type == "pdf" else None
-    if source.doc_type == "pdf" and path is not None and source.page is not None:
-        _pdf_view(source, path, doc.pages, *_ocr_lines(kb, source))
+    pdf = source.doc_type == "pdf"
+    path = service.source_file(who, source.kb, doc.doc_id) if pdf else None
+    if pdf and path is not None and source.page is not None:
+        _pdf_view(source, path, doc.pages, *_ocr_lines(service, who, source))
         return
-    if source.doc_type == "pdf":
+    if pdf:
         why = (
             "也无法从共享的状态数据库取回"
-            if originals_in_database(settings)
+            if service.storage(who, source.kb).originals_in_database
             else "也没有保存副本(KEEP_ORIGINALS=false)"
         )
         st.info(f"原 PDF 文件已不在原处,{why}:下面显示导入时提取的文字。", icon=":material/info:")
-    stored = page_text(kb, source.doc_id, source.page_seq, source.start, source.end)
+    stored = service.page_text(
+        who, source.kb, source.doc_id, source.page_seq, source.start, source.end
+    )
     if source.source.startswith(("http://", "https://")):
         st.link_button("打开网页原文", source.source, icon=":material/open_in_new:")
     st.caption(
@@ -149,6 +158,15 @@ def viewer_panel(settings: Settings) -> None:
         else "原文(导入时提取的文字)"
     )
     _text_view(stored.text, *stored.span)
+
+
+def _document(service: Service, who: Principal, source: OpenSource) -> DocumentRecord | None:
+    """The cited document, or None when it (or its knowledge base) is gone, or the person may
+    not read it (any more)."""
+    try:
+        return service.document(who, source.kb, source.doc_id)
+    except (ServiceError, StoreError):
+        return None
 
 
 def _quote_only(source: OpenSource) -> None:

@@ -25,14 +25,15 @@ from app._watched import (
     load_bindings,
     unbind_folder,
 )
-from app.service import Service, ServiceError
+from app.service import ServiceError
 from app.sources.model import SourceStore
 from app.ui.imports import STATUS_ZH, JobProgress, outcome_rows
+from app.ui.login import current_user
 from app.ui.markdown import escape_markdown as md
-from app.ui.resources import get_embedder, store_error_zh
+from app.ui.resources import get_service, store_error_zh
 from app.ui.sources import history_expander
 from ingest.settings import Settings
-from ingest.store import KnowledgeBase, StoreError
+from ingest.store import StoreError
 from ingest.watch import WatchState
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def get_watchers(settings: Settings) -> Watchers:
 def ensure_watchers(settings: Settings) -> Watchers:
     """Every bound folder has a running watcher (or the error that stopped it)."""
     watchers = get_watchers(settings)
-    watchers.ensure(settings, lambda: get_embedder(settings), SyncProgress)
+    watchers.ensure(settings, lambda: get_service(settings).embedder(), SyncProgress)
     return watchers
 
 
@@ -90,12 +91,14 @@ def watched_section(settings: Settings, kb_name: str) -> None:
         )
         submitted = right.form_submit_button("绑定", icon=":material/add_link:", width="stretch")
     if submitted:
+        service, who = get_service(settings), current_user()
         try:
+            service.check_change(who, kb_name)
             # a deletion of this name left unfinished goes first (its old bindings with it)
-            Service(settings, watchers=get_watchers(settings)).finish_deletion(kb_name)
+            service.finish_deletion(kb_name)
             folder = bind_folder(settings, kb_name, raw)
             # created here, not in the watcher: the page must never open it half-made
-            KnowledgeBase.open(settings, kb_name, create=True).close()
+            service.ensure_kb(who, kb_name)
         except BindingError as exc:
             st.error(md(exc.zh), icon=":material/error:")
         except ServiceError as exc:

@@ -191,9 +191,8 @@ def test_the_pages_use_what_the_start_began(
     from support import REPO
 
     import app._background as background_module
-    import app.ui.resources as resources
     from app._warmup import warmup_steps
-    from app.ui.resources import get_kb, get_warmup
+    from app.ui.resources import get_service, get_warmup
     from app.ui.sources import ensure_scheduler
     from app.ui.watched import get_watchers
 
@@ -218,11 +217,5 @@ def test_the_pages_use_what_the_start_began(
     assert get_watchers(app_home) is started.watchers
     assert get_warmup(app_home, KB) is started.warmup(app_home, KB)
     # the knowledge base the warm-up searched (its index loaded) is the instance pages read
-    monkeypatch.setattr(resources, "current_user", lambda: _Everyone())
-    assert get_kb(app_home, KB) is started.kb(KB)
+    assert get_service(app_home).kb(KB) is started.kb(KB)
     assert [t for t in threading.enumerate() if t.name == "zhiku-sources"] == scheduler_threads
-
-
-class _Everyone:
-    def can_read(self, name: str) -> bool:
-        return True

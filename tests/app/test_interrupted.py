@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from support import make_settings
 
+from app.access import Principal
+from app.service import Service
 from app.state import open_state
 from app.state.jobs import JobRecord, get_job, new_job_id, save_job
 from app.ui.imports import JobProgress, running_import
@@ -30,6 +32,9 @@ FILES = [
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home", job_stale_s=1.0)
+
+
+LOCAL = Principal.local("test")  # the pages act as the person using them
 
 
 def origins(settings: Settings) -> list[str]:
@@ -58,15 +63,15 @@ def test_a_lost_upload_is_split_by_what_the_kb_holds_and_its_rest_resumed(
     assert found is not None and found.id == record.id
     time.sleep(1.5)
     assert running_elsewhere(settings, "default") is None
-    with KnowledgeBase.open(settings, "default") as kb:
-        lost = interrupted_upload(settings, "default", kb)
+    service = Service(settings, embedder)
+    lost = interrupted_upload(service, LOCAL, "default")
     assert lost is not None and lost.record.id == record.id
     assert lost.record.state == "failed" and "已停止" in (lost.record.error_zh or "")
     assert lost.committed == ["制度0.txt"]
     assert [u.name for u in lost.remaining] == ["制度1.txt", "制度2.txt"]
     assert lost.lost == [("没保存.txt", "文件未保存,请重新上传")]
 
-    job = resume_upload(settings, lost, embedder, str)
+    job = resume_upload(service, LOCAL, lost, str)
     assert job.wait(120)
     job.forget()
     assert job.error is None and job.rows is not None
@@ -76,8 +81,7 @@ def test_a_lost_upload_is_split_by_what_the_kb_holds_and_its_rest_resumed(
     ]
     assert job.record is not None and job.record.extra == {"resumes": record.id}
     assert origins(settings) == ["制度0.txt", "制度1.txt", "制度2.txt"]  # nothing doubled
-    with KnowledgeBase.open(settings, "default") as kb:
-        assert interrupted_upload(settings, "default", kb) is None  # resumed: shown no more
+    assert interrupted_upload(service, LOCAL, "default") is None  # resumed: shown no more
     old = get_job(open_state(settings), record.id)
     assert old is not None and old.extra == {"resumed_by": job.record.id}
 
@@ -100,7 +104,8 @@ def test_a_running_upload_records_where_its_files_are_and_which_are_committed(
         planned(self, chunks)
 
     monkeypatch.setattr(JobProgress, "chunks_planned", pausing)
-    job = ImportJob.start(settings, "default", FILES, embedder, str)
+    service = Service(settings, embedder)
+    job = ImportJob.start(service, LOCAL, "default", FILES, str)
     try:
         assert first_committed.wait(120)
         assert running_import("default") is job
@@ -118,5 +123,4 @@ def test_a_running_upload_records_where_its_files_are_and_which_are_committed(
         assert job.wait(120)
         job.forget()
     assert origins(settings) == ["制度0.txt", "制度1.txt", "制度2.txt"]
-    with KnowledgeBase.open(settings, "default") as kb:
-        assert interrupted_upload(settings, "default", kb) is None  # it ended: nothing lost
+    assert interrupted_upload(service, LOCAL, "default") is None  # it ended: nothing lost
