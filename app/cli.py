@@ -1,6 +1,7 @@
-"""The `zhiku` command: `ingest`, `watch` and `kb` from `ingest.cli`, plus `ask`, `eval`,
-`kb delete` (through the service: it knows everything a knowledge base owns), `watched` (the web
-app's watched folders), `web` (the web app), and the service commands `serve` and `mcp`; `users`,
+"""The `zhiku` command: `ingest`, `watch` and `kb` from `ingest.cli` (`ingest`, `watch` and
+`kb remove` writing through the service: `app.cli_ingest`), plus `ask`, `eval`, `kb delete`
+(through the service: it knows everything a knowledge base owns), `watched` (the web app's
+watched folders), `web` (the web app), and the service commands `serve` and `mcp`; `users`,
 `keys` and `audit` are in `app.cli_people`. The CLI acts as the local administrator (`CLI_USER`):
 whoever can run it can read the data home's files anyway."""
 
@@ -17,12 +18,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.cli_conversations import conversations_cli
+from app.cli_ingest import ServiceWrites
 from app.cli_people import CLI_USER
 from app.sources.cli import sources_cli
 from ingest import EmbeddingError, load_embedder
-from ingest.cli import KbOption, cli, console, err_console, fail, kb_cli
+from ingest.cli import KbOption, cli, console, err_console, fail, kb_cli, use_writes
 from ingest.settings import get_settings
 from ingest.store import StoreError
+
+# what `ingest`, `watch` and `kb remove` change, they change through the service (audited)
+use_writes(ServiceWrites())
 
 BackendOption = Annotated[
     Literal["auto", "ollama", "llamacpp", "none"] | None,

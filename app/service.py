@@ -14,7 +14,9 @@ before it touches anything; a refusal is `Forbidden`. Writes, administrative act
 writes go to the audit log (`app.state.audit`). `RULES` names the need of every such method.
 Conversations, feedback and evaluation cases are also their author's: those methods are in
 `app/_authored.py` (`OWNERSHIP` names their rule), inherited here; what the web app's pages do
-besides is in `app/_service_library.py` (`LIBRARY_RULES`).
+besides is in `app/_service_library.py` (`LIBRARY_RULES`); ingesting files, web pages and
+sources, watching folders and removing documents by selector in `app/_ingesting.py`
+(`INGESTING`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from app._authored import OWNERSHIP, AuthoredRecords, ConversationNotFound, OpenedConversation
+from app._ingesting import INGESTING, Ingesting
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._owned import Owned, deletion_mark, owned
 from app._service_error import ServiceError
@@ -216,7 +219,7 @@ class ImportedFile:
     reason_zh: str
 
 
-class Service(AuthoredRecords, LibraryMethods):
+class Service(AuthoredRecords, LibraryMethods, Ingesting):
     """Everything the API, MCP, CLI and web app do, over one set of shared resources."""
 
     def __init__(
@@ -836,6 +839,8 @@ RULES: dict[str, Need | None] = {
     **dict.fromkeys(OWNERSHIP, "read"),
     # what the web app's pages do besides (app/_service_library.py)
     **LIBRARY_RULES,
+    # files, web pages, watched folders, sources (app/_ingesting.py)
+    **INGESTING,
 }
 
 

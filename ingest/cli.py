@@ -3,7 +3,9 @@
 The `zhiku` entry point lives in `app.cli`, which adds `ask` and `eval` to this Typer app
 (app may import ingest, never the reverse), and `kb delete`: a knowledge base owns
 conversations, evaluation sets and watched folders of the app's as well as its documents, and
-only the app's service knows them all.
+only the app's service knows them all. The commands here that change a knowledge base (`ingest`,
+`watch`, `kb remove`) change it through `Writes`: the library itself here, the app's service
+under the `zhiku` entry point (`use_writes`), which checks rights and writes the audit log.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -37,6 +39,9 @@ from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, re
 from ingest._throughput import Throughput
 from ingest.settings import Settings, get_settings
 from ingest.store import KnowledgeBase, StoreError, list_kbs, salvage_kb
+
+if TYPE_CHECKING:  # the web modules load when a web address is ingested, not for every command
+    from ingest.web import CrawlLimits, Fetcher, WebReport
 
 cli = typer.Typer(
     name="zhiku",
@@ -62,6 +67,71 @@ _STATUS_STYLE = {
     "failed": "red",
     "removed": "yellow",
 }
+
+
+class Writes:
+    """How the commands that change a knowledge base change it: here by the library itself.
+    The `zhiku` entry point puts the app's service in its place (`use_writes`): `ingest` may not
+    import the app, and only the service checks rights and keeps the audit log."""
+
+    def ingest_paths(
+        self,
+        settings: Settings,
+        paths: Sequence[Path],
+        kb: str | None,
+        *,
+        prune: bool,
+        reindex: bool,
+        progress: Progress,
+        cancel: threading.Event,
+    ) -> IngestReport:
+        return ingest_paths(
+            settings, paths, kb, prune=prune, reindex=reindex, progress=progress, cancel=cancel
+        )
+
+    def ingest_web(
+        self,
+        settings: Settings,
+        urls: Sequence[str],
+        kb: str | None,
+        *,
+        limits: CrawlLimits,
+        fetcher: Fetcher,
+        progress: Progress,
+        cancel: threading.Event,
+    ) -> WebReport:
+        from ingest.web import ingest_web
+
+        return ingest_web(
+            settings, urls, kb, limits=limits, fetcher=fetcher, progress=progress, cancel=cancel
+        )
+
+    def remove(
+        self, settings: Settings, kb: str | None, selectors: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        return remove_documents(settings, kb, selectors)
+
+    def watch(
+        self,
+        settings: Settings,
+        paths: Sequence[Path],
+        kb: str | None,
+        *,
+        quiet_s: float,
+        on_report: Callable[[IngestReport], None],
+        stop: threading.Event,
+    ) -> None:
+        from ingest.watch import watch as watch_folders
+
+        watch_folders(settings, paths, kb, quiet_s=quiet_s, on_report=on_report, stop=stop)
+
+
+_writes: list[Writes] = [Writes()]
+
+
+def use_writes(writes: Writes) -> None:
+    """Have `ingest`, `watch` and `kb remove` change knowledge bases through `writes`."""
+    _writes[0] = writes
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -204,9 +274,10 @@ def ingest(
     """Add files or web pages to a knowledge base; unchanged ones are skipped, changed ones
     replaced. A URL is one page (and the PDF and Office files it links to), or with --crawl a
     site; robots.txt is obeyed."""
-    from ingest.web import fetcher_of, ingest_web, is_web_url, limits_of
+    from ingest.web import fetcher_of, is_web_url, limits_of
 
     settings = get_settings()
+    writes = _writes[0]
     urls = [t for t in targets if is_web_url(t)]
     paths = [Path(t) for t in targets if not is_web_url(t)]
     if urls and (prune or reindex):
@@ -218,7 +289,7 @@ def ingest(
         ):
             report = IngestReport()
             if paths or not urls:
-                report = ingest_paths(
+                report = writes.ingest_paths(
                     settings,
                     paths,
                     kb,
@@ -228,7 +299,7 @@ def ingest(
                     cancel=cancel,
                 )
             if urls and not report.cancelled:
-                web = ingest_web(
+                web = writes.ingest_web(
                     settings,
                     urls,
                     kb,
@@ -299,8 +370,6 @@ def watch(
 ) -> None:
     """Keep a knowledge base in step with folders: new and changed files are ingested, deleted
     ones removed, moves followed. Runs until Ctrl+C."""
-    from ingest.watch import watch as watch_folders
-
     settings = get_settings()
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -324,7 +393,7 @@ def watch(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        watch_folders(
+        _writes[0].watch(
             settings,
             paths,
             kb,
@@ -403,7 +472,7 @@ def kb_remove(
 ) -> None:
     """Remove documents from a knowledge base."""
     try:
-        removed, unmatched = remove_documents(get_settings(), kb, docs)
+        removed, unmatched = _writes[0].remove(get_settings(), kb, docs)
     except StoreError as exc:
         raise fail(str(exc)) from exc
     for selector in unmatched:

@@ -118,7 +118,7 @@ def create_app(
     app.state.service = service
     app.state.jobs = jobs
     # sources on a schedule are synced while the server runs, as in the web app
-    app.state.scheduler = Scheduler(settings, service.embedder)
+    app.state.scheduler = Scheduler(settings, service.embedder, service=service)
     app.state.keys = KeyStore(settings)
     app.state.open_without_keys = open_without_keys
     install_handlers(app)

@@ -137,7 +137,7 @@ def add_source(kb: str, body: SourceCreate, request: Request, caller: Writer) ->
     except SourceError as exc:
         raise ApiError(400, "bad_source", exc.en, exc.zh) from exc
     scheduler = _scheduler(request)
-    scheduler.sync_now(source, trigger="api")
+    scheduler.sync_now(source, trigger="api", who=caller)
     return _out(source, scheduler)
 
 
@@ -167,7 +167,7 @@ def sync_source_now(kb: str, source_id: str, request: Request, caller: Writer) -
     request.app.state.service.require(caller, "write", name)
     source = _find(request, name, source_id)
     scheduler = _scheduler(request)
-    scheduler.sync_now(source, trigger="api")
+    scheduler.sync_now(source, trigger="api", who=caller)
     return _out(source, scheduler)
 
 

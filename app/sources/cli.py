@@ -14,7 +14,7 @@ from rich.table import Table
 from app.cli_people import CLI_USER
 from app.service import Service, ServiceError
 from app.sources.model import Schedule, Source, SourceError, SourceStore, SyncRecord
-from app.sources.sync import due_sources, new_source, sync_source
+from app.sources.sync import due_sources, new_source
 from ingest import EmbeddingError
 from ingest.cli import KbOption, console, err_console, fail
 from ingest.settings import Settings, get_settings
@@ -78,7 +78,7 @@ def sources_add(
         f"{name!r}, {source.schedule.describe()}"
     )
     if sync:
-        _sync_one(store, source, "cli")
+        _sync_one(source, "cli")
 
 
 def _ensure_kb(settings: Settings, name: str) -> None:
@@ -97,16 +97,19 @@ def _ensure_kb(settings: Settings, name: str) -> None:
         service.close()
 
 
-def _sync_one(store: SourceStore, source: Source, trigger: str) -> SyncRecord | None:
-    settings = get_settings()
+def _sync_one(source: Source, trigger: str) -> SyncRecord | None:
+    """Sync through the service, as the local user: a sync that changes something is audited."""
     err_console.print(f"[dim]syncing {escape(source.location)} …[/dim]")
+    service = Service(get_settings())
     try:
-        record = sync_source(settings, store, source, trigger=trigger)
+        record = service.sync_source(CLI_USER, source, trigger=trigger)
     except SourceError as exc:
         err_console.print(f"[yellow]{escape(exc.en)}[/yellow]")
         return None
-    except (StoreError, EmbeddingError) as exc:
+    except (StoreError, EmbeddingError, ServiceError) as exc:
         raise fail(str(exc)) from exc
+    finally:
+        service.close()
     console.print(
         f"{source.id} {escape(source.location)}: {escape(_summary(record))}", soft_wrap=True
     )
@@ -170,7 +173,7 @@ def sources_sync(
         console.print("nothing to sync")
     failed = False
     for source in chosen:
-        record = _sync_one(store, source, "cli")
+        record = _sync_one(source, "cli")
         failed |= record is None or bool(record.error_en)
     raise typer.Exit(2 if failed else 0)
 

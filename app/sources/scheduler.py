@@ -5,7 +5,9 @@ Sources are re-read from their store at every look, so a source added by the CLI
 browser session or the API is picked up without a restart. A sync that raises is logged and
 recorded as the scheduler's last error; the next source goes on. Two processes running a
 scheduler over one data home do not sync one source twice at once (the sync's lock refuses the
-second, which skips it).
+second, which skips it). Every sync goes through the service (`Service.sync_source`): one that
+changes something is in the audit log, as the person who asked for it (`sync_now(who=...)`) or
+as the scheduler.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app._ingesting import SCHEDULER
+from app.access import Principal
+from app.service import Service
 from app.sources.model import Source, SourceError, SourceStore
-from app.sources.sync import due_sources, sync_source
+from app.sources.sync import due_sources
 from ingest import Embedder
 from ingest.settings import Settings
 from ingest.store import StoreError
@@ -32,6 +37,7 @@ class Scheduler:
     running_source: Source | None = None  # the source being synced now
     last_error: str | None = None  # the latest failed sync, in Chinese, for the page
     busy: set[str] = field(default_factory=set)  # ids of sources synced by `sync_now` now
+    service: Service | None = None  # checks and audits the syncs; None: one of its own
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -51,18 +57,25 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def sync_now(self, source: Source, trigger: str = "manual") -> None:
-        """Sync one source in a thread of its own (the page's 立即同步, a source just added)."""
+    def _service(self) -> Service:
+        if self.service is None:
+            self.service = Service(self.settings)  # only checks and audits: no model of its own
+        return self.service
+
+    def sync_now(
+        self, source: Source, trigger: str = "manual", who: Principal | None = None
+    ) -> None:
+        """Sync one source in a thread of its own (the page's 立即同步, a source just added),
+        for `who` (None: the scheduler)."""
         if source.id in self.busy:
             return
         self.busy.add(source.id)
 
         def run() -> None:
             try:
-                sync_source(
-                    self.settings, SourceStore(self.settings), source, trigger=trigger,
-                    embedder=self.embedder(),
-                )  # fmt: skip
+                self._service().sync_source(
+                    who or SCHEDULER, source, trigger=trigger, embedder=self.embedder()
+                )
             except SourceError:
                 pass  # already being synced
             except Exception as exc:
@@ -84,9 +97,9 @@ class Scheduler:
                 continue
             self.running_source = source
             try:
-                sync_source(
-                    self.settings, store, source, trigger="schedule",
-                    embedder=self.embedder(), cancel=self._stop, only_if_due=True,
+                self._service().sync_source(
+                    SCHEDULER, source, trigger="schedule", embedder=self.embedder(),
+                    cancel=self._stop, only_if_due=True,
                 )  # fmt: skip
                 done += 1
             except SourceError:

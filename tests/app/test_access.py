@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -40,6 +41,7 @@ from app.service import (
     Service,
     ServiceError,
 )
+from app.sources import Source, SourceStore, new_source
 from app.state import engine as state_engine
 from app.state import evalcases, open_state
 from app.state.accounts import Accounts
@@ -83,6 +85,25 @@ def principals(service: Service) -> dict[str, Principal]:
     return found
 
 
+def _empty_folder(service: Service) -> Path:
+    folder = service.settings.zhiku_home / "empty-folder"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _watch_once(service: Service, who: Principal, kb: str) -> None:
+    stop = threading.Event()
+    stop.set()  # set from the start: one sync, then it returns
+    service.watch_folders(who, kb, [_empty_folder(service)], quiet_s=0, on_report=print, stop=stop)
+
+
+def _source_of(service: Service, kb: str) -> Source:
+    """A source of `kb` whose sync changes nothing: an empty folder."""
+    store = SourceStore(service.settings)
+    found = [s for s in store.list(kb) if s.kind == "folder"]
+    return found[0] if found else store.add(new_source(kb, str(_empty_folder(service))))
+
+
 # One call per method: (service, who, kb) → the call. Arguments that would change data when
 # allowed are chosen so that the change is harmless (an unknown document, an existing name).
 CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
@@ -103,6 +124,12 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "reingest_document": lambda s, w, kb: s.reingest_document(w, kb, "no-such-doc"),
     "remove_document": lambda s, w, kb: s.remove_document(w, kb, "no-such-doc"),
     "remove_origins": lambda s, w, kb: s.remove_origins(w, kb, ["no-such-origin"]),
+    # files, pages, watched folders and sources: nothing to ingest, remove or sync
+    "ingest_local": lambda s, w, kb: s.ingest_local(w, kb, []),
+    "ingest_pages": lambda s, w, kb: s.ingest_pages(w, kb, []),
+    "watch_folders": lambda s, w, kb: _watch_once(s, w, kb),
+    "remove_matching": lambda s, w, kb: s.remove_matching(w, kb, ["no-such-doc"]),
+    "sync_source": lambda s, w, kb: s.sync_source(w, _source_of(s, kb)),
     "delete_kb": lambda s, w, kb: s.delete_kb(w, kb),  # its work is a no-op here
     "owned": lambda s, w, kb: s.owned(w, kb),
     "people": lambda s, w, kb: s.people(w),
