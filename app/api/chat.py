@@ -167,9 +167,9 @@ def chat_completions(body: ChatRequest, request: Request, who: Who) -> object:
     """An answer from knowledge base `zhiku/<kb>`, with citations and the refusal flag."""
     service: Service = request.app.state.service
     kb = kb_of_model(body.model)
-    service.require(who, "read", kb)
+    # the right to read it (403), then that it exists (404), before anything starts
+    service.kb_info(who, kb)
     question, history = split_messages(body)
-    service.kb(kb)  # 404 before anything starts when the knowledge base does not exist
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     events = service.answer(who, kb, question, history)  # Busy (503) here when the queue is full
     if not body.stream:
