@@ -206,11 +206,12 @@ class AuthoredRecords:
         conversation_id: str,
         seq: int,
         feedback: Feedback | None,
-    ) -> None:
-        """Keep `who`'s verdict on an answer of their conversation (None takes it back)."""
+    ) -> bool:
+        """Keep `who`'s verdict on an answer of their conversation (None takes it back);
+        whether the conversation has turn `seq` (nothing is kept when not)."""
         store = self._store(who, kb_name)
         try:
-            store.set_feedback(conversation_id, seq, feedback, owner(who))
+            return store.set_feedback(conversation_id, seq, feedback, owner(who))
         except NotYours:
             self._refused(who, "set_feedback", kb_name, conversation_id)
             raise ConversationNotFound("conversation", conversation_id) from None

@@ -325,9 +325,10 @@ class ConversationStore:
         seq: int,
         feedback: Feedback | None,
         owner: Owner | None = None,
-    ) -> None:
+    ) -> bool:
+        """Keep `feedback` on turn `seq` (None takes it back); whether there is such a turn."""
         verdict = dict(feedback.__dict__) if feedback is not None else None
-        records.set_feedback(
+        return records.set_feedback(
             self.engine, self.kb_name, conversation_id, seq, verdict, _now(), owner
         )
 

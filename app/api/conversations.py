@@ -1,6 +1,7 @@
 """A person's conversations with a knowledge base: `/v1/knowledge_bases/{kb}/conversations/...`
-(list, read with every turn's answer, citations and feedback as data, export, delete), and the
-JSON form of a conversation that the MCP server shares.
+(list, read with every turn's answer, citations and feedback as data, export, delete, the
+feedback on an answer set or taken back), and the JSON form of a conversation that the MCP
+server shares.
 
 The routes check nothing themselves: the service's conversation methods (`app/_authored.py`) do.
 A conversation is its author's; an admin may read another's (audited, never changed); to
@@ -10,16 +11,17 @@ conversation that does not exist. Read on the knowledge base comes first (403 ot
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from app._conversations import Conversation, Feedback, Turn
+from app.access import Principal
 from app.api.auth import Who
 from app.api.schemas import AnswerOut, Deleted, answer_out, answer_text
-from app.service import OpenedConversation, Service
+from app.service import OpenedConversation, Service, ServiceError
 
 router = APIRouter(prefix="/v1/knowledge_bases/{kb}/conversations", tags=["conversations"])
 
@@ -42,6 +44,20 @@ class FeedbackOut(BaseModel):
     score: int = Field(description="1: 👍 (the answer is right), 0: 👎")
     note: str
     correction: str = Field(description="the right answer, as the person wrote it (for 👎)")
+
+
+class FeedbackIn(BaseModel):
+    score: Literal[0, 1] = Field(description="1: 👍 (the answer is right), 0: 👎")
+    note: str = Field("", max_length=2000)
+    correction: str = Field(
+        "", max_length=8000, description="the right answer, as the person writes it (for 👎)"
+    )
+
+
+class FeedbackSet(BaseModel):
+    conversation: str
+    seq: int
+    feedback: FeedbackOut | None = Field(description="what is kept now (None: taken back)")
 
 
 def feedback_out(f: Feedback | None) -> FeedbackOut | None:
@@ -163,10 +179,49 @@ def delete_conversation(kb: str, conversation_id: str, request: Request, who: Wh
     return Deleted(deleted=conversation_id)
 
 
+def set_feedback(
+    service: Service, who: Principal, kb: str, conversation_id: str, seq: int, f: Feedback | None
+) -> FeedbackSet:
+    """`Service.set_feedback`, with a turn that is not there refused as not found (the service
+    keeps nothing then and says so); the API and MCP share it."""
+    if not service.set_feedback(who, kb, conversation_id, seq, f):
+        raise ServiceError(
+            "not_found",
+            f"conversation {conversation_id!r} has no turn {seq}",
+            f"这个对话中没有第 {seq} 轮问答",
+        )
+    return FeedbackSet(conversation=conversation_id, seq=seq, feedback=feedback_out(f))
+
+
+TurnSeq = Annotated[int, Path(ge=0, description="the turn's `seq` in the conversation")]
+
+
+@router.put("/{conversation_id}/turns/{seq}/feedback", response_model=FeedbackSet)
+def put_feedback(
+    kb: str, conversation_id: str, seq: TurnSeq, body: FeedbackIn, request: Request, who: Who
+) -> FeedbackSet:
+    """Say whether an answer of one of the caller's own conversations is right (👍 1, 👎 0),
+    with a note and the right answer; it replaces what was said before. Another's conversation
+    (an admin's reading included), an unknown one or a turn it does not have: 404."""
+    f = Feedback(body.score, body.note, body.correction)
+    return set_feedback(_service(request), who, kb, conversation_id, seq, f)
+
+
+@router.delete("/{conversation_id}/turns/{seq}/feedback", response_model=FeedbackSet)
+def delete_feedback(
+    kb: str, conversation_id: str, seq: TurnSeq, request: Request, who: Who
+) -> FeedbackSet:
+    """Take back the feedback on an answer of one of the caller's own conversations."""
+    return set_feedback(_service(request), who, kb, conversation_id, seq, None)
+
+
 __all__ = [
     "ConversationDetail",
     "ConversationOut",
+    "FeedbackIn",
+    "FeedbackSet",
     "conversation_detail",
     "conversation_out",
     "router",
+    "set_feedback",
 ]

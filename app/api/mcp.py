@@ -3,7 +3,8 @@
 
 Tools: `search`, `ask` (the answer, its evidence, citations and refusal flag),
 `list_knowledge_bases`, `get_passage`, `list_documents`, and the caller's conversations:
-`list_conversations`, `get_conversation` (its turns, citations and feedback as data); every
+`list_conversations`, `get_conversation` (its turns, citations and feedback as data),
+`set_feedback` (the caller's verdict on an answer of their own conversation); every
 document is a resource, `zhiku://<kb>/documents/<doc_id>`, and every conversation one as
 Markdown, `zhiku://<kb>/conversations/<id>`. No tool deletes a conversation: an agent should not
 lose a person's history by a misread instruction (the API and the CLI do it). Every tool goes
@@ -19,8 +20,9 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
+from app._conversations import Feedback
 from app.access import Principal
-from app.api.conversations import conversation_detail, conversation_out
+from app.api.conversations import conversation_detail, conversation_out, set_feedback
 from app.api.schemas import (
     answer_out,
     answer_text,
@@ -142,6 +144,25 @@ def build_mcp(service: Service, who: Callable[[], Principal] | None = None) -> M
         name = check(kb)
         opened = service.open_conversation(principal(), name, conversation_id)
         return conversation_detail(name, opened).model_dump()
+
+    @server.tool(name="set_feedback")
+    @_told(ToolError)
+    def feedback(
+        conversation_id: str,
+        seq: int,
+        score: int | None,
+        note: str = "",
+        correction: str = "",
+        kb: str | None = None,
+    ) -> dict[str, Any]:
+        """Say whether the answer of turn `seq` of one of the caller's own conversations is
+        right: score 1 (👍) or 0 (👎, with the right answer in `correction`), a note; null
+        takes the feedback back. Only the author may; another's conversation is not found."""
+        if score not in (0, 1, None):
+            raise ToolError("score must be 1 (right), 0 (wrong) or null (take it back)")
+        verdict = None if score is None else Feedback(score, note[:2000], correction[:8000])
+        name = check(kb)
+        return set_feedback(service, principal(), name, conversation_id, seq, verdict).model_dump()
 
     @server.resource(
         "zhiku://{kb}/conversations/{conversation_id}",

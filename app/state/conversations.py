@@ -370,26 +370,27 @@ def set_feedback(
     verdict: dict[str, Any] | None,
     now: str,
     owner: Owner | None = None,
-) -> None:
-    """Keep `verdict` on message `seq` (None takes it back); nothing when there is no such
-    message. NotYours when there is no such conversation or `owner` does not hold it."""
+) -> bool:
+    """Keep `verdict` on message `seq` (None takes it back); whether there is such a message
+    (nothing is kept when not). NotYours when there is no such conversation or `owner` does not
+    hold it."""
     m, f = messages, feedback
     with writing(engine) as connection:
         _lock_own(connection, kb, conversation_id, owner)
+        exists = connection.execute(
+            sa.select(m.c.seq).where(
+                m.c.kb == kb, m.c.conversation_id == conversation_id, m.c.seq == seq
+            )
+        ).first()
         if verdict is None:
             connection.execute(
                 sa.delete(f).where(
                     f.c.kb == kb, f.c.conversation_id == conversation_id, f.c.seq == seq
                 )
             )
-            return
-        exists = connection.execute(
-            sa.select(m.c.seq).where(
-                m.c.kb == kb, m.c.conversation_id == conversation_id, m.c.seq == seq
-            )
-        ).first()
-        if exists is not None:
+        elif exists is not None:
             _put_feedback(connection, kb, conversation_id, seq, verdict, now)
+        return exists is not None
 
 
 def update_message(

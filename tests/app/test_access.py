@@ -448,6 +448,7 @@ def test_refused_writes_and_admin_acts_are_in_the_audit_log(home: Service) -> No
 
 # ----- the API -------------------------------------------------------------------------------
 
+FEEDBACK = "/v1/knowledge_bases/{kb}/conversations/{conversation_id}/turns/{seq}/feedback"
 # Every route: the rule guarding it. (method, path) → the need on the `{kb}` of the request, or
 # None for a route that only lists what the caller may read, or "open" for no key at all.
 ROUTE_RULES: dict[tuple[str, str], str | None] = {
@@ -478,6 +479,8 @@ ROUTE_RULES: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
     ("GET", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}/export"): "read",
     ("DELETE", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
+    ("PUT", FEEDBACK): "read",
+    ("DELETE", FEEDBACK): "read",
     ("POST", "/mcp"): "read",  # each tool call, by the service (tests/app/api/test_api_mcp.py)
 }
 
@@ -487,6 +490,11 @@ def _request(client: TestClient, method: str, path: str, kb: str, key: str) -> i
     url = path.replace("{kb}", kb).replace("{doc_id}", "no-such-doc").replace("{chunk_id}", "1")
     url = url.replace("{source_id}", "no-such-source")
     url = url.replace("{conversation_id}", "no-such-conversation")
+    if path.endswith("/feedback"):
+        body = {"score": 1} if method == "PUT" else None
+        return client.request(
+            method, url.replace("{seq}", "0"), json=body, headers=headers
+        ).status_code
     if path == "/v1/chat/completions":
         body = {"model": f"zhiku/{kb}", "messages": [{"role": "user", "content": "杭州"}]}
         return client.post(url, json=body, headers=headers).status_code

@@ -229,3 +229,81 @@ async def test_mcp_lists_and_reads_own_conversations_and_not_anothers(home: Home
     tools = {t.name for t in await server.list_tools()}
     assert {"list_conversations", "get_conversation"} <= tools
     assert not any("delete" in t for t in tools)  # no agent deletes a person's history
+
+
+def feedback_url(conversation: str, seq: int = 0, kb: str = "alpha") -> str:
+    return url(conversation, kb, f"/turns/{seq}/feedback")
+
+
+def test_the_author_gives_feedback_and_nobody_else_can(home: Home) -> None:
+    mine = home.conversation_of("rita")
+    store = ConversationStore(home.service.settings, "alpha")
+
+    def kept() -> Feedback | None:
+        return store.turns(mine)[0].feedback
+
+    def put(key: str, path: str, body: dict[str, object]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {home.keys[key]}"}
+        return home.client.put(path, json=body, headers=headers)
+
+    right = {"score": 1, "note": "对的"}
+    done = put("rita", feedback_url(mine), right)
+    assert done.status_code == 200, done.text
+    assert done.json() == {
+        "conversation": mine,
+        "seq": 0,
+        "feedback": {"score": 1, "note": "对的", "correction": ""},
+    }
+    assert kept() == Feedback(1, "对的", "")
+    shown = home.get("rita", url(mine)).json()["turns"][0]["feedback"]
+    assert shown == {"score": 1, "note": "对的", "correction": ""}
+
+    wrong = {"score": 0, "correction": "二十天"}
+    # another reader, an admin (who may only read it), an unknown conversation: all 404 alike
+    for key, path in (
+        ("ed", feedback_url(mine)),
+        ("ada", feedback_url(mine)),
+        ("rita", feedback_url("no-such-conversation")),
+    ):
+        refused = put(key, path, wrong)
+        assert _refusal(refused) == (404, "not_found", NOT_FOUND_ZH), (key, refused.text)
+        assert _refusal(home.delete(key, path)) == (404, "not_found", NOT_FOUND_ZH)
+    # her own conversation, a turn it does not have: 404 too, and nothing is kept
+    missing = put("rita", feedback_url(mine, seq=5), wrong)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert home.delete("rita", feedback_url(mine, seq=5)).status_code == 404
+    assert [t.feedback for t in store.turns(mine)] == [Feedback(1, "对的", "")]
+    # a key narrowed to another knowledge base: 403 before anything is looked up
+    narrowed = put("rita-beta", feedback_url(mine), wrong)
+    assert narrowed.status_code == 403
+    assert narrowed.json()["error"]["code"] == "kb_not_allowed"
+    assert put("rita", feedback_url(mine), {"score": 7}).status_code == 422
+    assert kept() == Feedback(1, "对的", "")
+    tried = [e for e in home.service.audit_entries(LOCAL) if e.target == mine]
+    assert {(e.actor, e.action) for e in tried} == {
+        ("ed (key ed-key)", "refused:set_feedback"),
+        ("ada (key ada-key)", "refused:set_feedback"),
+    }
+
+    taken_back = home.delete("rita", feedback_url(mine))
+    assert taken_back.status_code == 200 and taken_back.json()["feedback"] is None
+    assert kept() is None
+
+
+async def test_mcp_sets_feedback_on_own_conversations_only(home: Home) -> None:
+    service = home.service
+    rita = service.accounts.principal_for(service.accounts.require("rita"))
+    server = build_mcp(service, who=lambda: rita)
+    mine = home.conversation_of("rita")
+    theirs = home.conversation_of("ed")
+    args = {"seq": 0, "score": 1, "note": "好", "kb": "alpha"}
+    await server.call_tool("set_feedback", {"conversation_id": mine, **args})
+    store = ConversationStore(service.settings, "alpha")
+    assert store.turns(mine)[0].feedback == Feedback(1, "好", "")
+    with pytest.raises(ToolError, match="not yours"):
+        await server.call_tool("set_feedback", {"conversation_id": theirs, **args})
+    with pytest.raises(ToolError, match="no turn 3"):
+        await server.call_tool("set_feedback", {"conversation_id": mine, **args, "seq": 3})
+    assert store.turns(theirs)[0].feedback == Feedback(0, "少说了五天", "二十天")
+    await server.call_tool("set_feedback", {"conversation_id": mine, **args, "score": None})
+    assert store.turns(mine)[0].feedback is None
