@@ -22,7 +22,7 @@ from app.sources.model import Source, SourceStore, SyncRecord
 from app.sources.sync import sync_source
 from ingest import Embedder, EmbeddingError, IngestReport, Progress, ingest_paths, remove_documents
 from ingest.settings import Settings
-from ingest.store import StoreError, validate_kb_name
+from ingest.store import StoreError, repair_kb, validate_kb_name
 from ingest.watch import watch
 from ingest.web import CrawlLimits, Fetcher, WebReport, ingest_web
 
@@ -32,6 +32,7 @@ INGESTING: dict[str, Need] = {
     "ingest_pages": "write",  # or "create"
     "watch_folders": "write",  # or "create"
     "remove_matching": "write",
+    "repair_kb": "write",
     "sync_source": "write",
 }
 LISTED = 50  # changed files named in an audit row; the counts cover the rest
@@ -64,6 +65,7 @@ class Ingesting:
     require: Callable[..., None]
     audit: Callable[..., None]
     ensure_kb: Callable[[Principal, str], bool]
+    _forget: Callable[[str], None]
 
     def _writable(self, who: Principal, kb_name: str | None) -> str:
         """The knowledge base's name once `who` may write it; one that does not exist yet is
@@ -197,6 +199,18 @@ class Ingesting:
         detail = {"selectors": list(selectors), "documents": removed, "unmatched": unmatched}
         self.audit(who, "remove_documents", name, detail=detail)
         return removed, unmatched
+
+    def repair_kb(self, who: Principal, kb_name: str | None) -> list[str]:
+        """`ingest.store.repair_kb` for `who` (`zhiku kb check --repair`): a damaged database
+        salvaged, what is derived rebuilt; what was repaired. Audited as `repair_kb` when
+        something was."""
+        name = validate_kb_name(kb_name or self.settings.default_kb)
+        self.require(who, "write", name)
+        repaired = repair_kb(self.settings, name)
+        self._forget(name)  # a salvaged one is another database: the shared instance reopens
+        if repaired:
+            self.audit(who, "repair_kb", name, detail={"repaired": repaired[:LISTED]})
+        return repaired
 
     def sync_source(
         self,

@@ -1,8 +1,8 @@
-"""`zhiku ingest`, `zhiku watch` and `zhiku kb remove` through the service: the commands are
-`ingest.cli`'s (the same options, progress, tables and exit codes), and what they change they
-change through `Service` as the CLI's local user (`CLI_USER`), so rights are checked and every
-ingestion, watched change and removal is in the audit log (`ingest` may not import the app:
-`app.cli` installs this with `ingest.cli.use_writes`)."""
+"""`zhiku ingest`, `zhiku watch`, `zhiku kb remove` and `zhiku kb check --repair` through the
+service: the commands are `ingest.cli`'s (the same options, progress, tables and exit codes),
+and what they change they change through `Service` as the CLI's local user (`CLI_USER`), so
+rights are checked and every ingestion, watched change, removal and repair is in the audit log
+(`ingest` may not import the app: `app.cli` installs this with `ingest.cli.use_writes`)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,10 @@ class ServiceWrites(Writes):
     ) -> tuple[list[str], list[str]]:
         with _service(settings) as service:
             return service.remove_matching(CLI_USER, kb, selectors)
+
+    def repair(self, settings: Settings, kb: str) -> list[str]:
+        with _service(settings) as service:
+            return service.repair_kb(CLI_USER, kb)
 
     def watch(
         self,

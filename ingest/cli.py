@@ -4,8 +4,9 @@ The `zhiku` entry point lives in `app.cli`, which adds `ask` and `eval` to this 
 (app may import ingest, never the reverse), and `kb delete`: a knowledge base owns
 conversations, evaluation sets and watched folders of the app's as well as its documents, and
 only the app's service knows them all. The commands here that change a knowledge base (`ingest`,
-`watch`, `kb remove`) change it through `Writes`: the library itself here, the app's service
-under the `zhiku` entry point (`use_writes`), which checks rights and writes the audit log.
+`watch`, `kb remove`, `kb check --repair`) change it through `Writes`: the library itself here,
+the app's service under the `zhiku` entry point (`use_writes`), which checks rights and writes
+the audit log.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ingest._embed import EmbeddingError
 from ingest._insert import FileOutcome, IngestReport, Progress, ingest_paths, remove_documents
 from ingest._throughput import Throughput
 from ingest.settings import Settings, get_settings
-from ingest.store import KnowledgeBase, StoreError, list_kbs, salvage_kb
+from ingest.store import KnowledgeBase, StoreError, list_kbs, repair_kb
 
 if TYPE_CHECKING:  # the web modules load when a web address is ingested, not for every command
     from ingest.web import CrawlLimits, Fetcher, WebReport
@@ -110,6 +111,9 @@ class Writes:
         self, settings: Settings, kb: str | None, selectors: Sequence[str]
     ) -> tuple[list[str], list[str]]:
         return remove_documents(settings, kb, selectors)
+
+    def repair(self, settings: Settings, kb: str) -> list[str]:
+        return repair_kb(settings, kb)
 
     def watch(
         self,
@@ -491,22 +495,16 @@ def kb_check(
     """Verify that documents, chunks, vectors and the keyword index agree; exit 1 if not."""
     settings = get_settings()
     name = kb or settings.default_kb
-    try:
-        base = KnowledgeBase.open(settings, name)
-    except StoreError as exc:
-        salvaged = salvage_kb(settings, name) if repair else None
-        if salvaged is None:
+    if repair:
+        try:
+            repaired = _writes[0].repair(settings, name)
+        except StoreError as exc:
             raise fail(str(exc)) from exc
-        for line in salvaged:
+        for line in repaired:
             console.print(f"[cyan]repaired:[/cyan] {escape(line)}")
-        base = KnowledgeBase.open(settings, name)
-    with base:
+    with _open(settings, name) as base:
         try:
             problems = base.check()
-            if problems and repair:
-                for line in base.repair():
-                    console.print(f"[cyan]repaired:[/cyan] {escape(line)}")
-                problems = base.check()
         except StoreError as exc:
             raise fail(str(exc)) from exc
         counts = base.counts()

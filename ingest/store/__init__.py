@@ -89,6 +89,26 @@ def salvage_kb(settings: Settings, name: str) -> list[str] | None:
     return folder_salvage(settings, name)
 
 
+def repair_kb(settings: Settings, name: str) -> list[str]:
+    """What `zhiku kb check --repair` changes: a knowledge base that cannot be opened is salvaged
+    (`salvage_kb`), then what is derived is rebuilt when its check finds problems. Returns what
+    was repaired (nothing for a consistent one); StoreError when it can be neither opened nor
+    salvaged."""
+    repaired: list[str] = []
+    try:
+        base = KnowledgeBase.open(settings, name)
+    except StoreError:
+        salvaged = salvage_kb(settings, name)
+        if salvaged is None:
+            raise
+        repaired += salvaged
+        base = KnowledgeBase.open(settings, name)
+    with base:
+        if base.check():
+            repaired += base.repair()
+    return repaired
+
+
 __all__ = [
     "ChunkRecord",
     "DocumentRecord",
@@ -104,6 +124,7 @@ __all__ = [
     "keyword_text",
     "list_kbs",
     "open_kb",
+    "repair_kb",
     "salvage_kb",
     "validate_kb_name",
 ]

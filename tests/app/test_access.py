@@ -129,6 +129,7 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "ingest_pages": lambda s, w, kb: s.ingest_pages(w, kb, []),
     "watch_folders": lambda s, w, kb: _watch_once(s, w, kb),
     "remove_matching": lambda s, w, kb: s.remove_matching(w, kb, ["no-such-doc"]),
+    "repair_kb": lambda s, w, kb: s.repair_kb(w, kb),  # consistent: nothing to repair
     "sync_source": lambda s, w, kb: s.sync_source(w, _source_of(s, kb)),
     "delete_kb": lambda s, w, kb: s.delete_kb(w, kb),  # its work is a no-op here
     "owned": lambda s, w, kb: s.owned(w, kb),

@@ -1,11 +1,12 @@
 """What the machine's own files, folders and sources change, through the service: `zhiku ingest`,
-`zhiku kb remove`, a watched folder and the syncs of sources each leave an audit row (who, what,
-the outcome) and keep their output; the right to write (or create) the knowledge base is checked
-first, and a refusal changes nothing."""
+`zhiku kb remove`, `kb check --repair`, a watched folder and the syncs of sources each leave an
+audit row (who, what, the outcome) and keep their output; the right to write (or create) the
+knowledge base is checked first, and a refusal changes nothing."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -86,6 +87,25 @@ def test_zhiku_kb_remove_is_audited(zhiku: Any, docs: Path) -> None:
     assert len(detail(row)["documents"]) == 1 and detail(row)["unmatched"] == ["no-such-doc"]
     with KnowledgeBase.open(get_settings(), "notes") as kb:
         assert [Path(d.source).name for d in kb.documents()] == ["gpt.md"]
+
+
+def test_zhiku_kb_check_repair_is_audited_when_it_repairs(
+    zhiku: Any, docs: Path, tmp_path: Path
+) -> None:
+    assert zhiku("ingest", str(docs)).exit_code == 0
+    consistent = zhiku("kb", "check", "--repair")
+    assert consistent.exit_code == 0 and "repaired" not in consistent.output
+    assert rows(get_settings(), "repair_kb") == []  # nothing repaired, nothing to audit
+    db = tmp_path / "home" / "kbs" / "default" / "kb.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM chunks_fts WHERE rowid = (SELECT min(id) FROM chunks)")
+    assert zhiku("kb", "check").exit_code == 1  # a check alone changes nothing
+    assert rows(get_settings(), "repair_kb") == []
+    repaired = zhiku("kb", "check", "--repair")
+    assert repaired.exit_code == 0 and "repaired" in repaired.output
+    assert "consistent (2 documents" in repaired.output
+    [row] = rows(get_settings(), "repair_kb", "default")
+    assert (row.actor, row.origin) == ("local", "cli") and detail(row)["repaired"]
 
 
 @pytest.fixture
