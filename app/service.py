@@ -33,6 +33,7 @@ from typing import TypeVar
 
 from app._authored import OWNERSHIP, AuthoredRecords, ConversationNotFound, OpenedConversation
 from app._ingesting import INGESTING, Ingesting
+from app._kb_records import KB_RECORDS, KbRecords
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
 from app._owned import Owned, deletion_mark, owned
 from app._service_error import ServiceError
@@ -219,7 +220,7 @@ class ImportedFile:
     reason_zh: str
 
 
-class Service(AuthoredRecords, LibraryMethods, Ingesting):
+class Service(AuthoredRecords, LibraryMethods, Ingesting, KbRecords):
     """Everything the API, MCP, CLI and web app do, over one set of shared resources."""
 
     def __init__(
@@ -593,7 +594,6 @@ class Service(AuthoredRecords, LibraryMethods, Ingesting):
     ) -> FileOutcome:
         self.require(who, "write", kb_name)
         doc = self._document(kb_name, doc_id)
-        self.audit(who, "reingest", kb_name, doc.doc_id, detail={"title": doc.title})
         origin = Path(doc.origin)
         if not origin.is_file():
             raise ServiceError(
@@ -602,6 +602,7 @@ class Service(AuthoredRecords, LibraryMethods, Ingesting):
                 "again",
                 f"原文件已不存在（{doc.origin}）；请删除这篇文档后重新上传",
             )
+        self.audit(who, "reingest", kb_name, doc.doc_id, detail={"title": doc.title})
         report = ingest_paths(
             self.settings,
             [origin],
@@ -841,6 +842,8 @@ RULES: dict[str, Need | None] = {
     **LIBRARY_RULES,
     # files, web pages, watched folders, sources (app/_ingesting.py)
     **INGESTING,
+    # the knowledge-base page's sources, folders, upload jobs and files (app/_kb_records.py)
+    **KB_RECORDS,
 }
 
 

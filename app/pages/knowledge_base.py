@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from pathlib import Path
 
 import streamlit as st
 
@@ -288,13 +287,13 @@ def show_last_import() -> None:
 # ----- documents ----------------------------------------------------------------------------
 
 
-def _origin_state(origin: str) -> str:
-    if origin.startswith(("http://", "https://")):
+def _origin_state(doc: DocumentRecord, missing: set[str]) -> str:
+    if doc.origin.startswith(("http://", "https://")):
         return "网页"  # kept in step by its source's sync, not looked up here
-    return "存在" if Path(origin.split("#", 1)[0]).exists() else "已不存在"
+    return "已不存在" if doc.doc_id in missing else "存在"
 
 
-def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
+def document_rows(docs: list[DocumentRecord], missing: set[str]) -> list[dict[str, object]]:
     return [
         {
             "标题": doc.title,
@@ -304,7 +303,7 @@ def document_rows(docs: list[DocumentRecord]) -> list[dict[str, object]]:
             "段落": doc.chunks,
             "大小": human_size(doc.size),
             "导入时间": local_time(doc.ingested_at),
-            "原文件": _origin_state(doc.origin),
+            "原文件": _origin_state(doc, missing),
         }
         for doc in docs
     ]
@@ -315,8 +314,9 @@ def documents_section(settings: Settings, kb_name: str, docs: list[DocumentRecor
     if not docs:
         st.caption("这个知识库还没有文档。")
         return
+    missing = get_service(settings).missing_originals(current_user(), kb_name)
     st.dataframe(
-        document_rows(docs),
+        document_rows(docs, missing),
         hide_index=True,
         width="stretch",
         # widths in pixels: all eight columns fit a 1280-pixel window with the sidebar open
@@ -351,8 +351,7 @@ def documents_section(settings: Settings, kb_name: str, docs: list[DocumentRecor
 
 
 def reingest(settings: Settings, kb_name: str, doc: DocumentRecord) -> None:
-    origin = Path(doc.origin)
-    if not origin.is_file():
+    if doc.doc_id in get_service(settings).missing_originals(current_user(), kb_name):
         st.error(
             f"原文件已不存在:{md(doc.origin)}。无法重新导入;可以删除这篇文档后重新上传。",
             icon=":material/error:",

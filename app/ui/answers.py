@@ -154,6 +154,8 @@ def _draw_footer(index: int, turn: Turn, result: AnswerResult, place: Place, sho
         with row:
             _feedback(turn, place)
             _feedback_details(turn, result, place)
+    # One answer on the person's screen, read for them already: made here, not through
+    # `Service.export_conversation` (whole conversations are, and audited: conversations.py)
     with row.popover("复制", icon=":material/content_copy:"):
         markdown = export_markdown(turn.question, result)
         st.caption("点右上角图标复制,或下载为文件")

@@ -12,7 +12,6 @@ from datetime import datetime
 
 import streamlit as st
 
-from app._conversations import export_conversation_markdown, export_json
 from app.access import Principal
 from app.service import OpenedConversation, Service, ServiceError
 from app.ui.markdown import escape_markdown
@@ -144,9 +143,10 @@ def _manage(service: Service, who: Principal, kb_name: str, opened: OpenedConver
                 service.rename_conversation(who, kb_name, conversation.id, title)
             st.rerun()
         row = st.container(horizontal=True)
+        # made when clicked, through the service: the rule checked again, every export audited
         row.download_button(
             "导出 Markdown",
-            export_conversation_markdown(conversation, opened.turns),
+            lambda: service.export_conversation(who, kb_name, conversation.id, "markdown"),
             file_name=f"zhiku-{conversation.id}.md",
             mime="text/markdown",
             icon=":material/download:",
@@ -155,7 +155,7 @@ def _manage(service: Service, who: Principal, kb_name: str, opened: OpenedConver
         )
         row.download_button(
             "导出 JSON",
-            export_json(conversation, opened.turns),
+            lambda: service.export_conversation(who, kb_name, conversation.id, "json"),
             file_name=f"zhiku-{conversation.id}.json",
             mime="application/json",
             icon=":material/data_object:",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app._evalset import evalset_dir
 from app.service import Service, ServiceError
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown as md
@@ -22,7 +21,7 @@ def evalset_section(settings: Settings, kb_name: str, exists: bool, service: Ser
     st.subheader("评测题")
     who = current_user()
     cases = service.evaluation_cases(who, kb_name)
-    folder = evalset_dir(settings, kb_name)
+    folder = service.evalset_folder(who, kb_name)
     if not cases:
         st.caption(
             "还没有评测题。在问答页对回答点 👍 或 👎,再点「反馈」→「存为评测题」,"

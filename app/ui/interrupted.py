@@ -17,11 +17,10 @@ import streamlit as st
 
 from app.access import Principal
 from app.service import Service
-from app.state.jobs import UNFINISHED, JobRecord, fail_lost_jobs, heartbeat, list_jobs, save_job
+from app.state.jobs import UNFINISHED, JobRecord, heartbeat
 from app.ui.imports import REPORTED, ImportJob, running_import
 from app.ui.markdown import escape_markdown as md
 from ingest import SavedUpload
-from ingest.settings import Settings
 
 POLL_S = 2.0  # how often a job running elsewhere is looked at again
 DISMISSED = "dismissed"  # in a job's `extra`: its panel was closed
@@ -38,23 +37,20 @@ class Interrupted:
     lost: list[tuple[str, str]]  # (name, why): never saved (or gone since), so not resumable
 
 
-def _upload_jobs(settings: Settings, kb_name: str) -> tuple[list[JobRecord], str]:
+def _upload_jobs(service: Service, who: Principal, kb_name: str) -> tuple[list[JobRecord], str]:
     """The knowledge base's upload jobs not closed yet, newest first, and this server's id."""
-    heart = heartbeat(settings)  # its sweep marks lost jobs failed, whoever reads them
-    fail_lost_jobs(heart.engine, heart.stale_after_s)
     jobs = [
         job
-        for job in list_jobs(heart.engine, kb_name, limit=20)
-        if job.kind == "upload"
-        and not any((job.extra or {}).get(mark) for mark in (REPORTED, DISMISSED, RESUMED_BY))
+        for job in service.upload_jobs(who, kb_name)  # lost ones marked failed first
+        if not any((job.extra or {}).get(mark) for mark in (REPORTED, DISMISSED, RESUMED_BY))
     ]
-    return jobs, heart.owner
+    return jobs, heartbeat(service.settings).owner
 
 
-def running_elsewhere(settings: Settings, kb_name: str) -> JobRecord | None:
+def running_elsewhere(service: Service, who: Principal, kb_name: str) -> JobRecord | None:
     """An upload into the knowledge base that another server runs (or ran, until its
     heartbeat goes stale)."""
-    return _elsewhere_in(*_upload_jobs(settings, kb_name), kb_name)
+    return _elsewhere_in(*_upload_jobs(service, who, kb_name), kb_name)
 
 
 def _elsewhere_in(jobs: list[JobRecord], owner: str, kb_name: str) -> JobRecord | None:
@@ -68,7 +64,7 @@ def _elsewhere_in(jobs: list[JobRecord], owner: str, kb_name: str) -> JobRecord 
 def interrupted_upload(service: Service, who: Principal, kb_name: str) -> Interrupted | None:
     """The newest upload into the knowledge base that failed without its page reporting it
     (its app stopped), split by what the knowledge base holds now."""
-    jobs, _ = _upload_jobs(service.settings, kb_name)
+    jobs, _ = _upload_jobs(service, who, kb_name)
     return _interrupted_in(service, who, jobs, kb_name)
 
 
@@ -101,10 +97,11 @@ def split(service: Service, who: Principal, kb_name: str, record: JobRecord) -> 
     return Interrupted(record, committed, remaining, lost)
 
 
-def close(settings: Settings, record: JobRecord, mark: str, value: object = True) -> None:
+def close(
+    service: Service, who: Principal, record: JobRecord, mark: str, value: object = True
+) -> None:
     """Keep on the job that its panel is done with (closed, or resumed by another job)."""
-    record.extra = {**(record.extra or {}), mark: value}
-    save_job(heartbeat(settings).engine, record)
+    service.close_job(who, record.kb, record.id, mark, value)
 
 
 # ----- the panels -----------------------------------------------------------------------------
@@ -115,19 +112,18 @@ def lost_upload_panel(
 ) -> None:
     """An upload another server runs (polled until it ends), or one its app lost, with the
     split and 继续导入 (`resume` starts the job that ingests the rest)."""
-    settings = service.settings
-    jobs, owner = _upload_jobs(settings, kb_name)
+    jobs, owner = _upload_jobs(service, who, kb_name)
     if _elsewhere_in(jobs, owner, kb_name) is not None:
-        _elsewhere(settings, kb_name)
+        _elsewhere(service, who, kb_name)
         return
     lost = _interrupted_in(service, who, jobs, kb_name)
     if lost is not None:
-        _interrupted(settings, lost, resume)
+        _interrupted(service, who, lost, resume)
 
 
 @st.fragment(run_every=POLL_S)
-def _elsewhere(settings: Settings, kb_name: str) -> None:
-    job = running_elsewhere(settings, kb_name)
+def _elsewhere(service: Service, who: Principal, kb_name: str) -> None:
+    job = running_elsewhere(service, who, kb_name)
     if job is None:  # ended, or found lost: the whole page shows what became of it
         st.rerun()
     assert job is not None
@@ -141,7 +137,7 @@ def _elsewhere(settings: Settings, kb_name: str) -> None:
 
 
 def _interrupted(
-    settings: Settings, lost: Interrupted, resume: Callable[[Interrupted], None]
+    service: Service, who: Principal, lost: Interrupted, resume: Callable[[Interrupted], None]
 ) -> None:
     with st.container(border=True, key="zk-interrupted-upload"):
         reason = md(lost.record.error_zh or lost.record.error or "")
@@ -168,7 +164,7 @@ def _interrupted(
         ):
             resume(lost)
         if row.button("关闭", icon=":material/close:", key="kb_close_interrupted"):
-            close(settings, lost.record, DISMISSED)
+            close(service, who, lost.record, DISMISSED)
             st.rerun()
 
 
@@ -179,5 +175,5 @@ def resume_upload(
         service, who, lost.record.kb, lost.remaining, error_zh, resumes=lost.record.id
     )
     assert job.record is not None
-    close(service.settings, lost.record, RESUMED_BY, job.record.id)
+    close(service, who, lost.record, RESUMED_BY, job.record.id)
     return job

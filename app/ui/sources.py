@@ -14,7 +14,7 @@ import streamlit as st
 
 from app._background import background
 from app.service import ServiceError
-from app.sources import Schedule, Source, SourceError, SourceStore, SyncRecord, new_source
+from app.sources import Schedule, Source, SourceError, SyncRecord
 from app.sources.scheduler import Scheduler
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown as md
@@ -95,20 +95,18 @@ def add_source(
     every = _SCHEDULES[choice]
     service, who = get_service(settings), current_user()
     try:
-        service.check_change(who, kb_name)
         schedule = (
             Schedule.parse(at=at.strftime("%H:%M")) if every == "daily" else Schedule.parse(every)
         )
-        source = SourceStore(settings).add(new_source(kb_name, url, crawl=crawl, schedule=schedule))
-        # created here, not in the sync: the page must never open it half-made
-        service.ensure_kb(who, kb_name)
+        source = service.add_source(who, kb_name, url, crawl=crawl, schedule=schedule)
     except (SourceError, ServiceError) as exc:
         st.error(md(exc.zh), icon=":material/error:")
         return
     except StoreError as exc:
         st.error(store_error_zh(exc), icon=":material/error:")
         return
-    ensure_scheduler(settings).sync_now(source)
+    # the first sync is the person's: checked again and audited with their name
+    ensure_scheduler(settings).sync_now(source, who=who)
     st.session_state[_FLASH] = (
         "success",
         f"已添加 {md(source.location)}:正在进行第一次同步,完成后文档会出现在下方列表中。",
@@ -118,7 +116,7 @@ def add_source(
 
 @st.fragment(run_every=POLL_S)
 def sources_panel(settings: Settings, kb_name: str) -> None:
-    sources = SourceStore(settings).list(kb_name)
+    sources = get_service(settings).sources(current_user(), kb_name)
     # watched folders have their own section, with their watcher's live state
     sources = [s for s in sources if not s.schedule.watch]
     if not sources:
@@ -158,7 +156,13 @@ def source_card(settings: Settings, scheduler: Scheduler, source: Source) -> Non
         if row.button(
             "立即同步", icon=":material/sync:", key=f"source-sync-{source.id}", disabled=busy
         ):
-            scheduler.sync_now(source)
+            who = current_user()
+            try:
+                get_service(settings).check_change(who, source.kb)
+            except ServiceError as exc:
+                st.error(md(exc.zh), icon=":material/error:")
+                return
+            scheduler.sync_now(source, who=who)  # audited as theirs
             st.rerun(scope="fragment")
         if row.button(
             "删除来源",
@@ -166,7 +170,11 @@ def source_card(settings: Settings, scheduler: Scheduler, source: Source) -> Non
             key=f"source-remove-{source.id}",
             help="不再同步这个来源;已经导入的页面保留在知识库中。",
         ):
-            SourceStore(settings).remove(source)
+            try:
+                get_service(settings).remove_source(current_user(), source.kb, source.id)
+            except ServiceError as exc:
+                st.error(md(exc.zh), icon=":material/error:")
+                return
             st.session_state[_FLASH] = (
                 "success",
                 f"已删除来源 {md(source.location)};已导入的页面仍在知识库中。",

@@ -17,16 +17,9 @@ from pathlib import Path
 import streamlit as st
 
 from app._background import background
-from app._watched import (
-    BindingError,
-    FolderWatcher,
-    Watchers,
-    bind_folder,
-    load_bindings,
-    unbind_folder,
-)
+from app._watched import FolderWatcher, Watchers
 from app.service import ServiceError
-from app.sources.model import SourceStore
+from app.sources.model import Source
 from app.ui.imports import STATUS_ZH, JobProgress, outcome_rows
 from app.ui.login import current_user
 from app.ui.markdown import escape_markdown as md
@@ -93,14 +86,8 @@ def watched_section(settings: Settings, kb_name: str) -> None:
     if submitted:
         service, who = get_service(settings), current_user()
         try:
-            service.check_change(who, kb_name)
-            # a deletion of this name left unfinished goes first (its old bindings with it)
-            service.finish_deletion(kb_name)
-            folder = bind_folder(settings, kb_name, raw)
-            # created here, not in the watcher: the page must never open it half-made
-            service.ensure_kb(who, kb_name)
-        except BindingError as exc:
-            st.error(md(exc.zh), icon=":material/error:")
+            # checked, the knowledge base created when new (never half-made by the watcher)
+            folder = service.bind_folder(who, kb_name, raw)
         except ServiceError as exc:
             st.error(md(exc.zh), icon=":material/error:")
         except StoreError as exc:
@@ -117,7 +104,8 @@ def watched_section(settings: Settings, kb_name: str) -> None:
 
 @st.fragment(run_every=WATCH_POLL_S)
 def folders_panel(settings: Settings, kb_name: str) -> None:
-    bindings = load_bindings(settings, kb_name)
+    sources = get_service(settings).sources(current_user(), kb_name)
+    bindings = [s for s in sources if s.kind == "folder" and s.schedule.watch]
     if not bindings:
         st.caption("还没有绑定文件夹。")
         return
@@ -127,23 +115,23 @@ def folders_panel(settings: Settings, kb_name: str) -> None:
     seen: dict[str, float | None] = st.session_state.setdefault(_SEEN, {})
     changed = False
     for binding in bindings:
-        watcher = watchers.get(kb_name, binding.folder)
-        key = f"{kb_name}\n{binding.folder}"
+        watcher = watchers.get(kb_name, Path(binding.location))
+        key = f"{kb_name}\n{binding.location}"
         last = watcher.state.last_sync if watcher is not None else None
         changed |= key in seen and seen[key] != last
         seen[key] = last
     if changed:
         st.rerun(scope="app")
     for binding in bindings:
-        watcher = watchers.get(kb_name, binding.folder)
-        folder_card(settings, kb_name, binding.folder, binding.source_id, watcher)
+        folder = Path(binding.location)
+        folder_card(settings, kb_name, folder, binding, watchers.get(kb_name, folder))
 
 
 def folder_card(
     settings: Settings,
     kb_name: str,
     folder: Path,
-    source_id: str,
+    source: Source,
     watcher: FolderWatcher | None,
 ) -> None:
     key = f"{kb_name}-{folder}"
@@ -170,7 +158,7 @@ def folder_card(
             restart = row.button(
                 "重新启动监视", icon=":material/restart_alt:", key=f"watch-restart-{key}"
             )
-            if restart:
+            if restart and _may_change(settings, kb_name):
                 get_watchers(settings).restart(kb_name, folder)
                 st.rerun(scope="app")
         elif row.button(
@@ -181,15 +169,19 @@ def folder_card(
             help="重新检查整个文件夹:新增、修改和删除的文件都会处理。",
         ):
             assert watcher is not None
-            watcher.sync_now()
+            if _may_change(settings, kb_name):
+                watcher.sync_now()
         if row.button(
             "解除绑定",
             icon=":material/link_off:",
             key=f"watch-unbind-{key}",
             help="停止监视这个文件夹;已经导入的文档保留在知识库中。",
         ):
-            unbind_folder(settings, kb_name, folder)
-            get_watchers(settings).stop(kb_name, folder)
+            try:  # its watcher here stops with it
+                get_service(settings).unbind_folder(current_user(), kb_name, folder)
+            except ServiceError as exc:
+                st.error(md(exc.zh), icon=":material/error:")
+                return
             st.session_state[_FLASH] = (
                 "success",
                 f"已解除绑定 {md(str(folder))};已导入的文档仍在知识库中。",
@@ -197,9 +189,17 @@ def folder_card(
             st.rerun(scope="app")
         if state is not None and state.reports:
             last_sync_table(folder, state)
-        source = next((s for s in SourceStore(settings).list(kb_name) if s.id == source_id), None)
-        if source is not None:
-            history_expander(source)
+        history_expander(source)
+
+
+def _may_change(settings: Settings, kb_name: str) -> bool:
+    """Whether the person may write the knowledge base (the reason shown when not)."""
+    try:
+        get_service(settings).check_change(current_user(), kb_name)
+    except ServiceError as exc:
+        st.error(md(exc.zh), icon=":material/error:")
+        return False
+    return True
 
 
 def last_sync_table(folder: Path, state: WatchState) -> None:

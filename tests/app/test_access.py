@@ -41,7 +41,7 @@ from app.service import (
     Service,
     ServiceError,
 )
-from app.sources import Source, SourceStore, new_source
+from app.sources import Schedule, Source, SourceStore, new_source
 from app.state import engine as state_engine
 from app.state import evalcases, open_state
 from app.state.accounts import Accounts
@@ -175,6 +175,16 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "ingest_files": lambda s, w, kb: s.ingest_files(w, kb, []),
     "check_change": lambda s, w, kb: s.check_change(w, kb),
     "ensure_kb": lambda s, w, kb: s.ensure_kb(w, kb),  # exists: nothing to do when allowed
+    # the knowledge-base page's sources, folders, jobs and files (app/_kb_records.py)
+    "sources": lambda s, w, kb: s.sources(w, kb),
+    "add_source": lambda s, w, kb: s.add_source(w, kb, "ftp://x", crawl=False, schedule=Schedule()),
+    "remove_source": lambda s, w, kb: s.remove_source(w, kb, "no-such-source"),
+    "bind_folder": lambda s, w, kb: s.bind_folder(w, kb, "relative/path"),  # refused as bad
+    "unbind_folder": lambda s, w, kb: s.unbind_folder(w, kb, Path("/no/such/folder")),
+    "upload_jobs": lambda s, w, kb: s.upload_jobs(w, kb),
+    "close_job": lambda s, w, kb: s.close_job(w, kb, "no-such-job", "dismissed"),
+    "evalset_folder": lambda s, w, kb: s.evalset_folder(w, kb),
+    "missing_originals": lambda s, w, kb: s.missing_originals(w, kb),
 }
 
 

@@ -9,7 +9,8 @@ knowledge-base page or inspector by URL and sees no upload or delete control, an
 editor's conversation shows "找不到这个对话或你无权查看" and nothing of it; logout ends the
 session on the server (a copy of the cookie kept from before opens nothing); a forged cookie and
 an expired one show the login form, where a good one opens the page; the editor uploads to the
-knowledge base granted `write` and gets no upload control on the one granted `read`.
+knowledge base granted `write` and gets no upload control on the one granted `read`; her 导出
+Markdown (a download made when clicked, through the service) is in the audit log as hers.
 
 What `tests/app/test_login.py` already covers through `AppTest` is not repeated here: the reader's
 navigation without those pages, the knowledge-base list limited to grants, the lock after failed
@@ -31,6 +32,7 @@ from app._conversations import Turn
 from app.service import Service
 from app.state import engine as state_engine
 from app.state.accounts import Accounts
+from app.state.audit import AuditLog
 from app.state.sessions import Sessions
 from app.ui.login import COOKIE, session_token
 from ingest._embed import Embedder
@@ -96,6 +98,7 @@ def test_people_see_only_what_they_may(team: dict[str, Any], page: Any, tmp_path
         _logout_ends_the_session(page, url)
         _a_forged_or_expired_cookie_is_the_login_form(page, url, team["settings"], team["rita"])
         _an_editor_uploads_where_granted_write_only(page, url, tmp_path)
+        _an_editors_export_is_audited_as_hers(page, url, team["settings"], team["conversation"])
     finally:
         app.stop()
         print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
@@ -232,3 +235,23 @@ def _an_editor_uploads_where_granted_write_only(page: Any, url: str, tmp_path: P
     expect(page.get_by_test_id("stFileUploaderDropzoneInput")).to_have_count(0)
     expect(page.get_by_text("上传文档", exact=True)).to_have_count(0)
     screenshot(page, "people-06-editor-read-only-kb.png")
+
+
+def _an_editors_export_is_audited_as_hers(
+    page: Any, url: str, settings: Any, conversation: str
+) -> None:
+    """导出 Markdown makes the file when clicked, through the service: the download holds the
+    conversation and the audit log names the editor; nobody else exported it (the reader's
+    link opened nothing)."""
+    from playwright.sync_api import expect
+
+    _go(page, f"{url}/?c={conversation}")
+    _is_page_of(page, "ed")
+    expect(page.get_by_text(EDITORS_QUESTION).first).to_be_visible(timeout=60_000)
+    page.get_by_test_id("stSidebar").get_by_text("管理当前对话").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="导出 Markdown").click()
+    assert EDITORS_QUESTION in Path(download.value.path()).read_text(encoding="utf-8")
+    exports = [e for e in AuditLog(settings).entries() if e.action == "export_conversation"]
+    assert [(e.actor, e.target, e.outcome) for e in exports] == [("ed", conversation, "ok")]
+    screenshot(page, "people-07-editor-exported.png")

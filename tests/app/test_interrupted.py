@@ -59,11 +59,11 @@ def test_a_lost_upload_is_split_by_what_the_kb_holds_and_its_rest_resumed(
         files_total=4,
     )
     save_job(open_state(settings), record)  # as its server last refreshed it
-    found = running_elsewhere(settings, "default")  # not stale yet: it may be running
+    service = Service(settings, embedder)
+    found = running_elsewhere(service, LOCAL, "default")  # not stale yet: it may be running
     assert found is not None and found.id == record.id
     time.sleep(1.5)
-    assert running_elsewhere(settings, "default") is None
-    service = Service(settings, embedder)
+    assert running_elsewhere(service, LOCAL, "default") is None
     lost = interrupted_upload(service, LOCAL, "default")
     assert lost is not None and lost.record.id == record.id
     assert lost.record.state == "failed" and "已停止" in (lost.record.error_zh or "")
