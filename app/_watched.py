@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app._ingesting import changes
+from app.access import Principal
 from app.sources.model import Schedule, Source, SourceError, SourceStore, source_id
 from app.sources.sync import new_source, record_of
+from app.state.audit import AuditLog
 from ingest import Embedder, IngestReport, Progress
 from ingest.settings import Settings
 from ingest.store import ModelMismatch, StoreError, list_kbs, validate_kb_name
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # where bindings were kept before they were sources; read once, moved into the sources, removed
 LEGACY_DIR = "watched"
+# the web app's folder watchers act for the data home, as the scheduler does
+WATCHER = Principal("watcher", "admin", origin="watch")
 KEPT_REPORTS = 10  # syncs whose per-file outcomes a watcher keeps
 # how often a watcher checks that its binding is still there: another process deleting the
 # knowledge base (`zhiku kb delete`, the API) or unbinding the folder removes it
@@ -180,14 +185,26 @@ def delete_kb_watched(settings: Settings, kb_name: str) -> None:
 
 
 def record_sync(settings: Settings, kb_name: str, folder: Path, report: IngestReport) -> None:
-    """A watcher's sync in its source's history, as the scheduler's syncs are."""
+    """A watcher's sync in its source's history, as the scheduler's syncs are, and in the audit
+    log when it changed something (as the watcher: whoever bound the folder is in the log's
+    `bind_folder` row)."""
     store = SourceStore(settings)
     for source in store.list(kb_name):
         if _is_watched(source) and Path(source.location) == folder:
             started = datetime.now(UTC) - timedelta(seconds=report.seconds)
             when = started.isoformat(timespec="seconds")
             store.record(source, None, record_of(report, when, report.seconds, "watch", None))
-            return
+            break
+    if any(o.status in ("added", "updated", "removed") for o in report.outcomes):
+        failed = any(o.status == "failed" for o in report.outcomes)
+        AuditLog(settings).record(
+            WATCHER,
+            "sync",
+            kb_name,
+            str(folder),
+            outcome="failed" if failed else "ok",
+            detail={"trigger": "watch", **changes(report)},
+        )
 
 
 def error_zh(exc: BaseException, folder: Path) -> str:

@@ -9,6 +9,7 @@ that holds them cleared, which is what a new server process starts from.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -324,6 +325,17 @@ def test_a_bound_folder_is_a_source_whose_syncs_are_in_its_history(
         assert [Path(i.url).name for i in second.items] == ["报销.txt"]
     finally:
         watchers.stop_all()
+    # both syncs changed the knowledge base: each is in the audit log, by the watcher
+    from app.state.audit import AuditLog
+
+    rows = [e for e in AuditLog(settings).entries() if e.action == "sync"]
+    assert [(e.actor, e.kb, e.outcome) for e in sorted(rows, key=lambda e: e.id)] == [
+        ("watcher", "default", "failed"),  # 坏文件.pdf could not be read
+        ("watcher", "default", "ok"),
+    ]
+    assert all(e.target == str(bound) for e in rows)
+    changed = [c for e in rows for c in json.loads(e.detail or "{}")["changed"]]
+    assert any(c.startswith("added") and c.endswith("报销.txt") for c in changed)
     assert "报销.txt" in sources(settings)
     assert unbind_folder(settings, "default", bound)
     assert store.list("default") == [] and load_bindings(settings, "default") == []
