@@ -57,6 +57,7 @@ SCHEMA_VERSION = 1
 # how long a row being upserted may be missing from Strong queries: measured on the Milvus core,
 # one upsert every 0.2 s, 55 gaps of 12 ms median and 36 ms at most
 UPSERT_GAP_S = 0.1
+UPSERT_GAP_CHECKS = 2  # a loaded machine stretches the gap
 ACTIVE_TTL_S = 2.0  # how long a reader trusts its copy of the active-collection row
 MAX_TOPK = 16_384  # Milvus's limit on a search's k
 EXCLUDED_QUERY = 16_384  # Milvus's limit on a query's rows: more exclusions are paged through
@@ -309,11 +310,14 @@ class MilvusKB(MilvusSearch, KnowledgeBase):
         after they were read (none of its rows has the version its catalog row names now)."""
         versions = self.committed_versions(r["doc_id"] for r in rows)
         unseen = {r["doc_id"] for r in rows} - set(versions)
-        if unseen:
+        for _ in range(UPSERT_GAP_CHECKS):
+            if not unseen:
+                break
             # a document being updated is briefly missing from a query made between its
-            # row's upsert's delete and insert (see `lease.py`): ask once more for those
+            # row's upsert's delete and insert (see `lease.py`): ask again for those
             time.sleep(UPSERT_GAP_S)
             versions.update(self.committed_versions(unseen))
+            unseen -= set(versions)
         visible = [r for r in rows if versions.get(r["doc_id"]) == r["version"]]
         changed = {r["doc_id"] for r in rows if r["doc_id"] in versions} - {
             r["doc_id"] for r in visible

@@ -15,7 +15,7 @@ from ingest.store.milvus.schema import in_list, search_params, slices
 MAX_TOPK = 16_384  # Milvus's limit on a search's k
 
 
-SEARCH_RETRIES = 3
+SEARCH_RETRIES = 8  # a document rewritten again and again is searched again as often
 
 
 class MilvusSearch:
@@ -39,7 +39,7 @@ class MilvusSearch:
                 # a document was committed anew between the search and the version check:
                 # its new chunks were not yet there to be found, its old ones are no longer
                 # visible; the same search again sees the new ones (unless it is rewritten
-                # again meanwhile: a few times, then what is visible)
+                # again meanwhile: up to SEARCH_RETRIES times, then what is visible)
                 retries -= 1
                 continue
             if len(visible) >= k or len(hits) < limit or limit >= MAX_TOPK:
