@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from app._administering import ADMINISTERING, Administering
 from app._authored import OWNERSHIP, AuthoredRecords, ConversationNotFound, OpenedConversation
 from app._ingesting import INGESTING, Ingesting
 from app._llm import BackendInfo, LlmError, ResolvedBackend, resolve_backend
@@ -219,7 +220,7 @@ class ImportedFile:
     reason_zh: str
 
 
-class Service(AuthoredRecords, LibraryMethods, Ingesting):
+class Service(AuthoredRecords, LibraryMethods, Ingesting, Administering):
     """Everything the API, MCP, CLI and web app do, over one set of shared resources."""
 
     def __init__(
@@ -719,18 +720,21 @@ class Service(AuthoredRecords, LibraryMethods, Ingesting):
 
     def set_role(self, who: Principal, name: str, role: str) -> Person:
         self.require(who, "admin")
+        self._keeps_an_admin(name, role=role)
         person = _account(lambda: self.accounts.set_role(name, role))
         self._admin_act(who, "set_role", person.name, detail={"role": person.role})
         return person
 
     def set_disabled(self, who: Principal, name: str, disabled: bool = True) -> Person:
         self.require(who, "admin")
+        self._keeps_an_admin(name, disabled=disabled)
         person = _account(lambda: self.accounts.set_disabled(name, disabled))
         self._admin_act(who, "disable" if disabled else "enable", person.name)
         return person
 
     def delete_person(self, who: Principal, name: str) -> Person:
         self.require(who, "admin")
+        self._keeps_an_admin(name, deleted=True)
         person = _account(lambda: self.accounts.delete(name))
         self._admin_act(who, "delete_person", person.name)
         return person
@@ -841,6 +845,8 @@ RULES: dict[str, Need | None] = {
     **LIBRARY_RULES,
     # files, web pages, watched folders, sources (app/_ingesting.py)
     **INGESTING,
+    # the audit log paged, filtered and exported (app/_administering.py)
+    **ADMINISTERING,
 }
 
 

@@ -45,6 +45,7 @@ from app.sources import Source, SourceStore, new_source
 from app.state import engine as state_engine
 from app.state import evalcases, open_state
 from app.state.accounts import Accounts
+from app.state.audit import AuditQuery
 from ingest._embed import Embedder
 from ingest.store import StoreError
 
@@ -145,6 +146,9 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "create_key": lambda s, w, kb: s.create_key(w, "k", None, False, "no-such-person"),
     "revoke_key": lambda s, w, kb: s.revoke_key(w, "no-such-key"),
     "audit_entries": lambda s, w, kb: s.audit_entries(w, 5),
+    "audit_page": lambda s, w, kb: s.audit_page(w, AuditQuery(kb=kb), 0, 5),
+    "audit_facets": lambda s, w, kb: s.audit_facets(w),
+    "export_audit": lambda s, w, kb: s.export_audit(w, AuditQuery(kb=kb), "json"),
     # conversations and evaluation cases: each principal adds to a conversation of their own
     "conversations": lambda s, w, kb: s.conversations(w, kb),
     "new_conversation": lambda s, w, kb: s.new_conversation(w, kb),
@@ -201,11 +205,35 @@ def test_every_service_method_with_a_principal_has_a_rule_and_a_call() -> None:
     assert methods == set(CALLS)
 
 
+# Each page file and its rule's name in app.access.PAGES (the chat is app/main.py itself)
+PAGE_FILES = {"knowledge_base": "kb", "inspector": "inspect", "people": "people"}
+
+
 def test_every_page_has_a_rule() -> None:
     pages = {p.stem for p in (Path(__file__).parents[2] / "app" / "pages").glob("*.py")}
-    assert {"knowledge_base": "kb", "inspector": "inspect"}.keys() == pages
-    assert set(PAGES) == {"chat", "kb", "inspect"}
+    assert PAGE_FILES.keys() == pages, "a page file without a rule here and in PAGES"
+    assert set(PAGES) == {"chat", *PAGE_FILES.values()}
     assert not Principal("x", "admin").may_open("a page without a rule")
+
+
+def test_who_opens_which_page(home: Service) -> None:
+    """The rule written out: chat for all, kb and inspect for admins and editors (not through a
+    read-only key), people for admins only (not through any key that narrows them)."""
+    expected = {
+        "ada": {"chat", "kb", "inspect", "people"},
+        "ed": {"chat", "kb", "inspect"},
+        "rita": {"chat"},
+        "wes": {"chat"},
+        "ed-key": {"chat"},
+        "local": {"chat", "kb", "inspect", "people"},
+    }
+    opened = {
+        label: {page for page in PAGES if who.may_open(page)}
+        for label, who in principals(home).items()
+    }
+    assert opened == expected
+    narrowed = principals(home)["ada"].narrowed("ada-key", ["alpha"], read_only=False)
+    assert not narrowed.may_open("people")
 
 
 @pytest.mark.parametrize("method", sorted(RULES))
