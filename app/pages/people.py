@@ -61,7 +61,7 @@ def _done(act: str, call: Callable[[], object]) -> bool:
 
 
 def people_table(people: list[Person]) -> None:
-    st.dataframe(
+    st.table(
         [
             {
                 "用户名": p.name,
@@ -73,7 +73,6 @@ def people_table(people: list[Person]) -> None:
             for p in people
         ],
         hide_index=True,
-        width="stretch",
     )
 
 

@@ -133,7 +133,7 @@ def audit_section(service: Service, who: Principal) -> None:
         f"共 {found.total} 条记录，按时间从新到旧；第 {number}/{pages} 页。时间为服务器本地时间。"
     )
     if found.entries:
-        st.dataframe(rows(found.entries), hide_index=True, width="stretch")
+        st.table(rows(found.entries), hide_index=True)
     else:
         st.info("没有符合条件的记录。", icon=":material/search_off:")
     back, ahead, csv_col, json_col = st.columns(4)

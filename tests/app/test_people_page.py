@@ -72,7 +72,7 @@ def people_page(name: str = "ada") -> AppTest:
 
 
 def people_table(at: AppTest) -> dict[str, dict[str, str]]:
-    table = at.dataframe[0].value
+    table = at.table[0].value
     return {row["用户名"]: row for row in table.to_dict("records")}
 
 
@@ -163,12 +163,12 @@ def test_a_reader_or_editor_cannot_open_the_page(home: Path, name: str) -> None:
     page.session_state[WHO_KEY] = accounts.principal_for(accounts.require(name))
     page.run()
     assert [e.value for e in page.error] == ["你没有打开这个页面的权限。"]
-    assert not page.dataframe and not page.text_input and not page.button
+    assert not page.table and not page.text_input and not page.button
     assert not page.tabs and not page.download_button
 
 
 def _audit_rows(at: AppTest) -> list[dict[str, str]]:
-    return at.dataframe[1].value.to_dict("records") if len(at.dataframe) > 1 else []
+    return at.table[1].value.to_dict("records") if len(at.table) > 1 else []
 
 
 def test_the_audit_log_is_filtered_paged_and_exported(home: Path) -> None:
