@@ -213,9 +213,11 @@ def page() -> None:
     service = get_service(current_settings())
     hero("成员与权限", "创建成员、分配角色和知识库权限;查看和导出审计日志")
     flash = st.session_state.pop(_FLASH, None)
-    if flash:
-        st.success(md(flash), icon=":material/check_circle:")
-    members, audit = st.tabs(["成员", "审计日志"])
+    with st.container():  # always there: what follows keeps its place, with or without a flash
+        if flash:
+            st.success(md(flash), icon=":material/check_circle:")
+    # keyed: the tab open stays open when the page runs again (a filter, a page of the log)
+    members, audit = st.tabs(["成员", "审计日志"], key="people_tabs")
     with members:
         try:
             people = service.people(who)
