@@ -16,7 +16,8 @@ Conversations, feedback and evaluation cases are also their author's: those meth
 `app/_authored.py` (`OWNERSHIP` names their rule), inherited here; what the web app's pages do
 besides is in `app/_service_library.py` (`LIBRARY_RULES`); ingesting files, web pages and
 sources, watching folders and removing documents by selector in `app/_ingesting.py`
-(`INGESTING`).
+(`INGESTING`); the audit log paged, filtered and exported, and the rule that keeps an enabled
+admin, in `app/_administering.py` (`ADMINISTERING`).
 """
 
 from __future__ import annotations
