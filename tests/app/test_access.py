@@ -510,6 +510,8 @@ ROUTE_RULES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
     ("PUT", FEEDBACK): "read",
     ("DELETE", FEEDBACK): "read",
+    ("GET", "/v1/admin/people"): "admin",
+    ("GET", "/v1/admin/audit"): "admin",  # an export: audited
     ("POST", "/mcp"): "read",  # each tool call, by the service (tests/app/api/test_api_mcp.py)
 }
 
@@ -611,6 +613,35 @@ def _listed(client: TestClient, path: str, key: str) -> set[str]:
     if path == "/v1/status":
         return {k["name"] for k in body["knowledge_bases"]}
     return {k["name"] for k in body}
+
+
+def test_the_admin_routes_list_people_and_export_the_audit_log(home: Service) -> None:
+    local = Principal.local("test")
+    key = home.create_key(local, "ada-admin-routes", owner="ada")[1]
+    narrowed = home.create_key(local, "ada-alpha", ["alpha"], owner="ada")[1]
+    app = create_app(home.settings, home, open_without_keys=False)
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        people = client.get("/v1/admin/people", headers=headers).json()
+        assert {(p["name"], p["role"]) for p in people} >= {("ada", "admin"), ("rita", "reader")}
+        assert next(p for p in people if p["name"] == "ed")["grants"] == {
+            "alpha": "write",
+            "beta": "read",
+        }
+        params = {"action": "create_key", "format": "csv"}
+        answer = client.get("/v1/admin/audit", params=params, headers=headers)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+        rows = answer.content.decode("utf-8-sig").splitlines()
+        assert rows[0].startswith("id,at,actor,action")
+        assert all(",create_key," in row for row in rows[1:]) and len(rows) >= 3
+        listed = client.get("/v1/admin/audit", params={"since": "2999-01-01"}, headers=headers)
+        assert listed.json() == []
+        # a key narrowed to one knowledge base is not an admin's, whoever owns it
+        refused = client.get("/v1/admin/people", headers={"Authorization": f"Bearer {narrowed}"})
+        assert refused.status_code == 403
+    exports = [e for e in home.audit_entries(local, 20) if e.action == "export_audit"]
+    assert exports[0].actor == "ada (key ada-admin-routes)"
+    assert json.loads(exports[0].detail or "")["filters"] == {"since": "2999-01-01T00:00:00+00:00"}
 
 
 def test_a_disabled_persons_key_stops_at_the_next_request(home: Service) -> None:
