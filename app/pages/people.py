@@ -76,7 +76,13 @@ def people_table(people: list[Person]) -> None:
     )
 
 
-def create_form(service: Service, who: Principal) -> None:
+def create_form(service: Service, who: Principal, first: bool) -> None:
+    if first:  # the local user of a zhiku without accounts (on this machine only)
+        st.info(
+            "还没有任何账号。创建的第一个成员应为管理员：创建之后，打开网页的每个人"
+            "（包括你）都需要登录。",
+            icon=":material/info:",
+        )
     if st.session_state.pop(_CLEAR_NEW, False):
         for key in NEW_FIELDS:
             st.session_state[key] = ""
@@ -87,7 +93,7 @@ def create_form(service: Service, who: Principal) -> None:
         role = role_col.selectbox(
             "角色",
             ROLES,
-            index=ROLES.index("reader"),
+            index=ROLES.index("admin" if first else "reader"),
             format_func=ROLE_ZH.__getitem__,
             key="people_new_role",
         )
@@ -229,7 +235,7 @@ def page() -> None:
             "只读成员只能查询被授予的知识库。"
         )
         people_table(people)
-        create_form(service, who)
+        create_form(service, who, first=not people)
         if people:
             manage_person(service, who, people)
     with audit:

@@ -245,3 +245,26 @@ def test_an_export_holds_what_the_filters_select_and_is_audited(home: Path) -> N
     rita = Accounts(settings).principal_for(Accounts(settings).require("rita"))
     with pytest.raises(ServiceError):
         service.export_audit(rita, AuditQuery(), "json")
+
+
+def test_without_accounts_the_local_user_makes_the_first_admin(
+    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On this machine, before anybody has an account, the local user may open the page (as the
+    CLI may); the first person is offered as an admin, and once made, the app asks for a login."""
+    data = tmp_path / "bare"
+    shutil.copytree(template, data)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZHIKU_HOME", str(data))
+    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(MODELS_DIR))
+    monkeypatch.setenv("LLM_BACKEND", "none")
+    state_engine.forget_engines()
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.switch_page(PEOPLE_PAGE).run()
+    assert any("还没有任何账号" in i.value for i in at.info)
+    assert at.selectbox(key="people_new_role").value == "admin"
+    create(at, "ada", PASSWORD, "admin")
+    assert Accounts(make_settings(data)).require("ada").role == "admin"
+    at.run()
+    assert [t.label for t in at.text_input] == ["用户名", "密码"]  # the login form
