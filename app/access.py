@@ -36,6 +36,7 @@ PAGES: dict[str, str] = {
     "chat": "everyone logged in; only the knowledge bases they may read",
     "kb": "admins and editors; its controls need write (or create) on the knowledge base",
     "inspect": "admins and editors; only the knowledge bases they may read",
+    "people": "admins only: people, roles, grants and the audit log",
 }
 
 
@@ -114,6 +115,8 @@ class Principal:
             return False  # a page without a rule is nobody's
         if page == "chat":
             return True  # it offers only the knowledge bases this principal may read
+        if page == "people":
+            return self.is_admin
         return self.role in ("admin", "editor") and not self.key_read_only
 
     def may(self, need: Need, kb: str | None = None) -> bool:

@@ -1,7 +1,8 @@
 """知库 web app: `streamlit run app/main.py`. This file routes between the pages and is the chat
 page itself; the knowledge-base page is `app/pages/knowledge_base.py`, the retrieval inspector
-`app/pages/inspector.py`. Answers are drawn by `app/ui/answers.py`, the conversation sidebar by
-`app/ui/conversations.py`, the source viewer beside the chat by `app/ui/viewer.py`.
+`app/pages/inspector.py`, the admins' 成员与权限 `app/pages/people.py`. Answers are drawn by
+`app/ui/answers.py`, the conversation sidebar by `app/ui/conversations.py`, the source viewer
+beside the chat by `app/ui/viewer.py`.
 
 All answering goes through `app.answer.answer`; this file only shows its events.
 """
@@ -62,6 +63,7 @@ from app.ui.resources import (  # noqa: E402
     KB_KEY,
     RETURN_TO_INSPECT_KEY,
     RETURN_TO_KB_KEY,
+    RETURN_TO_PEOPLE_KEY,
     current_settings,
     get_backend,
     get_service,
@@ -84,12 +86,13 @@ log = logging.getLogger("zhiku.app")
 
 # Streamlit 1.67 treats a `pages/` folder beside the main script the pre-st.navigation way until
 # st.navigation has run once in the process (and in AppTest, on every run): a URL matching a file
-# name there runs that file on its own, without this router. The URL paths ("kb", "inspect")
-# therefore differ from the file names, so such a request falls back to this script, whose
-# st.navigation then opens the page. The cost: on a fresh server, opening /kb first shows "Page
-# not found" once.
+# name there runs that file on its own, without this router. The URL paths ("kb", "inspect",
+# "members") therefore differ from the file names, so such a request falls back to this
+# script, whose st.navigation then opens the page. The cost: on a fresh server, opening /kb
+# first shows "Page not found" once.
 KB_PAGE = "pages/knowledge_base.py"
 INSPECT_PAGE = "pages/inspector.py"
+PEOPLE_PAGE = "pages/people.py"
 EMPTY_STATE_TITLES = 5  # documents named before the first question
 PREFS_KEY = "answer_prefs"
 
@@ -330,6 +333,9 @@ def main() -> None:
         "inspect": st.Page(
             INSPECT_PAGE, title="命中测试", icon=":material/troubleshoot:", url_path="inspect"
         ),
+        "people": st.Page(
+            PEOPLE_PAGE, title="成员与权限", icon=":material/group:", url_path="members"
+        ),
     }
     pages = {name: page for name, page in every_page.items() if who.may_open(name)}
     navigation = st.navigation(list(pages.values()))
@@ -337,6 +343,8 @@ def main() -> None:
         st.switch_page(pages["kb"])
     if st.session_state.pop(RETURN_TO_INSPECT_KEY, False) and "inspect" in pages:
         st.switch_page(pages["inspect"])
+    if st.session_state.pop(RETURN_TO_PEOPLE_KEY, False) and "people" in pages:
+        st.switch_page(pages["people"])
     logout_button(settings, service, who)
     kb_selector(settings)
     try:

@@ -16,7 +16,8 @@ Conversations, feedback and evaluation cases are also their author's: those meth
 `app/_authored.py` (`OWNERSHIP` names their rule), inherited here; what the web app's pages do
 besides is in `app/_service_library.py` (`LIBRARY_RULES`); ingesting files, web pages and
 sources, watching folders and removing documents by selector in `app/_ingesting.py`
-(`INGESTING`).
+(`INGESTING`); the audit log paged, filtered and exported, and the rule that keeps an enabled
+admin, in `app/_administering.py` (`ADMINISTERING`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from app._administering import ADMINISTERING, Administering
 from app._authored import OWNERSHIP, AuthoredRecords, ConversationNotFound, OpenedConversation
 from app._ingesting import INGESTING, Ingesting
 from app._kb_records import KB_RECORDS, KbRecords
@@ -220,7 +222,7 @@ class ImportedFile:
     reason_zh: str
 
 
-class Service(AuthoredRecords, LibraryMethods, Ingesting, KbRecords):
+class Service(AuthoredRecords, LibraryMethods, Ingesting, KbRecords, Administering):
     """Everything the API, MCP, CLI and web app do, over one set of shared resources."""
 
     def __init__(
@@ -720,18 +722,21 @@ class Service(AuthoredRecords, LibraryMethods, Ingesting, KbRecords):
 
     def set_role(self, who: Principal, name: str, role: str) -> Person:
         self.require(who, "admin")
+        self._keeps_an_admin(name, role=role)
         person = _account(lambda: self.accounts.set_role(name, role))
         self._admin_act(who, "set_role", person.name, detail={"role": person.role})
         return person
 
     def set_disabled(self, who: Principal, name: str, disabled: bool = True) -> Person:
         self.require(who, "admin")
+        self._keeps_an_admin(name, disabled=disabled)
         person = _account(lambda: self.accounts.set_disabled(name, disabled))
         self._admin_act(who, "disable" if disabled else "enable", person.name)
         return person
 
     def delete_person(self, who: Principal, name: str) -> Person:
         self.require(who, "admin")
+        self._keeps_an_admin(name, deleted=True)
         person = _account(lambda: self.accounts.delete(name))
         self._admin_act(who, "delete_person", person.name)
         return person
@@ -844,6 +849,8 @@ RULES: dict[str, Need | None] = {
     **INGESTING,
     # the knowledge-base page's sources, folders, upload jobs and files (app/_kb_records.py)
     **KB_RECORDS,
+    # the audit log paged, filtered and exported (app/_administering.py)
+    **ADMINISTERING,
 }
 
 

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.access import Principal, is_loopback
-from app.api import chat, conversations, library, sources
+from app.api import admin, chat, conversations, library, sources
 from app.api.auth import Who, caller
 from app.api.errors import ApiError, BodyLimit, error_response, install_handlers
 from app.api.jobs import Jobs
@@ -146,6 +146,7 @@ def create_app(
     app.include_router(library.router)
     app.include_router(sources.router)
     app.include_router(conversations.router)
+    app.include_router(admin.router)
     # the SDK's endpoint routed at /mcp itself: a mount would answer /mcp with a redirect to
     # /mcp/, which MCP clients do not follow
     app.router.routes.append(Route("/mcp", endpoint=mcp_route, include_in_schema=False))

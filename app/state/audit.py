@@ -3,13 +3,14 @@
 One row per write (upload, re-ingestion, removal, deletion, creation of a knowledge base), per
 administrative act (people, grants, keys), per admin's open of another's conversation and per
 refused or failed login or request. Rows are only ever inserted: nothing in zhiku updates or
-deletes them. `zhiku audit` lists them.
+deletes them. `zhiku audit` lists them; the web app's 成员与权限 page filters, pages and exports
+them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -105,18 +106,92 @@ class AuditLog:
             return connection.execute(query.limit(1)).first() is not None
 
     def entries(
-        self, limit: int | None = None, actor: str | None = None, kb: str | None = None
+        self,
+        limit: int | None = None,
+        actor: str | None = None,
+        kb: str | None = None,
+        *,
+        query: AuditQuery | None = None,
+        offset: int = 0,
     ) -> list[AuditEntry]:
-        """The newest entries first."""
-        query = sa.select(audit_log).order_by(audit_log.c.id.desc())
-        if actor:
-            query = query.where(audit_log.c.actor == actor)
-        if kb:
-            query = query.where(audit_log.c.kb == kb)
+        """The newest entries first (those `query` selects, `actor` and `kb` narrowing it)."""
+        query = replace(query or AuditQuery(), **_given(actor=actor, kb=kb))
+        select = _where(sa.select(audit_log), query).order_by(audit_log.c.id.desc())
         if limit:
-            query = query.limit(limit)
+            select = select.limit(limit)
+        if offset:
+            select = select.offset(offset)
         with self.engine.connect() as connection:
-            return [AuditEntry(**row._mapping) for row in connection.execute(query)]
+            return [AuditEntry(**row._mapping) for row in connection.execute(select)]
+
+    def count(self, query: AuditQuery | None = None) -> int:
+        select = _where(sa.select(sa.func.count()).select_from(audit_log), query or AuditQuery())
+        with self.engine.connect() as connection:
+            return int(connection.execute(select).scalar_one())
+
+    def facets(self) -> AuditFacets:
+        """The actors, actions and knowledge bases the log names, for a filter to offer."""
+        with self.engine.connect() as connection:
+
+            def distinct(column: sa.Column) -> list[str]:
+                rows = connection.execute(
+                    sa.select(column).where(column.is_not(None)).distinct().order_by(column)
+                )
+                return [value for (value,) in rows]
+
+            return AuditFacets(
+                distinct(audit_log.c.actor), distinct(audit_log.c.action), distinct(audit_log.c.kb)
+            )
 
 
-__all__ = ["AuditEntry", "AuditLog", "audit_log"]
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which rows: each filter given narrows (None: any). `since` and `until` are moments
+    (timezone-aware), `since` included, `until` not."""
+
+    actor: str | None = None
+    action: str | None = None
+    kb: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """The filters given, as text (for the audit row of an export)."""
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else str(value)
+            for name, value in asdict(self).items()
+            if value is not None
+        }
+
+
+@dataclass(frozen=True)
+class AuditFacets:
+    actors: list[str]
+    actions: list[str]
+    kbs: list[str]
+
+
+def _given(**values: str | None) -> dict[str, str]:
+    return {name: value for name, value in values.items() if value}
+
+
+def _where(select: sa.Select, query: AuditQuery) -> sa.Select:
+    t = audit_log
+    for column, value in (
+        (t.c.actor, query.actor),
+        (t.c.action, query.action),
+        (t.c.kb, query.kb),
+        (t.c.outcome, query.outcome),
+    ):
+        if value:
+            select = select.where(column == value)
+    # `at` is UTC text of one width: compared as text, it compares as the time does
+    if query.since is not None:
+        select = select.where(t.c.at >= _at(query.since.astimezone(UTC)))
+    if query.until is not None:
+        select = select.where(t.c.at < _at(query.until.astimezone(UTC)))
+    return select
+
+
+__all__ = ["AuditEntry", "AuditFacets", "AuditLog", "AuditQuery", "audit_log"]

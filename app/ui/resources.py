@@ -36,6 +36,7 @@ KB_KEY = "kb"  # session-state key of the selected knowledge base
 _SWITCH_KEY = "kb_switch_to"
 RETURN_TO_KB_KEY = "return_to_kb_page"  # the knowledge-base page asked the router to come back
 RETURN_TO_INSPECT_KEY = "return_to_inspect_page"  # the same for the inspector
+RETURN_TO_PEOPLE_KEY = "return_to_people_page"  # and for 成员与权限
 
 BACKEND_CHOICES = ("auto", "ollama", "llamacpp", "none")
 BACKEND_LABELS = {

@@ -45,6 +45,7 @@ from app.sources import Schedule, Source, SourceStore, new_source
 from app.state import engine as state_engine
 from app.state import evalcases, open_state
 from app.state.accounts import Accounts
+from app.state.audit import AuditQuery
 from ingest._embed import Embedder
 from ingest.store import StoreError
 
@@ -145,6 +146,9 @@ CALLS: dict[str, Callable[[Service, Principal, str], object]] = {
     "create_key": lambda s, w, kb: s.create_key(w, "k", None, False, "no-such-person"),
     "revoke_key": lambda s, w, kb: s.revoke_key(w, "no-such-key"),
     "audit_entries": lambda s, w, kb: s.audit_entries(w, 5),
+    "audit_page": lambda s, w, kb: s.audit_page(w, AuditQuery(kb=kb), 0, 5),
+    "audit_facets": lambda s, w, kb: s.audit_facets(w),
+    "export_audit": lambda s, w, kb: s.export_audit(w, AuditQuery(kb=kb), "json"),
     # conversations and evaluation cases: each principal adds to a conversation of their own
     "conversations": lambda s, w, kb: s.conversations(w, kb),
     "new_conversation": lambda s, w, kb: s.new_conversation(w, kb),
@@ -211,11 +215,35 @@ def test_every_service_method_with_a_principal_has_a_rule_and_a_call() -> None:
     assert methods == set(CALLS)
 
 
+# Each page file and its rule's name in app.access.PAGES (the chat is app/main.py itself)
+PAGE_FILES = {"knowledge_base": "kb", "inspector": "inspect", "people": "people"}
+
+
 def test_every_page_has_a_rule() -> None:
     pages = {p.stem for p in (Path(__file__).parents[2] / "app" / "pages").glob("*.py")}
-    assert {"knowledge_base": "kb", "inspector": "inspect"}.keys() == pages
-    assert set(PAGES) == {"chat", "kb", "inspect"}
+    assert PAGE_FILES.keys() == pages, "a page file without a rule here and in PAGES"
+    assert set(PAGES) == {"chat", *PAGE_FILES.values()}
     assert not Principal("x", "admin").may_open("a page without a rule")
+
+
+def test_who_opens_which_page(home: Service) -> None:
+    """The rule written out: chat for all, kb and inspect for admins and editors (not through a
+    read-only key), people for admins only (not through any key that narrows them)."""
+    expected = {
+        "ada": {"chat", "kb", "inspect", "people"},
+        "ed": {"chat", "kb", "inspect"},
+        "rita": {"chat"},
+        "wes": {"chat"},
+        "ed-key": {"chat"},
+        "local": {"chat", "kb", "inspect", "people"},
+    }
+    opened = {
+        label: {page for page in PAGES if who.may_open(page)}
+        for label, who in principals(home).items()
+    }
+    assert opened == expected
+    narrowed = principals(home)["ada"].narrowed("ada-key", ["alpha"], read_only=False)
+    assert not narrowed.may_open("people")
 
 
 @pytest.mark.parametrize("method", sorted(RULES))
@@ -492,6 +520,8 @@ ROUTE_RULES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/v1/knowledge_bases/{kb}/conversations/{conversation_id}"): "read",
     ("PUT", FEEDBACK): "read",
     ("DELETE", FEEDBACK): "read",
+    ("GET", "/v1/admin/people"): "admin",
+    ("GET", "/v1/admin/audit"): "admin",  # an export: audited
     ("POST", "/mcp"): "read",  # each tool call, by the service (tests/app/api/test_api_mcp.py)
 }
 
@@ -593,6 +623,35 @@ def _listed(client: TestClient, path: str, key: str) -> set[str]:
     if path == "/v1/status":
         return {k["name"] for k in body["knowledge_bases"]}
     return {k["name"] for k in body}
+
+
+def test_the_admin_routes_list_people_and_export_the_audit_log(home: Service) -> None:
+    local = Principal.local("test")
+    key = home.create_key(local, "ada-admin-routes", owner="ada")[1]
+    narrowed = home.create_key(local, "ada-alpha", ["alpha"], owner="ada")[1]
+    app = create_app(home.settings, home, open_without_keys=False)
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        people = client.get("/v1/admin/people", headers=headers).json()
+        assert {(p["name"], p["role"]) for p in people} >= {("ada", "admin"), ("rita", "reader")}
+        assert next(p for p in people if p["name"] == "ed")["grants"] == {
+            "alpha": "write",
+            "beta": "read",
+        }
+        params = {"action": "create_key", "format": "csv"}
+        answer = client.get("/v1/admin/audit", params=params, headers=headers)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+        rows = answer.content.decode("utf-8-sig").splitlines()
+        assert rows[0].startswith("id,at,actor,action")
+        assert all(",create_key," in row for row in rows[1:]) and len(rows) >= 3
+        listed = client.get("/v1/admin/audit", params={"since": "2999-01-01"}, headers=headers)
+        assert listed.json() == []
+        # a key narrowed to one knowledge base is not an admin's, whoever owns it
+        refused = client.get("/v1/admin/people", headers={"Authorization": f"Bearer {narrowed}"})
+        assert refused.status_code == 403
+    exports = [e for e in home.audit_entries(local, 20) if e.action == "export_audit"]
+    assert exports[0].actor == "ada (key ada-admin-routes)"
+    assert json.loads(exports[0].detail or "")["filters"] == {"since": "2999-01-01T00:00:00+00:00"}
 
 
 def test_a_disabled_persons_key_stops_at_the_next_request(home: Service) -> None:
