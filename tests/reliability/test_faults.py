@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.state.engine import forget_engines
 from ingest._embed import Embedder
 from ingest.settings import get_settings
 
@@ -48,6 +49,9 @@ def zhiku(tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("ZHIKU_HOME", str(home))
         get_settings.cache_clear()
         result = CliRunner().invoke(cli, list(args))
+        # each command is a process of its own for a user: nothing it opened stays open (an
+        # open state database would keep its disk from being remounted read-only)
+        forget_engines()
         assert "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), result.output
         return result
