@@ -100,7 +100,7 @@ def test_people_see_only_what_they_may(team: dict[str, Any], page: Any, tmp_path
         _logout_ends_the_session(page, url)
         _a_forged_or_expired_cookie_is_the_login_form(page, url, settings, rita)
         _an_editor_uploads_where_granted_write_only(page, url, tmp_path)
-        _an_editors_export_is_audited_as_hers(page, url, team["settings"], team["conversation"])
+        _an_editors_export_is_audited_as_hers(page, url, settings, conversation)
     finally:
         app.stop()
         print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
