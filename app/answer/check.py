@@ -297,7 +297,7 @@ class AnswerCheck:
             detail = " / ".join(f"{self.texts[u]} → {a}" for u, a in zip(shown, other, strict=True))
             return self._not_answered("other_row", detail, shown, checked), ""
         if self.judge is None:
-            return checked, late
+            return checked, (checked.answer if self.held else late)
         # one sentence shown with the answer (cited by it or quoted under it) or chosen by the
         # model as its evidence must answer the question
         if self.responds([*self.answer_units, *self.cited, *(self.evidence or [])]):

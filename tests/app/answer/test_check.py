@@ -221,3 +221,19 @@ def test_the_row_asked_about_stays_the_answer(small_kb_settings: Settings) -> No
         small_kb_settings,
     )
     assert not result.refused and "3000 Mbps" in shown
+
+
+def test_an_answer_held_back_by_a_row_and_then_kept_is_shown_whole(
+    small_kb_settings: Settings,
+) -> None:
+    # the first sentence rests on the other model's row (held back), the second on prose: the
+    # answer is not refused, so what was held is shown at the end
+    result, shown = check_reply(
+        "RX20 有多重？",
+        [SPEC_TABLE],
+        "RX10 的重量为 350 g。两款均支持 Mesh 组网。",
+        [2, 4],
+        small_kb_settings,
+    )
+    assert not result.refused
+    assert shown == result.answer and "Mesh" in shown
