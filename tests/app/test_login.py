@@ -43,8 +43,9 @@ def template(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Pa
     return home
 
 
-@pytest.fixture
-def home(tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def team_home(tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Path:
+    """A copy of `template` as the data home, with an admin (ada) and a reader of `default`
+    (rita); `env` sets more settings."""
     data = tmp_path / "home"
     shutil.copytree(template, data)
     monkeypatch.chdir(tmp_path)
@@ -52,13 +53,19 @@ def home(tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("ZHIKU_MODELS_DIR", str(MODELS_DIR))
     monkeypatch.setenv("LLM_BACKEND", "none")
     monkeypatch.setenv("LOGIN_DELAY_S", "0")
-    monkeypatch.setenv("LOGIN_MAX_FAILURES", "3")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     state_engine.forget_engines()
     accounts = Accounts(make_settings(data))
     accounts.create("ada", PASSWORD, "admin")
     accounts.create("rita", PASSWORD, "reader")
     accounts.grant("rita", "default", "read")
     return data
+
+
+@pytest.fixture
+def home(tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return team_home(tmp_path, template, monkeypatch, LOGIN_MAX_FAILURES="3")
 
 
 def start() -> AppTest:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import MODELS_DIR, REPO, build_kb, make_settings
-from test_login import APP, log_in
+from support import MODELS_DIR, REPO, make_settings
+from test_login import APP, PASSWORD, log_in, team_home
+from test_login import template as template  # the two knowledge bases, built once
 
 from app.access import Principal
 from app.service import Service, ServiceError
@@ -27,36 +28,15 @@ from app.state.accounts import Accounts
 from app.state.audit import AuditLog, AuditQuery
 from app.ui.login import WHO_KEY
 from app.ui.resources import KB_KEY
-from ingest._embed import Embedder
 
 pytestmark = pytest.mark.timeout(600)
 PEOPLE_PAGE = "pages/people.py"
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    home = tmp_path_factory.mktemp("people") / "home"
-    settings = make_settings(home)
-    build_kb(settings, embedder, {"a.txt": "年假制度\n员工每年享有十五天带薪年假。"}, "default")
-    build_kb(settings, embedder, {"b.txt": "薪酬制度\n工资每月十日发放。"}, "secret")
-    return home
 
 
 @pytest.fixture
 def home(tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "home"
-    shutil.copytree(template, data)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ZHIKU_HOME", str(data))
-    monkeypatch.setenv("ZHIKU_MODELS_DIR", str(MODELS_DIR))
-    monkeypatch.setenv("LLM_BACKEND", "none")
-    monkeypatch.setenv("LOGIN_DELAY_S", "0")
-    state_engine.forget_engines()
+    data = team_home(tmp_path, template, monkeypatch)
     accounts = Accounts(make_settings(data))
-    accounts.create("ada", PASSWORD, "admin")
-    accounts.create("rita", PASSWORD, "reader")
-    accounts.grant("rita", "default", "read")
     accounts.create("ed", PASSWORD, "editor")
     accounts.grant("ed", "default", "write")
     return data
