@@ -50,11 +50,11 @@ def changes(report: IngestReport) -> dict[str, object]:
     return {**counts, "changed": listed[:LISTED], "cancelled": report.cancelled}
 
 
-def _outcome(report: IngestReport) -> str:
+def outcome_of(report: IngestReport) -> str:
     return "failed" if any(o.status == "failed" for o in report.outcomes) else "ok"
 
 
-def _changed(report: IngestReport) -> bool:
+def changed_anything(report: IngestReport) -> bool:
     return any(o.status in ("added", "updated", "removed") for o in report.outcomes)
 
 
@@ -88,7 +88,7 @@ class Ingesting:
             self.audit(who, action, kb_name, outcome="failed", detail={**asked, "error": str(exc)})
             raise
         self.audit(
-            who, action, kb_name, outcome=_outcome(report), detail={**asked, **changes(report)}
+            who, action, kb_name, outcome=outcome_of(report), detail={**asked, **changes(report)}
         )
         return report
 
@@ -178,9 +178,9 @@ class Ingesting:
         folders = [str(p) for p in paths]
 
         def report(found: IngestReport) -> None:
-            if _changed(found) or _outcome(found) == "failed":
+            if changed_anything(found) or outcome_of(found) == "failed":
                 detail = {"paths": folders, **changes(found)}
-                self.audit(who, "watch", name, outcome=_outcome(found), detail=detail)
+                self.audit(who, "watch", name, outcome=outcome_of(found), detail=detail)
             on_report(found)
 
         watch(
@@ -247,4 +247,4 @@ class Ingesting:
         return record
 
 
-__all__ = ["INGESTING", "SCHEDULER", "Ingesting", "changes"]
+__all__ = ["INGESTING", "SCHEDULER", "Ingesting", "changed_anything", "changes", "outcome_of"]

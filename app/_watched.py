@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app._ingesting import changes
+from app._ingesting import changed_anything, changes, outcome_of
 from app.access import Principal
 from app.sources.model import Schedule, Source, SourceError, SourceStore, source_id
 from app.sources.sync import new_source, record_of
@@ -195,14 +195,13 @@ def record_sync(settings: Settings, kb_name: str, folder: Path, report: IngestRe
             when = started.isoformat(timespec="seconds")
             store.record(source, None, record_of(report, when, report.seconds, "watch", None))
             break
-    if any(o.status in ("added", "updated", "removed") for o in report.outcomes):
-        failed = any(o.status == "failed" for o in report.outcomes)
+    if changed_anything(report):
         AuditLog(settings).record(
             WATCHER,
             "sync",
             kb_name,
             str(folder),
-            outcome="failed" if failed else "ok",
+            outcome=outcome_of(report),
             detail={"trigger": "watch", **changes(report)},
         )
 
