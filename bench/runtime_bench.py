@@ -1,9 +1,10 @@
 """The llama.cpp runtime alone: prompt and generation tokens/s of the bundled model on 2 threads.
 
-The runtime zhiku ships is the prebuilt `xllamacpp` wheel (AVX2, no -march=native), run in the
-supervised worker exactly as answering runs it; the figures are llama.cpp's own timings
-(`prompt_n`/`prompt_ms`, `predicted_n`/`predicted_ms`). To compare another build, run this file
-with a Python where `llama_cpp` (llama-cpp-python) is importable:
+Every llama.cpp runtime installed here (`app/_llm_runtimes.py`: node-llama-cpp, whose CPU library
+is picked at start, and the `xllamacpp` wheel, one AVX2 build) is measured side by side in one
+run, each in the supervised worker exactly as answering runs it; the figures are the worker's
+timings (`prompt_n`/`prompt_ms`, `predicted_n`/`predicted_ms`). To compare another build, run
+this file with a Python where `llama_cpp` (llama-cpp-python) is importable:
 
     OTHER_VENV/bin/python bench/runtime_bench.py --runtime llama-cpp-python --model GGUF
 
@@ -42,9 +43,11 @@ def prompt_messages(repeat: int, run: int) -> list[dict[str, str]]:
 
 def _worker_run(settings: Any, repeats: int) -> dict[str, Any]:
     from app._llm_llamacpp import make_llamacpp_chat, stop_workers
+    from app._llm_runtimes import runtime_version
     from app.answer.prompt import as_langchain
 
     chat = make_llamacpp_chat(settings, temperature=0.0, max_tokens=64)
+    runtime = settings.llamacpp_runtime
     started = time.perf_counter()
     chat.start()
     start_s = time.perf_counter() - started
@@ -64,10 +67,11 @@ def _worker_run(settings: Any, repeats: int) -> dict[str, Any]:
         info = chat.supervisor.status.ready_info
     finally:
         stop_workers()
+    variant = info.get("cpu_variant") or "AVX2 build"
     return {
-        "runtime": "xllamacpp (worker)",
+        "runtime": f"{runtime} {runtime_version(runtime)} ({variant})",
         "start_s": start_s,
-        # llama.cpp's own account of the CPU features its build uses (AVX2 only for this wheel)
+        # llama.cpp's own account of the CPU features its build uses
         "system_info": info.get("system_info", ""),
         **_medians(rows),
     }
@@ -117,14 +121,28 @@ def _medians(rows: list[dict[str, float]]) -> dict[str, Any]:
 def run(repeats: int = 3) -> dict[str, Any]:
     import tempfile
 
+    from app._llm_runtimes import runtime_installed
     from bench._common import bench_settings, load_note
 
-    with tempfile.TemporaryDirectory(prefix="zhiku-runtime-") as home:
-        settings = bench_settings(Path(home), llm_backend="llamacpp", llamacpp_threads=2)
-        result = _worker_run(settings, repeats)
+    results = []
+    # Alternating runtimes round by round would be fairer to a drifting load, but each worker
+    # start costs seconds; one after the other, with the load noted, and ratios read within a run.
+    for runtime in ("node-llama-cpp", "xllamacpp"):
+        if not runtime_installed(runtime):
+            continue
+        with tempfile.TemporaryDirectory(prefix="zhiku-runtime-") as home:
+            settings = bench_settings(
+                Path(home), llm_backend="llamacpp", llamacpp_threads=2, llamacpp_runtime=runtime
+            )
+            results.append(_worker_run(settings, repeats))
     from ingest._cpu import cpu_signature
 
-    return {**result, "cpu": cpu_signature(), "load_note": load_note()}
+    return {
+        **results[0],
+        "others": results[1:],
+        "cpu": cpu_signature(),
+        "load_note": load_note(),
+    }
 
 
 def render(results: dict[str, Any]) -> str:
@@ -132,9 +150,23 @@ def render(results: dict[str, Any]) -> str:
     from bench._common import table
 
     body = table(
-        ["runtime", "prompt tokens", "prompt tokens/s", "generated", "generation tokens/s"],
         [
-            [r["runtime"], r["prompt_tokens"], r["prompt_tps"], r["gen_tokens"], r["gen_tps"]]
+            "runtime",
+            "prompt tokens",
+            "prompt tokens/s",
+            "generated",
+            "generation tokens/s",
+            "worker start s",
+        ],
+        [
+            [
+                r["runtime"],
+                r["prompt_tokens"],
+                r["prompt_tps"],
+                r["gen_tokens"],
+                r["gen_tps"],
+                r.get("start_s", "n/a"),
+            ]
             for r in rows
         ],
     )
@@ -143,8 +175,9 @@ def render(results: dict[str, Any]) -> str:
         f"{body}\n\nMedians of {results['repeats']} runs, 2 threads, each prompt evaluated from "
         "an empty KV cache (`bench/runtime_bench.py`). CPU: "
         f"{cpu.get('model', 'n/a')}, flags {' '.join(cpu.get('flags', []))}, AMX granted on "
-        f"request: {cpu.get('amx_granted', 'n/a')}; llama.cpp build: "
-        f"`{results.get('system_info', 'n/a')}`. Machine load: {results.get('load_note', 'n/a')}."
+        f"request: {cpu.get('amx_granted', 'n/a')}; what the first runtime's llama.cpp uses: "
+        f"`{results.get('system_info', 'n/a')}`. The first row is the runtime `auto` picks. "
+        f"Machine load: {results.get('load_note', 'n/a')}."
     )
 
 
