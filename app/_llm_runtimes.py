@@ -92,6 +92,11 @@ def runtimes_for(settings: Settings) -> tuple[Runtime, ...]:
     return tuple(r for r in order if runtime_installed(r))
 
 
+def is_worker(cmdline: list[str]) -> bool:
+    """Whether a process with this command line is an embedded-model worker, of either runtime."""
+    return PYTHON_WORKER_MODULE in cmdline or any(a.endswith(NODE_WORKER.name) for a in cmdline)
+
+
 def worker_command(runtime: Runtime) -> list[str]:
     """The command that starts `runtime`'s worker (its options follow)."""
     if runtime == "node-llama-cpp":

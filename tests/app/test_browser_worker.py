@@ -25,6 +25,7 @@ from test_browser import CHROMIUM, free_port, screenshot, wait_healthy
 from test_browser import page as page  # the Chromium page fixture
 
 from app._llm_llamacpp import llamacpp_installed
+from app._llm_runtimes import is_worker
 from ingest._embed import Embedder
 
 DOCUMENT = {
@@ -88,7 +89,7 @@ def worker_of(server: subprocess.Popen[bytes]) -> psutil.Process:
     children = psutil.Process(server.pid).children(recursive=True)
     for child in children:
         try:
-            if "app._worker" in " ".join(child.cmdline()):
+            if is_worker(child.cmdline()):
                 return child
         except psutil.ZombieProcess:
             continue  # a dead worker the app has not reaped yet: checked at the end

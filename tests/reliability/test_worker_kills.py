@@ -25,6 +25,7 @@ from support import MODELS_DIR, SMALL_CORPUS, build_kb, make_settings
 import app._llm_llamacpp as llamacpp
 from app._gguf import bundled_parts
 from app._llm import LlmError, ResolvedBackend, resolve_backend
+from app._llm_runtimes import is_worker
 from app.answer import AnswerResult, Final, Token, answer
 from ingest._embed import Embedder
 from ingest._store import KnowledgeBase
@@ -143,6 +144,6 @@ def test_a_killed_worker_keeps_the_partial_answer_and_the_next_question_is_answe
     workers = [
         p.pid
         for p in psutil.Process().children()
-        if p.status() != psutil.STATUS_ZOMBIE and "app._worker" in " ".join(p.cmdline())
+        if p.status() != psutil.STATUS_ZOMBIE and is_worker(p.cmdline())
     ]
     assert workers == [llamacpp_pid(backend)]
