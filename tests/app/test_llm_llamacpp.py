@@ -476,3 +476,27 @@ def test_the_prompt_prefix_is_evaluated_once_and_restored_by_the_next_worker(
     assert usage is not None
     # the question's prompt read the prefix from the restored cache, not evaluated again
     assert usage["input_token_details"]["cache_read"] >= evaluated["tokens"] - 8
+
+
+@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("runtime", INSTALLED_RUNTIMES)
+def test_stop_strings_cancelling_and_the_next_answer(tmp_path: Path, runtime: Runtime) -> None:
+    """What follow-up rewriting (a stop string) and an abandoned answer (cancel) rely on."""
+    settings = real_settings(tmp_path).model_copy(update={"llamacpp_runtime": runtime})
+    chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=40)
+    count = [HumanMessage("从 1 数到 10,每个数字单独一行,只输出数字。")]
+    lines = str(chat.invoke(count).content)
+    assert "\n" in lines.strip() and "1" in lines
+    first_line = str(chat.invoke(count, stop=["\n"]).content)
+    assert "\n" not in first_line and first_line.strip() == lines.strip().split("\n")[0]
+
+    stream = chat.stream(count)
+    next(stream)
+    stream.close()  # the reader left: the worker stops generating that answer
+    reply = chat.invoke(
+        [HumanMessage("资料:[1] 珠穆朗玛峰海拔 8848.86 米。问题:珠穆朗玛峰有多高?")]
+    )
+    assert "8848" in str(reply.content)
+    assert chat.supervisor.status.starts == 1  # the same worker, not a restarted one
