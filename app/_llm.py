@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -42,13 +42,14 @@ class LlmError(RuntimeError):
 class BackendInfo:
     kind: BackendKind
     model: str  # the Ollama model name, the GGUF file name, or "" for none
+    runtime: str = ""  # the embedded model's llama.cpp and the CPU library it loaded
 
     @property
     def label_en(self) -> str:
         if self.kind == "ollama":
             return f"Ollama · {self.model}"
         if self.kind == "llamacpp":
-            return f"embedded llama.cpp · {self.model}"
+            return " · ".join(filter(None, ["embedded llama.cpp", self.model, self.runtime]))
         return "retrieval only (no LLM)"
 
     @property
@@ -56,7 +57,7 @@ class BackendInfo:
         if self.kind == "ollama":
             return f"Ollama · {self.model}"
         if self.kind == "llamacpp":
-            return f"内置模型 · {self.model}"
+            return " · ".join(filter(None, ["内置模型", self.model, self.runtime]))
         return "仅检索(未启用大模型)"
 
 
@@ -104,18 +105,23 @@ def _llamacpp(settings: Settings, progress: Callable[[str], None]) -> ResolvedBa
             "or evaluating the fixed start of the prompt)…"
         )
     chat.start()
-    return ResolvedBackend(chat, BackendInfo("llamacpp", Path(chat.model_path).name))
+    info = BackendInfo("llamacpp", Path(chat.model_path).name, chat.runtime_label)
+    return ResolvedBackend(chat, info)
 
 
 def current(backend: ResolvedBackend) -> ResolvedBackend:
     """`backend` as it stands now: an embedded model whose worker kept crashing (or failed its
-    self-check) since it was resolved means retrieval only, with the reason as the notice."""
+    self-check) since it was resolved means retrieval only, with the reason as the notice, or,
+    when another llama.cpp runtime took over, that runtime named."""
     from app._llm_llamacpp import WorkerChat
 
     if isinstance(backend.chat, WorkerChat):
         disabled = backend.chat.supervisor.disabled
         if disabled is not None:
             return ResolvedBackend(None, BackendInfo("none", ""), disabled)
+        runtime = backend.chat.runtime_label
+        if runtime != backend.info.runtime:
+            return replace(backend, info=replace(backend.info, runtime=runtime))
     return backend
 
 

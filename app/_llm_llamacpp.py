@@ -569,6 +569,14 @@ class WorkerChat(BaseChatModel):
         supervisors = self._supervisors()
         return next((s for s in supervisors[:-1] if s.disabled is None), supervisors[-1])
 
+    @property
+    def runtime_label(self) -> str:
+        """The runtime answering now, with the CPU library it loaded ("node-llama-cpp
+        (sapphirerapids)"); the runtime alone before its worker has started."""
+        supervisor = self.supervisor
+        variant = supervisor.status.ready_info.get("cpu_variant") or ""
+        return supervisor.spec.runtime + (f" ({variant})" if variant else "")
+
     def start(self) -> WorkerProcess:
         while True:
             supervisor = self.supervisor

@@ -25,7 +25,7 @@ from support import MODELS_DIR, make_settings
 
 import app._llm_llamacpp as mod
 from app._gguf import BUNDLED_GGUF_NAME, bundled_parts
-from app._llm import LlmError, current, resolve_backend
+from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app._llm_runtimes import Runtime, runtime_installed
 from ingest.settings import Settings
 
@@ -142,8 +142,11 @@ def test_a_runtime_failing_its_self_check_hands_over_to_the_next(
     chat = mod.make_llamacpp_chat(fake_settings(tmp_path, fake_gguf))
     answer = "".join(mod_tokens())
 
+    resolved = ResolvedBackend(chat, BackendInfo("llamacpp", "fake.gguf", "node-llama-cpp"))
     assert chat.invoke("问题").content == answer
     assert chat.supervisor.spec.runtime == "xllamacpp"
+    # what the page says answers now: the runtime that took over
+    assert current(resolved).info.label_zh == "内置模型 · fake.gguf · xllamacpp"
     [node] = [s for s in mod._SUPERVISORS.values() if s.spec.runtime == "node-llama-cpp"]
     assert node.disabled is not None and "SIGILL" in node.disabled.en
     assert chat.invoke("再问").content == answer
@@ -240,7 +243,9 @@ def test_repeated_crashes_switch_to_retrieval_only(
             assert chat.supervisor.spec.runtime == runtime
             crash_once(chat)
             if runtime != chat.runtimes[-1] or crash < mod.MAX_CRASHES - 1:
-                assert current(resolved) is resolved  # the next question starts a fresh worker
+                # the next question starts a fresh worker (of the runtime that took over)
+                now = current(resolved)
+                assert now.chat is chat and now.info.runtime == chat.supervisor.spec.runtime
     fallback = current(resolved)
     assert fallback.chat is None and fallback.notice is not None
     assert "仅检索" in fallback.notice.zh and "SIGSEGV" in fallback.notice.zh
