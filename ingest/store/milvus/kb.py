@@ -463,13 +463,18 @@ class MilvusKB(MilvusSearch, KnowledgeBase):
         return {int(r["id"]) for r in self._visible(rows)}
 
     def set_excluded(self, chunk_key: str, excluded: bool) -> None:
-        """One row upserted or deleted: atomic without the write lease, which it need not wait
-        for (a writer never touches these rows)."""
+        """One row inserted (when absent) or deleted: atomic without the write lease, which it
+        need not wait for (a writer never touches these rows). Not an upsert: Milvus carries one
+        out as a delete then an insert, and a second upsert of the row right after the first
+        left no row at all for a reader (seen in a clean-clone test run); an insert racing
+        another client's leaves a duplicate, which readers take as one and a delete removes."""
         key = row_key("excluded", chunk_key)
         try:
             if excluded:
+                if self._catalog_query(f"key == {literal(key)}", ["key"]):
+                    return  # already left out: keep the row and its date
                 body = json.dumps({"since": now()})
-                self.client.upsert(
+                self.client.insert(
                     self.catalog, [catalog_row("excluded", key, body, origin=chunk_key)]
                 )
             else:
