@@ -293,9 +293,10 @@ real_model = pytest.mark.skipif(
 )
 
 
-def real_settings(tmp_path: Path) -> Settings:
+def real_settings(tmp_path: Path, **overrides: Any) -> Settings:
     # the models folder the app uses: the GGUF is assembled only once for app and tests
-    return make_settings(tmp_path / "home", zhiku_models_dir=MODELS_DIR, llamacpp_threads=2)
+    values: dict[str, Any] = {"zhiku_models_dir": MODELS_DIR, "llamacpp_threads": 2}
+    return make_settings(tmp_path / "home", **(values | overrides))
 
 
 INSTALLED_RUNTIMES = [r for r in ("node-llama-cpp", "xllamacpp") if runtime_installed(r)]
@@ -306,7 +307,7 @@ INSTALLED_RUNTIMES = [r for r in ("node-llama-cpp", "xllamacpp") if runtime_inst
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("runtime", INSTALLED_RUNTIMES)
 def test_real_bundled_model_answers_from_the_passage(tmp_path: Path, runtime: Runtime) -> None:
-    settings = real_settings(tmp_path).model_copy(update={"llamacpp_runtime": runtime})
+    settings = real_settings(tmp_path, llamacpp_runtime=runtime)
     chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=64)
     assert Path(chat.model_path).name == BUNDLED_GGUF_NAME
     assert chat.supervisor.spec.runtime == runtime
@@ -427,7 +428,7 @@ def test_both_runtimes_read_the_same_prompt_and_answer_alike(tmp_path: Path) -> 
     ]
     replies = {}
     for runtime in INSTALLED_RUNTIMES:
-        settings = real_settings(tmp_path).model_copy(update={"llamacpp_runtime": runtime})
+        settings = real_settings(tmp_path, llamacpp_runtime=runtime)
         chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=48)
         reply = chat.invoke(messages, format=answer_schema(2))
         usage = reply.usage_metadata
@@ -447,15 +448,17 @@ def test_both_runtimes_read_the_same_prompt_and_answer_alike(tmp_path: Path) -> 
 def test_the_prompt_prefix_is_evaluated_once_and_restored_by_the_next_worker(
     tmp_path: Path, runtime: Runtime
 ) -> None:
-    from app.answer.prompt import prefix_messages
+    from app.answer.prompt import as_langchain, prefix_messages
 
     prefix = prefix_messages()
-    settings = real_settings(tmp_path).model_copy(
-        update={"llamacpp_runtime": runtime, "zhiku_models_dir": tmp_path / "models"}
-    )
     (tmp_path / "models").mkdir()
     # the bundled GGUF, not a copy: only the KV cache folder is this test's own
-    settings = settings.model_copy(update={"llamacpp_model_path": MODELS_DIR / BUNDLED_GGUF_NAME})
+    settings = real_settings(
+        tmp_path,
+        llamacpp_runtime=runtime,
+        zhiku_models_dir=tmp_path / "models",
+        llamacpp_model_path=MODELS_DIR / BUNDLED_GGUF_NAME,
+    )
     first = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=8, prefix=prefix)
     first.start()
     evaluated = first.supervisor.status.ready_info["prefix"]
@@ -466,16 +469,8 @@ def test_the_prompt_prefix_is_evaluated_once_and_restored_by_the_next_worker(
     second.start()
     restored = second.supervisor.status.ready_info["prefix"]
     assert restored["restored"] is True and restored["tokens"] >= evaluated["tokens"] - 8
-    as_messages = [
-        SystemMessage(m["content"])
-        if m["role"] == "system"
-        else HumanMessage(m["content"])
-        if m["role"] == "user"
-        else AIMessage(m["content"])
-        for m in prefix
-    ]
     reply = second.invoke(
-        [*as_messages, HumanMessage("资料:\n[1] 天空是蓝色的。\n问题:天空是什么颜色?")]
+        [*as_langchain(prefix), HumanMessage("资料:\n[1] 天空是蓝色的。\n问题:天空是什么颜色?")]
     )
     usage = reply.usage_metadata
     assert usage is not None
@@ -489,7 +484,7 @@ def test_the_prompt_prefix_is_evaluated_once_and_restored_by_the_next_worker(
 @pytest.mark.parametrize("runtime", INSTALLED_RUNTIMES)
 def test_stop_strings_cancelling_and_the_next_answer(tmp_path: Path, runtime: Runtime) -> None:
     """What follow-up rewriting (a stop string) and an abandoned answer (cancel) rely on."""
-    settings = real_settings(tmp_path).model_copy(update={"llamacpp_runtime": runtime})
+    settings = real_settings(tmp_path, llamacpp_runtime=runtime)
     chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=40)
     count = [HumanMessage("从 1 数到 10,每个数字单独一行,只输出数字。")]
     lines = str(chat.invoke(count).content)
