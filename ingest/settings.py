@@ -328,6 +328,19 @@ class Settings(BaseSettings):
         "is a table row and the question names another row of that table (or only columns the "
         "row leaves empty): app/answer/verify/other_row.py",
     )
+    guard_sibling_terms: bool = Field(
+        True,
+        description="refuse before the model is asked, showing what the documents do say as "
+        "related, when a thing the question names is in no passage and the passages' nearest "
+        "words are other things of its kind (午餐 for a question about 晚餐), the model "
+        "judging synonym or not: app/answer/verify/sibling_terms.py",
+    )
+    sibling_floor: float = Field(
+        0.88,
+        description="cosine (multilingual-e5-small, both as queries) a passage word must reach "
+        "with a missing question word to be asked about (bench/synonym_bench.py: 5 in 100 "
+        "unrelated word pairs reach it, 95 in 100 siblings)",
+    )
     guard_small_talk: bool = Field(
         True,
         description="greetings, thanks and questions about the assistant get a reply saying "

@@ -1,17 +1,20 @@
 """Decide: which retrieved passages the model sees, or a refusal before it is asked (small
-talk, nothing relevant, or the `coverage` and `missing_names` guards); and what the model reads
-of the passages it sees (`prompt_context`)."""
+talk, nothing relevant, or the `coverage` and `missing_names` guards, and `sibling_terms`,
+which asks the model a yes/no question of its own); and what the model reads of the passages
+it sees (`prompt_context`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.answer.passages import Passage, fit_context, numbered
 from app.answer.prompt import NumberedContext, PromptPassage, number_sentences
+from app.answer.results import Citation
 from app.answer.retrieve import Retrieval, close_to_best, relevance_floor
 from app.answer.verify import GuardEvent
 from app.answer.verify.coverage import coverage
 from app.answer.verify.missing_names import missing_names
+from app.answer.verify.sibling_terms import Embed, Synonym, sentence_with, sibling_term
 from app.answer.verify.small_talk import is_small_talk
 from ingest.settings import Settings
 from ingest.store import KnowledgeBase
@@ -24,6 +27,7 @@ class Decision:
     refusal_reason: str | None  # a refusal before the model is asked
     missing_names: tuple[str, ...] = ()
     guards: tuple[GuardEvent, ...] = ()
+    related: tuple[Citation, ...] = ()  # what the documents do say, shown apart from a refusal
 
 
 def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -> Decision:
@@ -51,6 +55,39 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
                 tuple(ordered), tuple(context), "name_not_found", tuple(missing), (event,)
             )
     return Decision(tuple(ordered), tuple(context), None)
+
+
+def sibling_refusal(
+    decision: Decision,
+    question: str,
+    embed: Embed,
+    synonym: Synonym,
+    settings: Settings,
+) -> Decision:
+    """`decision`, or a refusal when a thing the question names is in none of its passages
+    and they speak of a sibling of it instead (`verify/sibling_terms.py`): the sentence saying
+    the sibling is shown as related."""
+    if decision.refusal_reason or not decision.context or not settings.guard_sibling_terms:
+        return decision
+    texts = ["\n".join((p.title, *p.headings, p.text)) for p in decision.context]
+    found = sibling_term(question, texts, embed, synonym, settings.sibling_floor)
+    if found is None:
+        return decision
+    related: list[Citation] = []
+    where = sentence_with(
+        found.instead[0], [p.text for p in decision.context], [p.title for p in decision.context]
+    )
+    if where is not None:
+        index, lo, hi = where
+        p = decision.context[index]
+        related.append(Citation(1, p, p.page_offset(lo), p.page_offset(hi), p.text[lo:hi]))
+    event = GuardEvent("sibling_terms", f"{found.missing} → {'、'.join(found.instead)}")
+    return replace(
+        decision,
+        refusal_reason="not_answered",
+        guards=(*decision.guards, event),
+        related=tuple(related),
+    )
 
 
 def prompt_context(

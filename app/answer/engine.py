@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 from app._llm import BackendInfo, LlmError, ResolvedBackend, current, resolve_backend
 from app.answer.check import AnswerCheck
-from app.answer.decide import decide, prompt_context
-from app.answer.generate import generate
+from app.answer.decide import decide, prompt_context, sibling_refusal
+from app.answer.generate import generate, synonym_judge
 from app.answer.prompt import answer_schema, build_messages, refusal_sentence
 from app.answer.results import (
     AnswerResult,
@@ -107,6 +107,10 @@ def answer(
     def refuse(reason: str, guards: Sequence[GuardEvent] = (), **more: object) -> Final:
         # small talk is answered with what zhiku is for, kept apart as its own refusal reason
         said = small_talk_reply(question) if reason == "small_talk" else refusal_sentence(question)
+        said += "".join(
+            f"\n\n相关内容（不是这个问题的答案）：《{c.passage.title}》{c.quote}"
+            for c in decision.related
+        )
         return final(
             **base,
             refused=True,
@@ -114,11 +118,18 @@ def answer(
             answer=said,
             missing_names=list(decision.missing_names),
             guards=list(guards),
+            related=list(decision.related),
             **more,
         )
 
-    guard_refusal = decision.refusal_reason in {"name_not_found", "question_not_covered"} or (
-        decision.refusal_reason == "small_talk" and bool(decision.context)
+    if backend.chat is not None:
+        decision = sibling_refusal(
+            decision, standalone, embedder.encode_queries, synonym_judge(backend.chat), settings
+        )
+    guard_refusal = (
+        decision.refusal_reason in {"name_not_found", "question_not_covered"}
+        or (decision.refusal_reason == "small_talk" and bool(decision.context))
+        or any(g.name == "sibling_terms" for g in decision.guards)
     )
     if decision.refusal_reason and not (guard_refusal and shadow_guards and backend.chat):
         yield refuse(decision.refusal_reason, decision.guards)

@@ -10,7 +10,7 @@ said so far.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
@@ -20,6 +20,7 @@ from app.answer.check import AnswerCheck
 from app.answer.cite import ReplyReader, first_repeat
 from app.answer.prompt import as_langchain
 from app.answer.results import Token
+from app.answer.verify.sibling_terms import SYNONYM_QUESTION, read_yes_no
 from ingest.settings import Settings
 
 
@@ -112,3 +113,26 @@ def as_llm_error(exc: BaseException, settings: Settings) -> LlmError:
         f"the LLM failed while answering: {type(exc).__name__}: {exc}",
         f"大模型生成回答时出错：{type(exc).__name__}: {exc}",
     )
+
+
+_YES_NO_END = ["\n", ".", ",", "!", "。", "，"]  # "Yes." / "No, they are not": the first word
+
+
+def synonym_judge(chat: BaseChatModel) -> Callable[[str, str], bool | None]:
+    """The model's yes or no to "Is A a synonym of B?" (`verify/sibling_terms.py`), asked alone:
+    with the answering prompt before it the bundled model says yes to every pair, and in
+    Chinese it says 是 to most (bench/synonym_bench.py). None when the reply is neither or the
+    backend fails: an unsure judge never refuses."""
+    asked: dict[tuple[str, str], bool | None] = {}
+
+    def synonym(a: str, b: str) -> bool | None:
+        if (a, b) not in asked:
+            message = [{"role": "user", "content": SYNONYM_QUESTION.format(a=a, b=b)}]
+            try:
+                reply = chat.invoke(as_langchain(message), stop=_YES_NO_END)
+                asked[(a, b)] = read_yes_no(str(reply.content))
+            except Exception:  # a judge that cannot be asked does not decide
+                asked[(a, b)] = None
+        return asked[(a, b)]
+
+    return synonym

@@ -62,6 +62,7 @@ class Engine {
         this.template = template;
         this.specials = specials;
         this.grammars = new Map();
+        this.prefix = null; // {tokens, file}: the answering prefix and its saved state
     }
 
     render(messages) {
@@ -86,6 +87,25 @@ class Engine {
         return this.grammars.get(key);
     }
 
+    // A short request of another shape (a rewritten follow-up, a yes/no question) replaced the
+    // answering prefix in the sequence: read it back from its saved state rather than evaluate
+    // it again (a few milliseconds against seconds).
+    async restorePrefix(reusable) {
+        if (!this.prefix) return;
+        const shared = (a, b) => {
+            let n = 0;
+            while (n < a.length && n < b.length && a[n] === b[n]) n++;
+            return n;
+        };
+        const wanted = shared(this.prefix.tokens, reusable);
+        if (wanted < 32 || shared(this.sequence.contextTokens, reusable) >= wanted) return;
+        try {
+            await this.sequence.loadStateFromFile(this.prefix.file, {acceptRisk: true});
+        } catch {
+            await this.sequence.clearHistory();
+        }
+    }
+
     tokens(messages) {
         return this.model.tokenize(this.render(messages), true);
     }
@@ -99,6 +119,7 @@ class Engine {
         }
         // Keep at least the last prompt token to evaluate: generation starts from its logits.
         const reusable = tokens.slice(0, tokens.length - 1);
+        await this.restorePrefix(reusable);
         await this.sequence.adaptStateToTokens(reusable, false);
         const cached = this.sequence.nextTokenIndex;
         const grammarEvaluationState = grammar
@@ -183,6 +204,7 @@ async function prefixCache(engine) {
     if (cache && existsSync(cache)) {
         try {
             await engine.sequence.loadStateFromFile(cache, {acceptRisk: true});
+            engine.prefix = {tokens: engine.sequence.contextTokens.slice(), file: cache};
             return {restored: true, tokens: engine.sequence.nextTokenIndex, s: (performance.now() - started) / 1000};
         } catch {
             await engine.sequence.clearHistory();
@@ -195,6 +217,7 @@ async function prefixCache(engine) {
         try {
             await engine.sequence.saveStateToFile(temporary);
             renameSync(temporary, cache);
+            engine.prefix = {tokens: tokens.slice(0, tokens.length - 1), file: cache};
         } catch {
             try {
                 unlinkSync(temporary);

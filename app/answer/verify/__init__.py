@@ -9,6 +9,8 @@ Before the model is asked (`app.answer.decide`) and in its prompt (`app.answer.p
 - `missing_names` (GUARD_MISSING_NAMES): a name of the question nothing can stand for.
 - `instructions` (GUARD_INSTRUCTIONS): passage text ordering the answerer about is left out.
 - `absent_terms` (GUARD_ABSENT_TERMS): a note to the model on a Latin name no passage holds.
+- `sibling_terms` (GUARD_SIBLING_TERMS): a thing the question names is in no passage, which
+  speak of another thing of its kind instead (the model judges synonym or not).
 
 On the answer, sentence by sentence (`app.answer.check`):
 
@@ -45,6 +47,7 @@ GUARDS = (
     "cross_language",
     "small_talk",
     "other_row",
+    "sibling_terms",
 )
 # the guards written after particular evaluation questions went wrong; `zhiku eval` can run
 # with these off to measure the evidence-first answer alone

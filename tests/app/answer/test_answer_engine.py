@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from ollama_server import FakeOllama, evidence_reply, json_tokens
+from support import build_kb, make_settings
 
 from app._llm import BackendInfo, ResolvedBackend, forget_backend_status, resolve_backend
 from app.answer import (
@@ -579,3 +580,73 @@ def test_an_answer_resting_on_the_sentence_asked_about_streams_as_before(
         result, events = run("杭州地铁 2 号线是哪一年开通的？", kb, settings, embedder, backend)
     assert not result.refused and "2014" in result.answer and result.related == []
     assert "".join(e.text for e in events if isinstance(e, Token)).startswith("2014 年开通。[1]")
+
+
+CANTEEN = {
+    "canteen.txt": "关于调整员工餐厅午餐价格的通知\n"
+    "因食材成本上涨，员工餐厅午餐标准套餐价格由 15 元调整为 18 元，自 2025 年 4 月 1 日起执行。\n"
+    "员工餐厅供应时间为每日 11:30 至 13:00。\n",
+}
+
+
+def synonym_or(responder: Callable[[dict[str, Any]], list[str]], synonyms: set[frozenset[str]]):
+    """The fake model's yes/no to "Is A a synonym of B?" (the words in `synonyms` are), and
+    `responder` for everything else."""
+
+    def respond(request: dict[str, Any]) -> list[str]:
+        content = request["messages"][-1]["content"]
+        if content.startswith("Is ") and "synonym" in content:
+            a, b = content.split('"')[1], content.split('"')[3]
+            return ["Yes"] if frozenset((a, b)) in synonyms else ["No"]
+        return responder(request)
+
+    return respond
+
+
+@pytest.fixture(scope="module")
+def canteen_kb(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    settings = make_settings(tmp_path_factory.mktemp("canteen") / "home", **NO_FLOOR)
+    build_kb(settings, embedder, CANTEEN, name=settings.default_kb)
+    return settings
+
+
+def test_a_question_about_a_sibling_of_what_the_documents_say_is_refused_showing_it(
+    canteen_kb: Settings, embedder: Embedder
+) -> None:
+    lunch = evidence_reply(["午餐标准套餐"], "员工餐厅午餐 18 元一份。")
+    with FakeOllama(responder=synonym_or(lunch, set())) as server:
+        settings, backend = ollama(canteen_kb, server)
+        kb = KnowledgeBase.open(settings)
+        try:
+            result, events = run("员工餐厅的晚餐多少钱一份？", kb, settings, embedder, backend)
+            asked = [user_prompt(server, i) for i in range(len(server.chat_requests))]
+        finally:
+            kb.close()
+    assert result.refused and result.refusal_reason == "not_answered"
+    assert [g.name for g in result.guards] == ["sibling_terms"]
+    assert result.guards[0].detail.startswith("晚餐 → 午餐")
+    assert not any(isinstance(e, Token) for e in events), "no answer was shown first"
+    assert all("synonym" in a for a in asked), "the answering prompt was never sent"
+    [related] = result.related
+    assert "午餐标准套餐价格由 15 元调整为 18 元" in related.quote
+    page = related.passage.text
+    assert related.quote in page
+
+
+def test_a_question_in_other_words_than_the_documents_is_answered(
+    canteen_kb: Settings, embedder: Embedder
+) -> None:
+    lunch = evidence_reply(["午餐标准套餐"], "员工餐厅午餐标准套餐 18 元一份。")
+    synonyms = {frozenset(("中饭", "午餐")), frozenset(("午饭", "午餐"))}
+    with FakeOllama(responder=synonym_or(lunch, synonyms)) as server:
+        settings, backend = ollama(canteen_kb, server)
+        kb = KnowledgeBase.open(settings)
+        try:
+            result, _ = run("员工餐厅的午饭多少钱一份？", kb, settings, embedder, backend)
+            # the same question with the guard off: the check asked nothing of what it changed
+            off = settings.model_copy(update={"guard_sibling_terms": False})
+            plain, _ = run("员工餐厅的晚餐多少钱一份？", kb, off, embedder, backend)
+        finally:
+            kb.close()
+    assert not result.refused and "18 元" in result.answer
+    assert not plain.refused, "switched off, the sibling is answered (what the guard prevents)"
