@@ -500,3 +500,36 @@ def test_stop_strings_cancelling_and_the_next_answer(tmp_path: Path, runtime: Ru
     )
     assert "8848" in str(reply.content)
     assert chat.supervisor.status.starts == 1  # the same worker, not a restarted one
+
+
+@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("runtime", INSTALLED_RUNTIMES)
+def test_a_synonym_question_between_answers_keeps_the_answering_prefix(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    """`sibling_terms` asks the model a short question of another shape before the answer:
+    the model tells a synonym from another thing of its kind, and the answering prompt that
+    follows still reads its prefix from the cache (node-llama-cpp reads it back from the saved
+    state, xllamacpp from llama.cpp's prompt cache in RAM)."""
+    from app.answer.generate import synonym_judge
+    from app.answer.prompt import as_langchain, prefix_messages
+
+    prefix = prefix_messages()
+    settings = real_settings(tmp_path, llamacpp_runtime=runtime)
+    chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=8, prefix=prefix)
+    chat.start()
+    evaluated = chat.supervisor.status.ready_info["prefix"]["tokens"]
+    asked = HumanMessage("资料:\n[1] 天空是蓝色的。\n问题:天空是什么颜色?")
+    question = [*as_langchain(prefix), asked]
+    chat.invoke(question)
+
+    synonym = synonym_judge(chat)
+    assert synonym("番茄", "西红柿") or synonym("西红柿", "番茄")
+    assert synonym("冬季", "夏季") is False and synonym("夏季", "冬季") is False
+
+    reply = chat.invoke(question)
+    usage = reply.usage_metadata
+    assert usage is not None
+    assert usage["input_token_details"]["cache_read"] >= evaluated - 8
