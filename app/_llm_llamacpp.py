@@ -97,26 +97,39 @@ _WHEN = {
 }
 
 
-def crash_error(returncode: int | None, during: Literal["start", "answer"]) -> LlmError:
-    """What to tell the user when the worker ended with `returncode` (negative: a signal)."""
+def crash_error(
+    returncode: int | None, during: Literal["start", "answer"], runtime: str = "xllamacpp"
+) -> LlmError:
+    """What to tell the user when the `runtime`'s worker ended with `returncode` (negative: a
+    signal)."""
     when, when_zh = _WHEN[during]
     if returncode is not None and returncode < 0:
         number = -returncode
         name = _signal_name(number)
+        if number == signal.SIGILL and runtime == "node-llama-cpp":
+            return LlmError(
+                f"the embedded model stopped with SIGILL (an instruction this CPU does not "
+                f"allow) {when}: node-llama-cpp loaded a CPU library ({cpu_summary()}) this "
+                "machine cannot run. LLAMACPP_RUNTIME=xllamacpp uses the AVX2 build instead; or "
+                "use Ollama (OLLAMA_HOST) or LLM_BACKEND=none.",
+                f"内置大模型{when_zh}因 SIGILL(本机 CPU 的指令集不支持该指令)而退出:"
+                f"node-llama-cpp 为本机选择的 CPU 库({cpu_summary()})无法在本机运行。"
+                "可设置 LLAMACPP_RUNTIME=xllamacpp 改用 AVX2 版本,或改用 Ollama(设置 OLLAMA_HOST),"
+                "或设置 LLM_BACKEND=none。",
+            )
         if number == signal.SIGILL:
             flags = cpu_flags()
             wanted = ["avx2", "fma", "f16c"]
             missing = [f for f in wanted if flags and f not in flags]
-            have = [f for f in ("avx2", "avx512f", "amx_tile") if f in flags]
-            seen = ", ".join(have) or "none of avx2/avx512f/amx_tile"
+            seen = cpu_summary()
             lack = f"; this CPU lacks {', '.join(missing)}" if missing else ""
             lack_zh = f";本机 CPU 缺少 {', '.join(missing)}" if missing else ""
             return LlmError(
                 f"the embedded model stopped with SIGILL (an instruction this CPU does not "
-                f"allow) {when}: the llama.cpp build needs x86-64 AVX2 with FMA and F16C; the "
-                f"CPU reports {seen}{lack}. Use Ollama (OLLAMA_HOST) or LLM_BACKEND=none.",
+                f"allow) {when}: the llama.cpp build needs x86-64 AVX2 with FMA and F16C; "
+                f"{seen}{lack}. Use Ollama (OLLAMA_HOST) or LLM_BACKEND=none.",
                 f"内置大模型{when_zh}因 SIGILL(本机 CPU 的指令集不支持该指令)而退出:内置的 "
-                f"llama.cpp 需要支持 AVX2、FMA 和 F16C 的 x86-64 CPU,本机 CPU 报告 {seen}"
+                f"llama.cpp 需要支持 AVX2、FMA 和 F16C 的 x86-64 CPU({seen})"
                 f"{lack_zh}。请改用 Ollama(设置 OLLAMA_HOST)或设置 LLM_BACKEND=none。",
             )
         if number == signal.SIGKILL:
@@ -135,6 +148,13 @@ def crash_error(returncode: int | None, during: Literal["start", "answer"]) -> L
         "the next question starts it again",
         f"内置大模型进程{when_zh}意外退出(退出码 {returncode});下一个问题会重新启动它",
     )
+
+
+def cpu_summary() -> str:
+    """The instruction sets that matter to llama.cpp's CPU code that this CPU reports."""
+    flags = cpu_flags()
+    have = [f for f in ("avx2", "avx512f", "amx_tile") if f in flags]
+    return "the CPU reports " + (", ".join(have) or "none of avx2/avx512f/amx_tile")
 
 
 class WorkerCrashed(LlmError):
@@ -317,7 +337,7 @@ class WorkerSupervisor:
                     f"内置大模型在 {START_TIMEOUT_S:.0f} 秒内未能启动",
                 ) from None
             if message is _EOF:
-                raise crash_error(worker.returncode(), "start")
+                raise crash_error(worker.returncode(), "start", self.spec.runtime)
             if message.get("event") == "failed":
                 worker.stop()
                 raise LlmError(
@@ -338,6 +358,9 @@ class WorkerSupervisor:
                 self.status.state = "stopped"
         if worker is not None:
             worker.stop()
+
+    def _crashed(self, worker: WorkerProcess) -> LlmError:
+        return self._record_crash(crash_error(worker.returncode(), "answer", self.spec.runtime))
 
     def _record_crash(self, error: LlmError) -> LlmError:
         """Count a crash (a start that failed after earlier successes counts too); the error
@@ -380,7 +403,7 @@ class WorkerSupervisor:
             try:
                 worker.send({"op": "chat", "id": request_id, "request": request})
             except OSError:
-                raise self._record_crash(crash_error(worker.returncode(), "answer")) from None
+                raise self._crashed(worker) from None
             finished = False
             try:
                 while True:
@@ -397,7 +420,7 @@ class WorkerSupervisor:
                             )
                         ) from None
                     if message is _EOF:
-                        raise self._record_crash(crash_error(worker.returncode(), "answer"))
+                        raise self._crashed(worker)
                     if message.get("id") != request_id:
                         continue  # the tail of a cancelled earlier request
                     event = message.get("event")

@@ -16,7 +16,7 @@ from support import REPO, SHARED, make_settings
 
 from app._eval import answer_correct, load_dataset
 from app._llm import resolve_backend
-from app.answer import Final, Token, answer
+from app.answer import AnswerResult, Final, Token, answer
 from ingest._embed import Embedder
 from ingest._insert import ingest_paths
 from ingest.store import KnowledgeBase
@@ -65,3 +65,44 @@ def test_the_embedded_model_answers_seed_questions_with_valid_citations(
                 page = kb.page_text(citation.passage.doc_id, citation.passage.page_seq)
                 span = page[citation.span_start : citation.span_end] if page else None
                 assert span == citation.quote
+
+
+# written for this test: a notice nobody tuned on
+LIBRARY = """市图书馆开放时间调整通知
+自 2025 年 9 月 1 日起，市图书馆周二至周日 9:00-21:00 开放，周一闭馆。
+成人借书证押金为 100 元，每证最多可借 10 册图书，借期 30 天。
+"""
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("xllamacpp") is None, reason="the embedded LLM is not installed"
+)
+def test_a_sibling_of_what_the_notice_says_is_refused_and_other_words_are_answered(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """The model itself judges synonym or sibling (`sibling_terms`): 儿童 is not 成人, so the
+    child card's deposit is refused with the adult card's sentence as related; 星期一 is 周一,
+    so that question reaches the answer."""
+    settings = make_settings(tmp_path / "home", llm_backend="llamacpp", llm_temperature=0.0)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "library.txt").write_text(LIBRARY, encoding="utf-8")
+    assert ingest_paths(settings, [folder], embedder=embedder).exit_code == 0
+    backend = resolve_backend(settings)
+    with KnowledgeBase.open(settings) as kb:
+
+        def ask(question: str) -> AnswerResult:
+            events = list(answer(question, [], kb, settings, embedder, backend))
+            assert isinstance(events[-1], Final)
+            return events[-1].result
+
+        child = ask("儿童借书证的押金是多少？")
+        assert child.refused and child.refusal_reason == "not_answered", child.answer
+        assert [g.name for g in child.guards] == ["sibling_terms"]
+        assert [c.quote for c in child.related] == [
+            "成人借书证押金为 100 元，每证最多可借 10 册图书，借期 30 天。"
+        ]
+        adult = ask("成人借书证的押金是多少钱？")
+        assert not adult.refused and "100" in adult.answer, adult.answer
+        monday = ask("市图书馆星期一开放吗？")
+        assert "sibling_terms" not in [g.name for g in monday.guards], monday.answer

@@ -89,6 +89,10 @@ def test_crash_messages_name_the_signal_and_what_to_do() -> None:
     sigill = mod.crash_error(-signal.SIGILL, "start")
     assert "SIGILL" in sigill.en and "AVX2" in sigill.en and "Ollama" in sigill.en
     assert "SIGILL" in sigill.zh and "指令集" in sigill.zh and "LLM_BACKEND=none" in sigill.zh
+    # node-llama-cpp picks its CPU library itself: the way out is the other runtime
+    chosen = mod.crash_error(-signal.SIGILL, "answer", "node-llama-cpp")
+    assert "AVX2 with FMA" not in chosen.en and "LLAMACPP_RUNTIME=xllamacpp" in chosen.en
+    assert "LLAMACPP_RUNTIME=xllamacpp" in chosen.zh and "CPU 库" in chosen.zh
     killed = mod.crash_error(-signal.SIGKILL, "answer")
     assert "out-of-memory" in killed.en and "内存不足" in killed.zh
     segv = mod.crash_error(-signal.SIGSEGV, "answer")

@@ -35,7 +35,7 @@ _DEMONSTRATIVE = re.compile(r"^(?:此|该|这|那|本|其|上述)")
 _INTERROGATIVE = re.compile(r"什么|什么样|哪些|哪个|哪种|哪类|哪|多少|几|何|啥|怎样|怎么样")
 MAX_COUNTERPARTS = 2
 
-Embed = Callable[[Sequence[str]], "np.ndarray"]  # words → unit vectors, one row each
+Embed = Callable[[Sequence[str]], np.ndarray]  # words → unit vectors, one row each
 Synonym = Callable[[str, str], bool | None]  # the model's "is A a synonym of B?" (None: unsure)
 
 SYNONYM_QUESTION = 'Is "{a}" a synonym of "{b}"? Answer yes or no.'
