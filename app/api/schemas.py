@@ -187,7 +187,9 @@ class AnswerOut(BaseModel):
     refusal_reason: str | None = Field(
         description="empty_question, no_relevant_passage, question_not_covered, "
         "name_not_found, model_refused, unsupported_answer, off_topic, not_answered (the "
-        "sentences the answer rests on answer another question: `related` holds them), or "
+        "documents speak of something next to what was asked: the sentences an answer would "
+        "rest on answer another question, or the passages name another thing of the kind "
+        "asked about; `related` holds them), or "
         "small_talk (a greeting or a question about the assistant: `answer` says what zhiku "
         "is for)"
     )
