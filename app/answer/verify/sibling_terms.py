@@ -33,6 +33,13 @@ from ingest.text import has_cjk, language, sentences
 _THING_TAG = re.compile(r"^(?:n|t|eng)")
 _DEMONSTRATIVE = re.compile(r"^(?:此|该|这|那|本|其|上述)")
 _INTERROGATIVE = re.compile(r"什么|什么样|哪些|哪个|哪种|哪类|哪|多少|几|何|啥|怎样|怎么样")
+# nouns that name the slot a question asks to fill rather than a thing it is about ("…的名称是什么",
+# "编制日期是？"): documents state the name or the date without the word, so its absence says
+# nothing, and whatever word sits nearest it is no sibling
+_ANSWER_KINDS = frozenset(
+    "名称 名字 全称 称号 日期 时间 时候 年份 年代 地点 地方 位置 地址 数量 人数 原因 理由 方法 "  # noqa: SIM905
+    "方式 办法 作用 用途 意思 含义 意义 区别 差别 不同 内容 类型 种类 特点 特征 结果 情况".split()
+)
 MAX_COUNTERPARTS = 2
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # words → unit vectors, one row each
@@ -56,8 +63,10 @@ def _nfkc(text: str) -> str:
 def thing_words(text: str, question: bool = False) -> list[str]:
     """The nouns, names, time words and Latin words of `text` (two characters or more for
     Chinese, three letters or more for Latin words), in order, once each. In a `question`, a
-    noun an interrogative modifies ("什么区别", "哪些内容", "什么时候") names the kind of answer
-    wanted, not a thing asked about, and is left out."""
+    noun an interrogative modifies ("什么区别", "哪些内容", "什么时候") or one of the slot nouns
+    (名称, 日期, 原因 …) names the kind of answer wanted, not a thing asked about, and is left
+    out; so is a plain noun jieba's dictionary lacks (its model guessed the word)."""
+    from jieba import dt as dictionary
     from jieba import posseg  # loaded by retrieval already; kept off this module's import path
 
     from ingest import QUERY_STOPWORDS
@@ -73,7 +82,11 @@ def thing_words(text: str, question: bool = False) -> list[str]:
             previous.append(word)
         if not _THING_TAG.match(pair.flag) or word.lower() in QUERY_STOPWORDS:
             continue
-        if question and modified:
+        if question and (modified or word in _ANSWER_KINDS):
+            continue
+        if question and has_cjk(word) and not dictionary.FREQ.get(word) and pair.flag[:2] == "n":
+            # a word jieba's model made up from characters it could not place ("花是"): a
+            # question's name nobody listed is `missing_names`'s to judge, not this check's
             continue
         if _DEMONSTRATIVE.match(word) or len(word) < (2 if has_cjk(word) else 3):
             continue

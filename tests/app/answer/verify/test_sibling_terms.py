@@ -132,3 +132,12 @@ def test_a_noun_an_interrogative_modifies_is_the_kind_of_answer_not_a_thing_aske
     assert "区别" in thing_words("两者的区别在于激活方式。")  # a passage's words are all read
     # so the generic nouns of a question never stand for what it asks about
     assert sibling_term("餐厅有什么区别？", [NOTICE], embed, judge, 0.0) is None
+
+
+def test_slot_nouns_and_words_jieba_made_up_are_no_things_asked_about() -> None:
+    # the name or the date is asked for, and documents state it without the word
+    assert thing_words("这个专栏的名字是什么？", question=True) == ["专栏"]
+    assert "日期" not in thing_words("条约的签订日期是？", question=True)
+    # "花是" is jieba's guess at characters it could not place, not a word of the question
+    assert "花是" not in thing_words("假苹婆的花是什么样的？", question=True)
+    assert "晚餐" in thing_words("员工餐厅的晚餐多少钱一份？", question=True)
