@@ -43,7 +43,8 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
     if not context:
         return Decision(tuple(ordered), (), "no_relevant_passage")
     if settings.guard_coverage:
-        share = coverage(question, [p.text for p in context])
+        # a passage is about its title and headings too ("年卡会员价格" under "健身会员说明")
+        share = coverage(question, ["\n".join((p.title, *p.headings, p.text)) for p in context])
         if share is not None and share < settings.question_coverage:
             event = GuardEvent("coverage", f"{share:.2f}")
             return Decision(tuple(ordered), tuple(context), "question_not_covered", (), (event,))
