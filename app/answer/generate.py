@@ -118,15 +118,22 @@ def as_llm_error(exc: BaseException, settings: Settings) -> LlmError:
 _YES_NO_END = ["\n", ".", ",", "!", "。", "，"]  # "Yes." / "No, they are not": the first word
 
 
-def synonym_judge(chat: BaseChatModel) -> Callable[[str, str], bool | None]:
+SYNONYM_QUESTIONS_PER_ANSWER = 8  # at 0.15-0.3 s each: the wait before an answer stays short
+
+
+def synonym_judge(
+    chat: BaseChatModel, limit: int = SYNONYM_QUESTIONS_PER_ANSWER
+) -> Callable[[str, str], bool | None]:
     """The model's yes or no to "Is A a synonym of B?" (`verify/sibling_terms.py`), asked alone:
     with the answering prompt before it the bundled model says yes to every pair, and in
-    Chinese it says 是 to most (bench/synonym_bench.py). None when the reply is neither or the
-    backend fails: an unsure judge never refuses."""
+    Chinese it says 是 to most (bench/synonym_bench.py). None when the reply is neither, the
+    backend fails or `limit` questions were asked already: an unsure judge never refuses."""
     asked: dict[tuple[str, str], bool | None] = {}
 
     def synonym(a: str, b: str) -> bool | None:
         if (a, b) not in asked:
+            if len(asked) >= limit:
+                return None
             message = [{"role": "user", "content": SYNONYM_QUESTION.format(a=a, b=b)}]
             try:
                 reply = chat.invoke(as_langchain(message), stop=_YES_NO_END)
