@@ -589,7 +589,10 @@ CANTEEN = {
 }
 
 
-def synonym_or(responder: Callable[[dict[str, Any]], list[str]], synonyms: set[frozenset[str]]):
+Responder = Callable[[dict[str, Any]], list[str]]
+
+
+def synonym_or(responder: Responder, synonyms: set[frozenset[str]]) -> Responder:
     """The fake model's yes/no to "Is A a synonym of B?" (the words in `synonyms` are), and
     `responder` for everything else."""
 
@@ -643,10 +646,12 @@ def test_a_question_in_other_words_than_the_documents_is_answered(
         kb = KnowledgeBase.open(settings)
         try:
             result, _ = run("员工餐厅的午饭多少钱一份？", kb, settings, embedder, backend)
-            # the same question with the guard off: the check asked nothing of what it changed
+            asked = [user_prompt(server, i) for i in range(len(server.chat_requests))]
+            # switched off, the question about the sibling reaches the model and is answered
             off = settings.model_copy(update={"guard_sibling_terms": False})
             plain, _ = run("员工餐厅的晚餐多少钱一份？", kb, off, embedder, backend)
         finally:
             kb.close()
+    assert any('"午饭"' in a for a in asked), "the model was asked whether 午饭 is 午餐"
     assert not result.refused and "18 元" in result.answer
     assert not plain.refused, "switched off, the sibling is answered (what the guard prevents)"
