@@ -83,7 +83,9 @@ def test_a_sibling_of_what_the_notice_says_is_refused_and_other_words_are_answer
     """The model itself judges synonym or sibling (`sibling_terms`): 儿童 is not 成人, so the
     child card's deposit is refused with the adult card's sentence as related; 星期一 is 周一,
     so that question reaches the answer."""
-    settings = make_settings(tmp_path / "home", llm_backend="llamacpp", llm_temperature=0.0)
+    settings = make_settings(
+        tmp_path / "home", llm_backend="llamacpp", llm_temperature=0.0, guard_sibling_terms=True
+    )
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "library.txt").write_text(LIBRARY, encoding="utf-8")

@@ -608,7 +608,10 @@ def synonym_or(responder: Responder, synonyms: set[frozenset[str]]) -> Responder
 
 @pytest.fixture(scope="module")
 def canteen_kb(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    settings = make_settings(tmp_path_factory.mktemp("canteen") / "home", **NO_FLOOR)
+    # sibling_terms is off by default (bench/results.md §4b): these tests switch it on
+    settings = make_settings(
+        tmp_path_factory.mktemp("canteen") / "home", guard_sibling_terms=True, **NO_FLOOR
+    )
     build_kb(settings, embedder, CANTEEN, name=settings.default_kb)
     return settings
 
