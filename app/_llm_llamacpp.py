@@ -107,13 +107,14 @@ def crash_error(
         number = -returncode
         name = _signal_name(number)
         if number == signal.SIGILL and runtime == "node-llama-cpp":
+            seen = cpu_summary()
             return LlmError(
                 f"the embedded model stopped with SIGILL (an instruction this CPU does not "
-                f"allow) {when}: node-llama-cpp loaded a CPU library ({cpu_summary()}) this "
+                f"allow) {when}: node-llama-cpp loaded a CPU library ({seen}) this "
                 "machine cannot run. LLAMACPP_RUNTIME=xllamacpp uses the AVX2 build instead; or "
                 "use Ollama (OLLAMA_HOST) or LLM_BACKEND=none.",
                 f"内置大模型{when_zh}因 SIGILL(本机 CPU 的指令集不支持该指令)而退出:"
-                f"node-llama-cpp 为本机选择的 CPU 库({cpu_summary()})无法在本机运行。"
+                f"node-llama-cpp 为本机选择的 CPU 库({seen})无法在本机运行。"
                 "可设置 LLAMACPP_RUNTIME=xllamacpp 改用 AVX2 版本,或改用 Ollama(设置 OLLAMA_HOST),"
                 "或设置 LLM_BACKEND=none。",
             )

@@ -35,7 +35,7 @@ from app.answer.readings import (
     support_test,
     verdict_units,
 )
-from app.answer.results import Checked, Citation, EvidenceQuote
+from app.answer.results import Checked, Citation, EvidenceQuote, related_note
 from app.answer.verify import GuardEvent
 from app.answer.verify.cross_language import Similarity
 from app.answer.verify.off_question import off_question
@@ -330,9 +330,7 @@ class AnswerCheck:
         )
         refusal = self._refusal("not_answered")
         refusal.related = related
-        refusal.answer = refusal.answer + "".join(
-            f"\n\n相关内容（不是这个问题的答案）：《{c.passage.title}》{c.quote}" for c in related
-        )
+        refusal.answer = refusal.answer + related_note(related)
         return refusal
 
     def _without(self, reading: str, structured_refusal: bool) -> Checked:

@@ -30,6 +30,12 @@ class Decision:
     related: tuple[Citation, ...] = ()  # what the documents do say, shown apart from a refusal
 
 
+def labelled(passage: Passage) -> str:
+    """A passage with its title and headings: what it is about ("年卡会员价格" under
+    "健身会员说明")."""
+    return "\n".join((passage.title, *passage.headings, passage.text))
+
+
 def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -> Decision:
     question = retrieval.standalone
     passages = retrieval.passages
@@ -43,8 +49,7 @@ def decide(retrieval: Retrieval, kb: KnowledgeBase | None, settings: Settings) -
     if not context:
         return Decision(tuple(ordered), (), "no_relevant_passage")
     if settings.guard_coverage:
-        # a passage is about its title and headings too ("年卡会员价格" under "健身会员说明")
-        share = coverage(question, ["\n".join((p.title, *p.headings, p.text)) for p in context])
+        share = coverage(question, [labelled(p) for p in context])
         if share is not None and share < settings.question_coverage:
             event = GuardEvent("coverage", f"{share:.2f}")
             return Decision(tuple(ordered), tuple(context), "question_not_covered", (), (event,))
@@ -70,7 +75,7 @@ def sibling_refusal(
     the sibling is shown as related."""
     if decision.refusal_reason or not decision.context or not settings.guard_sibling_terms:
         return decision
-    texts = ["\n".join((p.title, *p.headings, p.text)) for p in decision.context]
+    texts = [labelled(p) for p in decision.context]
     found = sibling_term(question, texts, embed, synonym, settings.sibling_floor)
     if found is None:
         return decision

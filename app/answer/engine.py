@@ -38,6 +38,7 @@ from app.answer.results import (
     Notice,
     Retrieved,
     Token,
+    related_note,
 )
 from app.answer.retrieve import condense, retrieve
 from app.answer.verify import GuardEvent
@@ -107,10 +108,7 @@ def answer(
     def refuse(reason: str, guards: Sequence[GuardEvent] = (), **more: object) -> Final:
         # small talk is answered with what zhiku is for, kept apart as its own refusal reason
         said = small_talk_reply(question) if reason == "small_talk" else refusal_sentence(question)
-        said += "".join(
-            f"\n\n相关内容（不是这个问题的答案）：《{c.passage.title}》{c.quote}"
-            for c in decision.related
-        )
+        said += related_note(decision.related)
         return final(
             **base,
             refused=True,

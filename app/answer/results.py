@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from app._llm import BackendInfo
@@ -17,6 +18,14 @@ class Citation:
     span_start: int  # the cited sentence, as offsets into the page
     span_end: int
     quote: str  # the cited sentence's text
+
+
+def related_note(related: Sequence[Citation]) -> str:
+    """What a refusal adds about the sentences the documents do hold, each marked as not the
+    answer (the sentences themselves are also in the result's `related`)."""
+    return "".join(
+        f"\n\n相关内容（不是这个问题的答案）：《{c.passage.title}》{c.quote}" for c in related
+    )
 
 
 @dataclass
