@@ -329,12 +329,12 @@ class Settings(BaseSettings):
         "row leaves empty): app/answer/verify/other_row.py",
     )
     guard_sibling_terms: bool = Field(
-        False,
+        True,
         description="refuse before the model is asked, showing what the documents do say as "
         "related, when a thing the question names is in no passage and the passages' nearest "
-        "words are other things of its kind (午餐 for a question about 晚餐), the model judging "
-        "synonym or not: app/answer/verify/sibling_terms.py. Off by default: on held-out DRCD "
-        "questions it refused 6 answerable ones for 1 neighbour (bench/results.md §4b)",
+        "words are other things of its kind (午餐 for a question about 晚餐: the same head, "
+        "both place names, both time words), the model judging synonym or not: "
+        "app/answer/verify/sibling_terms.py (bench/results.md §4b)",
     )
     sibling_floor: float = Field(
         0.88,

@@ -4,8 +4,13 @@ sibling of it instead: the lunch price for a question about dinner, the mainland
 question about Hong Kong, annual leave for bereavement leave, revenue for profit.
 
 A word of the question (a noun, a name, a time word, a Latin word) is missing when no passage
-holds it in its title, headings or text. Its counterparts are the passages' words of the same
-kinds nearest it by the embedding model's cosine (at least `sibling_floor`, two at most).
+holds it in its title, headings or text. Its counterparts are the passages' words of its kind
+nearest it by the embedding model's cosine (at least `sibling_floor`, two at most). Of its kind:
+a Chinese compound names its kind by its head, its last character (午餐 and 晚餐, 年假 and 丧假,
+研发中心 and 销售中心), or sets itself apart in its last part under a shared first one (周一 and
+周五, 前端 and 后端); names of places, people and organisations are of a kind by jieba's tag, and
+so are time words. Without that, the cosine alone pairs a word with whatever sits near it in the
+embedding (体重 with 哺乳动物, 出生地 with 侄子), and the model rightly says neither is a synonym.
 Whether a counterpart is the same thing in other words (断电 for 停电) or another thing of the
 same kind (早餐 for 午餐) is world knowledge that neither shared characters nor the embedding
 tell apart (the cosine ranks synonyms above siblings with an AUC of 0.64 on our word pairs), so
@@ -23,10 +28,14 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ingest.text import has_cjk, language, sentences
+
+if TYPE_CHECKING:
+    from jieba.posseg import pair as Pair
 
 # jieba's tags of nouns, names, places, organisations, time words and Latin-script words; not
 # verbs or adjectives: "报到" for "入职" is a way of saying, not a different thing asked about
@@ -41,6 +50,11 @@ _ANSWER_KINDS = frozenset(
     "方式 办法 作用 用途 意思 含义 意义 区别 差别 不同 内容 类型 种类 特点 特征 结果 情况".split()
 )
 MAX_COUNTERPARTS = 2
+_NAME_TAGS = frozenset({"ns", "nr", "nt"})  # jieba: place, person, organisation names
+_ASKING = re.compile(f"谁|{_INTERROGATIVE.pattern}")
+_COPULAS = frozenset({"是", "为", "在", "有"})
+_ADVERBS = frozenset("大约 约 大概 一般 通常 主要 分别 都 究竟 到底 现在 目前 现今 还".split())  # noqa: SIM905
+_SUFFIX_TAGS = frozenset({"m", "q", "k", "ng"})  # jieba: numeral/measure, suffix, noun morpheme
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # words → unit vectors, one row each
 Synonym = Callable[[str, str], bool | None]  # the model's "is A a synonym of B?" (None: unsure)
@@ -66,14 +80,29 @@ def thing_words(text: str, question: bool = False) -> list[str]:
     noun an interrogative modifies ("什么区别", "哪些内容", "什么时候") or one of the slot nouns
     (名称, 日期, 原因 …) names the kind of answer wanted, not a thing asked about, and is left
     out; so is a plain noun jieba's dictionary lacks (its model guessed the word)."""
+    return list(tagged_things(text, question))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a thing word's use tells of its kind: jieba's tag, and the noun right after it, the
+    head it modifies when jieba split a compound (特需 in 特需号: 号)."""
+
+    tag: str
+    head: str = ""
+
+
+def tagged_things(text: str, question: bool = False) -> dict[str, Kind]:
+    """`thing_words` with the kind of each (its first use in `text`)."""
     from jieba import dt as dictionary
     from jieba import posseg  # loaded by retrieval already; kept off this module's import path
 
     from ingest import QUERY_STOPWORDS
 
-    words = []
+    words: dict[str, Kind] = {}
     previous: list[str] = []
-    for pair in posseg.lcut(_nfkc(text)):
+    pairs = posseg.lcut(_nfkc(text))
+    for at, pair in enumerate(pairs):
         word = pair.word.strip()
         # "什么区别", "哪些内容", "什么样的方法"
         before = previous[-2:] if previous[-1:] == ["的"] else previous[-1:]
@@ -82,7 +111,7 @@ def thing_words(text: str, question: bool = False) -> list[str]:
             previous.append(word)
         if not _THING_TAG.match(pair.flag) or word.lower() in QUERY_STOPWORDS:
             continue
-        if question and (modified or word in _ANSWER_KINDS):
+        if question and (modified or word in _ANSWER_KINDS or _asked_attribute(pairs, at)):
             continue
         if question and has_cjk(word) and not dictionary.FREQ.get(word) and pair.flag[:2] == "n":
             # a word jieba's model made up from characters it could not place ("花是"): a
@@ -90,14 +119,51 @@ def thing_words(text: str, question: bool = False) -> list[str]:
             continue
         if _DEMONSTRATIVE.match(word) or len(word) < (2 if has_cjk(word) else 3):
             continue
-        words.append(word)
-    return list(dict.fromkeys(words))
+        after = pairs[at + 1] if at + 1 < len(pairs) else None
+        head = after.word if after is not None and _is_head(after.word, after.flag) else ""
+        words.setdefault(word, Kind(pair.flag, head))
+    return words
 
 
-def missing_words(question: str, sources: Sequence[str]) -> list[str]:
-    """The question's thing words that none of `sources` holds (case and width folded)."""
+def _asked_attribute(pairs: Sequence[Pair], at: int) -> bool:
+    """Whether the word at `at` is the attribute the question asks to fill: "X 的 Y 是什么",
+    "X 的 Y 在哪里", "X 的 Y 有哪些", "X 的 Y 是谁". Documents state a birthplace, an author or
+    a weight without naming it (生于…, …所著, 重 3 公斤), so its absence says nothing."""
+    if at == 0 or pairs[at - 1].word != "的":
+        return False
+    rest = [p.word for p in pairs[at + 1 : at + 5] if p.word.strip()]
+    while rest and rest[0] in _ADVERBS:
+        rest.pop(0)
+    return len(rest) >= 2 and rest[0] in _COPULAS and bool(_ASKING.match(rest[1]))
+
+
+def _is_head(word: str, tag: str) -> bool:
+    """A noun, or the one-character suffix jieba tags as a measure word or suffix (号 of
+    特需号, 区 of 开发区), that a word before it modifies."""
+    return tag.startswith("n") or (len(word) == 1 and has_cjk(word) and tag in _SUFFIX_TAGS)
+
+
+def same_kind(word: str, kind: Kind, other: str, other_kind: Kind) -> bool:
+    """Whether `other` may stand where `word` would as another thing of its kind: the two share
+    their last character (the head of a Chinese compound: 午餐, 晚餐) or their first (周一,
+    周五), or modify one head (特需号, 专家号), or are names of one kind (places, people,
+    organisations), Latin-script words (product names: Linux, Windows) or time words."""
+    a, b = _nfkc(word).lower(), _nfkc(other).lower()
+    if a[-1] == b[-1] or a[0] == b[0] or (kind.head and kind.head == other_kind.head):
+        return True
+    tag, other_tag = kind.tag, other_kind.tag
+    if tag[:2] in _NAME_TAGS and tag[:2] == other_tag[:2]:
+        return True
+    return (tag, other_tag) == ("eng", "eng") or (tag[0] == "t" and other_tag[0] == "t")
+
+
+def missing_words(question: str, sources: Sequence[str]) -> dict[str, Kind]:
+    """The question's thing words that none of `sources` holds (case and width folded), with
+    their kinds."""
     held = "\n".join(_nfkc(s).lower() for s in sources)
-    return [w for w in thing_words(question, question=True) if w.lower() not in held]
+    return {
+        w: k for w, k in tagged_things(question, question=True).items() if w.lower() not in held
+    }
 
 
 def sibling_term(
@@ -119,15 +185,22 @@ def sibling_term(
     if not missing:
         return None
     asked = {w.lower() for w in thing_words(question)}
-    said = dict.fromkeys(w for s in sources for w in thing_words(s))
+    said: dict[str, Kind] = {}
+    for source in sources:
+        for w, t in tagged_things(source).items():
+            said.setdefault(w, t)
     present = [w for w in said if w.lower() not in asked]
     if not present:
         return None
     vectors = np.asarray(embed([*missing, *present]))
     cosines = vectors[: len(missing)] @ vectors[len(missing) :].T
-    for word, scores in zip(missing, cosines, strict=True):
+    for (word, kind), scores in zip(missing.items(), cosines, strict=True):
         near = sorted(
-            ((float(c), w) for c, w in zip(scores, present, strict=True) if c >= floor),
+            (
+                (float(c), w)
+                for c, w in zip(scores, present, strict=True)
+                if c >= floor and same_kind(word, kind, w, said[w])
+            ),
             reverse=True,
         )[:MAX_COUNTERPARTS]
         if not near:

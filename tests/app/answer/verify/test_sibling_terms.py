@@ -9,10 +9,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.answer.verify.sibling_terms import (
+    Kind,
     missing_words,
     read_yes_no,
+    same_kind,
     sentence_with,
     sibling_term,
+    tagged_things,
     thing_words,
 )
 
@@ -26,6 +29,9 @@ KINDS = {
     "上海": "city",
     "断电": "power",
     "停电": "power",
+    # near each other in the embedding, yet no two things of one kind
+    "体重": "animal",
+    "哺乳动物": "animal",
 }
 
 
@@ -61,8 +67,8 @@ def test_the_words_of_a_question_are_its_things_not_its_question_words() -> None
 
 
 def test_missing_words_are_those_no_source_holds() -> None:
-    assert missing_words("员工餐厅的晚餐多少钱一份？", [NOTICE]) == ["晚餐"]
-    assert missing_words("员工餐厅的午餐多少钱一份？", [NOTICE]) == []
+    assert list(missing_words("员工餐厅的晚餐多少钱一份？", [NOTICE])) == ["晚餐"]
+    assert not missing_words("员工餐厅的午餐多少钱一份？", [NOTICE])
 
 
 def test_a_sibling_in_place_of_the_asked_thing_is_found() -> None:
@@ -93,6 +99,44 @@ def test_one_yes_or_an_unsure_judge_never_refuses() -> None:
     )
     unsure = sibling_term("员工餐厅的晚餐多少钱一份？", [NOTICE], embed, lambda a, b: None, 0.9)
     assert unsure is None
+
+
+def test_a_near_word_of_another_kind_is_no_sibling() -> None:
+    # 哺乳动物 sits near 体重 in the embedding and is no synonym of it, but it is no weight
+    # either: the passage does not speak of another thing in the weight's place
+    profile = "尤金袋鼠\n尤金袋鼠是一种小型哺乳动物。"
+    assert sibling_term("尤金袋鼠的体重大约是多少？", [profile], embed, judge, 0.9) is None
+
+
+def test_things_of_one_kind_share_their_head_or_their_tag() -> None:
+    noun, place, time = Kind("n"), Kind("ns"), Kind("t")
+    assert same_kind("晚餐", noun, "午餐", noun)  # the head: a meal
+    assert same_kind("周一", time, "周五", time)
+    assert same_kind("研发中心", noun, "销售中心", noun)
+    assert same_kind("香港", place, "北京", place)  # places
+    assert same_kind("星期六", time, "上午", time)  # time words
+    assert same_kind("Linux", Kind("eng"), "Windows", Kind("eng"))
+    assert same_kind("特需", Kind("n", "号"), "专家", Kind("n", "号"))  # 特需号, 专家号
+    assert not same_kind("体重", noun, "哺乳动物", noun)
+    assert not same_kind("出生地", noun, "侄子", noun)
+    assert not same_kind("香港", place, "公司", noun)
+    assert not same_kind("大病", Kind("n", "医疗"), "子女", Kind("n", "教育"))
+
+
+def test_the_attribute_a_question_asks_to_fill_is_no_thing_asked_about() -> None:
+    # "X 的 Y 是谁/在哪里/有哪些": documents say who wrote it or where one was born without
+    # the words 作者 or 出生地
+    assert "作者" not in thing_words("《佛国记》的作者是谁？", question=True)
+    assert "出生地" not in thing_words("严长寿的出生地在哪里？", question=True)
+    assert "体重" not in thing_words("尤金袋鼠的体重大约是多少？", question=True)
+    # the thing asked about stays, and so does a noun the question does not predicate on
+    assert "晚餐" in thing_words("员工餐厅的晚餐多少钱一份？", question=True)
+    assert "游船" in thing_words("东湖景区游船的票价是多少？", question=True)
+    assert "作者" in thing_words("作者的出生地在哪里？", question=True)
+
+
+def test_a_split_compound_keeps_the_head_it_modifies() -> None:
+    assert tagged_things("特需号的挂号费是多少？", question=True)["特需"].head == "号"
 
 
 def test_a_missing_word_with_nothing_near_it_is_not_decided_here() -> None:
