@@ -103,7 +103,7 @@ class Unit:
 @dataclass(frozen=True)
 class NumberedContext:
     units: tuple[Unit, ...]  # unit i has the id i + 1
-    blocks: tuple[str, ...]  # one per passage shown: its label and its numbered sentences
+    blocks: tuple[str, ...]  # one per passage: its label and its numbered sentences
     withheld: int  # sentences, titles and headings left out as instructions
 
 
@@ -218,9 +218,9 @@ def number_sentences(
     """Every sentence of the passages, numbered 1, 2, … across them in prompt order. With
     `filter_instructions`, sentences, titles and headings that speak to the answerer are left
     out (the user still sees the passage whole among the sources). With `near_sentences` (and
-    the `question`), only the sentences within that many of a sentence sharing words with the
-    question are shown (a passage left with none is left out). With `table_header_once`, a
-    table's column names are shown once above its rows instead of in every row."""
+    the `question`), only the sentences within that many of one of their passage's sentences
+    nearest the question are shown (`_near`). With `table_header_once`, a table's column names
+    are shown once above its rows instead of in every row."""
     labels: list[str] = []
     pieces: list[tuple[int, _Piece]] = []
     withheld = 0
@@ -256,11 +256,7 @@ def number_sentences(
         header[index] = piece.header
         units.append(Unit(index, piece.start, piece.end, piece.shown))
         lines[index].append(f"[{len(units)}] {piece.shown}")
-    had = {index for index, _ in pieces}
-    # a passage all of whose sentences were cut for being far from the question is left out
-    blocks = tuple(
-        "\n".join(block) for i, block in enumerate(lines) if len(block) > 1 or i not in had
-    )
+    blocks = tuple("\n".join(block) for block in lines)
     return NumberedContext(tuple(units), blocks, withheld)
 
 
