@@ -193,6 +193,20 @@ class Settings(BaseSettings):
     context_chars: int = Field(
         800, description="characters of passages in the prompt, in all: prompt size is speed"
     )
+    prompt_near_sentences: int = Field(
+        0,
+        ge=0,
+        description="show the model only the passage sentences within this many of a sentence "
+        "sharing at least half of what its passage's best shares with the question (0 = all of "
+        "the window). 1 cuts new prompt tokens per question by 30-45% with the same answers on "
+        "seed_dev and cmrc2018_trial, but lost 3 of 47 answers on the held-out company set "
+        "(bench/results.md, section 10b), so it is off",
+    )
+    prompt_table_header_once: bool = Field(
+        False,
+        description="show a table's column names once above its rows instead of in every row "
+        "(column=value records)",
+    )
     merge_neighbors: bool = True
     whole_quotes: bool = Field(
         True,

@@ -87,6 +87,12 @@ def ngrams(text: str) -> set[str]:
     return grams
 
 
+def shared_weight(wanted: set[str], text: str) -> int:
+    """What `text` shares with the n-grams `wanted` (a question's): a Chinese bigram counts 1,
+    a Latin or number word ("1.5b") 2."""
+    return sum(1 if CJK_RUN.fullmatch(g) else 2 for g in wanted & ngrams(text))
+
+
 def char_bigrams(text: str) -> set[str]:
     """The claim-support metric's bigrams: NFKC, lower case, markers, punctuation and
     whitespace removed, then every pair of neighbouring characters."""

@@ -105,4 +105,11 @@ def prompt_context(
     passages = [
         PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in context
     ]
-    return context, passages, number_sentences(passages, settings.guard_instructions)
+    numbered_context = number_sentences(
+        passages,
+        settings.guard_instructions,
+        question,
+        settings.prompt_near_sentences,
+        settings.prompt_table_header_once,
+    )
+    return context, passages, numbered_context

@@ -14,7 +14,7 @@ from itertools import pairwise
 
 from app.answer.search import Hit
 from ingest.store import KnowledgeBase
-from ingest.text import CJK_RUN, TABLE_SEPARATOR, ngrams, sentence_spans
+from ingest.text import TABLE_SEPARATOR, ngrams, sentence_spans, shared_weight
 
 
 @dataclass(frozen=True)
@@ -139,10 +139,7 @@ def best_window(
         | {lo_bound + end for _, end in sentence_spans(inner, keep_markers=False)}
     )
     wanted = ngrams(question)
-    unit_scores = [
-        sum(1 if CJK_RUN.fullmatch(g) else 2 for g in wanted & ngrams(text[lo:hi])) ** 2
-        for lo, hi in pairwise(cuts)
-    ]
+    unit_scores = [shared_weight(wanted, text[lo:hi]) ** 2 for lo, hi in pairwise(cuts)]
     best, best_score = (lo_bound, lo_bound + limit), -1
     for i, lo in enumerate(cuts[:-1]):
         j = i + 1

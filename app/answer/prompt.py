@@ -26,6 +26,8 @@ from ingest.text import (
     TABLE_SEPARATOR,
     evidence_units,
     is_table_row,
+    ngrams,
+    shared_weight,
     strip_markers,
     table_cells,
 )
@@ -111,11 +113,24 @@ def _row_record(header: list[str], line: str) -> str:
     return "，".join(f"{h}={v}" for h, v in pairs if h or v)
 
 
-def passage_units(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, shown) for each sentence of `text`: Markdown table rows as one record per
-    row, with the header's column names (a small model misreads a row lined up with a header
-    several lines above); the header and separator rows themselves are no sentences."""
-    out: list[tuple[int, int, str]] = []
+def _row_plain(line: str) -> str:
+    return " | ".join(table_cells(line))
+
+
+@dataclass(frozen=True)
+class _Piece:
+    start: int
+    end: int
+    shown: str
+    record: str  # what the instruction filter reads: a table row with its column names
+    cells: str  # what is matched with the question: a row's own cells (not the names all share)
+    header: str = ""  # a table row's header ("大小 | 位数"), when shown once per table
+
+
+def _pieces(text: str, header_once: bool = False) -> list[_Piece]:
+    """The sentences of `text` (see `passage_units`); with `header_once`, a table row is shown
+    as its cells alone, and its header is carried for showing once above the rows."""
+    out: list[_Piece] = []
     lines = text.split("\n")
     offsets, pos = [], 0
     for line in lines:
@@ -130,7 +145,13 @@ def passage_units(text: str) -> list[tuple[int, int, str]]:
             i += 2
             while i < len(lines) and is_table_row(lines[i]):
                 lo = offsets[i] + len(lines[i]) - len(lines[i].lstrip())
-                out.append((lo, offsets[i] + len(lines[i].rstrip()), _row_record(header, lines[i])))
+                hi = offsets[i] + len(lines[i].rstrip())
+                record = _row_record(header, lines[i])
+                plain = _row_plain(lines[i])
+                if header_once:
+                    out.append(_Piece(lo, hi, plain, record, plain, " | ".join(header)))
+                else:
+                    out.append(_Piece(lo, hi, record, record, plain))
                 i += 1
             prose_start = offsets[i] if i < len(lines) else len(text)
             continue
@@ -139,8 +160,18 @@ def passage_units(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def _prose(text: str, lo: int, hi: int) -> list[tuple[int, int, str]]:
-    return [(lo + s.start, lo + s.end, s.text) for s in evidence_units(text[lo:hi])]
+def passage_units(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, shown) for each sentence of `text`: Markdown table rows as one record per
+    row, with the header's column names (a small model misreads a row lined up with a header
+    several lines above); the header and separator rows themselves are no sentences."""
+    return [(p.start, p.end, p.shown) for p in _pieces(text)]
+
+
+def _prose(text: str, lo: int, hi: int) -> list[_Piece]:
+    return [
+        _Piece(lo + s.start, lo + s.end, s.text, s.text, s.text)
+        for s in evidence_units(text[lo:hi])
+    ]
 
 
 def _label(title: str, page: int | None, headings: Sequence[str]) -> str:
@@ -152,31 +183,81 @@ def _label(title: str, page: int | None, headings: Sequence[str]) -> str:
     return " ".join(parts)
 
 
+# A sentence is near the question when it shares at least this share of what the best sentence
+# of its passage shares with it (`shared_weight`); `near_sentences` keeps the sentences around.
+NEAR_SHARE = 0.5
+
+
+def _near(question: str, pieces: Sequence[tuple[int, _Piece]], window: int) -> list[bool]:
+    """Which of the (passage index, piece) pairs to show: those within `window` sentences of
+    a sentence of their passage near the question (all of a passage none of whose sentences
+    shares anything with the question: it was retrieved for its meaning)."""
+    wanted = ngrams(question)
+    scores = [shared_weight(wanted, p.cells) for _, p in pieces]
+    best: dict[int, int] = {}
+    for (index, _), score in zip(pieces, scores, strict=True):
+        best[index] = max(best.get(index, 0), score)
+    anchors = [
+        i
+        for i, ((index, _), s) in enumerate(zip(pieces, scores, strict=True))
+        if s and s >= NEAR_SHARE * best[index]
+    ]
+    return [
+        best[index] == 0 or any(abs(i - a) <= window and pieces[a][0] == index for a in anchors)
+        for i, (index, _) in enumerate(pieces)
+    ]
+
+
 def number_sentences(
-    passages: Sequence[PromptPassage], filter_instructions: bool = True
+    passages: Sequence[PromptPassage],
+    filter_instructions: bool = True,
+    question: str = "",
+    near_sentences: int = 0,
+    table_header_once: bool = False,
 ) -> NumberedContext:
     """Every sentence of the passages, numbered 1, 2, … across them in prompt order. With
     `filter_instructions`, sentences, titles and headings that speak to the answerer are left
-    out (the user still sees the passage whole among the sources)."""
-    units: list[Unit] = []
-    blocks: list[str] = []
+    out (the user still sees the passage whole among the sources). With `near_sentences` (and
+    the `question`), only the sentences within that many of one of their passage's sentences
+    nearest the question are shown (`_near`). With `table_header_once`, a table's column names
+    are shown once above its rows instead of in every row."""
+    labels: list[str] = []
+    pieces: list[tuple[int, _Piece]] = []
     withheld = 0
     for index, passage in enumerate(passages):
         title, headings = passage.title, passage.headings
         if filter_instructions:
             title, headings, fired = clean_label(title, headings)
             withheld += fired
-        lines = [_label(title, passage.page, headings)]
-        for start, end, shown in passage_units(passage.text):
-            if filter_instructions and is_instruction(shown):
+        labels.append(_label(title, passage.page, headings))
+        for piece in _pieces(passage.text, table_header_once):
+            if filter_instructions and is_instruction(piece.record):
                 withheld += 1
                 continue
-            if shown.strip() in {passage.title.strip(), *(h.strip() for h in passage.headings)}:
+            if piece.shown.strip() in {
+                passage.title.strip(),
+                *(h.strip() for h in passage.headings),
+            }:
                 continue  # the label already says it
-            units.append(Unit(index, start, end, shown))
-            lines.append(f"[{len(units)}] {shown}")
-        blocks.append("\n".join(lines))
-    return NumberedContext(tuple(units), tuple(blocks), withheld)
+            pieces.append((index, piece))
+    shown = (
+        _near(question, pieces, near_sentences)
+        if near_sentences > 0 and question
+        else [True] * len(pieces)
+    )
+    units: list[Unit] = []
+    lines: list[list[str]] = [[label] for label in labels]
+    header = [""] * len(passages)
+    for (index, piece), show in zip(pieces, shown, strict=True):
+        if not show:
+            continue
+        if piece.header and piece.header != header[index]:
+            lines[index].append(f"表格列：{piece.header}")
+        header[index] = piece.header
+        units.append(Unit(index, piece.start, piece.end, piece.shown))
+        lines[index].append(f"[{len(units)}] {piece.shown}")
+    blocks = tuple("\n".join(block) for block in lines)
+    return NumberedContext(tuple(units), blocks, withheld)
 
 
 def answer_schema(sentence_count: int, max_evidence: int = 3) -> dict[str, object]:

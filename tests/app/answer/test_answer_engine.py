@@ -393,6 +393,21 @@ def test_an_answer_misreading_the_passage_becomes_the_sentence_matching_the_ques
     assert event.name == "off_question" and "西湖" in (event.before_answer or "")
 
 
+def test_the_model_reads_the_sentences_near_the_question_and_the_answer_keeps_its_source(
+    kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    responder = evidence_reply(["市花是桂花"], "杭州的市花是桂花。")
+    with FakeOllama(responder=responder) as server:
+        settings, backend = ollama(small_kb_settings, server)
+        near = settings.model_copy(update={"prompt_near_sentences": 1})
+        result, _ = run("杭州的市花是什么？", kb, near, embedder, backend)
+        prompt = user_prompt(server)
+    assert "杭州的市树是香樟，市花是桂花。" in prompt.replace(",", "，")
+    assert "每年秋季满城桂花飘香。" in prompt, "the sentence after it stays"
+    assert "西湖文化景观" not in prompt and "浙江省省会" not in prompt, "far sentences are cut"
+    assert "桂花" in result.answer and result.citations[0].quote.startswith("杭州的市树")
+
+
 def test_english_questions_get_english_answers_and_refusals(
     kb: KnowledgeBase, small_kb_settings: Settings, embedder: Embedder
 ) -> None:

@@ -185,3 +185,61 @@ def test_units_keep_table_rows_whole_and_skip_header_rows() -> None:
 )
 def test_refusal_detection(text: str, refused: bool) -> None:
     assert refusal_like(text) is refused
+
+
+LONG = (
+    "公司成立于 2001 年。总部设在杭州。员工约三千人。"
+    "年假按工龄计算。工作满一年的员工每年有 5 天年假。满十年的有 10 天年假。"
+    "食堂每天供应午餐。班车覆盖主城区。停车场在地下二层。"
+)
+
+
+def test_only_sentences_near_the_question_are_shown_and_ids_stay_consecutive() -> None:
+    passage = PromptPassage(1, "员工手册", None, (), LONG)
+    question = "工作满一年有几天年假？"
+    whole = number_sentences([passage], question=question)
+    near = number_sentences([passage], question=question, near_sentences=1)
+    assert len(whole.units) == 9, "off by default: every sentence"
+    shown = [u.shown for u in near.units]
+    assert "工作满一年的员工每年有 5 天年假。" in shown, "the sentence the answer needs stays"
+    assert "年假按工龄计算。" in shown and "满十年的有 10 天年假。" in shown, "its neighbours too"
+    assert "公司成立于 2001 年。" not in shown and "停车场在地下二层。" not in shown
+    text = build_messages(question, near, [passage])[-1]["content"]
+    assert "停车场" not in text and "[1] 年假按工龄计算。" in text
+    for i, unit in enumerate(near.units):  # numbered 1, 2, … and pointing back at their text
+        assert f"[{i + 1}] {unit.shown}" in text
+        assert LONG[unit.start : unit.end] == unit.shown
+
+
+def test_a_passage_sharing_no_word_with_the_question_is_shown_whole() -> None:
+    passage = PromptPassage(1, "员工手册", None, (), LONG)
+    near = number_sentences([passage], question="Who founded it?", near_sentences=1)
+    assert len(near.units) == 9
+
+
+def test_each_passage_keeps_the_sentences_near_its_own_best_match() -> None:
+    rules = PromptPassage(1, "员工手册", None, (), LONG)
+    other = PromptPassage(2, "福利", None, (), "年假可以顺延到次年。体检每年一次。")
+    near = number_sentences([rules, other], question="工作满一年有几天年假？", near_sentences=1)
+    assert any(u.passage == 1 and u.shown == "年假可以顺延到次年。" for u in near.units)
+
+
+def test_a_table_header_is_shown_once_above_plain_rows() -> None:
+    context = number_sentences(passages(), table_header_once=True)
+    text = build_messages("7B 模型 8 位需要多少显存？", context, passages())[-1]["content"]
+    assert text.count("大小") == 1 and text.count("显存(GB)") == 1
+    assert "表格列：大小 | 位数 | 显存(GB)\n[2] 1.5B | 4 | 0.9\n[3] 7B | 8 | 8.4" in text
+    unit = context.units[2]
+    assert TABLE[unit.start : unit.end] == "| 7B | 8 | 8.4 |", "a row still points at its text"
+
+
+def test_a_table_header_is_shown_again_only_above_the_rows_that_are_shown() -> None:
+    table = "| 城市 | 市花 |\n|---|---|\n| 杭州 | 桂花 |\n| 北京 | 月季 |\n| 上海 | 白玉兰 |"
+    prose = "前言。" * 6
+    passage = PromptPassage(1, "市花", None, (), prose + "\n" + table)
+    context = number_sentences(
+        [passage], question="上海的市花？", near_sentences=1, table_header_once=True
+    )
+    text = "\n".join(context.blocks)
+    assert "表格列：城市 | 市花" in text and "上海 | 白玉兰" in text
+    assert "前言" not in text
