@@ -1,16 +1,18 @@
 """`sibling_terms` (GUARD_SIBLING_TERMS): refuse before the model is asked when a thing the
 question names is in none of the passages the model would read and those passages speak of a
 sibling of it instead: the lunch price for a question about dinner, the mainland cities for a
-question about Hong Kong, annual leave for bereavement leave, revenue for profit.
+question about Hong Kong, the ordinary and expert clinics' fees for the special clinic's.
 
-A word of the question (a noun, a name, a time word, a Latin word) is missing when no passage
-holds it in its title, headings or text. Its counterparts are the passages' words of its kind
-nearest it by the embedding model's cosine (at least `sibling_floor`, two at most). Of its kind:
-a Chinese compound names its kind by its head, its last character (午餐 and 晚餐, 年假 and 丧假,
-研发中心 and 销售中心), or sets itself apart in its last part under a shared first one (周一 and
-周五, 前端 and 后端); names of places, people and organisations are of a kind by jieba's tag, and
-so are time words. Without that, the cosine alone pairs a word with whatever sits near it in the
-embedding (体重 with 哺乳动物, 出生地 with 侄子), and the model rightly says neither is a synonym.
+A word of the question (a noun, a name, a time word, a Latin word; not the attribute it asks to
+fill, "X 的作者是谁") is missing when no passage holds it in its title, headings or text. Its
+counterparts are the passages' words of its kind nearest it by the embedding model's cosine (at
+least `sibling_floor`, two at most). Of its kind (`same_kind`): a Chinese compound names its kind
+by its head, its last character (午餐 and 晚餐, 研发中心 and 销售中心), or sets itself apart in its
+last part under a shared first one (周一 and 周五, 前端 and 后端); where jieba split a compound,
+the words modify one head (特需|号, 专家|号); names of places, people and organisations are of a
+kind by jieba's tag, and so are Latin-script words and time words. Without that, the cosine alone
+pairs a word with whatever sits near it in the embedding (体重 with 哺乳动物, 出生地 with 侄子),
+and the model rightly says neither is a synonym (`bench/sibling_fires.py` counts the fires).
 Whether a counterpart is the same thing in other words (断电 for 停电) or another thing of the
 same kind (早餐 for 午餐) is world knowledge that neither shared characters nor the embedding
 tell apart (the cosine ranks synonyms above siblings with an AUC of 0.64 on our word pairs), so
@@ -79,7 +81,8 @@ def thing_words(text: str, question: bool = False) -> list[str]:
     Chinese, three letters or more for Latin words), in order, once each. In a `question`, a
     noun an interrogative modifies ("什么区别", "哪些内容", "什么时候") or one of the slot nouns
     (名称, 日期, 原因 …) names the kind of answer wanted, not a thing asked about, and is left
-    out; so is a plain noun jieba's dictionary lacks (its model guessed the word)."""
+    out, as is the attribute the question asks to fill ("X 的 Y 是谁", `_asked_attribute`); so
+    is a plain noun jieba's dictionary lacks (its model guessed the word)."""
     return list(tagged_things(text, question))
 
 
