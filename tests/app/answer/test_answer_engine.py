@@ -623,7 +623,7 @@ def synonym_or(responder: Responder, synonyms: set[frozenset[str]]) -> Responder
 
 @pytest.fixture(scope="module")
 def canteen_kb(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    # sibling_terms is off by default (bench/results.md §4b): these tests switch it on
+    # sibling_terms is on by default; set here so these tests do not depend on the default
     settings = make_settings(
         tmp_path_factory.mktemp("canteen") / "home", guard_sibling_terms=True, **NO_FLOOR
     )
