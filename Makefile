@@ -45,17 +45,18 @@ $(STAMP): pyproject.toml
 	else echo "OCR: rapidocr-onnxruntime needs Python < 3.13; scanned pages will be rejected"; fi
 	touch $(STAMP)
 
-$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json $(NODE_DIR)/patch.mjs
 	@# The embedded LLM's faster runtime: node-llama-cpp's prebuilt llama.cpp, one CPU library
 	@# per instruction level (AVX2 ... AVX-512, VNNI, AMX), the best this CPU runs picked when the
 	@# model loads; nothing compiles (--ignore-scripts: its postinstall would offer to). `npm
 	@# install` with the lock rather than `npm ci`: the registry here lacks the macOS and Windows
-	@# builds the lock would list, and ci refuses a lock without them. Without
+	@# builds the lock would list, and ci refuses a lock without them. patch.mjs fixes its
+	@# speculative decoding (one line; why in the file). Without
 	@# Node.js >= 20 the xllamacpp wheel (AVX2) answers.
 	@if node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null \
 		&& command -v npm >/dev/null; then \
 		cd $(NODE_DIR) && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-save --omit=optional \
-			--ignore-scripts --no-audit --no-fund && touch node_modules/.installed; \
+			--ignore-scripts --no-audit --no-fund && node patch.mjs && touch node_modules/.installed; \
 	else echo "Node.js >= 20 not found: the embedded LLM runs on xllamacpp's AVX2 build" \
 		"(install Node.js 20 or newer and run make install again for the faster runtime)"; fi
 

@@ -248,14 +248,22 @@ class WorkerSpec:
     prefix_file: str | None = None  # the messages every prompt starts with (JSON)
     kv_cache: str | None = None  # where the worker keeps their KV cache (per runtime, see argv)
     runtime: Runtime = "xllamacpp"
+    # node-llama-cpp only (xllamacpp's bindings offer neither): tokens guessed ahead from the
+    # prompt and checked in one batch, and flash attention
+    draft_tokens: int = 0
+    flash_attention: bool = False
 
     def argv(self) -> list[str]:
         argv = [*worker_command(self.runtime), "--model", self.model_path]
         argv += ["--n-ctx", str(self.n_ctx), "--threads", str(self.threads)]
+        flash = self.flash_attention and self.runtime == "node-llama-cpp"
+        if self.runtime == "node-llama-cpp":
+            argv += ["--draft", str(self.draft_tokens)] + (["--flash-attention"] if flash else [])
         if self.prefix_file and self.kv_cache:
-            # Each runtime (and version) saves the KV cache in its own format.
+            # Each runtime (and version) saves the KV cache in its own format, and flash
+            # attention lays the cache out otherwise.
             kv = Path(self.kv_cache)
-            version = runtime_version(self.runtime)
+            version = runtime_version(self.runtime) + ("-fa" if flash else "")
             own = kv.with_name(f"{kv.stem}-{self.runtime}-{version}{kv.suffix}")
             argv += ["--prefix", self.prefix_file, "--kv-cache", str(own)]
         return argv
@@ -552,6 +560,8 @@ class WorkerChat(BaseChatModel):
     kv_cache: str | None = None
     # The llama.cpp runtimes to try, best first (`app/_llm_runtimes.py`).
     runtimes: tuple[Runtime, ...] = ("xllamacpp",)
+    draft_tokens: int = 0
+    flash_attention: bool = False
     # A second caller waits this long for the answer in progress before being told it is busy.
     busy_timeout_s: float = 600.0
 
@@ -580,6 +590,8 @@ class WorkerChat(BaseChatModel):
                     self.prefix_file,
                     self.kv_cache,
                     runtime,
+                    self.draft_tokens,
+                    self.flash_attention,
                 ),
                 log,
             )
@@ -725,6 +737,8 @@ def make_llamacpp_chat(
         prefix_file=str(prefix_file) if prefix_file else None,
         kv_cache=str(kv_cache) if kv_cache else None,
         runtimes=runtimes,
+        draft_tokens=settings.llamacpp_draft_tokens,
+        flash_attention=settings.llamacpp_flash_attention,
     )
     disabled = chat.supervisor.disabled
     if disabled is not None:

@@ -11,7 +11,10 @@ this file with a Python where `llama_cpp` (llama-cpp-python) is importable:
 which prints the same figures as JSON (prompt time from the first streamed token), for the
 `--merge`d report or the notes. Each figure is the median of `--repeats` runs of one fixed
 Chinese prompt of about 600 tokens, evaluated from an empty cache each time, then 64 tokens
-generated greedily.
+generated greedily; and of a reply that copies a sentence of the prompt, as answers do, where
+node-llama-cpp's speculative decoding (`LLAMACPP_DRAFT_TOKENS`) confirms guessed tokens in
+batches. node-llama-cpp runs twice: as configured by default (tokens guessed ahead, flash
+attention) and with both off.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ PASSAGE = (
     "全长 53.6 公里；2 号线于 2014 年开通，全长 43.3 公里。"
 )
 QUESTION = "请根据资料介绍杭州的世界遗产、市树市花和地铁线路。"
+COPY_QUESTION = "资料中关于杭州地铁线路的那句话原文是什么？请一字不改地照抄。"
 
 
-def prompt_messages(repeat: int, run: int) -> list[dict[str, str]]:
+def prompt_messages(repeat: int, run: int, question: str = QUESTION) -> list[dict[str, str]]:
     # A different first line per run, so that no run reuses another's KV cache.
     return [
         {"role": "system", "content": f"第 {run} 次测量。你是问答助手，只根据资料回答。"},
-        {"role": "user", "content": "资料：\n" + PASSAGE * repeat + f"\n\n问题：{QUESTION}"},
+        {"role": "user", "content": "资料：\n" + PASSAGE * repeat + f"\n\n问题：{question}"},
     ]
 
 
@@ -56,18 +60,25 @@ def _worker_run(settings: Any, repeats: int) -> dict[str, Any]:
         for run in range(repeats):
             reply = chat.invoke(as_langchain(prompt_messages(4, run)))
             timings = reply.response_metadata["timings"]
+            copied = chat.invoke(as_langchain(prompt_messages(4, run + repeats, COPY_QUESTION)))
+            copy_timings = copied.response_metadata["timings"]
             rows.append(
                 {
                     "prompt_tokens": timings["prompt_n"],
                     "prompt_tps": timings["prompt_n"] / (timings["prompt_ms"] / 1000),
                     "gen_tokens": timings["predicted_n"],
                     "gen_tps": timings["predicted_n"] / (timings["predicted_ms"] / 1000),
+                    "copy_tokens": copy_timings["predicted_n"],
+                    "copy_tps": copy_timings["predicted_n"] / (copy_timings["predicted_ms"] / 1000),
                 }
             )
         info = chat.supervisor.status.ready_info
     finally:
         stop_workers()
     variant = info.get("cpu_variant") or "AVX2 build"
+    if runtime == "node-llama-cpp":
+        draft, flash = settings.llamacpp_draft_tokens, settings.llamacpp_flash_attention
+        variant += f"; draft {draft}, flash attention {'on' if flash else 'off'}"
     return {
         "runtime": f"{runtime} {runtime_version(runtime)} ({variant})",
         "start_s": start_s,
@@ -114,7 +125,15 @@ def _llama_cpp_python_run(model: Path, threads: int, repeats: int) -> dict[str, 
 def _medians(rows: list[dict[str, float]]) -> dict[str, Any]:
     return {
         key: statistics.median(row[key] for row in rows)
-        for key in ("prompt_tokens", "prompt_tps", "gen_tokens", "gen_tps")
+        for key in (
+            "prompt_tokens",
+            "prompt_tps",
+            "gen_tokens",
+            "gen_tps",
+            "copy_tokens",
+            "copy_tps",
+        )
+        if all(key in row for row in rows)
     } | {"repeats": len(rows)}
 
 
@@ -127,12 +146,21 @@ def run(repeats: int = 3) -> dict[str, Any]:
     results = []
     # Alternating runtimes round by round would be fairer to a drifting load, but each worker
     # start costs seconds; one after the other, with the load noted, and ratios read within a run.
-    for runtime in ("node-llama-cpp", "xllamacpp"):
+    plain = {"llamacpp_draft_tokens": 0, "llamacpp_flash_attention": False}
+    for runtime, overrides in (
+        ("node-llama-cpp", {}),
+        ("node-llama-cpp", plain),
+        ("xllamacpp", {}),
+    ):
         if not runtime_installed(runtime):
             continue
         with tempfile.TemporaryDirectory(prefix="zhiku-runtime-") as home:
             settings = bench_settings(
-                Path(home), llm_backend="llamacpp", llamacpp_threads=2, llamacpp_runtime=runtime
+                Path(home),
+                llm_backend="llamacpp",
+                llamacpp_threads=2,
+                llamacpp_runtime=runtime,
+                **overrides,
             )
             results.append(_worker_run(settings, repeats))
     from ingest._cpu import cpu_signature
@@ -156,6 +184,8 @@ def render(results: dict[str, Any]) -> str:
             "prompt tokens/s",
             "generated",
             "generation tokens/s",
+            "copying: generated",
+            "copying: tokens/s",
             "worker start s",
         ],
         [
@@ -165,6 +195,8 @@ def render(results: dict[str, Any]) -> str:
                 r["prompt_tps"],
                 r["gen_tokens"],
                 r["gen_tps"],
+                r.get("copy_tokens", "n/a"),
+                r.get("copy_tps", "n/a"),
                 r.get("start_s", "n/a"),
             ]
             for r in rows
@@ -176,7 +208,8 @@ def render(results: dict[str, Any]) -> str:
         "an empty KV cache (`bench/runtime_bench.py`). CPU: "
         f"{cpu.get('model', 'n/a')}, flags {' '.join(cpu.get('flags', []))}, AMX granted on "
         f"request: {cpu.get('amx_granted', 'n/a')}; what the first runtime's llama.cpp uses: "
-        f"`{results.get('system_info', 'n/a')}`. The first row is the runtime `auto` picks. "
+        f"`{results.get('system_info', 'n/a')}`. The first row is the runtime `auto` picks, as "
+        "configured by default. Copying: a reply that quotes a sentence of the prompt. "
         f"Machine load: {results.get('load_note', 'n/a')}."
     )
 

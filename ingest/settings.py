@@ -250,6 +250,16 @@ class Settings(BaseSettings):
         "picked at start; Node.js >= 20) first, else xllamacpp (AVX2) first; either hands over "
         "to the other when it fails its self-check",
     )
+    llamacpp_draft_tokens: int = Field(
+        3,
+        ge=0,
+        le=16,
+        description="node-llama-cpp: tokens guessed ahead from the prompt (prompt-lookup "
+        "speculative decoding), checked by the model in one batch; the same reply, sooner. 0 = off",
+    )
+    llamacpp_flash_attention: bool = Field(
+        True, description="node-llama-cpp: flash attention (faster prompt reading on CPU)"
+    )
     llm_temperature: float = Field(
         0.0, description="0 = greedy: the same question over the same passages, the same answer"
     )

@@ -23,7 +23,14 @@ import {readFileSync, existsSync, renameSync, unlinkSync} from "node:fs";
 import {createInterface} from "node:readline";
 import {parseArgs} from "node:util";
 import {Template} from "@huggingface/jinja";
-import {getLlama, LlamaGrammar, LlamaGrammarEvaluationState, LlamaLogLevel} from "node-llama-cpp";
+import {
+    getLlama,
+    InputLookupTokenPredictor,
+    LlamaGrammar,
+    LlamaGrammarEvaluationState,
+    LlamaLogLevel,
+} from "node-llama-cpp";
+import {speculationFixed} from "./patch.mjs";
 
 const {values: args} = parseArgs({
     options: {
@@ -32,6 +39,8 @@ const {values: args} = parseArgs({
         threads: {type: "string", default: "2"},
         prefix: {type: "string"},
         "kv-cache": {type: "string"},
+        draft: {type: "string", default: "0"},
+        "flash-attention": {type: "boolean", default: false},
     },
 });
 
@@ -58,7 +67,25 @@ class Engine {
         this.llama = llama;
         this.model = model;
         this.context = context;
-        this.sequence = context.getSequence();
+        // Prompt-lookup speculative decoding: answers copy the passages' words, so the tokens that
+        // followed the last few generated ones in the prompt are guessed ahead and checked by the
+        // model in one batch. At temperature 0 the reply is the one it writes token by token; on
+        // two cores a batch of 4 costs little more than one token, so each right guess saves
+        // most of a step (bench/results.md, section 10c: --draft 3 with a 2-token pattern).
+        // Unless patch.mjs fixed the library, it confirms one guessed token per batch: guessing
+        // more would only waste work.
+        this.draft = speculationFixed() ? Number(args.draft) : Math.min(Number(args.draft), 1);
+        const draft = this.draft;
+        this.sequence = context.getSequence(
+            draft > 0
+                ? {
+                      tokenPredictor: new InputLookupTokenPredictor({
+                          patternLength: {min: 2},
+                          predictionLength: {max: draft},
+                      }),
+                  }
+                : {},
+        );
         this.template = template;
         this.specials = specials;
         this.grammars = new Map();
@@ -130,6 +157,8 @@ class Engine {
         const generated = [];
         let shown = "";
         let finishReason = null;
+        this.sequence.tokenPredictor?.updateInputTokens(tokens);
+        const guessed = {...this.sequence.tokenPredictions};
         const evaluation = this.sequence.evaluate(tokens.slice(cached), {temperature, grammarEvaluationState});
         try {
             for await (const token of evaluation) {
@@ -168,6 +197,9 @@ class Engine {
                 prompt_ms: firstAt - started,
                 predicted_n: generated.length,
                 predicted_ms: ended - firstAt,
+                // speculative decoding: guessed tokens the model confirmed, and those it did not
+                draft_accepted: this.sequence.tokenPredictions.validated - guessed.validated,
+                draft_refuted: this.sequence.tokenPredictions.refuted - guessed.refuted,
             },
         };
     }
@@ -182,6 +214,7 @@ async function load() {
         sequences: 1, // one answer at a time: on 2 cores a second would halve both
         threads: {ideal: threads, min: 1},
         batchSize: 512,
+        flashAttention: args["flash-attention"],
     });
     const metadata = model.fileInfo.metadata;
     const source = metadata?.tokenizer?.chat_template;
@@ -310,6 +343,7 @@ async function main() {
         prefix: await prefixCache(engine),
         system_info: engine.llama.systemInfo,
         cpu_variant: cpuVariant(),
+        draft_tokens: engine.draft,
         runtime: "node-llama-cpp",
         pid: process.pid,
     });

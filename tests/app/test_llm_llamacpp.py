@@ -85,6 +85,25 @@ def test_ollama_format_becomes_llamacpp_response_format() -> None:
     assert mod.response_format(schema) == {"type": "json_schema", "json_schema": {"schema": schema}}
 
 
+def test_speculation_and_flash_attention_go_to_the_runtime_that_has_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mod, "worker_command", lambda runtime: [runtime])
+    monkeypatch.setattr(mod, "runtime_version", lambda runtime: "1.0")
+    node = mod.WorkerSpec("m.gguf", 4096, 2, "p.json", "/kv/prefix.bin", "node-llama-cpp", 3, True)
+    argv = node.argv()
+    assert argv[argv.index("--draft") + 1] == "3" and "--flash-attention" in argv
+    # flash attention lays the KV cache out otherwise: its saved prefix is a file of its own
+    assert argv[-1] == "/kv/prefix-node-llama-cpp-1.0-fa.bin"
+    plain = mod.WorkerSpec("m.gguf", 4096, 2, "p.json", "/kv/prefix.bin", "node-llama-cpp", 0)
+    assert "--flash-attention" not in plain.argv()
+    assert plain.argv()[-1] == "/kv/prefix-node-llama-cpp-1.0.bin"
+    # xllamacpp's worker takes neither option
+    python = mod.WorkerSpec("m.gguf", 4096, 2, "p.json", "/kv/prefix.bin", "xllamacpp", 3, True)
+    assert "--draft" not in python.argv() and "--flash-attention" not in python.argv()
+    assert python.argv()[-1] == "/kv/prefix-xllamacpp-1.0.bin"
+
+
 def test_crash_messages_name_the_signal_and_what_to_do() -> None:
     sigill = mod.crash_error(-signal.SIGILL, "start")
     assert "SIGILL" in sigill.en and "AVX2" in sigill.en and "Ollama" in sigill.en
@@ -443,6 +462,48 @@ def test_both_runtimes_read_the_same_prompt_and_answer_alike(tmp_path: Path) -> 
     assert len(prompt_tokens) == 1, replies
     for _, parsed in replies.values():
         assert parsed["evidence"] == [2] and "桂花" in parsed["answer"], replies
+
+
+@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.skipif("node-llama-cpp" not in INSTALLED_RUNTIMES, reason="node-llama-cpp missing")
+def test_tokens_guessed_from_the_prompt_leave_the_reply_as_it_was(tmp_path: Path) -> None:
+    """Speculative decoding from the prompt (`LLAMACPP_DRAFT_TOKENS`): a reply that copies the
+    prompt's words is confirmed several tokens a batch (with `app/llm_node/patch.mjs`'s fix to
+    node-llama-cpp), and at temperature 0 it is the reply the model writes token by token."""
+    from app.answer.prompt import answer_schema
+
+    sentence = "2007年5月21日推出的双核处理器的速度为4.7 GHz,是上一代处理器的2倍。"
+    copy = [SystemMessage("把用户给出的句子原样抄写一遍,一字不改。"), HumanMessage(sentence)]
+    answer = [
+        SystemMessage("只根据资料回答问题。先列出依据的句子编号,再摘录原句作答。"),
+        HumanMessage(
+            f"资料:\n[1] 杭州的市树是香樟。\n[2] {sentence}\n问题:这款处理器的速度是多少?"
+        ),
+    ]
+    replies, timings = {}, {}
+    for draft in (0, 3):
+        settings = real_settings(
+            tmp_path, llamacpp_runtime="node-llama-cpp", llamacpp_draft_tokens=draft
+        )
+        chat = mod.make_llamacpp_chat(settings, temperature=0.0, max_tokens=64)
+        for name, messages, schema in (("copy", copy, None), ("answer", answer, answer_schema(2))):
+            chunks = list(chat.stream(messages, format=schema))
+            replies[draft, name] = "".join(str(c.content) for c in chunks)
+            [timings[draft, name]] = [
+                c.response_metadata["timings"] for c in chunks if "timings" in c.response_metadata
+            ]
+        assert chat.supervisor.status.ready_info["draft_tokens"] == draft
+        mod.stop_workers()
+    for name in ("copy", "answer"):
+        assert replies[3, name] == replies[0, name], replies
+        assert timings[0, name]["draft_accepted"] == 0
+    assert "4.7 GHz" in replies[0, "copy"] and "4.7 GHz" in replies[0, "answer"]
+    # the copied sentence came in batches: most of its ~29 tokens were guesses the model confirmed
+    # (unfixed, the library confirms one a batch: about one in two)
+    copied = timings[3, "copy"]
+    assert copied["draft_accepted"] >= 0.6 * copied["predicted_n"], copied
 
 
 @real_model
