@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(args.set, args.limit)
     kb, _, _ = build_eval_kb(settings, dataset, embedder, lambda message: None)
     # one judge for the whole run, without the per-answer limit: a pair is asked once
-    synonym = synonym_judge(resolve_backend(settings).chat, limit=10**9)
+    synonym = synonym_judge(resolve_backend(settings).chat, limit=None)
     fired = {True: 0, False: 0}
     total = {True: 0, False: 0}
     try:

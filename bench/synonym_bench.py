@@ -67,7 +67,7 @@ def main() -> None:
     if backend.chat is None:
         raise SystemExit("no LLM backend")
     print(f"model: {backend.info.label_en}")
-    synonym = synonym_judge(backend.chat, limit=10**6)  # every pair, not one answer's share
+    synonym = synonym_judge(backend.chat, limit=None)  # every pair, not one answer's share
     for split in ("dev", "heldout"):
         chosen = [p for p in data if p[3] == split]
         started = time.perf_counter()

@@ -122,17 +122,18 @@ SYNONYM_QUESTIONS_PER_ANSWER = 8  # at 0.15-0.3 s each: the wait before an answe
 
 
 def synonym_judge(
-    chat: BaseChatModel, limit: int = SYNONYM_QUESTIONS_PER_ANSWER
+    chat: BaseChatModel, limit: int | None = SYNONYM_QUESTIONS_PER_ANSWER
 ) -> Callable[[str, str], bool | None]:
     """The model's yes or no to "Is A a synonym of B?" (`verify/sibling_terms.py`), asked alone:
     with the answering prompt before it the bundled model says yes to every pair, and in
     Chinese it says 是 to most (bench/synonym_bench.py). None when the reply is neither, the
-    backend fails or `limit` questions were asked already: an unsure judge never refuses."""
+    backend fails or `limit` questions were asked already (None: no limit, for the benchmarks
+    that ask every pair once): an unsure judge never refuses."""
     asked: dict[tuple[str, str], bool | None] = {}
 
     def synonym(a: str, b: str) -> bool | None:
         if (a, b) not in asked:
-            if len(asked) >= limit:
+            if limit is not None and len(asked) >= limit:
                 return None
             message = [{"role": "user", "content": SYNONYM_QUESTION.format(a=a, b=b)}]
             try:

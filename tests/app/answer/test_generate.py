@@ -36,3 +36,11 @@ def test_past_its_limit_or_when_the_model_fails_the_judge_is_unsure() -> None:
     assert [synonym("甲", w) for w in ("乙", "丙", "丁")] == [False, False, None]
     assert len(chat.asked) == 2, "the wait before an answer is bounded"
     assert synonym_judge(Scripted(fail=True))("甲", "乙") is None  # type: ignore[arg-type]
+
+
+def test_without_a_limit_every_pair_is_asked() -> None:
+    chat = Scripted()
+    synonym = synonym_judge(chat, limit=None)  # type: ignore[arg-type]
+    words = [f"词{n}" for n in range(20)]
+    assert all(synonym("甲", w) is False for w in words)
+    assert len(chat.asked) == 20
