@@ -30,6 +30,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -98,13 +99,12 @@ class Kind:
 def tagged_things(text: str, question: bool = False) -> dict[str, Kind]:
     """`thing_words` with the kind of each (its first use in `text`)."""
     from jieba import dt as dictionary
-    from jieba import posseg  # loaded by retrieval already; kept off this module's import path
 
     from ingest import QUERY_STOPWORDS
 
     words: dict[str, Kind] = {}
     previous: list[str] = []
-    pairs = posseg.lcut(_nfkc(text))
+    pairs = _cut(_nfkc(text))
     for at, pair in enumerate(pairs):
         word = pair.word.strip()
         # "什么区别", "哪些内容", "什么样的方法"
@@ -126,6 +126,15 @@ def tagged_things(text: str, question: bool = False) -> dict[str, Kind]:
         head = after.word if after is not None and _is_head(after.word, after.flag) else ""
         words.setdefault(word, Kind(pair.flag, head))
     return words
+
+
+@lru_cache(maxsize=256)
+def _cut(text: str) -> tuple[Pair, ...]:
+    """jieba's words of `text` with their tags; a question is read twice (its thing words with
+    and without the question's filters), the passages once per question that reaches the check."""
+    from jieba import posseg  # loaded by retrieval already; kept off this module's import path
+
+    return tuple(posseg.lcut(text))
 
 
 def _asked_attribute(pairs: Sequence[Pair], at: int) -> bool:
