@@ -68,7 +68,7 @@ class Engine {
         this.model = model;
         this.context = context;
         // Prompt-lookup speculative decoding: answers copy the passages' words, so the tokens that
-        // followed the last few generated ones in the prompt are guessed ahead and checked by the
+        // followed the last two generated ones in the prompt are guessed ahead and checked by the
         // model in one batch. At temperature 0 the reply is the one it writes token by token; on
         // two cores a batch of 4 costs little more than one token, so each right guess saves
         // most of a step (bench/results.md, section 10c: --draft 3 with a 2-token pattern).
