@@ -18,10 +18,9 @@ from pathlib import Path
 
 from app._eval import build_eval_kb, load_dataset
 from app._llm import resolve_backend
-from app.answer.decide import decide, labelled
+from app.answer.decide import decide, sibling_refusal
 from app.answer.generate import synonym_judge
 from app.answer.retrieve import retrieve
-from app.answer.verify.sibling_terms import sibling_term
 from ingest._embed import load_embedder
 from ingest.settings import get_settings
 
@@ -32,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="as `zhiku eval --limit`")
     parser.add_argument("--list", action="store_true", help="print each question it fires on")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    # the check as answering runs it, whatever the guard's setting here
+    settings = get_settings().model_copy(update={"guard_sibling_terms": True})
     embedder = load_embedder(settings)
     dataset = load_dataset(args.set, args.limit)
     kb, _, _ = build_eval_kb(settings, dataset, embedder, lambda message: None)
@@ -44,21 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         for question in dataset.questions:
             total[question.answerable] += 1
             decision = decide(retrieve(question.question, kb, settings, embedder), kb, settings)
-            if decision.refusal_reason or not decision.context:
-                continue
-            texts = [labelled(p) for p in decision.context]
-            found = sibling_term(
-                question.question, texts, embedder.encode_queries, synonym, settings.sibling_floor
+            refused = sibling_refusal(
+                decision, question.question, embedder.encode_queries, synonym, settings
             )
-            if found is None:
+            fires = [g for g in refused.guards if g.name == "sibling_terms"]
+            if not fires:
                 continue
             fired[question.answerable] += 1
             if args.list:
                 kind = "answerable" if question.answerable else "unanswerable"
-                print(
-                    f"{question.qid} ({kind}) {question.question} | {found.missing} → "
-                    f"{'、'.join(found.instead)}"
-                )
+                print(f"{question.qid} ({kind}) {question.question} | {fires[0].detail}")
     finally:
         kb.close()
     print(
