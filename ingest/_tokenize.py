@@ -24,13 +24,14 @@ _initialized = False
 # pull short passages that happen to contain them to the top ("hub passages").
 _STOPWORD_TEXT = """
     什么 什么样 啥 哪 哪些 哪个 哪里 哪儿 哪种 哪位 多少 几 几个 几种 谁 何 何时 何地
+    多久 多长 多重 多高 多远 多宽 多深 多厚 多大
     为何 如何 怎么 怎样 怎么样 为什么 吗 呢 吧 啊 呀 嘛 么 是 是否 是不是 有没有 的 地
     得 了 着 过 有 在 和 与 及 或 或者 还是 一个 这个 那个 这 那 其 请问 请 能 能否 可以
     会 要 需要 应该 就 都 也 又 被 把 给 让 对 对于 关于 由 主要 分别 一般 通常 大约 大概
     具体 以及 等 等等 之 所 为 以 于 而 则
     what which who whom whose when where why how is are was were be been being do does did
     the a an of to in on at for by with from as and or not it its this that these those can
-    could should would will shall may might must please tell me about
+    could should would will shall may might must please tell me about much many
 """
 QUERY_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 

@@ -352,6 +352,13 @@ class Settings(BaseSettings):
         "is a table row and the question names another row of that table (or only columns the "
         "row leaves empty): app/answer/verify/other_row.py",
     )
+    guard_measure: bool = Field(
+        True,
+        description="refuse, showing what the answer rests on as related, when the question "
+        "asks for a weight, a length, a period, an amount of money or a share and neither the "
+        "answer nor the sentences it cites state one (a number with its unit, 免费, 永久): "
+        "app/answer/verify/measure.py",
+    )
     guard_sibling_terms: bool = Field(
         True,
         description="refuse before the model is asked, showing what the documents do say as "

@@ -87,6 +87,19 @@ def ngrams(text: str) -> set[str]:
     return grams
 
 
+def singular(word: str) -> str:
+    """An English plural's singular by its spelling ("lockers" → "locker", "fees" → "fee",
+    "batteries" → "battery"); other words as they are. Both sides of a comparison are folded
+    alike, so an odd result ("status" → "statu") still matches itself."""
+    if len(word) <= 3 or not word.isalpha() or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
+
+
 def shared_weight(wanted: set[str], text: str) -> int:
     """What `text` shares with the n-grams `wanted` (a question's): a Chinese bigram counts 1,
     a Latin or number word ("1.5b") 2."""

@@ -38,6 +38,7 @@ from app.answer.readings import (
 from app.answer.results import Checked, Citation, EvidenceQuote, related_note
 from app.answer.verify import GuardEvent
 from app.answer.verify.cross_language import Similarity
+from app.answer.verify.measure import unmeasured
 from app.answer.verify.off_question import off_question
 from app.answer.verify.off_topic import mentions_topic, topic_terms
 from app.answer.verify.other_row import answers_another_row_of
@@ -169,7 +170,9 @@ class AnswerCheck:
         if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
             shown = " " + shown
         if not self.kept and (
-            self._other_rows(ids) or not self.responds([*ids, *(self.evidence or [])])
+            self._other_rows(ids)
+            or self._unmeasured([shown], ids)
+            or not self.responds([*ids, *(self.evidence or [])])
         ):
             self.held = True  # the first sentence answers something else: the end decides
         self.kept.append(shown)
@@ -296,6 +299,9 @@ class AnswerCheck:
         if other:
             detail = " / ".join(f"{self.texts[u]} → {a}" for u, a in zip(shown, other, strict=True))
             return self._not_answered("other_row", detail, shown, checked), ""
+        unit_missing = self._unmeasured([checked.answer], shown)
+        if unit_missing:
+            return self._not_answered("measure", unit_missing, shown, checked), ""
         if self.judge is None:
             return checked, (checked.answer if self.held else late)
         # one sentence shown with the answer (cited by it or quoted under it) or chosen by the
@@ -313,6 +319,13 @@ class AnswerCheck:
             answers_another_row_of(self.question, self._line(u), self.around[u]) for u in units
         ]
         return [a for a in asked if a] if all(asked) else []
+
+    def _unmeasured(self, said: Sequence[str], units: Sequence[int]) -> str | None:
+        """The kind of quantity the question asks for (a weight, a price …) that neither what
+        the answer says nor the sentences it rests on state (`verify/measure.py`)."""
+        if not self.settings.guard_measure:
+            return None
+        return unmeasured(self.question, [*said, *(self.texts[u] for u in units)])
 
     def _line(self, unit: int) -> str:
         """The unit's text as its passage has it (a table row as its Markdown line)."""

@@ -14,6 +14,7 @@ from ingest.text import (
     numbers,
     sentence_spans,
     sentences,
+    singular,
     table_cells,
 )
 
@@ -92,3 +93,21 @@ def test_numbers_keep_decimals_separators_and_percent() -> None:
 def test_table_rows() -> None:
     assert is_table_row("| a | b |") and not is_table_row("# 标题 | 副标题 |")
     assert table_cells("| 7B | 8 | 8.4 |") == ["7B", "8", "8.4"]
+
+
+def test_english_plurals_fold_to_their_singular() -> None:
+    assert [singular(w) for w in ["lockers", "fees", "batteries", "boxes", "branches"]] == [
+        "locker",
+        "fee",
+        "battery",
+        "box",
+        "branch",
+    ]
+    # words that only end in s, short words and numbers stay as they are
+    assert [singular(w) for w in ["class", "bus", "is", "gps", "4s"]] == [
+        "class",
+        "bus",
+        "is",
+        "gps",
+        "4s",
+    ]

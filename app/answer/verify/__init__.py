@@ -23,6 +23,8 @@ On the answer, sentence by sentence (`app.answer.check`):
   (GUARD_CROSS_LANGUAGE).
 - `other_row` (GUARD_OTHER_ROW): the table rows the answer rests on are another row's, or
   leave the asked column empty.
+- `measure` (GUARD_MEASURE): the question asks for a weight, a length, a period, an amount of
+  money or a share, and neither the answer nor the sentences it rests on state one.
 - `responsive` (CHECK_RESPONSIVE): the sentences the answer rests on answer another question.
 
 `reading` holds what several of them read of a question and a sentence.
@@ -48,6 +50,7 @@ GUARDS = (
     "small_talk",
     "other_row",
     "sibling_terms",
+    "measure",
 )
 # the guards written after particular evaluation questions went wrong; `zhiku eval` can run
 # with these off to measure the evidence-first answer alone

@@ -15,14 +15,24 @@ _SENTENCE_CLOSE = re.compile(r"[。！!；;.]\W*$")
 LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
 
 
+# a demonstrative with its measure word ("这套房子", "该款耳机") points, it names nothing
+_DEICTIC = re.compile(r"[这那该此本][个套款家位种项条台部辆件份次张间所]")
+
+
 def question_grams(question: str) -> set[str]:
-    """The question's n-grams without its question words and particles ("哪个", "是什么")."""
+    """The question's n-grams without its question words, particles and demonstratives ("哪个",
+    "是什么", "这套")."""
     import jieba  # loaded by retrieval already; kept off this module's import path
 
     from ingest import QUERY_STOPWORDS
 
     words = jieba.lcut(unicodedata.normalize("NFKC", question).lower())
-    return ngrams("".join(" " if w.strip() in QUERY_STOPWORDS else w for w in words))
+    return ngrams(
+        "".join(
+            " " if w.strip() in QUERY_STOPWORDS or _DEICTIC.fullmatch(w.strip()) else w
+            for w in words
+        )
+    )
 
 
 def can_stand_as_answer(sentence: str) -> bool:

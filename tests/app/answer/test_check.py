@@ -206,6 +206,35 @@ def test_a_row_of_another_model_is_no_answer(small_kb_settings: Settings) -> Non
     assert not result.refused and "350 g" in shown
 
 
+KETTLE = (
+    "K 系列电水壶有 K3 和 K5 两款。K5 在 K3 的基础上增加了 4G 远程控制功能。"
+    "K3 的整机重量为 1.1 kg。"
+)
+
+
+def test_a_sentence_stating_no_quantity_of_the_kind_asked_is_no_answer(
+    small_kb_settings: Settings,
+) -> None:
+    # units: [1] the range, [2] K5's introduction, [3] K3's weight
+    question = "K5 有多重？"
+    reply = "K5 在 K3 的基础上增加了 4G 远程控制功能。"
+    result, shown = check_reply(question, [KETTLE], reply, [2], small_kb_settings)
+    assert result.refused and result.refusal_reason == "not_answered"
+    assert "4G" not in shown.split("相关内容")[0], "an introduction is no weight"
+    [event] = [g for g in result.guards if g.name == "measure"]
+    assert event.before_answer is not None and "4G" in event.before_answer
+    assert result.related and "K5" in result.related[0].quote  # shown as related only
+    # a sentence stating a weight answers
+    result, shown = check_reply(
+        "K3 有多重？", [KETTLE], "K3 的整机重量为 1.1 kg。", [3], small_kb_settings
+    )
+    assert not result.refused and "1.1 kg" in shown
+    # without the check, the introduction was the answer
+    off = small_kb_settings.model_copy(update={"guard_measure": False})
+    result, shown = check_reply(question, [KETTLE], reply, [2], off)
+    assert not result.refused and "4G" in shown
+
+
 def test_the_row_asked_about_stays_the_answer(small_kb_settings: Settings) -> None:
     result, shown = check_reply(
         "RX10 有多重？", [SPEC_TABLE], "RX10 的重量为 350 g。", [2], small_kb_settings
