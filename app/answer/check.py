@@ -204,11 +204,20 @@ class AnswerCheck:
         if not ids and not self.plain and self.evidence is not None:
             # the ids are the model's pointer, the check decides: a sentence another sentence
             # of the passages supports is cited there (the model named the question line of
-            # a FAQ, or the lead-in above the list it quoted)
+            # a FAQ, or the lead-in above the list it quoted). Across languages only in the
+            # passages the model chose: there support is a number and a near vector, and over
+            # every passage some price or count in another document matches a made-up one
+            alike = readings - {"cross_language"}
             everything = by_similarity(
-                text, range(len(self.units)), self.texts, readings, self.similarity
+                text, range(len(self.units)), self.texts, alike, self.similarity
             )
-            ids = supporting(text, everything, self.texts, self.question, self.around, test, groups)
+            same = support_test(alike, self.asked, first, self.similarity, floor)
+            ids = supporting(text, everything, self.texts, self.question, self.around, same, groups)
+            chosen = {self.groups[u] for u in self.evidence}
+            nearby = [u for u in range(len(self.units)) if self.groups[u] in chosen]
+            if not ids and nearby and "cross_language" in readings:
+                nearby = by_similarity(text, nearby, self.texts, readings, self.similarity)
+                ids = supporting(text, nearby, self.texts, self.question, self.around, test, groups)
         return text, ids, None
 
     def _quoted_unit(self, text: str) -> int | None:

@@ -178,6 +178,33 @@ def test_an_answer_in_chinese_over_an_english_manual_is_supported(
     assert "可以给音箱充电" not in shown
 
 
+SHUTTLE = "班车每个工作日早上 7:30 从地铁站发车。员工凭工牌乘车，乘车免费。"
+PRICES = "An annual membership costs 2,400 yuan. A monthly membership costs 300 yuan."
+
+
+def test_a_made_up_figure_is_not_supported_by_another_documents_sentence_in_another_language(
+    small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    # units: [1] the departure, [2] free rides, [3] the annual fee, [4] the monthly fee
+    similarity = similarity_with(embedder)
+    result, shown = check_reply(
+        "坐班车要花多少钱？",
+        [SHUTTLE, PRICES],
+        "坐班车要花 300 元。",
+        [1, 2],
+        small_kb_settings,
+        similarity,
+    )
+    assert "300 元" not in shown, "a gym's monthly fee is no bus fare"
+    assert not any("300 yuan" in c.quote for c in result.citations)
+    # within the document the model chose, a restatement of another of its sentences stands
+    result, shown = check_reply(
+        "月卡多少钱？", [SHUTTLE, PRICES], "月卡 300 元。", [3], small_kb_settings, similarity
+    )
+    assert shown.startswith("月卡 300 元。[1]")
+    assert result.citations[0].quote.startswith("A monthly membership costs 300 yuan")
+
+
 SPEC_TABLE = """路由器规格：
 | 型号 | 重量 | 无线速率 |
 | --- | --- | --- |
