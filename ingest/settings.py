@@ -194,13 +194,14 @@ class Settings(BaseSettings):
         800, description="characters of passages in the prompt, in all: prompt size is speed"
     )
     prompt_near_sentences: int = Field(
-        0,
+        1,
         ge=0,
-        description="show the model only the passage sentences within this many of a sentence "
-        "sharing at least half of what its passage's best shares with the question (0 = all of "
-        "the window). 1 cuts new prompt tokens per question by 30-45% with the same answers on "
-        "seed_dev and cmrc2018_trial, but lost 3 of 47 answers on the held-out company set "
-        "(bench/results.md, section 10b), so it is off",
+        description="show the model only the passage sentences within this many of one sharing "
+        "at least half of what its passage's best shares with the question's own words (or one "
+        "of its two best), with short lines and passages in another language whole (0 = all of "
+        "the window). 1: new prompt tokens per question −20 to −33 %, seed_dev the same, "
+        "cmrc2018_trial +7 answers −2 refusals, held-out company and DRCD −1 answer each, "
+        "quantities and neighbours the same (bench/results.md, section 10d)",
     )
     prompt_table_header_once: bool = Field(
         False,

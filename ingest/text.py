@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 # Chinese characters: the CJK Unified Ideographs, extension A and the compatibility block.
@@ -100,10 +100,14 @@ def singular(word: str) -> str:
     return word[:-1] if word.endswith("s") else word
 
 
-def shared_weight(wanted: set[str], text: str) -> int:
+def shared_weight(wanted: set[str], text: str, fold: Callable[[str], str] | None = None) -> int:
     """What `text` shares with the n-grams `wanted` (a question's): a Chinese bigram counts 1,
-    a Latin or number word ("1.5b") 2."""
-    return sum(1 if CJK_RUN.fullmatch(g) else 2 for g in wanted & ngrams(text))
+    a Latin or number word ("1.5b") 2. With `fold`, the text's n-grams are folded first (as
+    `wanted` was: `singular`)."""
+    grams = ngrams(text)
+    if fold is not None:
+        grams = {fold(g) for g in grams}
+    return sum(1 if CJK_RUN.fullmatch(g) else 2 for g in wanted & grams)
 
 
 def char_bigrams(text: str) -> set[str]:

@@ -20,14 +20,17 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from app.answer.verify.absent_terms import absent_terms
 from app.answer.verify.instructions import clean_label, is_instruction
 from app.answer.verify.prompt_leak import leak_windows, quotes_prompt
+from app.answer.verify.reading import question_grams
 from ingest.text import (
     CJK,
     LATIN,
     TABLE_SEPARATOR,
     evidence_units,
+    has_cjk,
     is_table_row,
-    ngrams,
+    language,
     shared_weight,
+    singular,
     strip_markers,
     table_cells,
 )
@@ -184,27 +187,46 @@ def _label(title: str, page: int | None, headings: Sequence[str]) -> str:
 
 
 # A sentence is near the question when it shares at least this share of what the best sentence
-# of its passage shares with it (`shared_weight`); `near_sentences` keeps the sentences around.
+# of its passage shares with it (`shared_weight`), or is one of its passage's two best (a question
+# asking two things has two places to look); `near_sentences` keeps the sentences around.
 NEAR_SHARE = 0.5
+NEAR_BEST = 2
+# A short line that is no sentence ("记录人：陈晨", "价格：免费") costs a few tokens and is often
+# the fact asked for while sharing no word with the question: always shown.
+SHORT_LINE = 12
+_SENTENCE_END = re.compile(r"[。！？!?.]\s*$")
 
 
-def _near(question: str, pieces: Sequence[tuple[int, _Piece]], window: int) -> list[bool]:
+def _short_line(text: str) -> bool:
+    text = text.strip()
+    return len(text) <= SHORT_LINE and not _SENTENCE_END.search(text)
+
+
+def _near(
+    question: str, pieces: Sequence[tuple[int, _Piece]], window: int, alike: Sequence[bool]
+) -> list[bool]:
     """Which of the (passage index, piece) pairs to show: those within `window` sentences of
-    a sentence of their passage near the question (all of a passage none of whose sentences
-    shares anything with the question: it was retrieved for its meaning)."""
-    wanted = ngrams(question)
-    scores = [shared_weight(wanted, p.cells) for _, p in pieces]
-    best: dict[int, int] = {}
-    for (index, _), score in zip(pieces, scores, strict=True):
-        best[index] = max(best.get(index, 0), score)
-    anchors = [
-        i
-        for i, ((index, _), s) in enumerate(zip(pieces, scores, strict=True))
-        if s and s >= NEAR_SHARE * best[index]
-    ]
+    a sentence of their passage near the question, and short lines; all of a passage none of
+    whose sentences shares anything with the question (it was retrieved for its meaning), and
+    of one in another language than the question's (`alike` false: shared words say nothing)."""
+    # the question's own words, not its question words ("how", "多少"); "lockers" holds "locker"
+    wanted = {singular(g) for g in question_grams(question)}
+    scores = [shared_weight(wanted, p.cells, fold=singular) for _, p in pieces]
+    by_passage: dict[int, list[int]] = {}
+    for i, ((index, _), score) in enumerate(zip(pieces, scores, strict=True)):
+        if score:
+            by_passage.setdefault(index, []).append(i)
+    anchors: set[int] = set()
+    for members in by_passage.values():
+        best = max(scores[i] for i in members)
+        anchors.update(i for i in members if scores[i] >= NEAR_SHARE * best)
+        anchors.update(sorted(members, key=lambda i: -scores[i])[:NEAR_BEST])
     return [
-        best[index] == 0 or any(abs(i - a) <= window and pieces[a][0] == index for a in anchors)
-        for i, (index, _) in enumerate(pieces)
+        index not in by_passage
+        or not alike[index]
+        or _short_line(piece.shown)
+        or any(abs(i - a) <= window and pieces[a][0] == index for a in anchors)
+        for i, (index, piece) in enumerate(pieces)
     ]
 
 
@@ -240,8 +262,10 @@ def number_sentences(
             }:
                 continue  # the label already says it
             pieces.append((index, piece))
+    asked = "zh" if has_cjk(question) else language(question)
+    alike = [language(p.text) in ("", asked) for p in passages]
     shown = (
-        _near(question, pieces, near_sentences)
+        _near(question, pieces, near_sentences, alike)
         if near_sentences > 0 and question
         else [True] * len(pieces)
     )

@@ -224,6 +224,32 @@ def test_each_passage_keeps_the_sentences_near_its_own_best_match() -> None:
     assert any(u.passage == 1 and u.shown == "年假可以顺延到次年。" for u in near.units)
 
 
+def test_short_lines_a_passage_in_another_language_and_a_second_match_stay() -> None:
+    minutes = PromptPassage(
+        1,
+        "产品周会会议纪要",
+        None,
+        (),
+        "会议时间：3 月 5 日\n主持人：王磊\n记录人：陈晨\n"
+        "一、上周迭代完成了登录页改版，转化率提升 4%。二、下周开始灰度发布新版搜索。"
+        "三、客服反馈 CRM 导出功能偶发超时，由后端组排查。四、设计组将在周三前交付新版图标。"
+        "五、本次会议纪要由记录人整理后发送至全员邮箱。",
+    )
+    near = number_sentences([minutes], question="这次周会是谁做的记录？", near_sentences=1)
+    shown = [u.shown for u in near.units]
+    assert "记录人：陈晨" in shown, "a short line sharing few words is the fact asked for"
+    assert "二、下周开始灰度发布新版搜索。" not in shown, "the far sentences still go"
+    # an English question over a Chinese passage: shared words say nothing, all of it is shown
+    asked = "Who took the notes on the CRM export issue?"  # shares "crm" with one sentence
+    whole = number_sentences([minutes], question=asked, near_sentences=1)
+    assert len(whole.units) == len(number_sentences([minutes]).units)
+    # a question asking two things keeps the best match of each
+    rules = PromptPassage(1, "员工手册", None, (), LONG)
+    two = number_sentences([rules], question="年假有几天？停车场在哪里？", near_sentences=1)
+    shown = [u.shown for u in two.units]
+    assert "工作满一年的员工每年有 5 天年假。" in shown and "停车场在地下二层。" in shown
+
+
 def test_a_table_header_is_shown_once_above_plain_rows() -> None:
     context = number_sentences(passages(), table_header_once=True)
     text = build_messages("7B 模型 8 位需要多少显存？", context, passages())[-1]["content"]
@@ -243,3 +269,20 @@ def test_a_table_header_is_shown_again_only_above_the_rows_that_are_shown() -> N
     text = "\n".join(context.blocks)
     assert "表格列：城市 | 市花" in text and "上海 | 白玉兰" in text
     assert "前言" not in text
+
+
+def test_an_english_question_is_matched_by_its_own_words_not_its_question_words() -> None:
+    prices = PromptPassage(
+        1,
+        "Price List",
+        None,
+        (),
+        "The pool opens at 6:00. The sauna opens at 7:00. Towels are provided at the desk. "
+        "Lockers are free for all members. The cafe opens at 8:00. "
+        "A day pass is sold at the front desk.",
+    )
+    near = number_sentences([prices], question="How much does a locker cost?", near_sentences=1)
+    shown = [u.shown for u in near.units]
+    assert "Lockers are free for all members." in shown, "'lockers' is the word asked about"
+    assert "The pool opens at 6:00." not in shown
+    assert "A day pass is sold at the front desk." not in shown, "'a' is no word of the question"
