@@ -5,11 +5,13 @@ Two runtimes speak the same worker protocol (`app/_worker.py`):
   built with one CPU library per instruction level (AVX2, AVX-512, VNNI, AMX, ...), the best one
   this CPU supports loaded when the worker starts. It needs Node.js >= 20 on Linux x86-64.
 - **xllamacpp** (the PyPI wheel, always installed): one build for AVX2/FMA/F16C.
-`LLAMACPP_RUNTIME=auto` orders them by what was measured (bench/results.md, section 4a): on a CPU
-with AVX-512 or AVX-VNNI node-llama-cpp first (its library for that CPU evaluated prompts 2.2x
-as fast as the AVX2 wheel), elsewhere xllamacpp first (node-llama-cpp's AVX2 library was 0.94x
-the wheel's), the other after it; a runtime whose worker cannot start or fails its self-check
-(a CPU that lacks what its library needs) hands over to the next (`app/_llm_llamacpp.py`).
+`LLAMACPP_RUNTIME=auto` puts node-llama-cpp first wherever it is installed, the wheel after it:
+on a CPU with AVX-512 or AVX-VNNI its library for that CPU evaluates prompts 2.2x as fast as the
+wheel, and on an AVX2-only CPU its AVX2 library, slower than the wheel at reading prompts
+(0.94x), answers sooner with its speculative decoding and the shorter prompts (first visible
+sentence on seed_dev 4.28-4.45 s against the wheel's 4.66-4.76 s; bench/results.md, section
+10e). A runtime whose worker cannot start or fails its self-check (a CPU that lacks what its
+library needs) hands over to the next (`app/_llm_llamacpp.py`).
 Only node-llama-cpp runs on a CPU without AVX2 (its SSE4.2 and baseline x86-64 libraries).
 """
 
@@ -26,7 +28,6 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from ingest import cpu_flags
 from ingest.settings import Settings
 
 Runtime = Literal["node-llama-cpp", "xllamacpp"]
@@ -76,19 +77,12 @@ def runtime_installed(runtime: Runtime) -> bool:
     return node_command() is not None
 
 
-# CPU flags for which node-llama-cpp has a library beyond AVX2 (skylakex ... sapphirerapids,
-# alderlake); without them it would run its AVX2 library, which the wheel beats.
-BEYOND_AVX2 = frozenset({"avx512f", "avx_vnni"})
-
-
 def runtimes_for(settings: Settings) -> tuple[Runtime, ...]:
     """The runtimes to try, best first: the one `LLAMACPP_RUNTIME` names, or for `auto` every
-    installed one, the faster on this CPU first."""
+    installed one, node-llama-cpp first."""
     if settings.llamacpp_runtime != "auto":
         return (settings.llamacpp_runtime,)
     order: tuple[Runtime, ...] = ("node-llama-cpp", "xllamacpp")
-    if not BEYOND_AVX2 & cpu_flags():
-        order = ("xllamacpp", "node-llama-cpp")
     return tuple(r for r in order if runtime_installed(r))
 
 
