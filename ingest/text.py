@@ -90,7 +90,7 @@ def ngrams(text: str) -> set[str]:
 def singular(word: str) -> str:
     """An English plural's singular by its spelling ("lockers" → "locker", "fees" → "fee",
     "batteries" → "battery"); other words as they are. Both sides of a comparison are folded
-    alike, so an odd result ("status" → "statu") still matches itself."""
+    alike, so an odd result ("series" → "sery") still matches itself."""
     if len(word) <= 3 or not word.isalpha() or word.endswith(("ss", "us", "is")):
         return word
     if word.endswith("ies") and len(word) > 4:

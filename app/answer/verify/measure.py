@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ingest.text import strip_markers
+
 _NUMBER = r"(?:\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九十百千万亿半几数]+)"
 
 # kind → (the question's forms asking for it, its units, its attribute words (holding it beside
@@ -83,7 +85,12 @@ _UNIT_AFTER = {
 _UNIT_IN_HEADER = {
     kind: re.compile(rf"[(（\[]\s*(?:{units})\s*[)）\]]") for kind, (_, units, *_) in _KINDS.items()
 }
-_ATTRIBUTES = {kind: re.compile(words, re.IGNORECASE) for kind, (_, _, words, _) in _KINDS.items()}
+# the attribute word with its number after it ("重量(kg)=1.3", "价格：199"), not a digit anywhere
+# ("K2 的重量见说明书" states none)
+_ATTRIBUTES = {
+    kind: re.compile(rf"(?:{words})[^。；;!?！？\n]{{0,8}}\d", re.IGNORECASE)
+    for kind, (_, _, words, _) in _KINDS.items()
+}
 _ANSWERS = {kind: re.compile(words, re.IGNORECASE) for kind, (*_, words) in _KINDS.items()}
 _DIGIT = re.compile(r"\d")
 _PARTS = re.compile(r"[?;,；，、]|(?<=[a-z])\s+and\s+(?=(?:how|what|who|when|where|which)\b)")
@@ -107,16 +114,16 @@ def asked_measures(question: str) -> frozenset[str]:
 
 def holds_measure(kind: str, text: str) -> bool:
     """Whether `text` states a quantity of `kind`: a number with one of its units, a number
-    beside a unit in a header or beside the kind's attribute word (重量, 价格), or a word
-    answering it without a number (免费, 永久)."""
-    text = _nfkc(text)
+    beside a unit in a header or after the kind's attribute word (重量, 价格), or a word
+    answering it without a number (免费, 永久). Citation markers ("[1]") are no numbers."""
+    text = strip_markers(_nfkc(text))
     if kind == "money" and _CURRENCY_BEFORE.search(text):
         return True
     if _UNIT_AFTER[kind].search(text):
         return True
-    if _DIGIT.search(text) and (
-        _UNIT_IN_HEADER[kind].search(text) or _ATTRIBUTES[kind].search(text)
-    ):
+    if _DIGIT.search(text) and _UNIT_IN_HEADER[kind].search(text):
+        return True
+    if _ATTRIBUTES[kind].search(text):
         return True
     return bool(_ANSWERS[kind].search(text))
 

@@ -65,6 +65,7 @@ def test_sentences_stating_a_quantity_of_the_kind(kind: str, text: str) -> None:
         # digits in names and dates are no weight, no price
         ("weight", "K5 在 K3 的基础上增加了 4G 远程控制功能。"),
         ("weight", "型号=K5，功率=1800 W，容量=1.7 L"),
+        ("weight", "K5 的重量见包装盒。[1]"),  # the attribute named, no weight stated
         ("money", "本价目表自 2025 年 1 月 1 日起执行。"),
         ("money", "私教课需提前 24 小时预约。"),
         ("duration", "Damage caused by limescale is not covered."),
