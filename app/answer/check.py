@@ -213,11 +213,14 @@ class AnswerCheck:
             )
             same = support_test(alike, self.asked, first, self.similarity, floor)
             ids = supporting(text, everything, self.texts, self.question, self.around, same, groups)
-            chosen = {self.groups[u] for u in self.evidence}
-            nearby = [u for u in range(len(self.units)) if self.groups[u] in chosen]
-            if not ids and nearby and "cross_language" in readings:
-                nearby = by_similarity(text, nearby, self.texts, readings, self.similarity)
-                ids = supporting(text, nearby, self.texts, self.question, self.around, test, groups)
+            if not ids and "cross_language" in readings:
+                chosen = {self.groups[u] for u in self.evidence}
+                nearby = [u for u in range(len(self.units)) if self.groups[u] in chosen]
+                if nearby:
+                    nearby = by_similarity(text, nearby, self.texts, readings, self.similarity)
+                    ids = supporting(
+                        text, nearby, self.texts, self.question, self.around, test, groups
+                    )
         return text, ids, None
 
     def _quoted_unit(self, text: str) -> int | None:

@@ -203,12 +203,17 @@ def _short_line(text: str) -> bool:
 
 
 def _near(
-    question: str, pieces: Sequence[tuple[int, _Piece]], window: int, alike: Sequence[bool]
+    question: str,
+    pieces: Sequence[tuple[int, _Piece]],
+    window: int,
+    passages: Sequence[PromptPassage],
 ) -> list[bool]:
     """Which of the (passage index, piece) pairs to show: those within `window` sentences of
     a sentence of their passage near the question, and short lines; all of a passage none of
     whose sentences shares anything with the question (it was retrieved for its meaning), and
-    of one in another language than the question's (`alike` false: shared words say nothing)."""
+    of one in another language than the question's (shared words say nothing)."""
+    asked = "zh" if has_cjk(question) else language(question)
+    alike = [language(p.text) in ("", asked) for p in passages]
     # the question's own words, not its question words ("how", "多少"); "lockers" holds "locker"
     wanted = {singular(g) for g in question_grams(question)}
     scores = [shared_weight(wanted, p.cells, fold=singular) for _, p in pieces]
@@ -262,10 +267,8 @@ def number_sentences(
             }:
                 continue  # the label already says it
             pieces.append((index, piece))
-    asked = "zh" if has_cjk(question) else language(question)
-    alike = [language(p.text) in ("", asked) for p in passages]
     shown = (
-        _near(question, pieces, near_sentences, alike)
+        _near(question, pieces, near_sentences, passages)
         if near_sentences > 0 and question
         else [True] * len(pieces)
     )

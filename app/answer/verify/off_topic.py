@@ -9,13 +9,12 @@ import unicodedata
 from collections.abc import Sequence
 
 from app.answer.verify.missing_names import could_name
+from app.answer.verify.reading import DEMONSTRATIVE
 from ingest.text import language
 
 # jieba's tags of nouns and names ("n", "nr", "ns", "nz", …), verbs ("v", "vn"), adjectives
 # ("a", "an") and Latin-script words
 _CONTENT_TAG = re.compile(r"^(?:n|v|a|eng)")
-# "此剧", "该书", "这家公司": the thing is named elsewhere in the conversation, not here
-_DEMONSTRATIVE = re.compile(r"^(?:此|该|这|那|本|其|上述)")
 _QUOTED = re.compile(r"[“「《\"『]([^”」》\"』]{2,})[”」》\"』]")
 
 
@@ -37,7 +36,7 @@ def topic_terms(question: str) -> list[str]:
     words += _QUOTED.findall(question)
     return list(
         dict.fromkeys(
-            w for w in words if w.lower() not in QUERY_STOPWORDS and not _DEMONSTRATIVE.match(w)
+            w for w in words if w.lower() not in QUERY_STOPWORDS and not DEMONSTRATIVE.match(w)
         )
     )
 

@@ -15,7 +15,11 @@ _SENTENCE_CLOSE = re.compile(r"[。！!；;.]\W*$")
 LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
 
 
-# a demonstrative with its measure word ("这套房子", "该款耳机") points, it names nothing
+# a word a demonstrative begins ("此剧", "该书", "这家公司"): the thing is named elsewhere in the
+# conversation, not here
+DEMONSTRATIVE = re.compile(r"^(?:此|该|这|那|本|其|上述)")
+# a demonstrative with its measure word alone ("这套" of 这套房子, "该款"): it points, it names
+# nothing (narrower than DEMONSTRATIVE: 本地 and 其他 stay words a passage may have to hold)
 _DEICTIC = re.compile(r"[这那该此本][个套款家位种项条台部辆件份次张间所]")
 
 

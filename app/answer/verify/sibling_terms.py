@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.answer.verify.reading import DEMONSTRATIVE
 from ingest.text import has_cjk, language, sentences
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 # jieba's tags of nouns, names, places, organisations, time words and Latin-script words; not
 # verbs or adjectives: "报到" for "入职" is a way of saying, not a different thing asked about
 _THING_TAG = re.compile(r"^(?:n|t|eng)")
-_DEMONSTRATIVE = re.compile(r"^(?:此|该|这|那|本|其|上述)")
 _INTERROGATIVE = re.compile(r"什么|什么样|哪些|哪个|哪种|哪类|哪|多少|几|何|啥|怎样|怎么样")
 # nouns that name the slot a question asks to fill rather than a thing it is about ("…的名称是什么",
 # "编制日期是？"): documents state the name or the date without the word, so its absence says
@@ -120,7 +120,7 @@ def tagged_things(text: str, question: bool = False) -> dict[str, Kind]:
             # a word jieba's model made up from characters it could not place ("花是"): a
             # question's name nobody listed is `missing_names`'s to judge, not this check's
             continue
-        if _DEMONSTRATIVE.match(word) or len(word) < (2 if has_cjk(word) else 3):
+        if DEMONSTRATIVE.match(word) or len(word) < (2 if has_cjk(word) else 3):
             continue
         after = pairs[at + 1] if at + 1 < len(pairs) else None
         head = after.word if after is not None and _is_head(after.word, after.flag) else ""
