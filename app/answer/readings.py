@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from app.answer.cite import SupportTest, supported_by
 from app.answer.verify.cross_language import Similarity, across_languages, cross_supported
-from app.answer.verify.merged_facts import swapped_name
+from app.answer.verify.merged_facts import split_value, swapped_name
 from app.answer.verify.polarity import polarity_conflict
 from app.answer.verify.reading import can_stand_as_answer
 from app.answer.verify.yes_no import about_subject, is_yes_no, question_subject, yes_no_conflict
@@ -61,7 +61,9 @@ def support_test(
             return False
         if "polarity" in readings and polarity_conflict(sentence, evidence):
             return False
-        if "merged_facts" in readings and swapped_name(sentence, evidence, question):
+        if "merged_facts" in readings and (
+            swapped_name(sentence, evidence, question) or split_value(sentence, evidence, question)
+        ):
             return False
         about = first or about_subject(asked.subject, sentence)
         if "yes_no" in readings and asked.yes_no and about:

@@ -140,6 +140,29 @@ def test_pieces_of_two_passages_do_not_support_one_sentence(small_kb_settings: S
     assert shown.startswith(reply + "[1][2]")
 
 
+def test_a_name_taken_from_one_row_and_a_value_from_another_gives_the_rows_instead(
+    small_kb_settings: Settings,
+) -> None:
+    policy = [
+        "第三条 派驻成都、重庆、西安的员工，每月补贴 2500 元；"
+        "派驻其他省会城市的员工，每月补贴 1500 元。"
+    ]
+    question = "派到成都工作，每月补贴多少？"
+    merged = "派驻成都的员工，每月补贴 1500 元。"
+    result, shown = check_reply(question, policy, merged, [1, 2], small_kb_settings)
+    assert "派驻成都的员工，每月补贴 1500 元" not in shown
+    assert "2500 元" in result.answer, "the rows the model chose are given instead"
+    assert any(g.name == "merged_facts" for g in result.guards)
+    off = small_kb_settings.model_copy(update={"guard_merged_facts": False})
+    _, before = check_reply(question, policy, merged, [1, 2], off)
+    assert "派驻成都的员工，每月补贴 1500 元。" in before, "shared words alone let it through"
+    # the city's own figure, restated, stays the answer
+    _, shown = check_reply(
+        question, policy, "派驻成都的员工，每月补贴 2500 元。", [1], small_kb_settings
+    )
+    assert shown.startswith("派驻成都的员工，每月补贴 2500 元。[1]")
+
+
 MANUAL = (
     "The battery lasts up to 12 hours on a full charge. "
     "A full charge takes about 3 hours with the supplied USB-C cable. "
