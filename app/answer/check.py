@@ -91,6 +91,9 @@ class AnswerCheck:
         self.off_topic: list[str] = []  # sentences the off_topic guard kept from the user
         self.unguarded: list[str] = []  # every sentence shown, and those it kept back
         self.reworded: set[int] = set()  # units an answer sentence cites in other words
+        # units an answer sentence quoted whose verdict is not the evidence's about the
+        # question's subject: their passages hold the clause that is (`_verdict_units`)
+        self.denied: list[int] = []
         # the answer check's readings (app/answer/verify/: polarity, yes_no, merged_facts,
         # cross_language): those switched on, and, per reading, the sentences whose outcome it
         # changed (`zhiku eval` replays the answer without it to count what it did: not when
@@ -195,6 +198,8 @@ class AnswerCheck:
                 self.asked, text, self.texts[quoted], self.around[quoted], first
             ):
                 ids = []
+                if readings == self.readings and quoted not in self.denied:
+                    self.denied.append(quoted)
             return text, ids, quoted
         floor = self.settings.cross_language_support
         test = support_test(readings, self.asked, first, self.similarity, floor)
@@ -397,7 +402,7 @@ class AnswerCheck:
         wanted = question_grams(self.question)
         related = [
             u
-            for u in (self.evidence or [])
+            for u in dict.fromkeys([*(self.evidence or []), *self.denied])
             if wanted & ngrams(self.texts[u]) and can_stand_as_answer(self.texts[u])
         ]
         on_topic = [u for u in related if self._on_topic(u)]

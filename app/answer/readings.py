@@ -18,7 +18,13 @@ from app.answer.verify.cross_language import Similarity, across_languages, cross
 from app.answer.verify.merged_facts import split_value, swapped_name
 from app.answer.verify.polarity import polarity_conflict
 from app.answer.verify.reading import can_stand_as_answer
-from app.answer.verify.yes_no import about_subject, is_yes_no, question_subject, yes_no_conflict
+from app.answer.verify.yes_no import (
+    about_subject,
+    decisive,
+    is_yes_no,
+    question_subject,
+    yes_no_conflict,
+)
 
 READINGS = ("polarity", "yes_no", "merged_facts", "cross_language")
 
@@ -111,8 +117,9 @@ def verdict_units(
     """Of the sentences to give as the answer to a yes/no question (`units`, indexes into
     `sentences`, each in the passage text `around` it and the passage `passage_of` says), those
     whose yes or no is the evidence's about the question's subject; when none is, the sentence
-    of their passages about the subject ("实习生和外包人员不在发放范围内。" beside the sentence
-    about 正式员工 the model named). Second, the units left out for their verdict."""
+    of their passages about the subject that shares most of what the question asks of it
+    ("实习生和外包人员不在发放范围内。" beside the sentence about 正式员工 the model named).
+    Second, the units left out for their verdict."""
 
     def agrees(unit: int) -> bool:
         return not denies_verdict(asked, sentences[unit], sentences[unit], around[unit], True)
@@ -132,4 +139,9 @@ def verdict_units(
         and can_stand_as_answer(sentences[u])
         and agrees(u)
     ]
-    return about[:1], left
+    if not about:
+        return [], left
+    # the one that answers what is asked of the subject, not the first naming it ("K1 不支持停车
+    # 监控。", not the product introduction "有 K1 和 K2 两款")
+    best = decisive(asked.question, [sentences[u] for u in about])
+    return [next(u for u in about if sentences[u] == best)], left

@@ -101,7 +101,7 @@ def about_subject(subject: str, clause: str) -> bool:
     if not subject:
         return False
     if not is_chinese(subject):
-        return subject in clause.lower()
+        return subject.lower() in clause.lower()  # "K1" of a Chinese question, "k1" of a clause
     share, _ = bigram_share(subject, clause)
     return share >= 0.5
 
@@ -124,7 +124,7 @@ def _about_clauses(subject: str, texts: Sequence[str]) -> list[str]:
     return found
 
 
-def _decisive(question: str, pool: Sequence[str]) -> str:
+def decisive(question: str, pool: Sequence[str]) -> str:
     """The clause of `pool` that answers the question: the one sharing most of what the
     question asks beyond its subject (all of `pool` is about the subject already)."""
     subject = question_subject(question)
@@ -147,7 +147,7 @@ def evidence_verdict(question: str, cited: Sequence[str], passage: str = "") -> 
         pool = [c for text in cited for c in clauses(text)]
     if not pool:
         return None
-    best = _decisive(question, pool)
+    best = decisive(question, pool)
     if is_chinese(best) != is_chinese(question):
         return negated(" ".join(cited)) if cited else None
     return negated(best)
@@ -167,7 +167,7 @@ def answer_verdict(question: str, sentence: str) -> bool | None:
     if _DENY.match(first):
         return not asked_negated
     pool = _about_clauses(question_subject(question), [sentence]) or parts
-    return negated(_decisive(question, pool))
+    return negated(decisive(question, pool))
 
 
 def yes_no_conflict(question: str, sentence: str, cited: Sequence[str], passage: str = "") -> bool:

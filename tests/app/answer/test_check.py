@@ -71,6 +71,23 @@ def test_a_yes_to_a_yes_no_question_the_evidence_denies_is_never_shown(
     assert "可凭工牌" in before
 
 
+def test_a_yes_about_the_other_model_gives_the_clause_about_the_asked_one(
+    small_kb_settings: Settings,
+) -> None:
+    manual = (
+        "## 产品简介\nT 系列门铃有 T1 和 T2 两款，T2 增加了夜视功能。\n## 常见问题\n"
+        "问：晚上能看清门外吗？\n答：T2 支持夜视模式；T1 不支持夜视模式。"
+    )
+    question = "T1 能开夜视模式吗？"
+    # the model quotes the T2 clause, naming the heading above it as its evidence
+    result, shown = check_reply(question, [manual], "T2 支持夜视模式。", [3], small_kb_settings)
+    assert result.answer == shown == "T1 不支持夜视模式。[1]"
+    assert any(g.name == "yes_no" for g in result.guards)
+    off = small_kb_settings.model_copy(update={"guard_yes_no": False})
+    _, before = check_reply(question, [manual], "T2 支持夜视模式。", [3], off)
+    assert before.startswith("T2 支持夜视模式"), "the other model's yes was the answer"
+
+
 def test_a_no_that_the_evidence_states_is_shown(small_kb_settings: Settings) -> None:
     question = "实习生可以申请班车卡吗？"
     reply = "不可以，实习生和外包人员不在发放范围内。"

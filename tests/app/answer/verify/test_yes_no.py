@@ -60,6 +60,14 @@ def test_the_clause_about_the_questions_subject_decides_a_yes_no_answer() -> Non
     assert yes_no_conflict("正式员工可以申请班车卡吗？", "不可以。", [FIRST], NOTICE)
 
 
+def test_a_model_name_as_the_subject_is_read_whatever_its_case() -> None:
+    faq = "答：T2 支持夜视模式；T1 不支持夜视模式。"
+    question = "T1 能开夜视模式吗？"
+    assert evidence_verdict(question, ["答：T2 支持夜视模式；"], faq) is True
+    assert yes_no_conflict(question, "T2 支持夜视模式。", ["答：T2 支持夜视模式；"], faq)
+    assert not yes_no_conflict("t2 能开夜视模式吗？", "T2 支持夜视模式。", [faq], faq)
+
+
 def test_a_bare_yes_agrees_with_the_question_as_asked() -> None:
     question = "试用期员工不能请婚假吗？"
     evidence = ["试用期员工不可以请婚假。"]
