@@ -17,6 +17,8 @@ import re
 from collections.abc import Sequence
 
 from app.answer.cite import (
+    QUOTE_CHARS,
+    VERDICT_PIECE_CHARS,
     complete_sentences,
     cut_quote,
     insert_marker,
@@ -187,11 +189,11 @@ class AnswerCheck:
         """What to show of an answer sentence, the units supporting it ([]: none), and the unit
         it quotes word for word, if any, under the check's `readings`."""
         first = not self.kept
-        quoted = self._quoted_unit(text)
+        quoted, shortest = self._quoted_unit(text)
         if quoted is not None:
             # a sentence quoting a passage sentence word for word is cited there, and shown as
             # that whole sentence when the quote was cut short
-            if cut_quote(text, self.texts[quoted], self.question):
+            if cut_quote(text, self.texts[quoted], self.question, shortest):
                 text = without_answer_label(self.texts[quoted])
             ids = [quoted]
             if "yes_no" in readings and denies_verdict(
@@ -228,16 +230,28 @@ class AnswerCheck:
                     )
         return text, ids, None
 
-    def _quoted_unit(self, text: str) -> int | None:
-        """The passage sentence `text` quotes word for word, one the model chose first."""
+    def _quoted_unit(self, text: str) -> tuple[int | None, int]:
+        """The passage sentence `text` quotes word for word, one the model chose first, and the
+        fewest letters and digits that made it a quote. In the answer to a yes/no question a
+        shorter piece of a sentence the model chose is a quote too: a name or a phrase without
+        the sentence's verdict around it answers nothing."""
         if not self.settings.whole_quotes:
-            return None
+            return None, QUOTE_CHARS
         found = [
             i
             for i in range(len(self.units))
             if self._is_prose(i) and quotes(text, self.texts[i], self.question)
         ]
-        return next((i for i in found if i in self.candidates), found[0] if found else None)
+        if found or not self.asked.yes_no or self.plain or not self.evidence:
+            return next((i for i in found if i in self.candidates), found[0] if found else None), (
+                QUOTE_CHARS
+            )
+        pieces = [
+            i
+            for i in self.evidence
+            if self._is_prose(i) and quotes(text, self.texts[i], self.question, VERDICT_PIECE_CHARS)
+        ]
+        return (pieces[0] if pieces else None), VERDICT_PIECE_CHARS
 
     def _on_topic(self, unit: int) -> bool:
         return self.on_topic[self.units[unit].passage]

@@ -25,6 +25,9 @@ from ingest.text import (
 
 SUPPORT = 0.6  # share of a sentence's character bigrams its evidence must hold
 QUOTE_CHARS = 8  # letters and digits from which a verbatim piece of a sentence is a quote
+# from which a piece of the chosen evidence is a quote in the answer to a yes/no question: there
+# a name or a phrase is no answer in its own right ("李强(出差)" of "缺席：李强(出差)")
+VERDICT_PIECE_CHARS = 4
 MIN_LETTERS = 4  # shorter sentences ("是的。") carry no claim of their own
 _LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
 _EVIDENCE = re.compile(r'"evidence"\s*:\s*\[([^\]]*)\]')
@@ -199,7 +202,7 @@ def _core(text: str) -> str:
     return re.sub(r"[\W_]", "", normalize(strip_markers(text)))
 
 
-def _quoted(sentence: str, question: str) -> list[str]:
+def _quoted(sentence: str, question: str, shortest: int = QUOTE_CHARS) -> list[str]:
     """What of `sentence` may be a quote: all of it, and what follows a lead-in that restates
     the question's words ("误食黄蝉" + "可引致…", "木咀C" + "自小被溺爱…")."""
     core, asked = _core(sentence), _core(question)
@@ -207,22 +210,23 @@ def _quoted(sentence: str, question: str) -> list[str]:
     lead = next((k for k in range(len(core), 1, -1) if core[:k] in asked), 0)
     if lead:
         forms.append(core[lead:])
-    return [f for f in forms if len(f) >= QUOTE_CHARS]
+    return [f for f in forms if len(f) >= shortest]
 
 
-def quotes(sentence: str, source: str, question: str = "") -> bool:
+def quotes(sentence: str, source: str, question: str = "", shortest: int = QUOTE_CHARS) -> bool:
     """Whether `sentence` quotes `source` word for word (punctuation, width and case aside),
     all of it or a piece, maybe after restating the question's words. A short piece (a name,
-    a number with its unit) is an answer in its own right, not a quote."""
+    a number with its unit: fewer than `shortest` letters and digits) is an answer in its own
+    right, not a quote."""
     whole = _core(source)
-    return any(form in whole for form in _quoted(sentence, question))
+    return any(form in whole for form in _quoted(sentence, question, shortest))
 
 
-def cut_quote(sentence: str, source: str, question: str = "") -> bool:
+def cut_quote(sentence: str, source: str, question: str = "", shortest: int = QUOTE_CHARS) -> bool:
     """A quote of `source` cut short, which can lose what qualifies it (a date, a condition, a
     "不"), so it is shown whole."""
     whole = _core(source)
-    return any(form in whole and form != whole for form in _quoted(sentence, question))
+    return any(form in whole and form != whole for form in _quoted(sentence, question, shortest))
 
 
 _ANSWER_LABEL = re.compile(r"^\s*(?:答|回答|解答|A)\s*\d*\s*[:：]\s*", re.IGNORECASE)

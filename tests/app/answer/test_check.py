@@ -88,6 +88,19 @@ def test_a_yes_about_the_other_model_gives_the_clause_about_the_asked_one(
     assert before.startswith("T2 支持夜视模式"), "the other model's yes was the answer"
 
 
+def test_a_bare_piece_given_to_a_yes_no_question_is_shown_with_its_sentence(
+    small_kb_settings: Settings,
+) -> None:
+    minutes = "周会纪要\n出席：王芳、赵磊\n缺席：陈晨（病假）\n会议决定下周发布新版本。"
+    result, shown = check_reply(
+        "陈晨参加周会了吗？", [minutes], "陈晨（病假）", [3], small_kb_settings
+    )
+    assert result.answer == shown and shown.startswith(("缺席：陈晨（病假）", "缺席:陈晨(病假)"))
+    # to a question that asks who, the name is the answer in its own right
+    _, shown = check_reply("谁请了病假？", [minutes], "陈晨（病假）", [3], small_kb_settings)
+    assert shown.startswith("陈晨")
+
+
 def test_a_no_that_the_evidence_states_is_shown(small_kb_settings: Settings) -> None:
     question = "实习生可以申请班车卡吗？"
     reply = "不可以，实习生和外包人员不在发放范围内。"
