@@ -21,22 +21,42 @@ DEMONSTRATIVE = re.compile(r"^(?:此|该|这|那|本|其|上述)")
 # a demonstrative with its measure word alone ("这套" of 这套房子, "该款"): it points, it names
 # nothing (narrower than DEMONSTRATIVE: 本地 and 其他 stay words a passage may have to hold)
 _DEICTIC = re.compile(r"[这那该此本][个套款家位种项条台部辆件份次张间所]")
+# a question word with its measure word ("哪家", "几点", "第几届", "哪一年") or a "how" of
+# size ("多高", "有多远", "多长时间"): it asks, it names nothing a passage holds
+_MEASURE = "个家所间座位种类条件本部台辆张只份次项届年月日天号周点层岁国名批"
+_ASKING_WORD = re.compile(
+    rf"第?几[{_MEASURE}]|哪一?[{_MEASURE}]|有?多[大重高远宽深厚长久](?:时间)?"
+)
+_HOW = frozenset("大重高远宽深厚长久")  # jieba cuts "有多高" as 有 | 多 | 高
+# what follows "多重" asking how heavy (the question's end), not naming a kind ("多重网络")
+_ENDS = re.compile(r"|[?？。!！,，]|[呢吗啊呀的]")
 
 
 def question_grams(question: str) -> set[str]:
     """The question's n-grams without its question words, particles and demonstratives ("哪个",
-    "是什么", "这套")."""
+    "哪家", "几点", "多高", "是什么", "这套")."""
     import jieba  # loaded by retrieval already; kept off this module's import path
 
     from ingest import QUERY_STOPWORDS
 
-    words = jieba.lcut(unicodedata.normalize("NFKC", question).lower())
-    return ngrams(
-        "".join(
-            " " if w.strip() in QUERY_STOPWORDS or _DEICTIC.fullmatch(w.strip()) else w
-            for w in words
-        )
-    )
+    cut = jieba.lcut(unicodedata.normalize("NFKC", question).lower())
+    words = [w.strip() for w in cut]
+
+    def word(at: int) -> str:
+        return words[at] if 0 <= at < len(words) else ""
+
+    def asking(at: int) -> bool:
+        here = words[at]
+        if here in QUERY_STOPWORDS or _DEICTIC.fullmatch(here):
+            return True
+        if _ASKING_WORD.fullmatch(here):
+            return here[0] != "多" or bool(_ENDS.fullmatch(word(at + 1)))
+        if here == "多":  # "有多高" cut 有 | 多 | 高
+            return word(at + 1) in _HOW and bool(_ENDS.fullmatch(word(at + 2)))
+        return word(at - 1) == "多" and here in _HOW and bool(_ENDS.fullmatch(word(at + 1)))
+
+    kept = [" " if asking(at) else cut[at] for at in range(len(words))]
+    return ngrams("".join(kept))
 
 
 def can_stand_as_answer(sentence: str) -> bool:

@@ -11,6 +11,26 @@ def test_question_words_are_not_the_questions_own_words() -> None:
     assert question_grams("What is the refund policy?") == {"refund", "policy"}
 
 
+def test_a_question_word_with_its_measure_word_or_a_how_of_size_names_nothing() -> None:
+    # what a passage could hold of the question: never "哪家", "几点", "多高"
+    assert question_grams("老周之前在哪家医院工作？") == {
+        "老周",
+        "周之",
+        "之前",
+        "医院",
+        "院工",
+        "工作",
+    }
+    assert question_grams("食堂几点开门？") == {"食堂", "开门"}
+    assert question_grams("这座塔有多高？") == {"这座", "座塔"}
+    assert question_grams("热水壶多重呢？") == {"热水", "水壶"}
+    assert question_grams("第几届比赛在杭州？") & {"几届", "届比"} == set()
+    # words that only start like one stay
+    assert "几何" in question_grams("几何课在哪间教室？")
+    assert "多大" not in question_grams("仓库多大？") and "仓库" in question_grams("仓库多大？")
+    assert {"users", "zk-300"} <= question_grams("How many users does ZK-300 support?")
+
+
 def test_question_lines_headings_and_table_rows_cannot_stand_as_answers() -> None:
     assert not can_stand_as_answer("问：快递可以寄到公司吗？")
     assert not can_stand_as_answer("第三章 快递收发")
