@@ -1,7 +1,8 @@
 """`measure` (GUARD_MEASURE): a question asking for a measured quantity (a weight, a length,
-a duration, an amount of money, a share) is not answered by sentences that hold no quantity of
-that kind. "K2 有多重？" over a product's introduction ("K2 在 K1 的基础上增加了后摄像头"), "子女
-教育补贴是多少？" over a policy's closing clause ("自 2024 年 7 月 1 日起施行"), "How long is the
+a duration, an amount of money, a share, a number of people) or for one of a series ("哪一轮",
+"第几届") is not answered by sentences that hold no quantity of that kind, no member of it.
+"K2 有多重？" over a product's introduction ("K2 在 K1 的基础上增加了后摄像头"), "子女教育补贴是
+多少？" over a policy's closing clause ("自 2024 年 7 月 1 日起施行"), "How long is the
 warranty?" over "Damage caused by water is not covered." each cite a true sentence about the
 right thing that states no weight, no amount, no period.
 
@@ -55,7 +56,7 @@ _KINDS: dict[str, tuple[str, str, str, str]] = {
         r"永久|终身|长期|当天|当日|即日|随时|\b(?:permanent(?:ly)?|lifetime|indefinitely)\b",
     ),
     "money": (
-        r"多少钱|几(?:块|元)钱?|多少(?:元|块)|什么价|价钱|(?:价格|售价|费用|收费|花费|成本|票价)"
+        r"多少钱|几(?:块|元)钱?|多少(?:元|块|人民币|美元|港币|欧元)|什么价|价钱|(?:价格|售价|费用|收费|花费|成本|票价)"
         r"(?:标准)?(?:是|为|要)?(?:多少|几)"
         r"|(?:补贴|津贴|补助|报销|工资|薪资|薪水|月薪|年薪|奖金|罚款|押金|租金|学费|房费|餐费)"
         r"[^，。？?]{0,6}多少"
@@ -68,6 +69,15 @@ _KINDS: dict[str, tuple[str, str, str, str]] = {
         # an amount given as a multiple of another: "押金为两个月租金", "按 1.5 倍工资支付"
         rf"|{_NUMBER}\s*个?月的?(?:租金|房租|工资|薪资|薪水|月薪|基本工资)|{_NUMBER}\s*倍|双倍",
     ),
+    "people": (
+        r"多少(?:个|名|位)?(?:人(?!民币)|员工|职工|雇员|学生|成员|会员|用户|名|位)"
+        r"|几(?:个|名|位)(?:人|员工|学生|成员|用户)"
+        r"|(?:人数|员工数|用户数|会员数|学生数|规模)(?:是|为|有)?(?:多少|几)"
+        r"|how many (?:people|persons|employees|staff|members|users|students|workers|residents)",
+        r"人次|人|名|位|(?i:people|persons?|employees|staff|members|users|students|workers)",
+        r"人数|员工数|用户数|会员数|学生数|人口|(?:headcount|population)",
+        r"(?!)",
+    ),
     "share": (
         r"百分之几|百分比|占比|比例(?:是|为)?多少|多少%|几成|what percentage|what share"
         r"|how many percent",
@@ -79,7 +89,7 @@ _KINDS: dict[str, tuple[str, str, str, str]] = {
 _ASKS = {kind: re.compile(forms, re.IGNORECASE) for kind, (forms, *_) in _KINDS.items()}
 # units are matched case by case: "4G" is a network, not four grams
 _UNIT_AFTER = {
-    kind: re.compile(rf"{_NUMBER}\s*(?:个\s*)?(?:{units})(?![A-Za-z])")
+    kind: re.compile(rf"{_NUMBER}\s*(?:[余多来]\s*)?(?:个\s*)?(?:多\s*)?(?:{units})(?![A-Za-z])")
     for kind, (_, units, *_) in _KINDS.items()
 }
 _UNIT_IN_HEADER = {
@@ -101,13 +111,18 @@ _INTERROGATIVE = re.compile(
 _CURRENCY_BEFORE = re.compile(r"(?:[¥$€£]|RMB|CNY|USD|EUR|HKD|人民币|港币|美元)\s*\d")
 
 
+# "哪一轮", "第几届", "哪一期": the answer names one of them ("B 轮", "第三届", "首期", "天使轮")
+_ORDINAL_ASKED = re.compile(r"(?:哪一?|第几)([轮届期代版任级层楼批场季])")
+
+
 def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
 def asked_measures(question: str) -> frozenset[str]:
     """The kinds of quantity `question` asks for ("weight", "length", "duration", "money",
-    "share"); empty when it asks for none of them. Two when its form fits both ("多长")."""
+    "share", "people"); empty when it asks for none of them. Two when its form fits both
+    ("多长")."""
     text = _nfkc(question)
     return frozenset(kind for kind, pattern in _ASKS.items() if pattern.search(text))
 
@@ -140,8 +155,17 @@ def unmeasured(question: str, texts: list[str]) -> str | None:
     the sentences it cites) states; None when it asks for none or for more than one thing, or
     one of them states it."""
     kinds = asked_measures(question)
-    if not kinds or not asks_one_thing(question):
+    ordinal = _ORDINAL_ASKED.search(_nfkc(question))
+    if (not kinds and not ordinal) or not asks_one_thing(question):
         return None
     if any(holds_measure(kind, t) for kind in kinds for t in texts):
         return None
-    return "/".join(sorted(kinds))
+    if ordinal and any(names_ordinal(ordinal.group(1), t) for t in texts):
+        return None
+    return "/".join(sorted(kinds)) or ordinal.group(0)  # type: ignore[union-attr]
+
+
+def names_ordinal(counter: str, text: str) -> bool:
+    """Whether `text` names one of the things "哪一轮" / "第几届" asks for: the counter word
+    after a word or number of its own ("C 轮", "第三届", "天使轮"), not the counter alone."""
+    return bool(re.search(rf"[^\s\W]\s*{counter}", strip_markers(_nfkc(text))))

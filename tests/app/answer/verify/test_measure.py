@@ -23,6 +23,10 @@ from app.answer.verify.measure import asked_measures, asks_one_thing, holds_meas
         ("退租时押金能退多少？", {"money"}),
         ("How much does the annual pass cost?", {"money"}),
         ("会员中女性占比多少？", {"share"}),
+        ("健身房有多少会员？", {"people"}),
+        ("私教团队有几名教练？", set()),  # a count of coaches is asked in its own word
+        ("How many members does the gym have?", {"people"}),
+        ("年卡要多少人民币？", {"money"}),
         # asking no quantity, or naming one in a yes/no question
         ("水壶是什么材质的？", set()),
         ("重量超过 2 公斤的行李要托运吗？", set()),
@@ -53,6 +57,11 @@ def test_the_kind_of_quantity_a_question_asks_for(question: str, kinds: set[str]
         ("money", "节假日加班按 3 倍工资支付。"),
         ("share", "女性会员约占 42%。"),
         ("share", "约三成会员选择私教课。"),
+        ("people", "目前有会员 1,200 余人。"),
+        ("people", "门店规模：教练 12 名，会员约 800 人"),
+        ("people", "会员人数=800"),
+        ("people", "The gym has about 800 members."),
+        ("weight", "哑铃重 20 余公斤。"),  # "余" between the number and its unit
     ],
 )
 def test_sentences_stating_a_quantity_of_the_kind(kind: str, text: str) -> None:
@@ -71,6 +80,7 @@ def test_sentences_stating_a_quantity_of_the_kind(kind: str, text: str) -> None:
         ("duration", "Damage caused by limescale is not covered."),
         ("length", "电源线可收纳在底座中。"),
         ("share", "女性会员可使用专属更衣室。"),
+        ("people", "健身房成立于 2018 年，2023 年完成 A 轮融资。"),
     ],
 )
 def test_sentences_stating_none(kind: str, text: str) -> None:
@@ -93,3 +103,12 @@ def test_a_question_asking_two_things_is_left_to_the_other_checks() -> None:
     assert asks_one_thing("入会满一年，年卡续费多少钱？")
     # the half answered holds no price, but the question asked for a contact too
     assert unmeasured("年卡多少钱？有问题找谁？", ["如有问题请联系前台王芳。"]) is None
+
+
+def test_a_question_asking_one_of_a_series_needs_an_answer_naming_one() -> None:
+    founded = "健身房成立于 2018 年，现有会员约 800 人。"
+    assert unmeasured("这家健身房完成了哪一轮融资？", [founded]) == "哪一轮"
+    assert unmeasured("这家健身房完成了哪一轮融资？", ["2023 年完成 A 轮融资。"]) is None
+    assert unmeasured("这家健身房完成了哪一轮融资？", ["去年完成天使轮融资。"]) is None
+    assert unmeasured("年会是第几届？", ["本次年会为第五届。"]) is None
+    assert unmeasured("年会是第几届？", ["年会在杭州举行。"]) == "第几届"
