@@ -7,7 +7,11 @@ run in about a minute instead of a new run of the LLM. The figures are `zhiku ev
 accuracy on the answer text alone, evidence rescue apart, claim support as README.md defines it:
 
     .venv/bin/python -m bench.recheck RUN.json [--set quote_evidence=false ...] [--changed]
+        [--synonyms]
 
+`GUARD_OTHER_THING` and `GUARD_SIBLING_TERMS` (on the passages an answer rests on) ask the model
+whether two words are synonyms: with `--synonyms` the LLM is loaded for those short questions
+(the replies stay the run's); without it those checks of the answer are off.
 Retrieval is run again (it is fast and deterministic); a question the run refused before the
 model was asked, or whose generation failed, keeps its outcome.
 """
@@ -19,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app._eval import (
     answer_correct,
@@ -31,14 +35,19 @@ from app._eval import (
     evidence_text,
     load_dataset,
 )
+from app._llm import resolve_backend
 from app.answer.check import AnswerCheck
 from app.answer.cite import first_repeat
 from app.answer.decide import decide, prompt_context
+from app.answer.generate import synonym_judge
 from app.answer.retrieve import retrieve
 from app.answer.verify.cross_language import similarity_with
 from app.answer.verify.responsive import Judge
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 # refusals decided before the model is asked, even by `zhiku eval` (which lets the model answer
 # past the refusing guards, to count what they change): the run has no reply for them
@@ -62,7 +71,12 @@ class Rechecked:
     fired: tuple[str, ...] = ()  # the checks that fired on the rechecked reply
 
 
-def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list[Rechecked]:
+def recheck(
+    run: dict[str, Any],
+    settings: Settings,
+    embedder: Embedder,
+    chat: BaseChatModel | None = None,
+) -> list[Rechecked]:
     rows = run["per_question"]["answers"]
     dataset = load_dataset(Path(run["dataset"]))  # by qid: a run cut short has a part of it
     questions = {q.qid: q for q in dataset.questions}
@@ -80,8 +94,16 @@ def recheck(run: dict[str, Any], settings: Settings, embedder: Embedder) -> list
                 context, _, numbered = prompt_context(decision, question.question, settings)
                 similarity = similarity_with(embedder) if settings.guard_cross_language else None
                 judge = Judge(embedder) if settings.check_responsive else None
+                synonym = synonym_judge(chat) if chat is not None else None
                 check = AnswerCheck(
-                    question.question, context, numbered, settings, similarity, judge=judge
+                    question.question,
+                    context,
+                    numbered,
+                    settings,
+                    similarity,
+                    judge=judge,
+                    synonym=synonym,
+                    embed=embedder.encode_queries if synonym is not None else None,
                 )
                 evidence = list(row.get("evidence") or [])
                 check.set_evidence(evidence, False)
@@ -165,13 +187,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="a `zhiku eval --json` file")
     parser.add_argument("--set", action="append", default=[], help="SETTING=VALUE, repeatable")
     parser.add_argument("--changed", action="store_true", help="list the questions that changed")
+    parser.add_argument(
+        "--synonyms", action="store_true", help="load the LLM for the synonym questions"
+    )
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = get_settings().model_copy(
         update={key.lower(): _value(value) for key, value in overrides.items()}
     )
     run = json.loads(args.run.read_text(encoding="utf-8"))
-    rows = recheck(run, settings, load_embedder(settings))
+    chat = resolve_backend(settings).chat if args.synonyms else None
+    rows = recheck(run, settings, load_embedder(settings), chat)
     print(json.dumps({"settings": overrides, **summary(rows)}, ensure_ascii=False))
     kinds = sorted({r.kind for r in rows if r.kind})
     if kinds:

@@ -353,11 +353,20 @@ class Settings(BaseSettings):
         "is a table row and the question names another row of that table (or only columns the "
         "row leaves empty): app/answer/verify/other_row.py",
     )
+    guard_other_thing: bool = Field(
+        True,
+        description="refuse, showing the sentences as related, when every sentence an answer "
+        "rests on lacks a thing the question names, holds another of its kind in its place "
+        "(午餐 for 晚餐), its document names the asked one elsewhere and the model says the two "
+        "are no synonyms: "
+        "app/answer/verify/other_thing.py",
+    )
     guard_measure: bool = Field(
         True,
         description="refuse, showing what the answer rests on as related, when the question "
-        "asks for a weight, a length, a period, an amount of money or a share and neither the "
-        "answer nor the sentences it cites state one (a number with its unit, 免费, 永久): "
+        "asks for a weight, a length, a period, an amount of money, a share or a number of "
+        "people, or for one of a series (哪一轮, 第几届), and neither the answer nor the "
+        "sentences it cites state one (a number with its unit, 免费, 永久, B 轮): "
         "app/answer/verify/measure.py",
     )
     guard_sibling_terms: bool = Field(

@@ -44,11 +44,19 @@ from app.answer.verify.measure import unmeasured
 from app.answer.verify.off_question import off_question
 from app.answer.verify.off_topic import mentions_topic, topic_terms
 from app.answer.verify.other_row import answers_another_row_of
+from app.answer.verify.other_thing import OtherThing, candidates, other_thing
 from app.answer.verify.prompt_leak import leak_windows, quotes_prompt
 from app.answer.verify.reading import can_stand_as_answer, question_grams
 from app.answer.verify.responsive import Judge, candidate
+from app.answer.verify.sibling_terms import Embed, Sibling, Synonym, sibling_term
 from ingest.settings import Settings
-from ingest.text import mostly_chinese, ngrams, strip_markers
+from ingest.text import language, mostly_chinese, ngrams, strip_markers
+
+
+def _every_pair_differs(a: str, b: str) -> bool | None:
+    """A stand-in for the model's synonym question while the answer streams: every pair may be
+    two things, so the answer is held back until the model is asked."""
+    return False
 
 
 class AnswerCheck:
@@ -64,6 +72,8 @@ class AnswerCheck:
         similarity: Similarity | None = None,
         replaying: bool = False,
         judge: Judge | None = None,
+        synonym: Synonym | None = None,
+        embed: Embed | None = None,
     ) -> None:
         self.question = question
         self.context = list(context)
@@ -110,6 +120,10 @@ class AnswerCheck:
         # responsiveness (app/answer/verify/responsive.py): the units the asserted answer rests
         # on, their scores, and whether the stream is held back until the end decides
         self.judge = judge
+        # the model's "is A a synonym of B?" (`other_thing`, `sibling_terms`), asked once the
+        # answer is written, and the embedding's word vectors (`sibling_terms`)
+        self.synonym = synonym
+        self.embed = embed
         self.answer_units: list[int] = []
         self._scores: dict[int, float] = {}
         self.held = False
@@ -176,6 +190,8 @@ class AnswerCheck:
             shown = " " + shown
         if not self.kept and (
             self._other_rows(ids)
+            or self._other_things(ids, ask=False)
+            or self._sibling(ids, ask=False) is not None
             or self._unmeasured([shown], ids)
             or not self.responds([*ids, *(self.evidence or [])])
         ):
@@ -330,6 +346,24 @@ class AnswerCheck:
         if other:
             detail = " / ".join(f"{self.texts[u]} → {a}" for u, a in zip(shown, other, strict=True))
             return self._not_answered("other_row", detail, shown, checked), ""
+        things = self._other_things(shown)
+        if things:
+            # what the documents say of the asked thing first ("早餐和晚餐价格保持不变"), then
+            # the sentences the answer rested on
+            naming = [
+                u
+                for u in range(len(self.units))
+                if self.groups[u] in {self.groups[v] for v in shown}
+                and any(t.asked.lower() in self.texts[u].lower() for t in things)
+                and can_stand_as_answer(self.texts[u])
+            ]
+            detail = " / ".join(f"{t.asked} → {t.said}" for t in things)
+            related = list(dict.fromkeys([*naming[:1], *shown]))
+            return self._not_answered("other_thing", detail, related, checked), ""
+        sibling = self._sibling(shown)
+        if sibling is not None:
+            detail = f"{sibling.missing} → {'、'.join(sibling.instead)}"
+            return self._not_answered("sibling_terms", detail, shown, checked), ""
         unit_missing = self._unmeasured([checked.answer], shown)
         if unit_missing:
             return self._not_answered("measure", unit_missing, shown, checked), ""
@@ -350,6 +384,52 @@ class AnswerCheck:
             answers_another_row_of(self.question, self._line(u), self.around[u]) for u in units
         ]
         return [a for a in asked if a] if all(asked) else []
+
+    def _other_things(self, units: Sequence[int], ask: bool = True) -> list[OtherThing]:
+        """For each of `units`, the thing of the question it speaks of another of ("晚餐 → 午餐"),
+        its passage naming both; [] unless every one of them does (`verify/other_thing.py`).
+        Without `ask` (while the answer streams, when the model cannot be asked), the things it
+        may be, to hold the answer back until the end decides; without a judge to ask, none."""
+        synonym, embed, floor = self.synonym, self.embed, self.settings.sibling_floor
+        if not self.settings.guard_other_thing or not units or synonym is None or embed is None:
+            return []
+        found = []
+        for unit in units:
+            p = self.context[self.groups[unit]]
+            passage = "\n".join((p.title, *p.headings, self.around[unit]))
+            sentence = self.texts[unit]
+            if ask:
+                thing = other_thing(self.question, sentence, passage, synonym, embed, floor)
+            else:
+                maybe = candidates(self.question, sentence, passage, embed, floor)
+                thing = maybe[0] if maybe else None
+            if thing is None:
+                return []
+            found.append(thing)
+        return found
+
+    def _sibling(self, units: Sequence[int], ask: bool = True) -> Sibling | None:
+        """A thing the question names that the passages `units` are in lack, which speak of
+        another thing of its kind instead (`verify/sibling_terms.py`). Before the answer the
+        rule reads all the prompt's passages, and nothing when one of them is in another
+        language; then it is read here, over the passages the answer rests on when those are in
+        the question's language. Without `ask`, while the answer streams, the word it may be,
+        to hold the answer back until the model is asked."""
+        synonym, embed = self.synonym, self.embed
+        if not self.settings.guard_sibling_terms or not units or synonym is None or embed is None:
+            return None
+        texts = ["\n".join((p.title, *p.headings, p.text)) for p in self.context]
+        if all(language(t) in ("", "zh") for t in texts):
+            return None  # read before the answer over all of them (`app.answer.decide`)
+        cited = {self.groups[u] for u in units}
+        sources = [t for g, t in enumerate(texts) if g in cited]
+        # the word must be missing from every passage the model read in the question's language
+        # (not just the one the answer rests on): a passage naming it may name it once
+        others = [t for g, t in enumerate(texts) if g not in cited and language(t) in ("", "zh")]
+        if not ask:
+            synonym = _every_pair_differs
+        floor = self.settings.sibling_floor
+        return sibling_term(self.question, sources, embed, synonym, floor, lacking=others)
 
     def _unmeasured(self, said: Sequence[str], units: Sequence[int]) -> str | None:
         """The kind of quantity the question asks for (a weight, a price …) that neither what

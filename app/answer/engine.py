@@ -120,10 +120,9 @@ def answer(
             **more,
         )
 
-    if backend.chat is not None:
-        decision = sibling_refusal(
-            decision, standalone, embedder.encode_queries, synonym_judge(backend.chat), settings
-        )
+    synonym = synonym_judge(backend.chat) if backend.chat is not None else None
+    if synonym is not None:
+        decision = sibling_refusal(decision, standalone, embedder.encode_queries, synonym, settings)
     guard_refusal = (
         decision.refusal_reason in {"name_not_found", "question_not_covered"}
         or (decision.refusal_reason == "small_talk" and bool(decision.context))
@@ -145,7 +144,16 @@ def answer(
     schema = answer_schema(len(numbered_context.units))
     similarity = similarity_with(embedder) if settings.guard_cross_language else None
     judge = Judge(embedder) if settings.check_responsive else None
-    check = AnswerCheck(standalone, context, numbered_context, settings, similarity, judge=judge)
+    check = AnswerCheck(
+        standalone,
+        context,
+        numbered_context,
+        settings,
+        similarity,
+        judge=judge,
+        synonym=synonym,
+        embed=embedder.encode_queries,
+    )
     generation = yield from generate(
         backend.chat, messages, schema, check, settings, timings, started
     )

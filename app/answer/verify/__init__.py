@@ -23,8 +23,11 @@ On the answer, sentence by sentence (`app.answer.check`):
   (GUARD_CROSS_LANGUAGE).
 - `other_row` (GUARD_OTHER_ROW): the table rows the answer rests on are another row's, or
   leave the asked column empty.
+- `other_thing` (GUARD_OTHER_THING): the sentences the answer rests on speak of another thing of
+  the kind the question names (午餐 for 晚餐), their document naming the asked one elsewhere.
 - `measure` (GUARD_MEASURE): the question asks for a weight, a length, a period, an amount of
-  money or a share, and neither the answer nor the sentences it rests on state one.
+  money, a share or a number of people, or one of a series (哪一轮), and neither the answer nor
+  the sentences it rests on state one.
 - `responsive` (CHECK_RESPONSIVE): the sentences the answer rests on answer another question.
 
 `reading` holds what several of them read of a question and a sentence.
@@ -49,6 +52,7 @@ GUARDS = (
     "cross_language",
     "small_talk",
     "other_row",
+    "other_thing",
     "sibling_terms",
     "measure",
 )

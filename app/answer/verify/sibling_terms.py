@@ -6,7 +6,9 @@ question about Hong Kong, the ordinary and expert clinics' fees for the special 
 A word of the question (a noun, a name, a time word, a Latin word; not the attribute it asks to
 fill, "X 的作者是谁") is missing when no passage holds it in its title, headings or text. Its
 counterparts are the passages' words of its kind nearest it by the embedding model's cosine (at
-least `sibling_floor`, two at most). Of its kind (`same_kind`): a Chinese compound names its kind
+least `sibling_floor`, two at most), when the one nearest of all is of its kind (食堂's
+nearest is 餐厅, the same place in other words, not 食材 of its first character). Of its kind
+(`same_kind`): a Chinese compound names its kind
 by its head, its last character (午餐 and 晚餐, 研发中心 and 销售中心), or sets itself apart in its
 last part under a shared first one (周一 and 周五, 前端 and 后端); where jieba split a compound,
 the words modify one head (特需|号, 专家|号); names of places, people and organisations are of a
@@ -169,12 +171,34 @@ def same_kind(word: str, kind: Kind, other: str, other_kind: Kind) -> bool:
     return (tag, other_tag) == ("eng", "eng") or (tag[0] == "t" and other_tag[0] == "t")
 
 
+_DAYS = "一二三四五六日天"
+_WEEKDAY = re.compile(rf"(周|星期|礼拜)([{_DAYS}])")
+_DAY_RANGE = re.compile(
+    rf"(?:周|星期|礼拜)([{_DAYS}])\s*(?:至|到|~|～|-|—)\s*(?:周|星期|礼拜)?([{_DAYS}])"
+)
+
+
+def _in_day_range(word: str, text: str) -> bool:
+    """Whether a weekday ("周三") falls in a range the text gives ("周一至周五")."""
+    day = _WEEKDAY.fullmatch(word)
+    if not day:
+        return False
+    at = _DAYS.index(day.group(2)) if day.group(2) != "天" else 6
+    for start, end in _DAY_RANGE.findall(text):
+        lo, hi = _DAYS.index(start), min(_DAYS.index(end), 6)
+        if lo <= at <= hi:
+            return True
+    return False
+
+
 def missing_words(question: str, sources: Sequence[str]) -> dict[str, Kind]:
-    """The question's thing words that none of `sources` holds (case and width folded), with
-    their kinds."""
+    """The question's thing words that none of `sources` holds (case and width folded; a
+    weekday within a range they give, "周三" in "周一至周五", is held), with their kinds."""
     held = "\n".join(_nfkc(s).lower() for s in sources)
     return {
-        w: k for w, k in tagged_things(question, question=True).items() if w.lower() not in held
+        w: k
+        for w, k in tagged_things(question, question=True).items()
+        if w.lower() not in held and not _in_day_range(w, held)
     }
 
 
@@ -184,16 +208,19 @@ def sibling_term(
     embed: Embed,
     synonym: Synonym,
     floor: float,
+    lacking: Sequence[str] = (),
 ) -> Sibling | None:
     """The first word of `question` that `sources` (the passages with their titles and
     headings) lack and whose nearest words there are all other things of its kind; None when
     every word is there, stands there in other words, or has nothing near it. Sources in
-    another language than the question are not read (words cannot be compared)."""
+    another language than the question are not read (words cannot be compared). With
+    `lacking`, the word must be missing from those texts too (the other passages the model
+    read, when `sources` are the ones its answer rests on)."""
     if not sources or not has_cjk(question):
         return None
     if any(language(s) not in ("", "zh") for s in sources):
         return None
-    missing = missing_words(question, sources)
+    missing = missing_words(question, [*sources, *lacking])
     if not missing:
         return None
     asked = {w.lower() for w in thing_words(question)}
@@ -207,6 +234,11 @@ def sibling_term(
     vectors = np.asarray(embed([*missing, *present]))
     cosines = vectors[: len(missing)] @ vectors[len(missing) :].T
     for (word, kind), scores in zip(missing.items(), cosines, strict=True):
+        nearest = present[int(np.argmax(scores))]
+        if not same_kind(word, kind, nearest, said[nearest]):
+            # the word nearest it is of another make (餐厅 for 食堂, beside 食材): it may be the
+            # thing in other words, and the kind rule cannot see it
+            continue
         near = sorted(
             (
                 (float(c), w)

@@ -11,6 +11,7 @@ from app.answer.passages import Passage
 from app.answer.prompt import PromptPassage, number_sentences
 from app.answer.results import Checked
 from app.answer.verify.cross_language import Similarity, similarity_with
+from app.answer.verify.sibling_terms import Embed, Synonym
 from ingest._embed import Embedder
 from ingest.settings import Settings
 
@@ -22,6 +23,8 @@ def check_reply(
     evidence: Sequence[int],
     settings: Settings,
     similarity: Similarity | None = None,
+    synonym: Synonym | None = None,
+    embed: Embed | None = None,
 ) -> tuple[Checked, str]:
     passages = [
         Passage(
@@ -43,7 +46,15 @@ def check_reply(
         for i, t in enumerate(texts)
     ]
     prompt = [PromptPassage(p.number, p.title, p.page, p.headings, p.prompt_text) for p in passages]
-    check = AnswerCheck(question, passages, number_sentences(prompt), settings, similarity)
+    check = AnswerCheck(
+        question,
+        passages,
+        number_sentences(prompt),
+        settings,
+        similarity,
+        synonym=synonym,
+        embed=embed,
+    )
     check.set_evidence(list(evidence), False)
     shown = "".join(check.feed(c) for c in reply) + check.flush()
     result, late = check.finish(not evidence)
@@ -191,6 +202,92 @@ def test_a_name_taken_from_one_row_and_a_value_from_another_gives_the_rows_inste
         question, policy, "派驻成都的员工，每月补贴 2500 元。", [1], small_kb_settings
     )
     assert shown.startswith("派驻成都的员工，每月补贴 2500 元。[1]")
+
+
+def test_a_sentence_about_the_sibling_its_document_tells_apart_is_no_answer(
+    small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    notice = (
+        "关于调整游泳馆开放时间的通知\n"
+        "自 6 月 1 日起，游泳馆周一至周五开放时间调整为 7:00-21:00。\n"
+        "周六、周日开放时间保持不变。"
+    )
+    reply = "游泳馆周一至周五开放时间调整为 7:00-21:00。"
+
+    def no_synonyms(a: str, b: str) -> bool | None:
+        return False  # the bundled model's answer for 周日 and 周一, both orders
+
+    def check(question: str, settings: Settings) -> tuple[Checked, str]:
+        embed = embedder.encode_queries
+        return check_reply(
+            question, [notice], reply, [1], settings, synonym=no_synonyms, embed=embed
+        )
+
+    result, shown = check("游泳馆周日几点开门？", small_kb_settings)
+    assert result.refused and "7:00-21:00" not in shown
+    # what the notice says of Sundays first, then the sentence the answer rested on
+    assert [c.quote for c in result.related] == [
+        "周六、周日开放时间保持不变。",
+        "自 6 月 1 日起，游泳馆周一至周五开放时间调整为 7:00-21:00。",
+    ]
+    assert any(g.name == "other_thing" for g in result.guards)
+    off = small_kb_settings.model_copy(update={"guard_other_thing": False})
+    result, _ = check("游泳馆周日几点开门？", off)
+    assert not result.refused and "7:00-21:00" in result.answer
+    # asked about a weekday, the same sentence answers
+    result, _ = check("游泳馆周三几点开门？", small_kb_settings)
+    assert not result.refused
+
+
+def test_the_passage_an_answer_rests_on_speaking_of_a_sibling_is_no_answer(
+    small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    leave = "请假制度\n一、婚假：员工可享受 3 天婚假。\n二、病假：病假期间按基本工资的 80% 发放。"
+    # an English passage beside it: before the answer, the rule cannot read the prompt's
+    # passages, since a word missing in Chinese may stand there in English
+    travel = "Travel Policy\nHotel costs are reimbursed up to 500 yuan per night."
+    reply = "员工可享受 3 天婚假。"
+
+    def no(a: str, b: str) -> bool | None:
+        return False  # the bundled model's answer for 产假 and 婚假, both orders
+
+    def check(question: str, settings: Settings, synonym: Synonym = no) -> Checked:
+        texts = [leave, travel]
+        embed = embedder.encode_queries
+        return check_reply(question, texts, reply, [2], settings, synonym=synonym, embed=embed)[0]
+
+    result = check("员工产假可以休几天？", small_kb_settings)
+    assert result.refused and [g.detail for g in result.guards if g.name == "sibling_terms"]
+    assert [c.quote for c in result.related] == ["一、婚假：员工可享受 3 天婚假。"]
+    off = small_kb_settings.model_copy(update={"guard_sibling_terms": False})
+    assert not check("员工产假可以休几天？", off).refused
+    assert not check("员工产假可以休几天？", small_kb_settings, lambda a, b: True).refused
+    # the question about the thing the passage names
+    assert not check("员工婚假可以休几天？", small_kb_settings).refused
+
+
+def test_a_word_the_passage_says_in_other_words_is_not_refused_for_a_sibling_beside_them(
+    small_kb_settings: Settings, embedder: Embedder
+) -> None:
+    notice = "员工餐厅通知\n因食材成本上涨，员工餐厅午餐套餐价格调整为 18 元。"
+    # with an English passage beside it, so the rule reads the passage after the answer
+    travel = "Travel Policy\nHotel costs are reimbursed up to 500 yuan per night."
+    synonyms = {frozenset(("午饭", "午餐")), frozenset(("食堂", "餐厅"))}
+
+    def judge(a: str, b: str) -> bool | None:
+        return frozenset((a, b)) in synonyms  # the bundled model's answers on these pairs
+
+    result, _ = check_reply(
+        "食堂的午饭套餐现在多少钱？",
+        [notice, travel],
+        "员工餐厅午餐套餐价格调整为 18 元。",
+        [2],
+        small_kb_settings,
+        synonym=judge,
+        embed=embedder.encode_queries,
+    )
+    # 食材 shares 食堂's first character, but 餐厅 is nearer: the canteen in other words
+    assert not result.refused and "18 元" in result.answer
 
 
 MANUAL = (

@@ -185,3 +185,9 @@ def test_slot_nouns_and_words_jieba_made_up_are_no_things_asked_about() -> None:
     # "花是" is jieba's guess at characters it could not place, not a word of the question
     assert "花是" not in thing_words("假苹婆的花是什么样的？", question=True)
     assert "晚餐" in thing_words("员工餐厅的晚餐多少钱一份？", question=True)
+
+
+def test_a_weekday_within_a_range_the_passages_give_is_held() -> None:
+    hours = ["游泳馆周一至周五 7:00 开门。"]
+    assert "周三" not in missing_words("游泳馆周三几点开门？", hours)
+    assert "周日" in missing_words("游泳馆周日几点开门？", hours)
