@@ -18,9 +18,8 @@ from ingest.text import CJK, strip_markers
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*|[\u3400-\u9fff]")
 _NUMBER_TOKEN = re.compile(r"\d+(?:[.\-]\d+)*")
 _NAME_TAGS = ("ns", "nr", "nt")  # jieba: places, people (nrfg, nrt too), organisations
-_POINTING = frozenset(
-    "该其本它他她此这那之"
-)  # pronouns and demonstratives: "该市" is the city named
+# pronouns and demonstratives: "该市" in the name's place is the city named
+_POINTING = frozenset("该其本它他她此这那之")
 
 
 def _tokens(text: str) -> list[str]:
