@@ -275,7 +275,7 @@ def test_a_word_the_passage_says_in_other_words_is_not_refused_for_a_sibling_bes
     synonyms = {frozenset(("午饭", "午餐")), frozenset(("食堂", "餐厅"))}
 
     def judge(a: str, b: str) -> bool | None:
-        return frozenset((a, b)) in synonyms  # the bundled model's answers on these pairs
+        return frozenset((a, b)) in synonyms  # scripted: the model says yes to 午饭/午餐 both ways
 
     result, _ = check_reply(
         "食堂的午饭套餐现在多少钱？",
