@@ -37,26 +37,18 @@ from app.answer.readings import (
     support_test,
     verdict_units,
 )
+from app.answer.responds import Responsiveness, Sentences
 from app.answer.results import Checked, Citation, EvidenceQuote, related_note
 from app.answer.verify import GuardEvent
 from app.answer.verify.cross_language import Similarity
-from app.answer.verify.measure import unmeasured
 from app.answer.verify.off_question import off_question
 from app.answer.verify.off_topic import mentions_topic, topic_terms
-from app.answer.verify.other_row import answers_another_row_of
-from app.answer.verify.other_thing import OtherThing, candidates, other_thing
 from app.answer.verify.prompt_leak import leak_windows, quotes_prompt
 from app.answer.verify.reading import can_stand_as_answer, question_grams
-from app.answer.verify.responsive import Judge, candidate
-from app.answer.verify.sibling_terms import Embed, Sibling, Synonym, sibling_term
+from app.answer.verify.responsive import Judge
+from app.answer.verify.sibling_terms import Embed, Synonym
 from ingest.settings import Settings
-from ingest.text import language, mostly_chinese, ngrams, strip_markers
-
-
-def _every_pair_differs(a: str, b: str) -> bool | None:
-    """A stand-in for the model's synonym question while the answer streams: every pair may be
-    two things, so the answer is held back until the model is asked."""
-    return False
+from ingest.text import mostly_chinese, ngrams, strip_markers
 
 
 class AnswerCheck:
@@ -117,15 +109,21 @@ class AnswerCheck:
         self.asked = Asked.read(question)
         self.groups = [u.passage for u in self.units]
         self._raw_evidence: list[int] | None = None
-        # responsiveness (app/answer/verify/responsive.py): the units the asserted answer rests
-        # on, their scores, and whether the stream is held back until the end decides
-        self.judge = judge
-        # the model's "is A a synonym of B?" (`other_thing`, `sibling_terms`), asked once the
-        # answer is written, and the embedding's word vectors (`sibling_terms`)
-        self.synonym = synonym
-        self.embed = embed
+        # whether the sentences the answer rests on answer the question (`app.answer.responds`:
+        # the learned scorer `judge`, the model's "is A a synonym of B?" and the embedding's word
+        # vectors), the units the asserted answer rests on, and whether the stream is held back
+        # until the end decides
+        lines = [a[u.start : u.end] for a, u in zip(self.around, self.units, strict=True)]
+        self.responsiveness = Responsiveness(
+            question,
+            self.context,
+            Sentences(self.texts, self.around, lines, self.groups),
+            settings,
+            judge,
+            synonym,
+            embed,
+        )
         self.answer_units: list[int] = []
-        self._scores: dict[int, float] = {}
         self.held = False
 
     def set_evidence(self, ids: list[int] | None, plain: bool) -> None:
@@ -188,13 +186,7 @@ class AnswerCheck:
         shown = insert_marker(text.strip(), "".join(self._marker(i) for i in ids))
         if self.kept and not re.match(r"[\u3400-\u9fff]", shown):
             shown = " " + shown
-        if not self.kept and (
-            self._other_rows(ids)
-            or self._other_things(ids, ask=False)
-            or self._sibling(ids, ask=False) is not None
-            or self._unmeasured([shown], ids)
-            or not self.responds([*ids, *(self.evidence or [])])
-        ):
+        if not self.kept and self.responsiveness.doubtful(ids, shown, self.evidence or []):
             self.held = True  # the first sentence answers something else: the end decides
         self.kept.append(shown)
         self.unguarded.append(shown)
@@ -315,21 +307,6 @@ class AnswerCheck:
         text = without_answer_label(self.texts[unit_index]).strip()
         return evidence_quote(citation, text, group)
 
-    def responds(self, units: Sequence[int]) -> bool:
-        """Whether one of `units` answers the question asked (always, without a judge)."""
-        if self.judge is None or not units:
-            return True
-        todo = [u for u in dict.fromkeys(units) if u not in self._scores]
-        if todo:
-            passages = [self.context[self.groups[u]] for u in todo]
-            candidates = [
-                candidate(self.texts, self.groups, u, p.title, p.headings)
-                for u, p in zip(todo, passages, strict=True)
-            ]
-            scores = self.judge.scores(self.question, candidates)
-            self._scores.update(zip(todo, scores, strict=True))
-        return any(self._scores[u] >= self.judge.threshold for u in units)
-
     def finish(self, structured_refusal: bool) -> tuple[Checked, str]:
         """The checked answer, and the text still to show (an evidence sentence given as the
         answer was not shown during the stream, or an answer held back until it was judged)."""
@@ -342,105 +319,13 @@ class AnswerCheck:
         if checked.refused:
             return checked, late
         shown = list(dict.fromkeys(self.answer_units or self.cited or self.evidence or []))
-        other = self._other_rows(shown)
-        if other:
-            detail = " / ".join(f"{self.texts[u]} → {a}" for u, a in zip(shown, other, strict=True))
-            return self._not_answered("other_row", detail, shown, checked), ""
-        things = self._other_things(shown)
-        if things:
-            # what the documents say of the asked thing first ("早餐和晚餐价格保持不变"), then
-            # the sentences the answer rested on
-            naming = [
-                u
-                for u in range(len(self.units))
-                if self.groups[u] in {self.groups[v] for v in shown}
-                and any(t.asked.lower() in self.texts[u].lower() for t in things)
-                and can_stand_as_answer(self.texts[u])
-            ]
-            detail = " / ".join(f"{t.asked} → {t.said}" for t in things)
-            related = list(dict.fromkeys([*naming[:1], *shown]))
-            return self._not_answered("other_thing", detail, related, checked), ""
-        sibling = self._sibling(shown)
-        if sibling is not None:
-            detail = f"{sibling.missing} → {'、'.join(sibling.instead)}"
-            return self._not_answered("sibling_terms", detail, shown, checked), ""
-        unit_missing = self._unmeasured([checked.answer], shown)
-        if unit_missing:
-            return self._not_answered("measure", unit_missing, shown, checked), ""
-        if self.judge is None:
-            return checked, (checked.answer if self.held else late)
         # one sentence shown with the answer (cited by it or quoted under it) or chosen by the
         # model as its evidence must answer the question
-        if self.responds([*self.answer_units, *self.cited, *(self.evidence or [])]):
-            return checked, (checked.answer if self.held else late)
-        return self._not_answered("responsive", None, self.answer_units, checked), ""
-
-    def _other_rows(self, units: Sequence[int]) -> list[str]:
-        """For each of `units`, the other row or empty column of its table the question asks
-        about; [] unless every one of them is such a row (`verify/other_row.py`)."""
-        if not self.settings.guard_other_row or not units:
-            return []
-        asked = [
-            answers_another_row_of(self.question, self._line(u), self.around[u]) for u in units
-        ]
-        return [a for a in asked if a] if all(asked) else []
-
-    def _other_things(self, units: Sequence[int], ask: bool = True) -> list[OtherThing]:
-        """For each of `units`, the thing of the question it speaks of another of ("晚餐 → 午餐"),
-        its passage naming both; [] unless every one of them does (`verify/other_thing.py`).
-        Without `ask` (while the answer streams, when the model cannot be asked), the things it
-        may be, to hold the answer back until the end decides; without a judge to ask, none."""
-        synonym, embed, floor = self.synonym, self.embed, self.settings.sibling_floor
-        if not self.settings.guard_other_thing or not units or synonym is None or embed is None:
-            return []
-        found = []
-        for unit in units:
-            p = self.context[self.groups[unit]]
-            passage = "\n".join((p.title, *p.headings, self.around[unit]))
-            sentence = self.texts[unit]
-            if ask:
-                thing = other_thing(self.question, sentence, passage, synonym, embed, floor)
-            else:
-                maybe = candidates(self.question, sentence, passage, embed, floor)
-                thing = maybe[0] if maybe else None
-            if thing is None:
-                return []
-            found.append(thing)
-        return found
-
-    def _sibling(self, units: Sequence[int], ask: bool = True) -> Sibling | None:
-        """A thing the question names that the passages `units` are in lack, which speak of
-        another thing of its kind instead (`verify/sibling_terms.py`). Before the answer the
-        rule reads all the prompt's passages, and nothing when one of them is in another
-        language; then it is read here, over the passages the answer rests on when those are in
-        the question's language. Without `ask`, while the answer streams, the word it may be,
-        to hold the answer back until the model is asked."""
-        synonym, embed = self.synonym, self.embed
-        if not self.settings.guard_sibling_terms or not units or synonym is None or embed is None:
-            return None
-        texts = ["\n".join((p.title, *p.headings, p.text)) for p in self.context]
-        if all(language(t) in ("", "zh") for t in texts):
-            return None  # read before the answer over all of them (`app.answer.decide`)
-        cited = {self.groups[u] for u in units}
-        sources = [t for g, t in enumerate(texts) if g in cited]
-        # the word must be missing from every passage the model read in the question's language
-        # (not just the one the answer rests on): a passage naming it may name it once
-        others = [t for g, t in enumerate(texts) if g not in cited and language(t) in ("", "zh")]
-        if not ask:
-            synonym = _every_pair_differs
-        floor = self.settings.sibling_floor
-        return sibling_term(self.question, sources, embed, synonym, floor, lacking=others)
-
-    def _unmeasured(self, said: Sequence[str], units: Sequence[int]) -> str | None:
-        """The kind of quantity the question asks for (a weight, a price …) that neither what
-        the answer says nor the sentences it rests on state (`verify/measure.py`)."""
-        if not self.settings.guard_measure:
-            return None
-        return unmeasured(self.question, [*said, *(self.texts[u] for u in units)])
-
-    def _line(self, unit: int) -> str:
-        """The unit's text as its passage has it (a table row as its Markdown line)."""
-        return self.around[unit][self.units[unit].start : self.units[unit].end]
+        chosen = [*self.answer_units, *self.cited, *(self.evidence or [])]
+        missing = self.responsiveness.not_answered(shown, checked.answer, chosen)
+        if missing is not None:
+            return self._not_answered(missing.guard, missing.detail, missing.related, checked), ""
+        return checked, (checked.answer if self.held else late)
 
     def _not_answered(
         self, guard: str, detail: str | None, units: Sequence[int], before: Checked

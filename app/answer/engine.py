@@ -44,6 +44,7 @@ from app.answer.retrieve import condense, retrieve
 from app.answer.verify import GuardEvent
 from app.answer.verify.cross_language import similarity_with
 from app.answer.verify.responsive import Judge
+from app.answer.verify.sibling_terms import remembering
 from app.answer.verify.small_talk import small_talk_reply
 from ingest import Embedder
 from ingest.settings import Settings
@@ -121,8 +122,9 @@ def answer(
         )
 
     synonym = synonym_judge(backend.chat) if backend.chat is not None else None
+    embed_words = remembering(embedder.encode_queries)
     if synonym is not None:
-        decision = sibling_refusal(decision, standalone, embedder.encode_queries, synonym, settings)
+        decision = sibling_refusal(decision, standalone, embed_words, synonym, settings)
     guard_refusal = (
         decision.refusal_reason in {"name_not_found", "question_not_covered"}
         or (decision.refusal_reason == "small_talk" and bool(decision.context))
@@ -152,7 +154,7 @@ def answer(
         similarity,
         judge=judge,
         synonym=synonym,
-        embed=embedder.encode_queries,
+        embed=embed_words,
     )
     generation = yield from generate(
         backend.chat, messages, schema, check, settings, timings, started

@@ -143,5 +143,4 @@ def verdict_units(
         return [], left
     # the one that answers what is asked of the subject, not the first naming it ("K1 不支持停车
     # 监控。", not the product introduction "有 K1 和 K2 两款")
-    best = decisive(asked.question, [sentences[u] for u in about])
-    return [next(u for u in about if sentences[u] == best)], left
+    return [about[decisive(asked.question, [sentences[u] for u in about])]], left

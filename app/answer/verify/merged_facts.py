@@ -13,13 +13,12 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from app.answer.verify.reading import POINTING
 from ingest.text import CJK, strip_markers
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*|[\u3400-\u9fff]")
 _NUMBER_TOKEN = re.compile(r"\d+(?:[.\-]\d+)*")
 _NAME_TAGS = ("ns", "nr", "nt")  # jieba: places, people (nrfg, nrt too), organisations
-# pronouns and demonstratives: "该市" in the name's place is the city named
-_POINTING = frozenset("该其本它他她此这那之")
 
 
 def _tokens(text: str) -> list[str]:
@@ -77,7 +76,7 @@ def swapped_name(claim: str, evidence: str, question: str = "") -> bool:
         if op != "replace":
             continue
         if any(a0 < end and start < a1 for start, end in spans) and any(
-            CJK.match(t) and t not in _POINTING and t not in said for t in source[b0:b1]
+            CJK.match(t) and t not in POINTING and t not in said for t in source[b0:b1]
         ):
             return True
         new = [t for t in said[a0:a1] if _is_name_token(t)]

@@ -22,18 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.answer.verify.reading import points_at
 from app.answer.verify.sibling_terms import Embed, Kind, Synonym, same_kind, tagged_things
 from ingest.text import has_cjk, strip_markers
-
-
-def _points_at(word: str, sentence: str) -> bool:
-    """Whether `sentence` points at `word` without naming it: a demonstrative before the word's
-    head ("该市" for 宜州市), or a pronoun opening one of its clauses (它们, 其)."""
-    head = word[-1]
-    if re.search(rf"(?:该|此|本|这){re.escape(head)}", sentence):
-        return True
-    return bool(re.search(r"(?:^|[，。；,;])\s*(?:它|牠|他|她|其)", sentence))
-
 
 # a model name of a series: letters, then a number ("K2", "ZK-300", "V2.4", "X200e")
 _MODEL = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,6})[-\s]?\d+(?:\.\d+)*[A-Za-z]?(?![A-Za-z0-9])")
@@ -82,7 +73,7 @@ def candidates(
         if folded in said_text or folded not in elsewhere:
             return False
         # "该市古称龙州" for 宜州市, "它们的天敌…": the sentence points at the thing asked about
-        return not _points_at(folded, said_text)
+        return not points_at(folded, said_text)
 
     def apart(word: str, other: str) -> bool:
         a, b = word.lower(), other.lower()

@@ -15,9 +15,14 @@ _SENTENCE_CLOSE = re.compile(r"[。！!；;.]\W*$")
 LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.+][A-Za-z0-9]+)*")
 
 
-# a word a demonstrative begins ("此剧", "该书", "这家公司"): the thing is named elsewhere in the
-# conversation, not here
-DEMONSTRATIVE = re.compile(r"^(?:此|该|这|那|本|其|上述)")
+# words that point at a thing named elsewhere instead of naming it: demonstratives ("该市",
+# "此剧", "这家公司") and pronouns ("它们", "其")
+DEMONSTRATIVES = "此该这那本其"
+PRONOUNS = "它牠他她其之"
+POINTING = frozenset(DEMONSTRATIVES + PRONOUNS)
+# a word a demonstrative begins: the thing is named elsewhere in the conversation, not here
+DEMONSTRATIVE = re.compile(rf"^(?:[{DEMONSTRATIVES}]|上述)")
+_CLAUSE_PRONOUN = re.compile(r"(?:^|[，。；,;])\s*[它牠他她其]")
 # a demonstrative with its measure word alone ("这套" of 这套房子, "该款"): it points, it names
 # nothing (narrower than DEMONSTRATIVE: 本地 and 其他 stay words a passage may have to hold)
 _DEICTIC = re.compile(r"[这那该此本][个套款家位种项条台部辆件份次张间所]")
@@ -69,3 +74,11 @@ def can_stand_as_answer(sentence: str) -> bool:
     if text.startswith("|") or text.count("|") >= 2:
         return False
     return bool(_SENTENCE_CLOSE.search(text)) or len(text) > 30
+
+
+def points_at(word: str, sentence: str) -> bool:
+    """Whether `sentence` points at `word` without naming it: a demonstrative before the word's
+    head ("该市" for 宜州市), or a pronoun opening one of its clauses (它们, 其)."""
+    if re.search(rf"[{DEMONSTRATIVES}]{re.escape(word[-1])}", sentence):
+        return True
+    return bool(_CLAUSE_PRONOUN.search(sentence))

@@ -67,6 +67,22 @@ Synonym = Callable[[str, str], bool | None]  # the model's "is A a synonym of B?
 SYNONYM_QUESTION = 'Is "{a}" a synonym of "{b}"? Answer yes or no.'
 
 
+def remembering(embed: Embed) -> Embed:
+    """`embed` embedding each word once: the guards before the answer, while it streams and at
+    its end read the same question and passage words."""
+    vectors: dict[str, np.ndarray] = {}
+
+    def embed_once(words: Sequence[str]) -> np.ndarray:
+        new = [w for w in dict.fromkeys(words) if w not in vectors]
+        if new:
+            vectors.update(zip(new, embed(new), strict=True))
+        if not words:
+            return embed(words)
+        return np.stack([vectors[w] for w in words])
+
+    return embed_once
+
+
 @dataclass(frozen=True)
 class Sibling:
     """A word of the question the passages lack, and the words they have in its place."""

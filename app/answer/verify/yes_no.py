@@ -124,14 +124,14 @@ def _about_clauses(subject: str, texts: Sequence[str]) -> list[str]:
     return found
 
 
-def decisive(question: str, pool: Sequence[str]) -> str:
-    """The clause of `pool` that answers the question: the one sharing most of what the
-    question asks beyond its subject (all of `pool` is about the subject already)."""
+def decisive(question: str, pool: Sequence[str]) -> int:
+    """The index of the clause of `pool` that answers the question: the one sharing most of
+    what the question asks beyond its subject (all of `pool` is about the subject already)."""
     subject = question_subject(question)
     asked = question.replace(subject, " ") if subject else question
     if not char_bigrams(asked):
         asked = question
-    return max(pool, key=lambda c: bigram_share(asked, c))
+    return max(range(len(pool)), key=lambda at: bigram_share(asked, pool[at]))
 
 
 def evidence_verdict(question: str, cited: Sequence[str], passage: str = "") -> bool | None:
@@ -147,7 +147,7 @@ def evidence_verdict(question: str, cited: Sequence[str], passage: str = "") -> 
         pool = [c for text in cited for c in clauses(text)]
     if not pool:
         return None
-    best = decisive(question, pool)
+    best = pool[decisive(question, pool)]
     if is_chinese(best) != is_chinese(question):
         return negated(" ".join(cited)) if cited else None
     return negated(best)
@@ -167,7 +167,7 @@ def answer_verdict(question: str, sentence: str) -> bool | None:
     if _DENY.match(first):
         return not asked_negated
     pool = _about_clauses(question_subject(question), [sentence]) or parts
-    return negated(decisive(question, pool))
+    return negated(pool[decisive(question, pool)])
 
 
 def yes_no_conflict(question: str, sentence: str, cited: Sequence[str], passage: str = "") -> bool:

@@ -3,7 +3,7 @@ sentence can be given as an answer by itself."""
 
 from __future__ import annotations
 
-from app.answer.verify.reading import can_stand_as_answer, question_grams
+from app.answer.verify.reading import can_stand_as_answer, points_at, question_grams
 
 
 def test_question_words_are_not_the_questions_own_words() -> None:
@@ -37,3 +37,9 @@ def test_question_lines_headings_and_table_rows_cannot_stand_as_answers() -> Non
     assert not can_stand_as_answer("| 型号 | 功率 |")
     assert not can_stand_as_answer("报销需要的材料如下：")
     assert can_stand_as_answer("答：可以，由前台代收。")
+
+
+def test_a_demonstrative_or_a_pronoun_points_at_a_word_without_naming_it() -> None:
+    assert points_at("宜州市", "该市位于广西北部。")
+    assert points_at("宜州市", "宜州有山有水，它们养育了这里的人。")
+    assert not points_at("宜州市", "柳州市位于广西中部。")

@@ -12,6 +12,7 @@ from app.answer.verify.sibling_terms import (
     Kind,
     missing_words,
     read_yes_no,
+    remembering,
     same_kind,
     sentence_with,
     sibling_term,
@@ -191,3 +192,18 @@ def test_a_weekday_within_a_range_the_passages_give_is_held() -> None:
     hours = ["游泳馆周一至周五 7:00 开门。"]
     assert "周三" not in missing_words("游泳馆周三几点开门？", hours)
     assert "周日" in missing_words("游泳馆周日几点开门？", hours)
+
+
+def test_remembering_embeds_each_word_once_and_keeps_the_rows() -> None:
+    asked: list[list[str]] = []
+
+    def embed(words: Sequence[str]) -> np.ndarray:
+        asked.append(list(words))
+        return np.array([[len(w), ord(w[0])] for w in words], dtype=np.float32)
+
+    once = remembering(embed)
+    first = once(["午餐", "晚餐"])
+    again = once(["晚餐", "午餐", "早餐", "午餐"])
+    assert asked == [["午餐", "晚餐"], ["早餐"]]
+    assert np.array_equal(again, embed(["晚餐", "午餐", "早餐", "午餐"]))
+    assert np.array_equal(first, again[[1, 0]])
