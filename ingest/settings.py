@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         "chose word for word, each cited, as evidence beside the answer, never inside its text "
         "(a paraphrase can drop what the source says)",
     )
+    restate_unsupported: bool = Field(
+        True,
+        description="an answer sentence in the model's words that no passage sentence supports "
+        "is replaced by the evidence sentence it chose that speaks of the same part of the "
+        "question, shown after the supported sentences (not for yes/no questions)",
+    )
     quote_matching_sentence: bool = Field(
         True,
         description="with quote_evidence, also quote the passage sentence that clearly holds "

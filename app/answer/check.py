@@ -23,6 +23,7 @@ from app.answer.cite import (
     cut_quote,
     insert_marker,
     quotes,
+    restated_unit,
     supporting,
     without_answer_label,
 )
@@ -79,6 +80,8 @@ class AnswerCheck:
         self.plain = False
         self.kept: list[str] = []
         self.dropped: list[str] = []
+        self.unsupported: list[str] = []  # answer sentences no passage sentence supports
+        self.asserted = ""  # the answer the model's supported sentences make, before `_restate`
         self.repairs: list[str] = []
         self.guards: list[GuardEvent] = []
         self.cited: list[int] = []  # unit indexes in marker order
@@ -174,6 +177,8 @@ class AnswerCheck:
             self.whole.add(quoted)
         if not ids:
             self.dropped.append(text.strip())
+            if quoted is None:
+                self.unsupported.append(text.strip())
             return ""
         if not any(self._on_topic(i) for i in ids):
             self.off_topic.append(text.strip())
@@ -322,7 +327,7 @@ class AnswerCheck:
         # one sentence shown with the answer (cited by it or quoted under it) or chosen by the
         # model as its evidence must answer the question
         chosen = [*self.answer_units, *self.cited, *(self.evidence or [])]
-        missing = self.responsiveness.not_answered(shown, checked.answer, chosen)
+        missing = self.responsiveness.not_answered(shown, self.asserted or checked.answer, chosen)
         if missing is not None:
             return self._not_answered(missing.guard, missing.detail, missing.related, checked), ""
         return checked, (checked.answer if self.held else late)
@@ -375,9 +380,11 @@ class AnswerCheck:
             unsupported = len(self.dropped) - len(self.off_topic)
             if unsupported:
                 self.repairs.append(f"dropped {unsupported} sentence(s) no cited sentence supports")
+            self.asserted = "".join(self.kept)
+            restated = self._restate()
             quotes = self._evidence_quote()
             self._note_off_topic("".join(self.unguarded))
-            return self._result("".join(self.kept), None, quotes), ""
+            return self._result("".join(self.kept), None, quotes), restated
         wanted = question_grams(self.question)
         related = [
             u
@@ -403,6 +410,42 @@ class AnswerCheck:
             self._note_off_topic(before)
             return self._refusal("off_topic"), ""
         return self._refusal("unsupported_answer"), ""
+
+    def _restate(self) -> str:
+        """The evidence sentences the model chose, each in place of an answer sentence that says
+        it in other words no passage sentence supports (`cite.restated_unit`), after the
+        sentences shown: the user reads the fact the model gave, as the document states it.
+        Not for yes/no questions (whose answer is the evidence's verdict), nor table rows."""
+        if not self.settings.restate_unsupported or self.asked.yes_no or not self.evidence:
+            return ""
+        shown = {*self.answer_units, *self.cited, *self.whole}
+        open_units = [
+            u
+            for u in self.evidence
+            if u not in shown
+            and self._is_prose(u)
+            and self._on_topic(u)
+            and can_stand_as_answer(self.texts[u])
+        ]
+        wanted = question_grams(self.question)
+        added = []
+        for sentence in self.unsupported:
+            said = "".join(strip_markers(k) for k in self.kept)
+            unit = restated_unit(sentence, wanted, said, open_units, self.texts)
+            if unit is None:
+                continue
+            open_units.remove(unit)
+            self.whole.add(unit)
+            added.append(self._evidence_answer([unit]))
+            self.kept.append(added[-1])
+        if added and not self.replaying:
+            detail = " / ".join(strip_markers(a) for a in added)
+            self.guards.append(GuardEvent("restated", detail, self.asserted, False))
+            self.repairs.append(
+                f"gave {len(added)} evidence sentence(s) in place of answer sentences saying "
+                "them in other words no passage sentence supports"
+            )
+        return "".join(added)
 
     def _verdict_units(self, units: list[int]) -> list[int]:
         """Of the evidence sentences to give as the answer to a yes/no question, those whose

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from ingest.text import (
     char_bigrams,
     letters,
+    ngrams,
     normalize,
     numbers,
     sentence_spans,
@@ -191,6 +192,23 @@ def supporting(
                 found.append(sorted(chosen))
                 break
     return min(found, key=len) if found else []
+
+
+def restated_unit(
+    sentence: str, wanted: set[str], shown: str, units: Sequence[int], texts: Sequence[str]
+) -> int | None:
+    """Of `units` (indexes into `texts`), the sentence an answer sentence no passage sentence
+    supports says in other words ("午餐调价后为 18 元。" for "午餐标准套餐价格由 15 元调整为 18
+    元"): the one sharing most of the question's own words (`wanted`, n-grams) with it, of
+    those the answer shown so far (`shown`) does not hold: the part of the question the
+    sentence answers. None when no unit shares one; the first of equals."""
+    asked = (ngrams(sentence) & wanted) - ngrams(shown)
+    best, most = None, 0
+    for unit in units:
+        shared = len(asked & ngrams(texts[unit]))
+        if shared > most:
+            best, most = unit, shared
+    return best
 
 
 def _overlap(sentence: str, text: str) -> float:

@@ -12,6 +12,7 @@ from app.answer.cite import (
     first_repeat,
     insert_marker,
     quotes,
+    restated_unit,
     supported_by,
     supporting,
     without_answer_label,
@@ -113,3 +114,19 @@ def test_an_answer_line_given_as_the_answer_loses_its_label() -> None:
     assert without_answer_label("A: Yes, reception keeps it.") == "Yes, reception keeps it."
     assert without_answer_label("答案在第三章。") == "答案在第三章。", "no label, no change"
     assert without_answer_label("Amazon: 48 h.") == "Amazon: 48 h."
+
+
+def test_the_sentence_an_unsupported_answer_sentence_restates() -> None:
+    texts = [
+        "员工餐厅午餐标准套餐价格由 15 元调整为 18 元。",
+        "早餐和晚餐价格保持不变。",
+        "如有疑问，请联系行政部刘敏。",
+    ]
+    wanted = {"午餐", "餐调", "调价", "疑问"}
+    # the part of the question it answers: lunch's price, held by the first sentence only
+    assert restated_unit("午餐调价后为 18 元。", wanted, "", [0, 1, 2], texts) == 0
+    # a part the answer shown already holds is no reason to give a sentence
+    shown = "如有疑问，请联系刘敏。"
+    assert restated_unit("有疑问找刘敏。", wanted, shown, [0, 1, 2], texts) is None
+    # no question word in common with any of them
+    assert restated_unit("请带好工牌。", wanted, "", [0, 1, 2], texts) is None
