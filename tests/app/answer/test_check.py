@@ -445,7 +445,7 @@ def test_an_answer_held_back_by_a_row_and_then_kept_is_shown_whole(
     assert shown == result.answer and "Mesh" in shown
 
 
-SHUTTLE = [
+ROUTE_NOTICE = [
     "自 5 月 6 日起，一号线班车的发车时间由 7:30 提前到 7:10，发车地点不变。",
     "如需改签线路，请联系行政部王芳（分机 6102）。",
     "班车卡遗失请到前台补办。",
@@ -457,7 +457,7 @@ def test_a_fact_in_other_words_is_given_as_the_document_states_it(
 ) -> None:
     question = "一号线班车现在几点发车？改签线路找谁？"
     reply = "班车现在 7:10 出发。改签线路请联系行政部王芳。"
-    result, shown = check_reply(question, SHUTTLE, reply, [1, 2], small_kb_settings)
+    result, shown = check_reply(question, ROUTE_NOTICE, reply, [1, 2], small_kb_settings)
     assert "班车现在 7:10 出发。" in result.dropped, "the paraphrase itself is not supported"
     # the sentence it restates is shown whole, after the supported one, and cited
     assert result.answer == shown
@@ -466,7 +466,7 @@ def test_a_fact_in_other_words_is_given_as_the_document_states_it(
     [event] = [g for g in result.guards if g.name == "restated"]
     assert event.before_answer is not None and "7:10" not in event.before_answer
     off = small_kb_settings.model_copy(update={"restate_unsupported": False})
-    result, shown = check_reply(question, SHUTTLE, reply, [1, 2], off)
+    result, shown = check_reply(question, ROUTE_NOTICE, reply, [1, 2], off)
     assert "7:10" not in shown and "王芳" in shown
 
 
@@ -477,7 +477,7 @@ def test_nothing_is_restated_for_a_sentence_about_no_part_of_the_question(
     # sentence: it is dropped and nothing is given in its place
     question = "改签线路找谁？"
     reply = "改签线路请联系行政部王芳。另外记得带好工牌。"
-    result, shown = check_reply(question, SHUTTLE, reply, [2, 3], small_kb_settings)
+    result, shown = check_reply(question, ROUTE_NOTICE, reply, [2, 3], small_kb_settings)
     assert shown == result.answer == "如需改签线路，请联系行政部王芳（分机 6102）。[1]"
     assert not [g for g in result.guards if g.name == "restated"]
 
@@ -485,5 +485,5 @@ def test_nothing_is_restated_for_a_sentence_about_no_part_of_the_question(
 def test_a_yes_no_answer_is_not_restated(small_kb_settings: Settings) -> None:
     question = "一号线班车改时间了吗？"
     reply = "改了，班车现在 7:10 出发。改签线路请联系行政部王芳。"
-    result, _ = check_reply(question, SHUTTLE, reply, [1, 2], small_kb_settings)
+    result, _ = check_reply(question, ROUTE_NOTICE, reply, [1, 2], small_kb_settings)
     assert not [g for g in result.guards if g.name == "restated"]
