@@ -372,7 +372,8 @@ class Settings(BaseSettings):
         description="refuse, showing what the answer rests on as related, when the question "
         "asks for a weight, a length, a period, an amount of money, a share or a number of "
         "people, or for one of a series (哪一轮, 第几届), and neither the answer nor the "
-        "sentences it cites state one (a number with its unit, 免费, 永久, B 轮): "
+        "sentences it cites state one (a number with its unit, 免费, 永久, B 轮), or names "
+        "one member of a series (A 轮) they name only others of (B 轮): "
         "app/answer/verify/measure.py",
     )
     guard_sibling_terms: bool = Field(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.answer.passages import Passage
-from app.answer.verify.measure import unmeasured
+from app.answer.verify.measure import other_member, unmeasured
 from app.answer.verify.other_row import answers_another_row_of
 from app.answer.verify.other_thing import OtherThing, candidates, other_thing
 from app.answer.verify.reading import can_stand_as_answer
@@ -198,7 +198,9 @@ class Responsiveness:
 
     def _unmeasured(self, said: Sequence[str], units: Sequence[int]) -> str | None:
         """The kind of quantity the question asks for (a weight, a price …) that neither what
-        the answer says nor the sentences it rests on state (`verify/measure.py`)."""
+        the answer says nor the sentences it rests on state, or the member of a series they
+        name another of ("A 轮" → "B 轮") (`verify/measure.py`)."""
         if not self.settings.guard_measure:
             return None
-        return unmeasured(self.question, [*said, *(self.s.texts[u] for u in units)])
+        texts = [*said, *(self.s.texts[u] for u in units)]
+        return unmeasured(self.question, texts) or other_member(self.question, texts)

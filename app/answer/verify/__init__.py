@@ -27,7 +27,8 @@ On the answer, sentence by sentence (`app.answer.check`):
   the kind the question names (午餐 for 晚餐), their document naming the asked one elsewhere.
 - `measure` (GUARD_MEASURE): the question asks for a weight, a length, a period, an amount of
   money, a share or a number of people, or one of a series (哪一轮), and neither the answer nor
-  the sentences it rests on state one.
+  the sentences it rests on state one; or it names one member of a series ("A 轮") they name
+  only others of ("B 轮").
 - `responsive` (CHECK_RESPONSIVE): the sentences the answer rests on answer another question.
 
 `reading` holds what several of them read of a question and a sentence.

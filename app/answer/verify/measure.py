@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from app.answer.verify.yes_no import is_yes_no
 from ingest.text import strip_markers
 
 _NUMBER = r"(?:\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九十百千万亿半几数]+)"
@@ -169,3 +170,57 @@ def names_ordinal(counter: str, text: str) -> bool:
     """Whether `text` names one of the things "哪一轮" / "第几届" asks for: the counter word
     after a word or number of its own ("C 轮", "第三届", "天使轮"), not the counter alone."""
     return bool(re.search(rf"[^\s\W]\s*{counter}", strip_markers(_nfkc(text))))
+
+
+# one member of a series named by its letter, number or numeral before the counter word ("A 轮",
+# "第三届", "二期", "5 楼"); 级 is left out: "二级以上" holds 三级, it does not name another
+_MEMBER = re.compile(
+    r"(?<![A-Za-z0-9.])(第?\s*(?:[A-Za-z]|\d+(?:\.\d+)?|[一二三四五六七八九十百两甲乙丙丁]+))"
+    r"\s*([轮届期代版任层楼批场季])"
+)
+
+
+_DIGITS = dict(zip("一二两三四五六七八九", "1223456789", strict=True))
+# a count, not a member: "分 3 期", "共两届", "每批", "前三轮"
+_COUNTING = re.compile(r"[分共每续前近约达超满历逾]\s*$")
+
+
+def _designator(text: str) -> str:
+    """A member's name compared: "第" and spaces dropped, case folded, a Chinese numeral under
+    one hundred as digits ("第三" and "3" are one member)."""
+    name = re.sub(r"\s|^第", "", text).lower()
+    tens = re.fullmatch(r"([一二两三四五六七八九]?)十([一二三四五六七八九]?)", name)
+    if tens:
+        return str(int(_DIGITS.get(tens.group(1), "1")) * 10 + int(_DIGITS.get(tens.group(2), "0")))
+    return "".join(_DIGITS.get(c, c) for c in name)
+
+
+def _members(text: str) -> dict[str, set[str]]:
+    """Each counter word of `text` with the members named before it."""
+    found: dict[str, set[str]] = {}
+    plain = strip_markers(_nfkc(text))
+    for match in _MEMBER.finditer(plain):
+        if _COUNTING.search(plain[: match.start()]):
+            continue
+        found.setdefault(match.group(2), set()).add(_designator(match.group(1)))
+    return found
+
+
+def other_member(question: str, texts: list[str]) -> str | None:
+    """The member of a series the question names ("A 轮融资") where `texts` name only other
+    members of that series ("B 轮融资"), as "a轮 → b轮"; None when they name it too or name no
+    member of its series, and for a yes/no question (there the other member is the answer: "在
+    3 楼吗？" "在 12 楼")."""
+    asked = _members(question)
+    if not asked or is_yes_no(question):
+        return None
+    said: dict[str, set[str]] = {}
+    for text in texts:
+        for counter, designators in _members(text).items():
+            said.setdefault(counter, set()).update(designators)
+    for counter, wanted in asked.items():
+        others = said.get(counter, set())
+        if others and not wanted & others:
+            stated = "/".join(f"{d}{counter}" for d in sorted(others))
+            return f"{'/'.join(f'{d}{counter}' for d in sorted(wanted))} → {stated}"
+    return None

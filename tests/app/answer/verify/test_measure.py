@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.answer.verify.measure import asked_measures, asks_one_thing, holds_measure, unmeasured
+from app.answer.verify.measure import (
+    asked_measures,
+    asks_one_thing,
+    holds_measure,
+    other_member,
+    unmeasured,
+)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +118,22 @@ def test_a_question_asking_one_of_a_series_needs_an_answer_naming_one() -> None:
     assert unmeasured("这家健身房完成了哪一轮融资？", ["去年完成天使轮融资。"]) is None
     assert unmeasured("年会是第几届？", ["本次年会为第五届。"]) is None
     assert unmeasured("年会是第几届？", ["年会在杭州举行。"]) == "第几届"
+
+
+def test_another_member_of_the_asked_series_is_not_the_answer() -> None:
+    funding = "2023 年 9 月，公司完成 2 亿元 B 轮融资，由红杉中国领投。"
+    assert other_member("公司的 A 轮融资是谁投的？", [funding]) == "a轮 → b轮"
+    assert other_member("第三届年会在哪里举行？", ["第二届年会在杭州举行。"]) == "3届 → 2届"
+    assert other_member("二期工程什么时候完工？", ["一期工程已于 2023 年完工。"]) == "2期 → 1期"
+
+
+def test_the_asked_member_in_other_notation_or_a_count_is_no_other_member() -> None:
+    assert other_member("B 轮融资是谁投的？", ["公司完成 2 亿元 b 轮融资。"]) is None
+    assert other_member("第三届年会在哪里举行？", ["第 3 届年会在杭州举行。"]) is None
+    assert other_member("第十二届年会在哪里？", ["第12届年会在杭州举行。"]) is None
+    # a number of instalments is no instalment; 二级以上 holds 三级
+    assert other_member("第 2 期什么时候付款？", ["货款可分 3 期付清。"]) is None
+    assert other_member("三级医院的证明可以吗？", ["须提供二级以上医院的证明。"]) is None
+    # nothing of the series stated, or a yes/no question (the other member is the answer)
+    assert other_member("A 轮融资是谁投的？", ["公司成立于 2015 年。"]) is None
+    assert other_member("公司在 3 楼吗？", ["公司位于大厦 12 楼。"]) is None
