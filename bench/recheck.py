@@ -43,6 +43,7 @@ from app.answer.generate import synonym_judge
 from app.answer.retrieve import retrieve
 from app.answer.verify.cross_language import similarity_with
 from app.answer.verify.responsive import Judge
+from app.answer.verify.sibling_terms import remembering
 from ingest._embed import Embedder, load_embedder
 from ingest.settings import Settings, get_settings
 
@@ -103,7 +104,7 @@ def recheck(
                     similarity,
                     judge=judge,
                     synonym=synonym,
-                    embed=embedder.encode_queries if synonym is not None else None,
+                    embed=remembering(embedder.encode_queries) if synonym is not None else None,
                 )
                 evidence = list(row.get("evidence") or [])
                 check.set_evidence(evidence, False)
