@@ -5,10 +5,11 @@ read further by the `polarity`, `yes_no`, `merged_facts` and `cross_language` ch
 dropped before the user sees it; sentences citing passages about something else (`off_topic`),
 repeating the system prompt (`prompt_leak`) or drawing on neither the question nor the sentence
 matching it (`off_question`) are kept back too. An answer left with nothing supported gives its
-evidence sentence instead (the model's text kept beside it) or becomes a refusal; one resting on
-sentences that answer another question (`responsive`) becomes a refusal that shows them as
-related. Each check that changed the outcome is recorded with what the user would have got
-without it.
+evidence sentence instead (the model's text kept beside it) or becomes a refusal; an unsupported
+sentence beside supported ones gives the evidence sentence it says in other words (`_restate`);
+one resting on sentences that answer another question (`app.answer.responds`) becomes a refusal
+that shows them as related. Each check that changed the outcome is recorded with what the user
+would have got without it.
 """
 
 from __future__ import annotations
