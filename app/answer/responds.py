@@ -72,6 +72,10 @@ class Responsiveness:
         self.synonym = synonym
         self.embed = embed
         self._scores: dict[int, float] = {}
+        # each passage with its title and headings, and whether it is in Chinese (or neither
+        # language): `_sibling` reads them while the answer streams and again at its end
+        self._passages = ["\n".join((p.title, *p.headings, p.text)) for p in self.context]
+        self._chinese = [language(t) in ("", "zh") for t in self._passages]
 
     def doubtful(self, units: Sequence[int], said: str, chosen: Sequence[int]) -> bool:
         """Whether the first answer sentence (`said`, citing `units`; `chosen` the model's
@@ -183,14 +187,13 @@ class Responsiveness:
         synonym, embed = self.synonym, self.embed
         if not self.settings.guard_sibling_terms or not units or synonym is None or embed is None:
             return None
-        texts = ["\n".join((p.title, *p.headings, p.text)) for p in self.context]
-        if all(language(t) in ("", "zh") for t in texts):
+        if all(self._chinese):
             return None  # read before the answer over all of them (`app.answer.decide`)
         cited = {self.s.groups[u] for u in units}
-        sources = [t for g, t in enumerate(texts) if g in cited]
+        sources = [t for g, t in enumerate(self._passages) if g in cited]
         # the word must be missing from every passage the model read in the question's language
         # (not just the one the answer rests on): a passage naming it may name it once
-        others = [t for g, t in enumerate(texts) if g not in cited and language(t) in ("", "zh")]
+        others = [t for g, t in enumerate(self._passages) if g not in cited and self._chinese[g]]
         if not ask:
             synonym = _every_pair_differs
         floor = self.settings.sibling_floor
